@@ -1,0 +1,28 @@
+# Two entry points on a fresh machine (Python 3.11, root): `make demo` and `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
+
+.PHONY: setup setup-test graphviz demo test reports bench
+
+setup:
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+
+setup-test: setup graphviz
+	$(PIP) -e '.[test]'
+
+# Graphviz's `dot` renders the layout pictures; Debian's package, installed only when missing.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+
+demo: setup
+	msdprof count --preset cifar10-anytime
+
+test: setup-test
+	$(PYTHON) -m pytest
+
+reports: setup graphviz
+	msdprof report --all -o reports --force
+
+bench: setup
+	$(PYTHON) benchmarks/bench_count.py

@@ -1,0 +1,508 @@
+"""MSDNet options, their validation, and the layer plan derived from them.
+
+The options carry the names the authors' scripts use (``nBlocks``, ``grFactor``, ...).  The
+:class:`LayerPlan` is computed once from an :class:`Options` and an input size: which scales are
+alive at every layer, how many channels and pixels every feature map has, which conv units produce
+it, where transitions and exits sit.  The model builder, the connectivity graph and the reports all
+read the plan; nothing else re-derives it.  Rules: ``shared/SPEC.md`` section 1.
+
+Channel counts are channels; sizes are pixels (height, width); layers are numbered 1..L over the
+whole network, blocks and exits 1..nBlocks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from typing import Any, Iterable
+
+STEPMODES = ("even", "lin_grow")
+PRUNES = ("max", "min")
+DATASETS = ("cifar10", "cifar100", "ImageNet")
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet": 1000}
+DEFAULT_INPUT = {"cifar10": 32, "cifar100": 32, "ImageNet": 224}
+CIFAR_HEAD_CHANNELS = 128
+
+#: The largest input side :func:`input_size_range` looks at when it names the sizes that work.
+_LARGEST_SIDE_SEARCHED = 4096
+
+
+class OptionError(ValueError):
+    """A bad option value: names the option, the value given and what is allowed.
+
+    ``str(error)`` reads ``nBlocks 0: must be a whole number >= 1``; the CLI prints it as
+    ``msdprof: error: --nBlocks 0: ...``.
+    """
+
+    def __init__(self, option: str, value: Any, allowed: str):
+        self.option = option
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{option} {format_value(value)}: {allowed}")
+
+
+def format_value(value: Any) -> str:
+    """How a value is shown in messages and titles: factors as ``1-2-4``, booleans as ``true``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "-".join(format_value(v) for v in value) if value else "''"
+    if isinstance(value, str):
+        return value if value else "''"
+    return str(value)
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` when ``value`` is close to one of ``choices``, else ``""``."""
+    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
+    if isinstance(value, str):
+        for choice in choices:  # accept any letter case, keep the authors' spelling
+            if value.lower() == choice.lower():
+                return choice
+    allowed = "must be one of " + ", ".join(choices)
+    raise OptionError(option, value, allowed + did_you_mean(str(value), choices))
+
+
+def _whole(option: str, value: Any, minimum: int) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise OptionError(option, value, f"must be a whole number >= {minimum}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OptionError(option, value, f"must be a whole number >= {minimum}")
+    return value
+
+
+def _factors(option: str, value: Any) -> tuple[int, ...]:
+    allowed = "must be positive whole numbers joined by '-', e.g. 1-2-4"
+    if isinstance(value, str):
+        parts = value.strip().split("-")
+        try:
+            value = tuple(int(p) for p in parts)
+        except ValueError:
+            raise OptionError(option, value, allowed) from None
+    if not isinstance(value, (tuple, list)) or not value:
+        raise OptionError(option, value, allowed)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise OptionError(option, value, allowed)
+    return tuple(value)
+
+
+def _fraction(option: str, value: Any) -> float:
+    allowed = "must be a number from 0 to 1"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise OptionError(option, value, allowed) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise OptionError(option, value, allowed)
+    return float(value)
+
+
+def _flag(option: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise OptionError(option, value, "must be true or false")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options of one MSDNet, named and defaulted as in the authors' scripts (SPEC section 1).
+
+    Values are validated and normalised on construction: strings are accepted for every field
+    (``grFactor="1-2-4"``, ``bottleneck="false"``, ``nBlocks="7"``), so the CLI and the API share
+    one set of rules.  A bad value raises :class:`OptionError`.
+    """
+
+    nBlocks: int = 1
+    stepmode: str = "even"
+    step: int = 1
+    base: int = 4
+    nChannels: int = 32
+    growthRate: int = 6
+    grFactor: tuple[int, ...] = (1, 2, 4)
+    bnFactor: tuple[int, ...] = (1, 2, 4)
+    prune: str = "max"
+    reduction: float = 0.5
+    bottleneck: bool = True
+    data: str = "cifar10"
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "nBlocks", _whole("nBlocks", self.nBlocks, 1))
+        set_(self, "stepmode", _choice("stepmode", self.stepmode, STEPMODES))
+        set_(self, "step", _whole("step", self.step, 1 if self.nBlocks > 1 else 0))
+        set_(self, "base", _whole("base", self.base, 1))
+        set_(self, "nChannels", _whole("nChannels", self.nChannels, 1))
+        set_(self, "growthRate", _whole("growthRate", self.growthRate, 1))
+        set_(self, "grFactor", _factors("grFactor", self.grFactor))
+        set_(self, "bnFactor", _factors("bnFactor", self.bnFactor))
+        if len(self.bnFactor) != len(self.grFactor):
+            raise OptionError(
+                "grFactor", self.grFactor,
+                f"must have the same length as bnFactor {format_value(self.bnFactor)} "
+                f"({len(self.bnFactor)})",
+            )
+        set_(self, "prune", _choice("prune", self.prune, PRUNES))
+        set_(self, "reduction", _fraction("reduction", self.reduction))
+        set_(self, "bottleneck", _flag("bottleneck", self.bottleneck))
+        set_(self, "data", _choice("data", self.data, DATASETS))
+        _check_channels(self)
+
+    @property
+    def nScales(self) -> int:
+        """Number of scales: ``len(grFactor)``."""
+        return len(self.grFactor)
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES[self.data]
+
+    @property
+    def default_input_size(self) -> int:
+        """Side of the square input image the recipes use for this data set, in pixels."""
+        return DEFAULT_INPUT[self.data]
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """Layers in each block: ``base``, then ``step`` (even) or ``step*i + 1`` (lin_grow)."""
+        grow = (lambda i: self.step) if self.stepmode == "even" else (lambda i: self.step * i + 1)
+        return (self.base,) + tuple(grow(i) for i in range(1, self.nBlocks))
+
+    @property
+    def nLayers(self) -> int:
+        """``L``: layers in the whole network."""
+        return sum(self.steps)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (factors as ``"1-2-4"``), as the authors' scripts take them; JSON-ready."""
+        return {
+            f.name: format_value(v) if isinstance(v, tuple) else v
+            for f in fields(self)
+            for v in (getattr(self, f.name),)
+        }
+
+    def describe(self) -> str:
+        """One line naming every option, e.g. for titles: ``nBlocks 10, stepmode even, ...``."""
+        return ", ".join(f"{k} {format_value(v)}" for k, v in self.as_dict().items())
+
+
+OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+
+def scales_alive(options: Options, layer: int) -> tuple[int, int]:
+    """``(inScales, outScales)`` of network layer ``layer`` (1..L), by the prune rule (SPEC §1)."""
+    n, total = options.nScales, options.nLayers
+    if options.prune == "max":
+        interval = math.ceil(total / n)
+        return n - max(0, layer - 2) // interval, n - (layer - 1) // interval
+    return min(n, total - layer + 2), min(n, total - layer + 1)
+
+
+def has_transition(options: Options, layer: int) -> bool:
+    """Whether a transition follows network layer ``layer`` (SPEC §1)."""
+    if options.reduction <= 0:
+        return False
+    if options.prune == "max":
+        in_scales, out_scales = scales_alive(options, layer)
+        return in_scales > out_scales
+    total = options.nLayers
+    return layer in (total // 3, (2 * total) // 3)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One layer of the channel schedule: scales alive, channels (scale-0 units) before and after."""
+
+    index: int
+    block: int
+    in_scales: int
+    out_scales: int
+    n_in: int
+    n_out: int
+    reduced: int | None  # channels after the transition that follows, or None
+
+
+def _schedule(options: Options):
+    """Walk the layers in order, yielding a :class:`_Step` each: the one place ``n`` is tracked."""
+    n, index = options.nChannels, 0
+    for block, steps in enumerate(options.steps, start=1):
+        for _ in range(steps):
+            index += 1
+            n_in, n_out = scales_alive(options, index)
+            grown = n + options.growthRate
+            reduced = math.floor(options.reduction * grown) if has_transition(options, index) else None
+            yield _Step(index, block, n_in, n_out, n, grown, reduced)
+            n = grown if reduced is None else reduced
+
+
+def _check_channels(options: Options) -> None:
+    """Reject growth rates a layer cannot halve and transitions that would leave no channels."""
+    for step in _schedule(options):
+        offset = options.nScales - step.out_scales
+        halved = range(offset if step.in_scales > step.out_scales else offset + 1, options.nScales)
+        for s in halved:
+            if options.growthRate * options.grFactor[s] % 2:
+                raise OptionError(
+                    "growthRate", options.growthRate,
+                    f"growthRate*grFactor[{s}] = {options.growthRate * options.grFactor[s]} is odd, "
+                    f"but layer {step.index} splits it in half at scale {s}; use an even growthRate "
+                    "or even grFactor entries",
+                )
+        if step.reduced == 0:
+            raise OptionError(
+                "reduction", options.reduction,
+                f"leaves floor({options.reduction}*{step.n_out}) = 0 channels at the transition "
+                f"after layer {step.index}; use a larger reduction (or 0 for no transitions)",
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# The layer plan
+# ---------------------------------------------------------------------------------------------
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output side of a convolution or pooling window, in pixels (floor rule)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _next_scale(size: int) -> int:
+    """A 3x3 stride-2 pad-1 conv: one scale coarser."""
+    return conv_out(size, 3, 2, 1)
+
+
+def _head_output(size: int) -> int:
+    """Side of the map a classifier flattens: two 3x3 stride-2 convs, then a 2x2 average pool."""
+    return conv_out(_next_scale(_next_scale(size)), 2, 2, 0)
+
+
+def _scale_sides(data: str, side: int, n_scales: int) -> tuple[int, ...]:
+    """Side of every scale's maps for an input side of ``side`` pixels."""
+    first = side if data != "ImageNet" else conv_out(conv_out(side, 7, 2, 3), 3, 2, 1)
+    sides = [first]
+    for _ in range(1, n_scales):
+        sides.append(_next_scale(sides[-1]))
+    return tuple(sides)
+
+
+def _side_works(data: str, side: int, n_scales: int) -> bool:
+    sides = _scale_sides(data, side, n_scales)
+    return min(sides) >= 1 and _head_output(sides[-1]) == 1
+
+
+def input_size_range(options: Options) -> tuple[int, int]:
+    """Smallest and largest input side (pixels) for which every map exists and the heads end 1x1."""
+    works = [s for s in range(1, _LARGEST_SIDE_SEARCHED + 1) if _side_works(options.data, s, options.nScales)]
+    return works[0], works[-1]
+
+
+def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
+    """``(height, width)`` in pixels from ``None`` (the data set's default), ``32``, ``"32"``,
+    ``"32x48"`` or ``(32, 48)``; raises :class:`OptionError` for sizes the network cannot take."""
+    if value is None:
+        return (options.default_input_size,) * 2
+    allowed = "must be a side in pixels (e.g. 32) or HxW (e.g. 32x32)"
+    if isinstance(value, str):
+        try:
+            parts = [int(p) for p in value.lower().replace("×", "x").split("x")]
+        except ValueError:
+            raise OptionError("input-size", value, allowed) from None
+        value = parts[0] if len(parts) == 1 else tuple(parts)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+        raise OptionError("input-size", value, allowed)
+    low, high = input_size_range(options)
+    for side in value:
+        if not _side_works(options.data, side, options.nScales):
+            shown = side if value[0] == value[1] else "x".join(map(str, value))
+            raise OptionError(
+                "input-size", shown,
+                f"too {'small' if side < low else 'large'} for {options.nScales} scales and the "
+                f"{options.data} heads (each head must end in a 1x1 map); sides from {low} to "
+                f"{high} work",
+            )
+    return int(value[0]), int(value[1])
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """The output of one scale of one layer: ``channels`` x ``height`` x ``width``."""
+
+    scale: int
+    channels: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class ConvUnit:
+    """One conv unit of a layer (SPEC §1): optional 1x1 bottleneck, then a 3x3 conv.
+
+    ``kind`` is ``"normal"`` (stride 1, reads ``in_scale == out_scale``) or ``"down"`` (stride 2,
+    reads the finer scale ``out_scale - 1``).  ``inner`` is the bottleneck width in channels, or
+    ``None`` without a bottleneck.
+    """
+
+    kind: str
+    in_scale: int
+    out_scale: int
+    in_channels: int
+    out_channels: int
+    inner: int | None
+
+    @property
+    def stride(self) -> int:
+        return 2 if self.kind == "down" else 1
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A 1x1 conv-BN-ReLU at every alive scale, compressing ``n`` to ``floor(reduction*n)``.
+
+    ``in_channels``/``out_channels`` are at scale-0 units (multiply by ``grFactor[s]``).
+    """
+
+    after_layer: int
+    scales: tuple[int, ...]
+    in_channels: int
+    out_channels: int
+    outputs: tuple[FeatureMap, ...]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Network layer ``index`` (1..L) of block ``block`` (1..nBlocks).
+
+    ``in_scales``/``out_scales`` are the absolute scale indices alive on input and output (finest
+    dropped first).  ``units[i]`` are the conv units whose outputs, after the input map at
+    ``out_scales[i]``, are concatenated into output map ``outputs[i]``
+    (before any transition).  ``in_channels`` and ``growth`` are at scale-0 units.
+    """
+
+    index: int
+    block: int
+    in_scales: tuple[int, ...]
+    out_scales: tuple[int, ...]
+    in_channels: int
+    growth: int
+    units: tuple[tuple[ConvUnit, ...], ...]
+    outputs: tuple[FeatureMap, ...]
+    transition: Transition | None
+
+
+@dataclass(frozen=True)
+class Head:
+    """Classifier ``exit`` (1..nBlocks): reads the coarsest map of ``layer`` (after its transition).
+
+    CIFAR: conv 3x3/2 ``in_channels -> 128``, the same ``128 -> 128``, avg-pool 2, Linear ``128 ->
+    classes``.  ImageNet: the same with ``in_channels`` all through.
+    """
+
+    exit: int
+    layer: int
+    reads: FeatureMap
+    conv_channels: int
+    classes: int
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """Everything about an MSDNet's shape, computed once from its options and input size."""
+
+    options: Options
+    input_size: tuple[int, int]
+    stem: tuple[FeatureMap, ...]
+    layers: tuple[Layer, ...]
+    heads: tuple[Head, ...]
+    steps: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", self.options.steps)
+
+    @property
+    def nScales(self) -> int:
+        return self.options.nScales
+
+    def block_layers(self, block: int) -> tuple[Layer, ...]:
+        """Layers of block ``block`` (1-based)."""
+        return tuple(layer for layer in self.layers if layer.block == block)
+
+    @cached_property
+    def exit_layers(self) -> tuple[int, ...]:
+        """The network layer each exit reads, exit 1 first."""
+        return tuple(head.layer for head in self.heads)
+
+    @cached_property
+    def transitions(self) -> tuple[Transition, ...]:
+        return tuple(layer.transition for layer in self.layers if layer.transition is not None)
+
+    def summary(self) -> dict[str, Any]:
+        """The plan in plain values: layers per block, exit layers, scales per layer, transitions."""
+        return {
+            "layers_per_block": list(self.steps),
+            "exit_layers": list(self.exit_layers),
+            "scales_per_layer": [len(layer.out_scales) for layer in self.layers],
+            "transitions_after_layers": [t.after_layer for t in self.transitions],
+        }
+
+
+def build_plan(options: Options, input_size: Any = None) -> LayerPlan:
+    """The :class:`LayerPlan` of ``options`` for an input of ``input_size`` pixels (default: the
+    data set's, 32 or 224).  Raises :class:`OptionError` for an input size the network cannot take."""
+    height, width = parse_input_size(input_size, options)
+    heights = _scale_sides(options.data, height, options.nScales)
+    widths = _scale_sides(options.data, width, options.nScales)
+    gr, bn = options.grFactor, options.bnFactor
+
+    def feature_map(scale: int, n: int) -> FeatureMap:
+        return FeatureMap(scale, n * gr[scale], heights[scale], widths[scale])
+
+    def unit(kind: str, out_scale: int, n: int, out_channels: int) -> ConvUnit:
+        in_scale = out_scale - 1 if kind == "down" else out_scale
+        cin = n * gr[in_scale]
+        inner = min(cin, bn[in_scale] * out_channels) if options.bottleneck else None
+        return ConvUnit(kind, in_scale, out_scale, cin, out_channels, inner)
+
+    stem = tuple(feature_map(s, options.nChannels) for s in range(options.nScales))
+    layers: list[Layer] = []
+    heads: list[Head] = []
+    g = options.growthRate
+    for step in _schedule(options):
+        n = step.n_in
+        in_scales = tuple(range(options.nScales - step.in_scales, options.nScales))
+        out_scales = tuple(range(options.nScales - step.out_scales, options.nScales))
+        units = []
+        for s in out_scales:
+            if s == out_scales[0] and step.in_scales == step.out_scales:
+                units.append((unit("normal", s, n, g * gr[s]),))
+            else:
+                half = g * gr[s] // 2
+                units.append((unit("down", s, n, half), unit("normal", s, n, half)))
+        transition = None
+        if step.reduced is not None:
+            transition = Transition(
+                step.index, out_scales, step.n_out, step.reduced,
+                tuple(feature_map(s, step.reduced) for s in out_scales),
+            )
+        layers.append(Layer(
+            step.index, step.block, in_scales, out_scales, n, g, tuple(units),
+            tuple(feature_map(s, step.n_out) for s in out_scales), transition,
+        ))
+        if step.index == sum(options.steps[: step.block]):  # the block's last layer: an exit
+            last = transition.outputs[-1] if transition else layers[-1].outputs[-1]
+            conv_channels = CIFAR_HEAD_CHANNELS if options.data != "ImageNet" else last.channels
+            heads.append(Head(step.block, step.index, last, conv_channels, options.num_classes))
+    return LayerPlan(options, (height, width), stem, tuple(layers), tuple(heads))

@@ -1,0 +1,148 @@
+"""Rendering per-exit costs: a rich table, JSON, CSV and Markdown, with explicit units.
+
+Tables scale operation counts to one unit per table (M or G, chosen from the total) and parameters
+to millions; JSON and CSV carry the exact integers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, fields
+from typing import Any, Callable
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from msdnet.config import OptionError, did_you_mean
+
+from .counting import CONVENTION_HELP
+from .exits import ExitCost, ExitCosts
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+#: What one counted operation is called in each convention.
+OP_NAMES = {"msdnet": "ops", "macs": "MACs", "flops": "FLOPs"}
+
+
+def check_format(name: str, formats: tuple[str, ...] = FORMATS) -> str:
+    if name not in formats:
+        raise OptionError("format", name, "must be one of " + ", ".join(formats) + did_you_mean(name, formats))
+    return name
+
+
+def op_scale(total: int) -> tuple[float, str]:
+    """(divisor, prefix) that shows ``total`` operations with a few digits before the point."""
+    return (1e9, "G") if total >= 1e9 else (1e6, "M") if total >= 1e6 else (1e3, "K")
+
+
+def scaled(value: int, divisor: float) -> str:
+    return f"{value / divisor:,.2f}"
+
+
+def title(costs: ExitCosts, name: str | None = None) -> str:
+    """``MSDNet per-exit cost: cifar10-anytime (nBlocks 10, ...)``."""
+    what = f"{name} ({costs.options.describe()})" if name else costs.options.describe()
+    return f"MSDNet per-exit cost: {what}"
+
+
+def caption(costs: ExitCosts) -> str:
+    h, w = costs.input_size
+    return (f"One 3x{h}x{w} image; {OP_NAMES[costs.convention]} counted by the "
+            f"'{costs.convention}' convention: {CONVENTION_HELP[costs.convention]}. Cumulative = "
+            "blocks 1..k + heads 1..k (early-exit inference); direct = blocks 1..k + head k.")
+
+
+def _columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
+    """(header, cell) pairs shared by the rich table and the Markdown table."""
+    divisor, prefix = op_scale(costs.total_macs)
+    unit = f"{prefix} {OP_NAMES[costs.convention]}"
+
+    def ops(field: str) -> Callable[[ExitCost], str]:
+        return lambda e: scaled(getattr(e, field), divisor)
+
+    def params(field: str) -> Callable[[ExitCost], str]:
+        return lambda e: scaled(getattr(e, field), 1e6)
+
+    return [
+        ("exit", lambda e: str(e.exit)),
+        ("layer", lambda e: str(e.layer)),
+        (f"cumulative ({unit})", ops("macs")),
+        ("params (M)", params("params")),
+        ("% of full", lambda e: f"{100 * e.macs / costs.total_macs:.1f}"),
+        (f"block ({unit})", ops("block_macs")),
+        (f"head ({unit})", ops("head_macs")),
+        (f"direct ({unit})", ops("direct_macs")),
+        ("direct params (M)", params("direct_params")),
+    ]
+
+
+def rich_table(costs: ExitCosts, name: str | None = None, plain: bool = False) -> Table:
+    """The per-exit table as a ``rich`` table; ``plain`` drops colour and heavy borders."""
+    table = Table(
+        title=title(costs, name), caption=caption(costs), box=box.ASCII if plain else box.ROUNDED,
+        header_style="" if plain else "bold", title_style="" if plain else "bold",
+        caption_justify="left",
+    )
+    columns = _columns(costs)
+    for header, _ in columns:
+        table.add_column(header, justify="right")
+    for e in costs:
+        table.add_row(*(cell(e) for _, cell in columns))
+    return table
+
+
+def render_table(costs: ExitCosts, name: str | None = None, width: int = 120, plain: bool = True) -> str:
+    """The rich table as text at a fixed console ``width`` (what goes to a pipe or a golden file)."""
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, legacy_windows=False).print(
+        rich_table(costs, name, plain=plain)
+    )
+    return out.getvalue()
+
+
+def render_json(costs: ExitCosts, name: str | None = None) -> str:
+    data = costs.as_dict()
+    if name:
+        data = {"preset": name, **data}
+    return json.dumps(data, indent=2) + "\n"
+
+
+def render_csv(costs: ExitCosts, name: str | None = None) -> str:
+    """Exact integers, one row per exit; the ``convention`` column names the unit of ``*_macs``."""
+    out = io.StringIO()
+    names = [f.name for f in fields(ExitCost)]
+    writer = csv.DictWriter(out, fieldnames=[*names, "convention"], lineterminator="\n")
+    writer.writeheader()
+    for e in costs:
+        writer.writerow({**asdict(e), "convention": costs.convention})
+    return out.getvalue()
+
+
+def markdown_table(headers: list[str], rows: list[list[str]], align: str = "right") -> str:
+    """A GitHub Markdown table; every column right-aligned unless ``align="left"``."""
+    mark = "---:" if align == "right" else ":---"
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(mark for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(costs: ExitCosts, name: str | None = None) -> str:
+    columns = _columns(costs)
+    table = markdown_table([h for h, _ in columns], [[cell(e) for _, cell in columns] for e in costs])
+    return f"### {title(costs, name)}\n\n{table}\n{caption(costs)}\n"
+
+
+RENDERERS: dict[str, Callable[..., str]] = {
+    "table": render_table,
+    "json": render_json,
+    "csv": render_csv,
+    "markdown": render_markdown,
+}
+
+
+def render(costs: ExitCosts, fmt: str, name: str | None = None, **kwargs: Any) -> str:
+    """``costs`` in format ``fmt`` (one of :data:`FORMATS`)."""
+    return RENDERERS[check_format(fmt)](costs, name, **kwargs)
