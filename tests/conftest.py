@@ -1,0 +1,28 @@
+"""Shared fixtures: the authors' reference figures (a copy of shared/reference, checked against the
+original where the checkout has it beside it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+REFERENCE_FILE = DATA / "msdnet_reference_counts.json"
+SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / REFERENCE_FILE.name
+
+
+def load_reference() -> dict:
+    """Recipes of the reference file (``about`` left out), by name."""
+    data = json.loads(REFERENCE_FILE.read_text())
+    return {k: v for k, v in data.items() if k != "about"}
+
+
+REFERENCE = load_reference()
+
+
+@pytest.fixture(params=sorted(REFERENCE), ids=sorted(REFERENCE))
+def reference(request):
+    """One reference recipe: ``options``, ``input``, per-exit ``ops`` and ``params``."""
+    return REFERENCE[request.param]
