@@ -27,6 +27,34 @@ FORMATS = ("table", "json", "csv", "markdown")
 OP_NAMES = {"msdnet": "ops", "macs": "MACs", "flops": "FLOPs"}
 
 
+_PREFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_count(text: str | int | float, option: str = "budget") -> int:
+    """An operation count from ``300M``, ``1.5G``, ``2e8`` or ``120000`` (K/M/G/T = 10^3/6/9/12).
+
+    Raises :class:`OptionError` (naming ``option``) for anything else or a negative count.
+    """
+    allowed = "must be a count like 300M, 1.5G or 120000 (K, M, G, T = 10^3, 10^6, 10^9, 10^12)"
+    if isinstance(text, bool):
+        raise OptionError(option, text, allowed)
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        raw = str(text).strip().replace("_", "").replace(",", "")
+        prefix = raw[-1:].upper() if raw[-1:].isalpha() else ""
+        number = raw[:-1] if prefix else raw
+        if prefix not in _PREFIXES or not number:
+            raise OptionError(option, text, allowed)
+        try:
+            value = float(number) * _PREFIXES[prefix]
+        except ValueError:
+            raise OptionError(option, text, allowed) from None
+    if not value >= 0 or value == float("inf"):
+        raise OptionError(option, text, allowed)
+    return int(round(value))
+
+
 def check_format(name: str, formats: tuple[str, ...] = FORMATS) -> str:
     if name not in formats:
         raise OptionError("format", name, "must be one of " + ", ".join(formats) + did_you_mean(name, formats))
