@@ -310,8 +310,9 @@ def input_size_range(options: Options) -> tuple[int, int]:
 def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
     """``(height, width)`` in pixels from ``None`` (the data set's default), ``32``, ``"32"``,
     ``"32x48"`` or ``(32, 48)``; raises :class:`OptionError` for sizes the network cannot take."""
-    if value is None:
-        return (options.default_input_size,) * 2
+    default = value is None
+    if default:
+        value = options.default_input_size
     allowed = "must be a side in pixels (e.g. 32) or HxW (e.g. 32x32)"
     if isinstance(value, str):
         try:
@@ -330,6 +331,7 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
             shown = side if value[0] == value[1] else "x".join(map(str, value))
             raise OptionError(
                 "input-size", shown,
+                f"{'(the ' + options.data + ' default) ' if default else ''}"
                 f"too {'small' if side < low else 'large'} for {options.nScales} scales and the "
                 f"{options.data} heads (each head must end in a 1x1 map); sides from {low} to "
                 f"{high} work",

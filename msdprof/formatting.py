@@ -62,8 +62,9 @@ def check_format(name: str, formats: tuple[str, ...] = FORMATS) -> str:
 
 
 def op_scale(total: int) -> tuple[float, str]:
-    """(divisor, prefix) that shows ``total`` operations with a few digits before the point."""
-    return (1e9, "G") if total >= 1e9 else (1e6, "M") if total >= 1e6 else (1e3, "K")
+    """(divisor, prefix) for a table whose largest count is ``total``: M (K below a million), so
+    that every exit of one network keeps two significant decimals."""
+    return (1e6, "M") if total >= 1e6 else (1e3, "K")
 
 
 def scaled(value: int, divisor: float) -> str:
@@ -97,13 +98,13 @@ def _columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
     return [
         ("exit", lambda e: str(e.exit)),
         ("layer", lambda e: str(e.layer)),
-        (f"cumulative ({unit})", ops("macs")),
-        ("params (M)", params("params")),
-        ("% of full", lambda e: f"{100 * e.macs / costs.total_macs:.1f}"),
-        (f"block ({unit})", ops("block_macs")),
-        (f"head ({unit})", ops("head_macs")),
-        (f"direct ({unit})", ops("direct_macs")),
-        ("direct params (M)", params("direct_params")),
+        (f"cumulative\n{unit}", ops("macs")),
+        ("params\nM", params("params")),
+        ("% of\nfull", lambda e: f"{100 * e.macs / costs.total_macs:.1f}"),
+        (f"block\n{unit}", ops("block_macs")),
+        (f"head\n{unit}", ops("head_macs")),
+        (f"direct\n{unit}", ops("direct_macs")),
+        ("direct\nparams M", params("direct_params")),
     ]
 
 
@@ -159,7 +160,8 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: str = "righ
 
 def render_markdown(costs: ExitCosts, name: str | None = None) -> str:
     columns = _columns(costs)
-    table = markdown_table([h for h, _ in columns], [[cell(e) for _, cell in columns] for e in costs])
+    headers = [h.replace("\n", " ") for h, _ in columns]
+    table = markdown_table(headers, [[cell(e) for _, cell in columns] for e in costs])
     return f"### {title(costs, name)}\n\n{table}\n{caption(costs)}\n"
 
 
