@@ -97,14 +97,15 @@ def _factors(option: str, value: Any) -> tuple[int, ...]:
 
 def _fraction(option: str, value: Any) -> float:
     allowed = "must be a number from 0 to 1"
+    number = value
     if isinstance(value, str):
         try:
-            value = float(value)
+            number = float(value)
         except ValueError:
             raise OptionError(option, value, allowed) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= 1:
         raise OptionError(option, value, allowed)
-    return float(value)
+    return float(number)
 
 
 def _flag(option: str, value: Any) -> bool:
