@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ConvUnit, FeatureMap, Head, Layer, LayerPlan, Options, Transition, build_plan
+from .config import ConvUnit, FeatureMap, Head, Layer, LayerPlan, OptionError, Options, Transition, build_plan
 
 
 class ConvBasic(nn.Sequential):
@@ -195,6 +195,38 @@ class MSDNet(nn.Module):
         return logits
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (Linux ``MemAvailable``), or ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _check_fits_in_memory(plan: LayerPlan) -> None:
+    """Refuse a real CPU build whose float32 weights would not fit in the memory available."""
+    available = available_memory()
+    if available is None:
+        return
+    with torch.device("meta"):
+        needed = sum(p.numel() for p in MSDNet(plan).parameters()) * 4
+    if needed > 0.8 * available:
+        raise OptionError(
+            "device", "cpu",
+            f"the model's float32 weights need {_bytes(needed)} but only {_bytes(available)} of "
+            "memory is available; count on the meta device "
+            "(the default), which allocates nothing",
+        )
+
+
 def build_model(
     options: Options | None = None,
     input_size: Any = None,
@@ -203,9 +235,11 @@ def build_model(
     """Build the MSDNet of ``options`` (default: the authors' defaults) for ``input_size`` pixels.
 
     ``device="meta"`` builds it without allocating or initialising any weight: shapes only, which is
-    all counting needs.
+    all counting needs.  A CPU build that would not fit in memory raises :class:`OptionError`.
     """
     plan = build_plan(options or Options(), input_size)
-    with torch.device(device) if device is not None else nullcontext():
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    if target.type == "cpu":
+        _check_fits_in_memory(plan)
+    with torch.device(target) if device is not None else nullcontext():
         return MSDNet(plan)
-

@@ -99,6 +99,9 @@ def _add_count(sub: Any) -> None:
     p.add_argument("--format", default="table", metavar="FMT",
                    help="table | json | csv | markdown (default table: rich in a terminal, "
                         "plain when piped); json and csv hold exact integers")
+    p.add_argument("--device", default="meta", metavar="DEV",
+                   help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
+                        "refused if its weights would not fit in memory)")
     add_output_options(p)
     p.set_defaults(run=_run_count)
 
@@ -106,7 +109,10 @@ def _add_count(sub: Any) -> None:
 def _run_count(args: argparse.Namespace) -> None:
     fmt = formatting.check_format(args.format)
     options, name = network_options(args)
-    costs = exit_costs(options, convention=args.convention, input_size=args.input_size)
+    if args.device not in ("meta", "cpu"):
+        raise OptionError("device", args.device, "must be meta or cpu")
+    costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
+                       device=args.device)
     if fmt == "table" and not args.output and sys.stdout.isatty():
         Console().print(formatting.rich_table(costs, name))
         return

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from msdnet import MSDNet, Options, PRESETS, build_model, build_plan
+from msdnet import MSDNet, OptionError, Options, PRESETS, build_model, build_plan
 from msdnet.model import ConvBN, MSDLayer, TransitionLayer
 
 
@@ -133,3 +133,13 @@ def test_bottleneck_off_builds_single_conv_units():
 def test_model_keeps_its_plan():
     plan = build_plan(PRESETS["cifar100-batch"])
     assert MSDNet(plan).plan is plan
+
+
+def test_real_build_that_would_not_fit_in_memory_is_refused(monkeypatch):
+    import msdnet.model
+
+    monkeypatch.setattr(msdnet.model, "available_memory", lambda: 64 * 2**20)  # 64 MiB free
+    # imagenet-step7: 62,314,472 float32 weights = 238 MiB > 0.8 * 64 MiB
+    with pytest.raises(OptionError, match="need 238 MiB but only 64 MiB"):
+        build_model(PRESETS["imagenet-step7"])
+    assert build_model(PRESETS["imagenet-step7"], device="meta").plan.options.nBlocks == 5
