@@ -8,6 +8,7 @@ lin_grow ...``) and/or ``--preset NAME``.  A user mistake prints one line on std
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -153,12 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptionError as error:
         print(f"msdprof: error: {cli_message(error)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `msdprof ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as error:
         where = f" {error.filename}" if error.filename else ""
         print(f"msdprof: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
+    except KeyboardInterrupt:
+        print("msdprof: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
