@@ -31,7 +31,10 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, force: bool = False
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
     path = check_writable(path, force)
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as error:
+        raise OptionError("output", str(path), f"cannot be written: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as f:
             f.write(data)

@@ -1,0 +1,66 @@
+"""Every user mistake on the command line: exit code 2, one line on stderr naming the bad value,
+no traceback, nothing written (issue 7). Runs the real console entry point as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+BAD_INPUTS = [
+    # (arguments, text the one line must contain)
+    (["count", "--nBlocks", "0"], "--nBlocks 0: must be a whole number >= 1"),
+    (["count", "--nBlocks", "-2"], "--nBlocks -2: must be a whole number >= 1"),
+    (["count", "--nBlocks", "2.5"], "--nBlocks 2.5: must be a whole number >= 1"),
+    (["count", "--stepmode", "evn"], "--stepmode evn: must be one of even, lin_grow (did you mean 'even'?)"),
+    (["count", "--prune", "maxx"], "--prune maxx: must be one of max, min (did you mean 'max'?)"),
+    (["count", "--data", "cifar"], "--data cifar: must be one of cifar10, cifar100, ImageNet (did you mean"),
+    (["count", "--format", "jsn"], "--format jsn: must be one of table, json, csv, markdown (did you mean 'json'?)"),
+    (["count", "--convention", "flop"], "--convention flop: must be one of msdnet, macs, flops (did you mean"),
+    (["count", "--preset", "imagenet-step5"], "--preset imagenet-step5: must be one of"),
+    (["count", "--base", "0"], "--base 0: must be a whole number >= 1"),
+    (["count", "--nBlocks", "3", "--step", "0"], "--step 0: must be a whole number >= 1"),
+    (["count", "--grFactor", "1-x-4"], "--grFactor 1-x-4: must be positive whole numbers joined by '-'"),
+    (["count", "--grFactor", ""], "--grFactor '': must be positive whole numbers"),
+    (["count", "--bnFactor", "1-0-4"], "--bnFactor 1-0-4: must be positive whole numbers"),
+    (["count", "--grFactor", "1-2"], "--grFactor 1-2: must have the same length as bnFactor 1-2-4 (3)"),
+    (["count", "--growthRate", "5", "--grFactor", "1-1-1", "--bnFactor", "1-1-1"], "--growthRate 5: growthRate*grFactor[1] = 5 is odd"),
+    (["count", "--reduction", "1.5"], "--reduction 1.5: must be a number from 0 to 1"),
+    (["count", "--bottleneck", "yes please"], "--bottleneck yes please: must be true or false"),
+    (["count", "--input-size", "16"], "--input-size 16: too small for 3 scales and the cifar10 heads"),
+    (["count", "--input-size", "16"], "sides from 17 to 48 work"),
+    (["count", "--device", "cuda"], "--device cuda: must be meta or cpu"),
+    (["count", "-o", "/nonexistent/x.csv"], "directory /nonexistent does not exist"),
+    (["count", "--nBlocks"], "argument --nBlocks: expected one argument"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_and_no_traceback(argv, message):
+    result = subprocess.run([sys.executable, "-m", "msdprof.cli", *argv], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("msdprof: error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr
+
+
+def test_existing_output_is_kept_without_force(tmp_path):
+    target = tmp_path / "costs.csv"
+    target.write_text("precious")
+    result = subprocess.run([sys.executable, "-m", "msdprof.cli", "count", "--format", "csv", "-o", str(target)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "already exists; pass --force" in result.stderr
+    assert target.read_text() == "precious"
+
+
+def test_unwritable_location_is_refused_naming_the_target():
+    # /sys is a read-only file system on Linux, even for root
+    result = subprocess.run([sys.executable, "-m", "msdprof.cli", "count", "-o", "/sys/costs.txt"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("msdprof: error: --output /sys/costs.txt: ")
+    assert result.stderr.count("\n") == 1
