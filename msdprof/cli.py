@@ -20,7 +20,7 @@ from msdnet.config import OPTION_NAMES, OptionError, format_value
 from . import formatting
 from .counting import CONVENTION_HELP, CONVENTIONS
 from .exits import exit_costs
-from .output import write_atomic
+from .output import check_writable, write_atomic
 
 OPTION_HELP = {
     "nBlocks": "number of blocks = exits (authors' default 1)",
@@ -110,6 +110,8 @@ def _add_count(sub: Any) -> None:
 def _run_count(args: argparse.Namespace) -> None:
     fmt = formatting.check_format(args.format)
     options, name = network_options(args)
+    if args.output:
+        check_writable(args.output, args.force)  # before any work
     if args.device not in ("meta", "cpu"):
         raise OptionError("device", args.device, "must be meta or cpu")
     costs = exit_costs(options, convention=args.convention, input_size=args.input_size,

@@ -78,3 +78,26 @@ def test_decomposition_identities_hold(network):
         assert e.macs == previous + e.block_macs + e.head_macs
         assert e.direct_macs == e.macs - heads_before
         heads_before += e.head_macs
+
+
+def _cli_arguments(options: Options, side: int) -> list[str]:
+    args = ["count", "--format", "json", "--input-size", str(side)]
+    for name, value in options.as_dict().items():
+        args += [f"--{name}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return args
+
+
+@settings(PROPERTY, max_examples=10)
+@given(networks())
+def test_cli_json_equals_the_api(network):
+    import contextlib
+    import io
+    import json
+
+    from msdprof.cli import main
+
+    options, side = network
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(_cli_arguments(options, side)) == 0
+    assert json.loads(out.getvalue()) == exit_costs(options, input_size=side).as_dict()
