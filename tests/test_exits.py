@@ -80,24 +80,25 @@ class FirstExits(nn.Module):
         return total
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_macs_convention_equals_fvcore_conv_and_linear(name):
-    model = build_model(SMALL[name]).eval()
-    x = torch.zeros(1, 3, *model.plan.input_size)
-    ours = exit_costs(model, convention="macs")
-    for e in ours:
+@pytest.fixture(params=sorted(SMALL))
+def small_model(request):
+    """A real CPU model of one SMALL config, in eval mode, and a zero image of its input size."""
+    model = build_model(SMALL[request.param]).eval()
+    return model, torch.zeros(1, 3, *model.plan.input_size)
+
+
+def test_macs_convention_equals_fvcore_conv_and_linear(small_model):
+    model, x = small_model
+    for e in exit_costs(model, convention="macs"):
         analysis = FlopCountAnalysis(FirstExits(model, e.exit), x)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         by_op = analysis.by_operator()
         assert e.macs == by_op["conv"] + by_op["linear"], f"exit {e.exit}"
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_flops_convention_equals_torch_flop_counter(name):
-    model = build_model(SMALL[name]).eval()
-    x = torch.zeros(1, 3, *model.plan.input_size)
-    ours = exit_costs(model, convention="flops")
-    for e in ours:
+def test_flops_convention_equals_torch_flop_counter(small_model):
+    model, x = small_model
+    for e in exit_costs(model, convention="flops"):
         with FlopCounterMode(display=False) as counter:
             model(x, exits=e.exit)
         assert e.macs == counter.get_total_flops(), f"exit {e.exit}"
