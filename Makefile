@@ -21,7 +21,9 @@ demo: setup
 test: setup-test
 	$(PYTHON) -m pytest
 
-reports: setup graphviz
+# Regenerates reports/ (every preset + README.md index); setup-test pins the matplotlib whose SVG
+# bytes tests/test_report.py compares with the committed folder.
+reports: setup-test
 	msdprof report --all -o reports --force
 
 bench: setup

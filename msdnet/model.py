@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -135,6 +136,22 @@ class Classifier(nn.Module):
         return self.linear(features.flatten(1))
 
 
+@dataclass(frozen=True)
+class Part:
+    """What one submodule of an :class:`MSDNet` produces (see :meth:`MSDNet.named_parts`).
+
+    ``kind`` is ``"map"`` (the feature map at ``scale`` output by network layer ``layer``; the
+    stem's maps are layer 0), ``"transition"`` (the map at ``scale`` output by the transition after
+    ``layer``) or ``"classifier"`` (the logits of exit ``exit``, read from the coarsest ``scale`` of
+    ``layer``).  Layers are 1..L, scales 0..nScales-1, exits 1..nBlocks.
+    """
+
+    kind: str
+    layer: int
+    scale: int
+    exit: int | None = None
+
+
 class MSDNet(nn.Module):
     """Multi-Scale Dense Network (Huang et al., ICLR 2018), built exactly per the layer plan.
 
@@ -165,6 +182,30 @@ class MSDNet(nn.Module):
     @property
     def nBlocks(self) -> int:
         return len(self.blocks)
+
+    def named_parts(self) -> Iterator[tuple[str, Part]]:
+        """``(module name, Part)`` for each submodule that outputs one map or one exit's logits.
+
+        In forward order (block 1, classifier 1, block 2, ...); the named modules hold every module
+        of the network, each exactly once, so they tie per-module counts to the parts they produce.
+        """
+        layers = iter(self.plan.layers)
+        layer: Layer | None = None
+        for b, (block, head) in enumerate(zip(self.blocks, self.plan.heads)):
+            for i, module in enumerate(block):
+                name = f"blocks.{b}.{i}"
+                if isinstance(module, Stem):
+                    for s in range(len(module.scales)):
+                        yield f"{name}.scales.{s}", Part("map", 0, s)
+                elif isinstance(module, MSDLayer):
+                    layer = next(layers)
+                    for j, s in enumerate(layer.out_scales):
+                        yield f"{name}.scales.{j}", Part("map", layer.index, s)
+                elif isinstance(module, TransitionLayer):  # follows the layer just named
+                    assert layer is not None and layer.transition is not None
+                    for j, s in enumerate(layer.transition.scales):
+                        yield f"{name}.convs.{j}", Part("transition", layer.index, s)
+            yield f"classifiers.{b}", Part("classifier", head.layer, self.plan.nScales - 1, head.exit)
 
     def _initialise(self) -> None:
         """The authors' initialisation: He-normal convs, BN weight 1 bias 0, Linear bias 0."""

@@ -17,9 +17,10 @@ from rich.console import Console
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
 from msdnet.config import OPTION_NAMES, OptionError, format_value
 
-from . import formatting
-from .counting import CONVENTION_HELP, CONVENTIONS
+from . import drawing, formatting, report
+from .counting import CONVENTION_HELP, CONVENTIONS, check_convention
 from .exits import exit_costs
+from .graph import layout_graph
 from .output import check_writable, write_atomic
 
 OPTION_HELP = {
@@ -122,9 +123,96 @@ def _run_count(args: argparse.Namespace) -> None:
     emit(args, formatting.render(costs, fmt, name))
 
 
+# --- graph ------------------------------------------------------------------------------------
+
+
+def _add_graph(sub: Any) -> None:
+    p = sub.add_parser(
+        "graph", help="the scale x layer connectivity graph, drawn or as data",
+        description="The feature maps the network computes (scales down, layers across), the "
+                    "convs between them, transitions and exits. The suffix of FILE picks the "
+                    "format: " + ", ".join(drawing.SUFFIXES) + " (.svg, .png and .pdf need "
+                    "Graphviz; .json is networkx node-link data with each node's cost).",
+    )
+    add_network_options(p)
+    p.add_argument("--dense", action="store_true",
+                   help="also draw the dense edges: every earlier same-scale map the "
+                        "concatenation carries (quadratic in the layers per block)")
+    p.add_argument("--convention", default="msdnet", metavar="NAME",
+                   help="unit of the node costs in .json/.graphml and the SVG tooltips: "
+                        + ", ".join(CONVENTIONS) + " (default msdnet)")
+    add_output_options(p, required=True)
+    p.set_defaults(run=_run_graph)
+
+
+def _run_graph(args: argparse.Namespace) -> None:
+    options, name = network_options(args)
+    path = drawing.check_output(args.output, args.force)  # before any work
+    graph = layout_graph(options, input_size=args.input_size, dense=args.dense,
+                         convention=args.convention)
+    if name:
+        graph.graph["preset"] = name
+    drawing.write_graph(graph, path, force=args.force)
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report", help="a report per configuration: tables, totals, cost plot, layout picture",
+        description="A report on one MSDNet (or several side by side): options and layer plan, "
+                    "the cost of every exit, totals, and beside it a cost-vs-exit plot and the "
+                    "layout picture as SVG files (the layout needs Graphviz; without it the report "
+                    "says so in its place). -o FILE.md writes Markdown, -o FILE.html HTML.",
+    )
+    add_network_options(p)
+    p.add_argument(
+        "--compare", nargs="+", metavar="ITEM",
+        help="several networks side by side; each ITEM is PRESET, PRESET:OPTION=V,OPTION=V or "
+             "OPTION=V,OPTION=V (e.g. --compare cifar10-anytime cifar10-batch, or --preset "
+             "cifar10-anytime --compare step=2,base=4 step=4,base=2); --preset and options given "
+             "outside --compare are common to every ITEM",
+    )
+    p.add_argument("--all", action="store_true",
+                   help="a report on every preset and an index (README.md) in the directory -o DIR")
+    p.add_argument("--html", action="store_true", help="write HTML (with --all: index.html)")
+    p.add_argument("--convention", default="msdnet", metavar="NAME",
+                   help="unit of the operation counts: " + ", ".join(CONVENTIONS) + " (default msdnet)")
+    p.add_argument("-o", "--output", metavar="FILE|DIR", required=True,
+                   help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
+                        "with --all a directory")
+    p.add_argument("--force", action="store_true", help="replace files that exist")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> None:
+    check_convention(args.convention)
+    given = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+    if args.all:
+        for option, value in (("preset", args.preset), ("input-size", args.input_size),
+                              *given.items(), ("compare", args.compare and " ".join(args.compare))):
+            if value is not None:
+                raise OptionError(option, value, "cannot be used with --all, which reports every "
+                                                 "preset as it is")
+        fmt = "html" if args.html else "markdown"
+        report.check_targets(args.output, [report.INDEX[fmt]], args.force)  # before any work
+        report.write_files(args.output, report.preset_files(fmt, args.convention), args.force)
+        return
+    path, _ = report.check_report_path(args.output, args.html)
+    check_writable(path, args.force)  # before any work
+    if args.compare:
+        configs = report.compare_configurations(args.compare, args.preset, given, args.input_size,
+                                                args.convention)
+    else:
+        options, name = network_options(args)
+        configs = [report.configuration(options, name, args.input_size, args.convention)]
+    report.write_report(path, configs, html=args.html, force=args.force)
+
+
 # --- main ------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [_add_count]
+COMMANDS: list[Callable[[Any], None]] = [_add_count, _add_graph, _add_report]
 
 
 def build_parser() -> ArgumentParser:

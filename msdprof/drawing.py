@@ -1,0 +1,317 @@
+"""Drawing and saving the connectivity graph: Graphviz source, SVG/PNG/PDF, JSON and GraphML.
+
+The picture reads like the MSDNet paper's figure: layers left to right, scales top to bottom, one
+column per layer (and per transition), the exits below the coarsest scale, a band per block, a
+legend for the edge kinds.  Every node and every band is pinned to that grid (``neato -n2``, fixed
+node sizes, explicit font), so the geometry does not depend on the fonts installed and the same
+graph gives the same bytes on every run.  Lengths in this module are in points (1/72 inch).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import graphviz
+import networkx as nx
+
+from msdnet.config import OptionError
+
+from .counting import format_count
+from .formatting import OP_NAMES
+from .output import check_writable, write_atomic
+
+#: Formats Graphviz renders, and the program that renders them (positions are pinned: no layout).
+RENDERED = ("svg", "png", "pdf")
+GRAPHVIZ_PROGRAM = "neato"
+
+FONT = "Helvetica"
+COLUMN = 112.0  # points between the centres of two grid columns (a layer or a transition)
+ROW = 78.0  # points between the centres of two scales
+HEADER = 0.62 * ROW  # points from scale 0's centre up to the column headers
+NODE_WIDTH, NODE_HEIGHT = 80.0, 26.0
+EXIT_HEIGHT = 34.0
+CHAR_WIDTH = 0.56  # a generous average glyph width, in font sizes, for sizing text boxes
+
+SCALE_FILLS = ("#dde9f7", "#dcf0dc", "#fce7cc", "#ece0f5", "#f8dde5", "#e0f2f1")
+BAND_FILLS = ("#f1f4f9", "#fbfbfd")
+
+EDGE_STYLES: dict[str, dict[str, str]] = {
+    "normal": {"color": "#3b4a5a", "penwidth": "1.3"},
+    "down": {"color": "#2166ac", "penwidth": "1.3"},
+    "transition": {"color": "#b07d00", "penwidth": "1.8"},
+    "classifier": {"color": "#b3261e", "penwidth": "1.8"},
+    "dense": {"color": "#9aa3ad", "penwidth": "0.6", "arrowsize": "0.4"},
+}
+EDGE_MEANING = {
+    "normal": "normal: same-scale conv (+ identity)",
+    "down": "down: strided conv from the finer scale",
+    "transition": "transition: 1x1 conv compressing",
+    "classifier": "classifier: exit head on the coarsest scale",
+    "dense": "dense: earlier maps carried by the concatenation",
+}
+NODE_STYLES: dict[str, dict[str, str]] = {
+    "map": {"shape": "box", "style": "filled", "color": "#3b4a5a", "penwidth": "1"},
+    "transition": {"shape": "box", "style": "filled", "fillcolor": "#fff3c4", "color": "#b07d00",
+                   "penwidth": "1.6"},
+    "classifier": {"shape": "box", "style": "rounded,filled,bold", "fillcolor": "#f8d3cf",
+                   "color": "#b3261e", "fontcolor": "#6e1510"},
+}
+
+
+def _num(value: float) -> str:
+    """A coordinate or length as Graphviz reads it: at most two decimals, no trailing zeros."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _pos(x: float, y: float) -> str:
+    return f"{_num(x)},{_num(y)}!"
+
+
+def _text_width(text: str, size: float) -> float:
+    """Points a line of ``text`` may take at font ``size``, for sizing a box (not font metrics)."""
+    return max(len(line) for line in text.split("\n")) * size * CHAR_WIDTH
+
+
+def _size(channels: int, height: int, width: int) -> str:
+    return f"{channels}×{height}×{width}"
+
+
+def _columns(graph: nx.DiGraph) -> dict[tuple[int, bool], int]:
+    """Grid column of each (layer, is-transition): layers in order, a transition right after its layer."""
+    keys = sorted({(d["layer"], d["kind"] == "transition") for _, d in graph.nodes(data=True)
+                   if d["kind"] != "classifier"})
+    return {key: column for column, key in enumerate(keys)}
+
+
+def _grid(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
+    """Centre of every node, in points, Graphviz's y axis pointing up: scale s on row s."""
+    columns = _columns(graph)
+    n_scales = 1 + max(d["scale"] for _, d in graph.nodes(data=True))
+    where: dict[str, tuple[float, float]] = {}
+    for node, d in graph.nodes(data=True):
+        if d["kind"] == "classifier":
+            continue
+        where[node] = (columns[(d["layer"], d["kind"] == "transition")] * COLUMN, -d["scale"] * ROW)
+    for node, d in graph.nodes(data=True):
+        if d["kind"] == "classifier":
+            (source,) = graph.predecessors(node)
+            where[node] = (where[source][0], -(n_scales - 0.1) * ROW)
+    return where
+
+
+def _dense_arc(tail: tuple[float, float], head: tuple[float, float]) -> str:
+    """A Graphviz edge ``pos``: an arch above the row from ``tail``'s top to ``head``'s top."""
+    top = tail[1] + NODE_HEIGHT / 2
+    x0, x1 = tail[0] + 10, head[0] - 10
+    rise = min(HEADER - NODE_HEIGHT / 2 - 12, 6 + 0.02 * (x1 - x0))
+    points = [(x0, top), (x0, top + rise), (x1, top + rise), (x1, top + 4)]
+    return f"e,{_num(x1)},{_num(top)} " + " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+
+
+def _tooltip(node: str, d: dict[str, Any], unit: str) -> str:
+    what = f"exit {d['exit']}: {d['channels']} classes" if d["kind"] == "classifier" else (
+        f"{d['kind']} {_size(d['channels'], d['height'], d['width'])}")
+    return (f"{node} ({what}, block {d['block']}): {format_count(d['macs'])} {unit}, "
+            f"{format_count(d['params'])} params")
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _title(graph: nx.DiGraph) -> str:
+    options = graph.graph["options"]
+    layers = max(d["layer"] for _, d in graph.nodes(data=True))
+    n_scales = len(str(options["grFactor"]).split("-"))
+    height, width = graph.graph["input_size"]
+    name = graph.graph.get("preset")
+    counted = ", ".join(_plural(n, what) for n, what in
+                        ((options["nBlocks"], "exit"), (layers, "layer"), (n_scales, "scale")))
+    first = (f"MSDNet{' ' + name if name else ''}: {counted}, input 3×{height}×{width}; "
+             "boxes: channels×height×width")
+    second = ", ".join(f"{k} {str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items())
+    return f"{first}\n{second}"
+
+
+def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, size: float,
+              css: str, left: bool = False, width: float | None = None, **attrs: str) -> float:
+    """A decoration: fixed-size plain text centred (or, with ``left``, starting) at ``x``;
+    returns its width in points."""
+    lines = text.split("\n")
+    width = width if width is not None else _text_width(text, size) + 4
+    height = len(lines) * size * 1.25 + 4
+    label = "".join(line + "\\l" for line in lines) if left else text.replace("\n", "\\n")
+    dot.node(name, label=label, pos=_pos(x + width / 2 if left else x, y), shape="plaintext",
+             width=_num(width / 72), height=_num(height / 72), fontsize=_num(size), style="",
+             **{"class": css}, **attrs)
+    return width
+
+
+def to_dot(graph: nx.DiGraph) -> str:
+    """The Graphviz source of the picture of ``graph`` (a :func:`msdprof.layout_graph` result).
+
+    Every position is given (render with ``neato -n2``); the source is the same for the same graph.
+    """
+    where = _grid(graph)
+    unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
+    nodes = dict(graph.nodes(data=True))
+    n_scales = 1 + max(d["scale"] for d in nodes.values())
+    columns = _columns(graph)
+    dot = graphviz.Digraph("msdnet", graph_attr={
+        "splines": "line", "outputorder": "edgesfirst", "bgcolor": "white", "pad": "0.25",
+        "fontname": FONT, "fontsize": "12", "fontcolor": "#3b4a5a",
+    }, node_attr={
+        "fixedsize": "true", "fontname": FONT, "fontsize": "10", "margin": "0",
+        "width": _num(NODE_WIDTH / 72), "height": _num(NODE_HEIGHT / 72),
+    }, edge_attr={"arrowsize": "0.6"})
+
+    # Bands: one per block, behind everything, with the block's name on top.
+    top, bottom = 0.95 * ROW, -(n_scales + 0.45) * ROW
+    spans: dict[int, list[float]] = {}
+    for node, d in nodes.items():
+        spans.setdefault(d["block"], []).append(where[node][0])
+    for block, xs in sorted(spans.items()):
+        with dot.subgraph(name=f"cluster_block{block}") as band:
+            band.attr(
+                bb=",".join(_num(v) for v in (min(xs) - COLUMN / 2, bottom, max(xs) + COLUMN / 2, top)),
+                label=f"block {block}", labelloc="t", style="filled",
+                fillcolor=BAND_FILLS[(block - 1) % 2], color="#cfd6e0", fontsize="12",
+            )
+
+    # The graph's own nodes: one Graphviz node (class "node") each.
+    for node, d in nodes.items():
+        style = dict(NODE_STYLES[d["kind"]])
+        if d["kind"] == "classifier":
+            label = f"exit {d['exit']}\n{d['channels']} classes"
+            style["height"] = _num(EXIT_HEIGHT / 72)
+        else:
+            label = _size(d["channels"], d["height"], d["width"])
+            style.setdefault("fillcolor", SCALE_FILLS[d["scale"] % len(SCALE_FILLS)])
+        dot.node(node, label=label.replace("\n", "\\n"), pos=_pos(*where[node]),
+                 tooltip=_tooltip(node, d, unit), **style)
+    for tail, head, d in graph.edges(data=True):
+        extra = {"pos": _dense_arc(where[tail], where[head])} if d["kind"] == "dense" else {}
+        dot.edge(tail, head, **EDGE_STYLES[d["kind"]], **extra)
+
+    # Axes: a header per column, a label per scale.
+    for (layer, transition), column in sorted(columns.items(), key=lambda item: item[1]):
+        text = "transition" if transition else ("stem" if layer == 0 else f"layer {layer}")
+        _add_text(dot, f"_column{column}", text, column * COLUMN, HEADER, 10, "axis",
+                  width=NODE_WIDTH, fontcolor="#5b6b7b")
+    for scale in range(n_scales):
+        sample = next(d for d in nodes.values() if d["scale"] == scale and d["kind"] == "map")
+        _add_text(dot, f"_scale{scale}", f"scale {scale}\n{sample['height']}×{sample['width']}",
+                  -0.95 * COLUMN, -scale * ROW, 11, "axis", width=NODE_WIDTH,
+                  fontcolor="#3b4a5a")
+
+    # Title above, legend below.
+    left = -0.95 * COLUMN - NODE_WIDTH / 2
+    _add_text(dot, "_title", _title(graph), left, 1.45 * ROW, 12, "title", left=True)
+    _legend(dot, graph, left, bottom - 0.45 * ROW)
+    return dot.source
+
+
+def _legend(dot: graphviz.Digraph, graph: nx.DiGraph, x: float, y: float) -> None:
+    """The edge kinds and node kinds present in ``graph``, in one row from ``x``."""
+    kinds = [k for k in EDGE_STYLES if any(d["kind"] == k for *_, d in graph.edges(data=True))]
+    node_kinds = {d["kind"] for _, d in graph.nodes(data=True)}
+    x = x + _add_text(dot, "_legend", "legend:", x, y, 11, "legend", left=True) + 6
+    for kind in kinds:
+        a, b = f"_legend_{kind}_from", f"_legend_{kind}_to"
+        for name, at in ((a, x), (b, x + 40)):
+            dot.node(name, label="", shape="point", width="0.03", height="0.03", pos=_pos(at, y),
+                     color=EDGE_STYLES[kind]["color"], **{"class": "legend"})
+        dot.edge(a, b, **EDGE_STYLES[kind], **{"class": "legend"})
+        x += 46 + _add_text(dot, f"_legend_{kind}", EDGE_MEANING[kind], x + 46, y, 10,
+                            "legend", left=True) + 14
+    samples = (("map", "C×H×W", "feature map"), ("transition", "C×H×W", "transition output"),
+               ("classifier", "exit k", "classifier"))
+    for kind, label, meaning in samples:
+        if kind not in node_kinds:
+            continue
+        style = {"fillcolor": SCALE_FILLS[0], **NODE_STYLES[kind]}
+        dot.node(f"_legend_{kind}_node", label=label, pos=_pos(x + NODE_WIDTH / 2, y),
+                 **{**style, "class": "legend"})
+        x += NODE_WIDTH + 6 + _add_text(dot, f"_legend_{kind}_text", meaning, x + NODE_WIDTH + 6, y,
+                                        10, "legend", left=True) + 14
+
+
+def _no_graphviz(path: Path) -> OptionError:
+    return OptionError(
+        "output", str(path),
+        f"drawing {path.suffix.lower()} needs Graphviz's '{GRAPHVIZ_PROGRAM}' program, which is not "
+        "installed: install Graphviz (apt-get install graphviz), or write .dot, which needs no Graphviz",
+    )
+
+
+def render(graph: nx.DiGraph, fmt: str) -> bytes:
+    """The picture of ``graph`` as ``svg``, ``png`` or ``pdf`` bytes, rendered by Graphviz.
+
+    Deterministic: the same graph gives the same bytes (the PDF creation date is pinned).
+    """
+    if fmt not in RENDERED:
+        raise OptionError("format", fmt, "must be one of " + ", ".join(RENDERED))
+    source = graphviz.Source(to_dot(graph), engine=GRAPHVIZ_PROGRAM)
+    try:
+        data = source.pipe(format=fmt, neato_no_op=2)
+    except graphviz.ExecutableNotFound:
+        raise _no_graphviz(Path(f"graph.{fmt}")) from None
+    if fmt == "pdf":  # cairo stamps the time; pin it, keeping the length (and so the offsets)
+        data = re.sub(rb"/CreationDate \(D:\d{14}Z\)", b"/CreationDate (D:20000101000000Z)", data)
+    return data
+
+
+def to_json(graph: nx.DiGraph) -> str:
+    """networkx node-link data (``nodes``, ``edges``, ``graph``) as indented JSON."""
+    return json.dumps(nx.node_link_data(graph, edges="edges"), indent=2) + "\n"
+
+
+def to_graphml(graph: nx.DiGraph) -> str:
+    """GraphML; graph attributes that are not plain values (``options``, ``input_size``) as JSON."""
+    plain = graph.copy()
+    for key, value in graph.graph.items():
+        if not isinstance(value, (str, int, float, bool)):
+            plain.graph[key] = json.dumps(value)
+    return "\n".join(nx.generate_graphml(plain)) + "\n"
+
+
+WRITERS: dict[str, Callable[[nx.DiGraph], str | bytes]] = {
+    ".svg": lambda g: render(g, "svg"),
+    ".png": lambda g: render(g, "png"),
+    ".pdf": lambda g: render(g, "pdf"),
+    ".dot": to_dot,
+    ".json": to_json,
+    ".graphml": to_graphml,
+}
+SUFFIXES = tuple(WRITERS)
+
+
+def check_output(path: str | Path, force: bool = False) -> Path:
+    """``path`` if ``write_graph`` can write it: a known suffix, a writable place, Graphviz
+    installed when the suffix needs it; else :class:`OptionError`.  Nothing is written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITERS:
+        raise OptionError(
+            "output", str(path),
+            f"unknown suffix '{path.suffix}'; the file name must end in one of " + ", ".join(SUFFIXES),
+        )
+    check_writable(path, force)
+    if suffix.lstrip(".") in RENDERED and shutil.which(GRAPHVIZ_PROGRAM) is None:
+        raise _no_graphviz(path)
+    return path
+
+
+def write_graph(graph: nx.DiGraph, path: str | Path, force: bool = False) -> Path:
+    """Write ``graph`` to ``path`` in the format its suffix names (see :data:`SUFFIXES`),
+    atomically; an existing file is replaced only with ``force``."""
+    path = check_output(path, force)
+    return write_atomic(path, WRITERS[path.suffix.lower()](graph), force)
+
+
+__all__ = ["RENDERED", "SUFFIXES", "check_output", "render", "to_dot", "to_graphml", "to_json",
+           "write_graph"]

@@ -1,0 +1,563 @@
+"""Reports: one page per MSDNet configuration (or several side by side), with its pictures.
+
+A report says, for one image: the options and the layer plan (layers per block, exit layers, scales
+per layer, transitions); per exit, the cumulative operations and parameters, the share of the full
+network, the block and head parts, the direct cost and, where :func:`~msdprof.exit_costs` carries
+it, the lazy cost (scaled, then again as exact integers); the totals; a cost-vs-exit plot
+(:mod:`msdprof.costplot`) and the layout picture (:mod:`msdprof.drawing`, which needs Graphviz;
+without it the report says so in its place).
+
+:func:`report_files` returns every file of a report as ``{file name: bytes}`` (Markdown or HTML,
+pictures as SVG beside it); :func:`preset_files` does so for every preset plus an index.  Nothing
+in them depends on the date, the machine or the output directory, so regenerating gives the same
+bytes.  :func:`write_files` writes such a set atomically: all targets are checked first, and a new
+directory appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from msdnet import PRESETS, LayerPlan, Options, build_plan, resolve
+from msdnet.config import OptionError, format_value
+
+from . import drawing
+from .costplot import Series, cost_plot, has_lazy
+from .counting import CONVENTION_HELP, check_convention
+from .document import Block, Facts, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
+from .exits import ExitCosts, exit_costs
+from .formatting import OP_NAMES, _columns, op_scale, scaled
+from .graph import layout_graph
+from .output import check_writable, write_atomic
+
+#: Report formats and the suffix of their files.
+SUFFIXES = {"markdown": ".md", "html": ".html"}
+#: The index file of :func:`preset_files`, per format.
+INDEX = {"markdown": "README.md", "html": "index.html"}
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One network of a report: the name it is shown under, its layer plan and per-exit costs.
+
+    ``preset`` is the preset the options were taken from (``None`` for options alone).
+    """
+
+    label: str
+    preset: str | None
+    plan: LayerPlan
+    costs: ExitCosts
+
+    @property
+    def options(self) -> Options:
+        return self.plan.options
+
+    @property
+    def slug(self) -> str:
+        """The label as a file-name part: ``cifar10-anytime-with-step-4``."""
+        return re.sub(r"[^a-z0-9.]+", "-", self.label.lower()).strip("-.") or "network"
+
+
+def _differences(options: Options, base: Options) -> str:
+    return ", ".join(
+        f"{f.name} {format_value(getattr(options, f.name))}"
+        for f in fields(Options) if getattr(options, f.name) != getattr(base, f.name)
+    )
+
+
+def label(options: Options, preset: str | None = None, input_size: Any = None) -> str:
+    """How a configuration is named: the preset (or the preset it equals), with what differs.
+
+    ``cifar10-anytime``, ``cifar10-anytime with step 4, base 2``, ``nBlocks 5, step 3`` (options
+    alone: what differs from the authors' defaults), plus ``, input 40x40`` for a non-default size.
+    """
+    if preset is None:
+        preset = next((name for name, p in PRESETS.items() if p == options), None)
+    if preset is not None:
+        diff = _differences(options, PRESETS[preset])
+        text = f"{preset} with {diff}" if diff else preset
+    else:
+        text = _differences(options, Options()) or "authors' defaults"
+    if input_size is not None:
+        height, width = build_plan(options, input_size).input_size
+        if (height, width) != (options.default_input_size,) * 2:
+            text += f", input {height}x{width}"
+    return text
+
+
+def configuration(
+    options: Options, preset: str | None = None, input_size: Any = None, convention: str = "msdnet"
+) -> Configuration:
+    """Count ``options`` (on the ``meta`` device) and name it; :class:`OptionError` for bad input."""
+    check_convention(convention)
+    plan = build_plan(options, input_size)
+    costs = exit_costs(options, convention=convention, input_size=input_size)
+    return Configuration(label(options, preset, input_size), preset, plan, costs)
+
+
+def preset_configuration(name: str, convention: str = "msdnet") -> Configuration:
+    """The :class:`Configuration` of preset ``name`` as it is."""
+    return configuration(resolve(name), name, convention=convention)
+
+
+_ITEM_FORMAT = ("must be PRESET, PRESET:OPTION=V,OPTION=V or OPTION=V,OPTION=V "
+                "(e.g. cifar10-anytime:step=4,base=2)")
+
+
+def parse_item(text: str) -> tuple[str | None, dict[str, str]]:
+    """One configuration to compare, as ``--compare`` takes it: ``(preset or None, options)``.
+
+    ``cifar10-batch`` -> ``("cifar10-batch", {})``; ``cifar10-anytime:step=4,base=2`` ->
+    ``("cifar10-anytime", {"step": "4", "base": "2"})``; ``nBlocks=5,step=3`` -> ``(None, {...})``.
+    Only the shape is checked here; names and values are checked by :func:`msdnet.resolve`.
+    """
+    name, _, rest = text.partition(":") if ":" in text or "=" not in text else ("", "", text)
+    if ":" in text and not rest:
+        raise OptionError("compare", text, _ITEM_FORMAT)
+    overrides: dict[str, str] = {}
+    for pair in rest.split(",") if rest else []:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise OptionError("compare", text, _ITEM_FORMAT)
+        overrides[key.strip()] = value.strip()
+    if not name.strip() and not overrides:
+        raise OptionError("compare", text, _ITEM_FORMAT)
+    return name.strip() or None, overrides
+
+
+def compare_configurations(
+    items: Sequence[str], preset: str | None = None, overrides: dict[str, Any] | None = None,
+    input_size: Any = None, convention: str = "msdnet",
+) -> list[Configuration]:
+    """The configurations ``items`` name (see :func:`parse_item`), in order.
+
+    ``preset`` and ``overrides`` are common to all (the command line's ``--preset`` and options):
+    an item's own preset replaces ``preset``, its own options are laid over ``overrides``.  An item
+    with neither starts, like ``msdprof count``, from ``preset``, else the authors' defaults.
+    """
+    overrides = dict(overrides or {})
+    resolve(preset, **overrides)  # a mistake in the common options is named as such
+    configs = []
+    for item in items:
+        name, own = parse_item(item)
+        try:
+            options = resolve(name or preset, **{**overrides, **own})
+        except OptionError as error:
+            raise OptionError("compare", item, f"{error.option} {format_value(error.value)}: "
+                                               f"{error.allowed}") from None
+        configs.append(configuration(options, name or preset, input_size, convention))
+    return configs
+
+
+# --- text pieces -------------------------------------------------------------------------------
+
+
+def _ranges(values: Sequence[int]) -> list[tuple[int, int, int]]:
+    """Runs of equal values as (value, first index, last index), indices 1-based."""
+    runs: list[tuple[int, int, int]] = []
+    for i, v in enumerate(values, start=1):
+        if runs and runs[-1][0] == v:
+            runs[-1] = (v, runs[-1][1], i)
+        else:
+            runs.append((v, i, i))
+    return runs
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}–{last}"
+
+
+def _joined(values: Iterable[Any]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def command(config: Configuration, output: str | None = None) -> str:
+    """The ``msdprof report`` command that makes this configuration's report."""
+    parts = ["msdprof report"]
+    base = PRESETS[config.preset] if config.preset else Options()
+    if config.preset:
+        parts.append(f"--preset {config.preset}")
+    for f in fields(Options):
+        value = getattr(config.options, f.name)
+        if value != getattr(base, f.name):
+            parts.append(f"--{f.name} {format_value(value)}")
+    height, width = config.plan.input_size
+    if (height, width) != (config.options.default_input_size,) * 2:
+        parts.append(f"--input-size {height}x{width}")
+    if config.costs.convention != "msdnet":
+        parts.append(f"--convention {config.costs.convention}")
+    if output:
+        parts.append(f"-o {output}")
+    return " ".join(parts)
+
+
+def _unit(costs: ExitCosts) -> tuple[float, str]:
+    """Divisor and unit name (``M ops``) for the operation counts of ``costs``."""
+    divisor, prefix = op_scale(costs.total_macs)
+    return divisor, f"{prefix} {OP_NAMES[costs.convention]}"
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}"
+
+
+def caption(costs: ExitCosts, image: bool = True) -> str:
+    """What the figures count, for the line under a table; ``image``: name the input size."""
+    h, w = costs.input_size
+    what = f"For one 3×{h}×{w} image" if image else "For one image (its size in the table)"
+    return (f"{what}; {OP_NAMES[costs.convention]} of the `{costs.convention}` "
+            f"convention — {CONVENTION_HELP[costs.convention]}.")
+
+
+# --- blocks --------------------------------------------------------------------------------------
+
+
+def options_table(config: Configuration) -> Table:
+    """The twelve options, in one row, under the authors' names."""
+    values = config.options.as_dict()
+    return Table(tuple(values), (tuple(format_value(v) for v in values.values()),), align="l" * len(values))
+
+
+def plan_facts(config: Configuration) -> Facts:
+    """Layers per block, exit layers, scales per layer, transitions, map sides."""
+    summary = config.plan.summary()
+    scales = "; ".join(
+        f"{value} at {'layer' if first == last else 'layers'} {_span(first, last)}"
+        for value, first, last in _ranges(summary["scales_per_layer"])
+    )
+    after = summary["transitions_after_layers"]
+    sides = ", ".join(f"{m.height}×{m.width}" for m in config.plan.stem)
+    return Facts((
+        ("layers per block", f"{_joined(summary['layers_per_block'])} (L = {config.options.nLayers} layers)"),
+        ("exit layers", _joined(summary["exit_layers"])),
+        ("scales per layer", scales),
+        ("transitions", f"after layer{'s' if len(after) > 1 else ''} {_joined(after)}" if after else "none"),
+        ("input", f"3×{config.plan.input_size[0]}×{config.plan.input_size[1]}; maps per scale {sides} px"),
+    ))
+
+
+def exit_table(config: Configuration) -> Table:
+    """Per exit, scaled: the columns of ``msdprof count`` (and lazy, where the costs have it)."""
+    costs = config.costs
+    columns = list(_columns(costs))
+    headers = [h.replace("\n", " ") for h, _ in columns]
+    if has_lazy(costs) and not any(h.startswith("lazy") for h in headers):
+        divisor, unit = _unit(costs)
+        columns.append((f"lazy {unit}", lambda e: scaled(e.lazy_macs, divisor)))
+        columns.append(("lazy saves %", lambda e: _percent(e.macs - e.lazy_macs, e.macs)))
+        columns.append(("lazy params M", lambda e: scaled(e.lazy_params, 1e6)))
+        headers = [h.replace("\n", " ") for h, _ in columns]
+    rows = tuple(tuple(cell(e) for _, cell in columns) for e in costs)
+    return Table(
+        tuple(headers), rows, align="r" * len(headers),
+        caption=caption(costs) + " Cumulative = blocks 1..k + heads 1..k (what early-exit inference "
+        "pays to reach exit k); block, head = block k, head k alone; direct = blocks 1..k + head k "
+        "(the exit chosen in advance)." + (_LAZY_NOTE if has_lazy(costs) else ""),
+    )
+
+
+_LAZY_NOTE = (" Lazy = only the maps exit k reads (its ancestors in the layout graph) and heads "
+              "1..k are computed; the rest is paid later if the image goes on. Lazy saves = its "
+              "saving on the cumulative cost.")
+
+
+def exact_table(config: Configuration) -> Table:
+    """Per exit, every figure as an exact integer."""
+    costs = config.costs
+    unit = OP_NAMES[costs.convention]
+    parts = ["", "block", "head", "direct"] + (["lazy"] if has_lazy(costs) else [])
+    headers = ["exit", "layer"]
+    for part in parts:
+        name = part or "cumulative"
+        headers += [f"{name} {unit}", f"{name} params"]
+    rows = []
+    for e in costs:
+        row = [str(e.exit), str(e.layer)]
+        for part in parts:
+            prefix = f"{part}_" if part else ""
+            row += [str(getattr(e, f"{prefix}macs")), str(getattr(e, f"{prefix}params"))]
+        rows.append(tuple(row))
+    return Table(tuple(headers), tuple(rows), align="r" * len(headers))
+
+
+def totals_table(config: Configuration) -> Table:
+    """Blocks, heads and the full network: operations and parameters, with their shares."""
+    costs = config.costs
+    divisor, unit = _unit(costs)
+    blocks = sum(e.block_macs for e in costs), sum(e.block_params for e in costs)
+    heads = sum(e.head_macs for e in costs), sum(e.head_params for e in costs)
+    full = costs.total_macs, costs.total_params
+    first = costs[0].macs, costs[0].params
+
+    def row(name: str, value: tuple[int, int]) -> tuple[str, ...]:
+        return (name, scaled(value[0], divisor), _percent(value[0], full[0]), str(value[0]),
+                scaled(value[1], 1e6), _percent(value[1], full[1]), str(value[1]))
+
+    n = len(costs)
+    return Table(
+        ("", unit, "% of full", unit.split(" ", 1)[1], "params M", "% of full", "params"),
+        (row(f"blocks 1..{n}", blocks), row(f"heads 1..{n}", heads), row("full network", full),
+         row("exit 1 (cumulative)", first)),
+    )
+
+
+def _layout_blocks(config: Configuration, src: str, graphviz: bool) -> list[Block]:
+    if not graphviz:
+        return [Note(
+            "The layout picture needs Graphviz's `" + drawing.GRAPHVIZ_PROGRAM + "` program, which "
+            "was not found when this report was made: install Graphviz (`apt-get install graphviz`) "
+            "and make the report again."
+        )]
+    return [Image(
+        src, f"layout of {config.label}",
+        "Feature maps (channels×height×width) by scale (rows) and layer (columns), one band per "
+        f"block; each exit reads the coarsest scale. Full size: [{src}]({src}).", wide=True,
+    )]
+
+
+def configuration_blocks(
+    config: Configuration, level: int, layout: str, graphviz: bool, cost: str | None = None,
+    output: str | None = None,
+) -> list[Block]:
+    """Every section about one configuration; headings at ``level``.  ``layout`` and ``cost`` are
+    the file names of its pictures (``cost`` ``None``: no plot of its own)."""
+    blocks: list[Block] = [
+        Heading("Options", level),
+        options_table(config),
+        Paragraph(f"Command line: `{command(config, output)}`"),
+        Heading("Layer plan", level),
+        plan_facts(config),
+        Heading("Cost per exit", level),
+        exit_table(config),
+        Heading("Totals", level),
+        totals_table(config),
+    ]
+    if cost is not None:
+        blocks += [Heading("Cost vs exit", level), Image(cost, f"cost vs exit of {config.label}")]
+    blocks += [Heading("Layout", level), *_layout_blocks(config, layout, graphviz)]
+    blocks += [Heading("Exact counts", level), exact_table(config)]
+    return blocks
+
+
+def _summary(config: Configuration) -> str:
+    costs = config.costs
+    divisor, unit = _unit(costs)
+    first, full = costs[0], costs[-1]
+    return (
+        f"MSDNet **{config.label}**: {len(costs)} exits over {config.options.nLayers} layers, "
+        f"{config.options.nScales} scales, {config.options.data}. Reaching exit 1 costs "
+        f"{scaled(first.macs, divisor)} {unit} ({_percent(first.macs, full.macs)}% of the full "
+        f"network's {scaled(full.macs, divisor)} {unit}); the full network has "
+        f"{scaled(costs.total_params, 1e6)} M parameters."
+    )
+
+
+def comparison_table(configs: Sequence[Configuration], links: Sequence[str] | None = None) -> Table:
+    """One row per configuration: its shape, the first exit's and the full network's cost."""
+    convention = configs[0].costs.convention
+    divisor, prefix = op_scale(max(c.costs.total_macs for c in configs))
+    unit = f"{prefix} {OP_NAMES[convention]}"
+    lazy = all(has_lazy(c.costs) for c in configs)
+    rows = []
+    for i, c in enumerate(configs):
+        costs, o = c.costs, c.options
+        name = f"[{c.label}]({links[i]})" if links else c.label
+        row = [
+            name, o.data, str(len(costs)), f"{o.step} ({o.stepmode})", str(o.base), str(o.nLayers),
+            "×".join(map(str, costs.input_size)), scaled(costs[0].macs, divisor),
+            _percent(costs[0].macs, costs.total_macs), scaled(costs.total_macs, divisor),
+            scaled(costs.total_params, 1e6), _percent(sum(e.head_macs for e in costs), costs.total_macs),
+        ]
+        if lazy:
+            row.append(scaled(costs[0].lazy_macs, divisor))  # type: ignore[attr-defined]
+        rows.append(tuple(row))
+    headers = ["network", "data", "exits", "step (mode)", "base", "layers", "input",
+               f"exit 1 {unit}", "exit 1 % of full", f"full {unit}", "full params M", "heads % of full"]
+    if lazy:
+        headers.append(f"exit 1 lazy {unit}")
+    return Table(tuple(headers), tuple(rows), align="ll" + "r" * (len(headers) - 2))
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def graphviz_available() -> bool:
+    """Whether Graphviz's program for the layout picture is on the ``PATH``."""
+    return shutil.which(drawing.GRAPHVIZ_PROGRAM) is not None
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in SUFFIXES:
+        raise OptionError("format", fmt, "must be one of " + ", ".join(SUFFIXES))
+    return fmt
+
+
+def _layout_svg(config: Configuration) -> bytes:
+    graph = layout_graph(config.options, input_size=config.plan.input_size, convention=config.costs.convention)
+    graph.graph["preset"] = config.label
+    return drawing.render(graph, "svg")
+
+
+def _page(blocks: list[Block], title: str, fmt: str) -> bytes:
+    text = to_markdown(blocks) if fmt == "markdown" else to_html(blocks, title)
+    return text.encode("utf-8")
+
+
+def report_files(
+    configs: Sequence[Configuration], stem: str, fmt: str = "markdown", graphviz: bool | None = None,
+) -> dict[str, bytes]:
+    """Every file of the report on ``configs``: ``{name: bytes}``, names relative to the report.
+
+    One configuration: ``STEM.md`` (or ``.html``), ``STEM-cost.svg``, ``STEM-layout.svg``.  Several:
+    a comparison table and one plot of them all (``STEM-cost.svg``), then a section per
+    configuration with its layout ``STEM-<label>-layout.svg``.  ``graphviz`` (default: whether it
+    is installed) ``False`` leaves the layout pictures out and says so in their place.
+    """
+    check_format(fmt)
+    if not configs:
+        raise OptionError("compare", "''", "give at least one configuration")
+    if graphviz is None:
+        graphviz = graphviz_available()
+    slugs = [c.slug for c in configs]
+    for i, slug in enumerate(slugs):
+        if slug in slugs[:i]:
+            raise OptionError("compare", configs[i].label, "is given twice; compare different networks")
+    page = stem + SUFFIXES[fmt]
+    files: dict[str, bytes] = {}
+    cost = f"{stem}-cost.svg"
+    if len(configs) == 1:
+        (config,) = configs
+        layout = f"{stem}-layout.svg"
+        title = f"MSDNet report: {config.label}"
+        blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
+        blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page)
+        files[cost] = cost_plot([Series(config.label, config.costs)], f"{config.label}: cost vs exit")
+        if graphviz:
+            files[layout] = _layout_svg(config)
+    else:
+        title = "MSDNet comparison: " + " vs ".join(c.label for c in configs)
+        blocks = [
+            Heading(title, 1),
+            Paragraph(caption(configs[0].costs, image=False) + " Each network's section follows the table."),
+            comparison_table(configs, links=None),
+            Image(cost, "cost vs exit of every network"),
+        ]
+        files[cost] = cost_plot([Series(c.label, c.costs) for c in configs], "cost vs exit")
+        for config in configs:
+            layout = f"{stem}-{config.slug}-layout.svg"
+            blocks += [Heading(config.label, 2, anchor=config.slug), Paragraph(_summary(config))]
+            blocks += configuration_blocks(config, 3, layout, graphviz)
+            if graphviz:
+                files[layout] = _layout_svg(config)
+    files[page] = _page(blocks, title, fmt)
+    return files
+
+
+def preset_files(fmt: str = "markdown", convention: str = "msdnet", graphviz: bool | None = None) -> dict[str, bytes]:
+    """A report per preset of :data:`msdnet.PRESETS` and an index comparing them (``README.md``
+    or ``index.html``), as in ``reports/``."""
+    check_format(fmt)
+    configs = [preset_configuration(name, convention) for name in PRESETS]
+    files: dict[str, bytes] = {}
+    for config in configs:
+        files.update(report_files([config], config.slug, fmt, graphviz))
+    links = [c.slug + SUFFIXES[fmt] for c in configs]
+    title = "MSDNet reports"
+    blocks: list[Block] = [
+        Heading(title, 1),
+        Paragraph(
+            "One report per preset of `msdnet.PRESETS`: the options and layer plan, the cost of "
+            "every exit (cumulative, block and head parts, direct), totals, a cost-vs-exit plot and "
+            "the layout picture."
+        ),
+        comparison_table(configs, links),
+        Paragraph(
+            caption(configs[0].costs, image=False) + " Exit 1 = cumulative cost of the first exit; heads = all "
+            "classifiers together."
+        ),
+        Paragraph(
+            f"Regenerate with `msdprof report --all{' --html' if fmt == 'html' else ''}"
+            f"{'' if convention == 'msdnet' else ' --convention ' + convention} -o FOLDER --force`. "
+            "The repository's `reports/` is made by `make reports`, and `tests/test_report.py` fails "
+            "when it differs from a fresh regeneration."
+        ),
+    ]
+    files[INDEX[fmt]] = _page(blocks, title, fmt)
+    return files
+
+
+def check_report_path(path: str | os.PathLike, html: bool = False) -> tuple[Path, str]:
+    """The report file and its format from ``-o`` (``.md`` or ``.html``) and ``--html``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    wanted = ".html" if html else None
+    if suffix not in (".md", ".html") or (wanted and suffix != wanted):
+        allowed = "must end in .html with --html" if html else "must end in .md (Markdown) or .html (HTML)"
+        raise OptionError("output", str(path), allowed)
+    return path, "html" if suffix == ".html" else "markdown"
+
+
+def check_targets(directory: str | os.PathLike, names: Iterable[str], force: bool = False) -> None:
+    """:class:`OptionError` unless every file ``names`` can be written in ``directory`` (which may
+    not exist yet: then its parent must be a writable directory)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OptionError("output", str(directory), "is a file; give a directory")
+    if directory.is_dir():
+        for name in names:
+            check_writable(directory / name, force)
+    else:
+        parent = directory.parent
+        if not parent.is_dir():
+            raise OptionError("output", str(directory), f"directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise OptionError("output", str(directory), f"directory {parent} is not writable")
+
+
+def write_files(directory: str | os.PathLike, files: dict[str, bytes], force: bool = False) -> list[Path]:
+    """Write ``files`` (``{name: bytes}``) into ``directory``; returns the paths written.
+
+    Every target is checked before anything is written; an existing file is replaced only with
+    ``force``.  Into an existing directory each file is written atomically; a directory that does
+    not exist yet is filled under a temporary name and renamed into place, so it appears whole.
+    """
+    directory = Path(directory)
+    check_targets(directory, files, force)
+    if directory.is_dir():
+        return [write_atomic(directory / name, data, force) for name, data in sorted(files.items())]
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as error:
+        raise OptionError("output", str(directory), f"cannot be written: {error.strerror or error}") from None
+    try:
+        for name, data in sorted(files.items()):
+            write_atomic(staging / name, data)
+        os.chmod(staging, 0o755)
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [directory / name for name in sorted(files)]
+
+
+def write_report(
+    path: str | os.PathLike, configs: Sequence[Configuration], html: bool = False, force: bool = False,
+) -> list[Path]:
+    """Write the report on ``configs`` to ``path`` (``.md`` or ``.html``), its pictures beside it."""
+    path, fmt = check_report_path(path, html)
+    check_writable(path, force)  # before any work; write_files checks every file again
+    return write_files(path.parent, report_files(configs, path.stem, fmt), force)
+
+
+__all__ = [
+    "Configuration", "INDEX", "SUFFIXES", "check_report_path", "compare_configurations",
+    "comparison_table", "configuration",
+    "graphviz_available", "label", "parse_item", "preset_configuration", "preset_files", "report_files",
+    "write_files", "write_report",
+]
