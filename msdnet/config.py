@@ -158,6 +158,7 @@ class Options:
         set_(self, "reduction", _fraction("reduction", self.reduction))
         set_(self, "bottleneck", _flag("bottleneck", self.bottleneck))
         set_(self, "data", _choice("data", self.data, DATASETS))
+        _check_scales(self)
         _check_channels(self)
 
     @property
@@ -245,6 +246,19 @@ def _schedule(options: Options):
             reduced = math.floor(options.reduction * grown) if has_transition(options, index) else None
             yield _Step(index, block, n_in, n_out, n, grown, reduced)
             n = grown if reduced is None else reduced
+
+
+def _check_scales(options: Options) -> None:
+    """Reject ``prune min`` networks too short to keep every scale the stem makes: layer 1 would
+    read ``min(nScales, L + 1)`` scales of the stem's ``nScales`` (the authors' code fails there)."""
+    layers = sum(options.steps)
+    if options.prune == "min" and layers + 1 < options.nScales:
+        raise OptionError(
+            "prune", "min",
+            f"needs at least nScales - 1 = {options.nScales - 1} layers in all, but these options give "
+            f"{layers}: layer 1 would drop scales the stem makes; use prune max, more layers "
+            "(nBlocks, base, step) or fewer scales (grFactor/bnFactor)",
+        )
 
 
 def _check_channels(options: Options) -> None:

@@ -43,11 +43,6 @@ class Series:
     costs: ExitCosts
 
 
-def has_lazy(costs: ExitCosts) -> bool:
-    """Whether the per-exit costs carry a lazy cost (``ExitCost.lazy_macs``)."""
-    return bool(costs.exits) and hasattr(costs.exits[0], "lazy_macs")
-
-
 def _svg(figure: Figure) -> bytes:
     out = io.BytesIO()
     with matplotlib.rc_context(SVG_PARAMS):
@@ -56,8 +51,8 @@ def _svg(figure: Figure) -> bytes:
 
 
 def cost_plot(series: Sequence[Series], title: str) -> bytes:
-    """SVG of operations vs exit: cumulative (solid), direct (dashed) and, where the costs have
-    one, lazy (dotted) for each series.  One series: exits on the x axis and the layer each exit
+    """SVG of operations vs exit: cumulative (solid), direct (dashed) and lazy (dotted) for each
+    series.  One series: exits on the x axis and the layer each exit
     reads on the top axis.  Several: one colour per series and one line style per kind of cost, on a
     log axis when their totals differ more than tenfold.  Operations in M (K for tiny networks) of
     the first series' convention.
@@ -73,9 +68,8 @@ def cost_plot(series: Sequence[Series], title: str) -> bytes:
         kinds = [
             ("cumulative (blocks 1..k + heads 1..k)", "macs", "-", "o"),
             ("direct (blocks 1..k + head k)", "direct_macs", "--", "s"),
+            ("lazy (only the maps exits 1..k read)", "lazy_macs", ":", "^"),
         ]
-        if all(has_lazy(s.costs) for s in series):
-            kinds.append(("lazy (only the maps exit k reads)", "lazy_macs", ":", "^"))
         for i, s in enumerate(series):
             exits = [e.exit for e in s.costs]
             for j, (what, field, style, marker) in enumerate(kinds):
@@ -122,4 +116,4 @@ def cost_plot(series: Sequence[Series], title: str) -> bytes:
         return _svg(figure)
 
 
-__all__ = ["SVG_PARAMS", "Series", "cost_plot", "has_lazy"]
+__all__ = ["SVG_PARAMS", "Series", "cost_plot"]

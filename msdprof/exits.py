@@ -3,7 +3,8 @@
 The network is run once (on the ``meta`` device by default: no weight is allocated) under the
 hooks of :mod:`msdprof.counting`; each module's count is attributed to the block or the head it
 belongs to, and the per-exit figures are assembled the way the authors' counter reads them
-(SPEC section 2): exit k's cumulative cost holds blocks 1..k and heads 1..k.
+(SPEC section 2): exit k's cumulative cost holds blocks 1..k and heads 1..k.  The lazy cost
+reads the same counts through the connectivity graph (:mod:`msdprof.graph`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Sequence
 
+import networkx as nx
 import torch
 from torch import nn
 
 from msdnet import MSDNet, Options, build_model, resolve
 from msdnet.config import OptionError
 
-from .counting import CONVENTIONS, Counts, check_convention, count_modules
+from .counting import CONVENTIONS, Counts, check_convention, count_image
+from .graph import exit_id, graph_from_model
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class ExitCost:
     - ``head_macs``/``head_params``: classifier k alone.
     - ``direct_macs``/``direct_params``: blocks 1..k and head k only — the cost when exit k is
       chosen in advance.
+    - ``lazy_macs``/``lazy_params``: cumulative with lazy evaluation: heads 1..k and only the
+      feature maps they read, directly or through other maps (their ancestors in
+      :func:`msdprof.layout_graph`); the finer-scale maps no exit up to k reads are deferred and
+      paid by a later exit, so ``lazy_macs <= macs`` and going on from exit k to k+1 costs
+      ``lazy_macs(k+1) - lazy_macs(k)``.  The authors' counter has no lazy figure.
     - ``layer``: the network layer (1..L) whose coarsest map exit k reads.
     """
 
@@ -46,6 +54,8 @@ class ExitCost:
     head_params: int
     direct_macs: int
     direct_params: int
+    lazy_macs: int
+    lazy_params: int
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,25 @@ def _head_prefix(k: int) -> str:
     return f"classifiers.{k - 1}."
 
 
+def lazy_costs(graph: nx.DiGraph) -> list[tuple[int, int]]:
+    """(operations, parameters) per exit k with lazy evaluation: the nodes of ``graph`` (from
+    :func:`msdprof.graph.graph_from_model`) that exits 1..k need — their classifiers and
+    ancestors — summed, in the graph's convention."""
+    needed: set[str] = set()
+    costs = []
+    exits = sorted(d["exit"] for _, d in graph.nodes(data=True) if d["kind"] == "classifier")
+    for k in exits:
+        head = exit_id(k)
+        needed |= nx.ancestors(graph, head) | {head}
+        nodes = [graph.nodes[n] for n in needed]
+        costs.append((sum(d["macs"] for d in nodes), sum(d["params"] for d in nodes)))
+    return costs
+
+
 def attribute(model: MSDNet, counts: Counts, convention: str) -> tuple[ExitCost, ...]:
     """Per-exit costs from per-module counts of ``model`` (blocks.i / classifiers.i names)."""
     plan = model.plan
+    lazy = lazy_costs(graph_from_model(model, convention=convention, counts=counts))
     blocks = [counts.total(convention, _block_prefix(k)) for k in range(1, model.nBlocks + 1)]
     heads = [counts.total(convention, _head_prefix(k)) for k in range(1, model.nBlocks + 1)]
     block_params = [counts.params(_block_prefix(k)) for k in range(1, model.nBlocks + 1)]
@@ -123,6 +149,8 @@ def attribute(model: MSDNet, counts: Counts, convention: str) -> tuple[ExitCost,
             head_params=head_params[i],
             direct_macs=sum(blocks[:k]) + heads[i],
             direct_params=sum(block_params[:k]) + head_params[i],
+            lazy_macs=lazy[i][0],
+            lazy_params=lazy[i][1],
         ))
     return tuple(exits)
 
@@ -134,17 +162,9 @@ def count_model(model: MSDNet, convention: str = "msdnet") -> ExitCosts:
         raise OptionError(
             "model", type(model).__name__, "must be an msdnet.MSDNet (its blocks and heads are needed)"
         )
-    height, width = model.plan.input_size
-    device = next(model.parameters()).device
-    image = torch.zeros(1, 3, height, width, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        counts = count_modules(model, image)
-    finally:
-        model.train(was_training)
+    counts = count_image(model, model.plan.input_size)
     return ExitCosts(
-        model.options, convention, (height, width), attribute(model, counts, convention),
+        model.options, convention, model.plan.input_size, attribute(model, counts, convention),
         tuple(sorted(counts.unsupported.items())),
     )
 
@@ -178,4 +198,4 @@ def exit_costs(
     return count_model(model, convention)
 
 
-__all__ = ["CONVENTIONS", "ExitCost", "ExitCosts", "count_model", "exit_costs"]
+__all__ = ["CONVENTIONS", "ExitCost", "ExitCosts", "count_model", "exit_costs", "lazy_costs"]

@@ -81,10 +81,11 @@ def caption(costs: ExitCosts) -> str:
     h, w = costs.input_size
     return (f"One 3x{h}x{w} image; {OP_NAMES[costs.convention]} counted by the "
             f"'{costs.convention}' convention: {CONVENTION_HELP[costs.convention]}. Cumulative = "
-            "blocks 1..k + heads 1..k (early-exit inference); direct = blocks 1..k + head k.")
+            "blocks 1..k + heads 1..k (early-exit inference); direct = blocks 1..k + head k; lazy = "
+            "cumulative computing only the maps exits 1..k read (saves % of cumulative).")
 
 
-def _columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
+def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
     """(header, cell) pairs shared by the rich table and the Markdown table."""
     divisor, prefix = op_scale(costs.total_macs)
     unit = f"{prefix} {OP_NAMES[costs.convention]}"
@@ -105,6 +106,8 @@ def _columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
         (f"head\n{unit}", ops("head_macs")),
         (f"direct\n{unit}", ops("direct_macs")),
         ("direct\nparams M", params("direct_params")),
+        (f"lazy\n{unit}", ops("lazy_macs")),
+        ("lazy\nsaves %", lambda e: f"{100 * (e.macs - e.lazy_macs) / e.macs:.1f}"),
     ]
 
 
@@ -115,7 +118,7 @@ def rich_table(costs: ExitCosts, name: str | None = None, plain: bool = False) -
         header_style="" if plain else "bold", title_style="" if plain else "bold",
         caption_justify="left",
     )
-    columns = _columns(costs)
+    columns = table_columns(costs)
     for header, _ in columns:
         table.add_column(header, justify="right")
     for e in costs:
@@ -159,7 +162,7 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: str = "righ
 
 
 def render_markdown(costs: ExitCosts, name: str | None = None) -> str:
-    columns = _columns(costs)
+    columns = table_columns(costs)
     headers = [h.replace("\n", " ") for h, _ in columns]
     table = markdown_table(headers, [[cell(e) for _, cell in columns] for e in costs])
     return f"### {title(costs, name)}\n\n{table}\n{caption(costs)}\n"

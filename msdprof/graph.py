@@ -30,14 +30,13 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
-import torch
 from torch import nn
 
 from msdnet import DEFAULT_PRESET, MSDNet, Options, build_model, resolve
 from msdnet.config import OptionError
 from msdnet.model import Part
 
-from .counting import CONVENTIONS, check_convention, count_modules
+from .counting import CONVENTIONS, Counts, check_convention, count_image
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -67,17 +66,11 @@ def node_id(part: Part) -> str:
     return exit_id(part.exit)  # type: ignore[arg-type]  # a classifier's exit is set
 
 
-def _node_costs(model: MSDNet, convention: str) -> tuple[dict[str, int], dict[str, int]]:
-    """Operations (in ``convention``) and parameters per node id, counted on one zero image."""
+def _node_costs(model: MSDNet, convention: str, counts: Counts | None) -> tuple[dict[str, int], dict[str, int]]:
+    """Operations (in ``convention``) and parameters per node id, from ``counts`` of one image
+    (counted here when not given)."""
     owners = {name: node_id(part) for name, part in model.named_parts()}
-    height, width = model.plan.input_size
-    image = torch.zeros(1, 3, height, width, device=next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    try:
-        counts = count_modules(model, image)
-    finally:
-        model.train(was_training)
+    counts = counts if counts is not None else count_image(model, model.plan.input_size)
     to_number = CONVENTIONS[convention]
     ops = dict.fromkeys(owners.values(), 0)
     params = dict.fromkeys(owners.values(), 0)
@@ -92,11 +85,14 @@ def _node_costs(model: MSDNet, convention: str) -> tuple[dict[str, int], dict[st
     return ops, params
 
 
-def graph_from_model(model: MSDNet, dense: bool = False, convention: str = "msdnet") -> nx.DiGraph:
+def graph_from_model(
+    model: MSDNet, dense: bool = False, convention: str = "msdnet", counts: Counts | None = None,
+) -> nx.DiGraph:
     """The connectivity graph of a built ``model`` (any device; ``meta`` costs nothing).
 
     Nodes and edges come from ``model.plan``; node costs from one counted forward pass of
-    ``model``, charged to nodes by ``model.named_parts()``.  See the module docstring.
+    ``model`` (``counts``, when already made by :func:`msdprof.counting.count_image`), charged to nodes by
+    ``model.named_parts()``.  See the module docstring.
     """
     check_convention(convention)
     if not isinstance(model, MSDNet):
@@ -104,7 +100,7 @@ def graph_from_model(model: MSDNet, dense: bool = False, convention: str = "msdn
             "model", type(model).__name__, "must be an msdnet.MSDNet (its layer plan is needed)"
         )
     plan = model.plan
-    ops, params = _node_costs(model, convention)
+    ops, params = _node_costs(model, convention, counts)
     graph = nx.DiGraph(
         options=plan.options.as_dict(), input_size=plan.input_size, convention=convention, dense=dense,
     )

@@ -2,9 +2,8 @@
 
 A report says, for one image: the options and the layer plan (layers per block, exit layers, scales
 per layer, transitions); per exit, the cumulative operations and parameters, the share of the full
-network, the block and head parts, the direct cost and, where :func:`~msdprof.exit_costs` carries
-it, the lazy cost (scaled, then again as exact integers); the totals; a cost-vs-exit plot
-(:mod:`msdprof.costplot`) and the layout picture (:mod:`msdprof.drawing`, which needs Graphviz;
+network, the block and head parts, the direct cost and the lazy cost (scaled, then again as
+exact integers); the totals; a cost-vs-exit plot (:mod:`msdprof.costplot`) and the layout picture (:mod:`msdprof.drawing`, which needs Graphviz;
 without it the report says so in its place).
 
 :func:`report_files` returns every file of a report as ``{file name: bytes}`` (Markdown or HTML,
@@ -28,11 +27,11 @@ from msdnet import PRESETS, LayerPlan, Options, build_plan, resolve
 from msdnet.config import OptionError, format_value
 
 from . import drawing
-from .costplot import Series, cost_plot, has_lazy
+from .costplot import Series, cost_plot
 from .counting import CONVENTION_HELP, check_convention
 from .document import Block, Facts, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from .exits import ExitCosts, exit_costs
-from .formatting import OP_NAMES, _columns, op_scale, scaled
+from .formatting import OP_NAMES, op_scale, scaled, table_columns
 from .graph import layout_graph
 from .output import check_writable, write_atomic
 
@@ -243,27 +242,21 @@ def plan_facts(config: Configuration) -> Facts:
 
 
 def exit_table(config: Configuration) -> Table:
-    """Per exit, scaled: the columns of ``msdprof count`` (and lazy, where the costs have it)."""
+    """Per exit, scaled: the columns of ``msdprof count`` and the lazy parameters."""
     costs = config.costs
-    columns = list(_columns(costs))
+    columns = [*table_columns(costs), ("lazy params M", lambda e: scaled(e.lazy_params, 1e6))]
     headers = [h.replace("\n", " ") for h, _ in columns]
-    if has_lazy(costs) and not any(h.startswith("lazy") for h in headers):
-        divisor, unit = _unit(costs)
-        columns.append((f"lazy {unit}", lambda e: scaled(e.lazy_macs, divisor)))
-        columns.append(("lazy saves %", lambda e: _percent(e.macs - e.lazy_macs, e.macs)))
-        columns.append(("lazy params M", lambda e: scaled(e.lazy_params, 1e6)))
-        headers = [h.replace("\n", " ") for h, _ in columns]
     rows = tuple(tuple(cell(e) for _, cell in columns) for e in costs)
     return Table(
         tuple(headers), rows, align="r" * len(headers),
         caption=caption(costs) + " Cumulative = blocks 1..k + heads 1..k (what early-exit inference "
         "pays to reach exit k); block, head = block k, head k alone; direct = blocks 1..k + head k "
-        "(the exit chosen in advance)." + (_LAZY_NOTE if has_lazy(costs) else ""),
+        "(the exit chosen in advance)." + _LAZY_NOTE,
     )
 
 
-_LAZY_NOTE = (" Lazy = only the maps exit k reads (its ancestors in the layout graph) and heads "
-              "1..k are computed; the rest is paid later if the image goes on. Lazy saves = its "
+_LAZY_NOTE = (" Lazy = only the maps exits 1..k read (their ancestors in the layout graph) and "
+              "heads 1..k are computed; the rest is paid later if the image goes on. Lazy saves = its "
               "saving on the cumulative cost.")
 
 
@@ -271,7 +264,7 @@ def exact_table(config: Configuration) -> Table:
     """Per exit, every figure as an exact integer."""
     costs = config.costs
     unit = OP_NAMES[costs.convention]
-    parts = ["", "block", "head", "direct"] + (["lazy"] if has_lazy(costs) else [])
+    parts = ["", "block", "head", "direct", "lazy"]
     headers = ["exit", "layer"]
     for part in parts:
         name = part or "cumulative"
@@ -363,7 +356,6 @@ def comparison_table(configs: Sequence[Configuration], links: Sequence[str] | No
     convention = configs[0].costs.convention
     divisor, prefix = op_scale(max(c.costs.total_macs for c in configs))
     unit = f"{prefix} {OP_NAMES[convention]}"
-    lazy = all(has_lazy(c.costs) for c in configs)
     rows = []
     for i, c in enumerate(configs):
         costs, o = c.costs, c.options
@@ -373,14 +365,12 @@ def comparison_table(configs: Sequence[Configuration], links: Sequence[str] | No
             "×".join(map(str, costs.input_size)), scaled(costs[0].macs, divisor),
             _percent(costs[0].macs, costs.total_macs), scaled(costs.total_macs, divisor),
             scaled(costs.total_params, 1e6), _percent(sum(e.head_macs for e in costs), costs.total_macs),
+            scaled(costs[0].lazy_macs, divisor),
         ]
-        if lazy:
-            row.append(scaled(costs[0].lazy_macs, divisor))  # type: ignore[attr-defined]
         rows.append(tuple(row))
     headers = ["network", "data", "exits", "step (mode)", "base", "layers", "input",
-               f"exit 1 {unit}", "exit 1 % of full", f"full {unit}", "full params M", "heads % of full"]
-    if lazy:
-        headers.append(f"exit 1 lazy {unit}")
+               f"exit 1 {unit}", "exit 1 % of full", f"full {unit}", "full params M", "heads % of full",
+               f"exit 1 lazy {unit}"]
     return Table(tuple(headers), tuple(rows), align="ll" + "r" * (len(headers) - 2))
 
 

@@ -96,6 +96,27 @@ def test_macs_convention_equals_fvcore_conv_and_linear(small_model):
         assert e.macs == by_op["conv"] + by_op["linear"], f"exit {e.exit}"
 
 
+class LogitsOfFirstExits(nn.Module):
+    """Exits 1..k's logits only: fvcore's JIT trace drops every map no returned logit depends on,
+    which is exactly lazy evaluation — an oracle for ``lazy_macs`` built by other means."""
+
+    def __init__(self, model: nn.Module, k: int):
+        super().__init__()
+        self.model, self.k = model, k
+
+    def forward(self, x):
+        return torch.cat(self.model(x, exits=self.k), dim=1)
+
+
+def test_lazy_macs_equal_fvcore_on_the_logits_alone(small_model):
+    model, x = small_model
+    for e in exit_costs(model, convention="macs"):
+        analysis = FlopCountAnalysis(LogitsOfFirstExits(model, e.exit), x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        by_op = analysis.by_operator()
+        assert e.lazy_macs == by_op["conv"] + by_op["linear"], f"exit {e.exit}"
+
+
 def test_flops_convention_equals_torch_flop_counter(small_model):
     model, x = small_model
     for e in exit_costs(model, convention="flops"):

@@ -50,6 +50,8 @@ def test_options_are_frozen():
     (dict(growthRate=3, grFactor="1-1-1", bnFactor="1-1-1"), "growthRate", "is odd"),
     (dict(nBlocks=4, nChannels=1, growthRate=2, grFactor="1-2", bnFactor="1-2", reduction=0.01),
      "reduction", "0 channels"),
+    # SPEC §1 prune min: layer 1 reads min(nScales, L + 1) scales; with L = 1 and 3 scales, only 2
+    (dict(nBlocks=1, base=1, prune="min"), "prune", "at least nScales - 1 = 2 layers in all"),
 ])
 def test_bad_option_raises_one_error_type_naming_option_and_value(kwargs, option, fragment):
     with pytest.raises(OptionError) as info:
@@ -59,6 +61,10 @@ def test_bad_option_raises_one_error_type_naming_option_and_value(kwargs, option
     assert error.option == option
     assert str(error).startswith(option + " ")
     assert fragment in str(error)
+
+
+def test_prune_min_is_fine_once_the_network_has_nscales_minus_one_layers():
+    assert Options(nBlocks=1, base=2, prune="min").steps == (2,)
 
 
 def test_step_below_one_is_fine_with_a_single_block():
