@@ -8,9 +8,10 @@ stem (block 0 only), the layers and the transitions of block ``i+1``; ``classifi
 from __future__ import annotations
 
 import math
+import numbers
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -173,7 +174,8 @@ class MSDNet(nn.Module):
             blocks.append(nn.Sequential(*modules))
         self.blocks = nn.ModuleList(blocks)
         self.classifiers = nn.ModuleList(Classifier(head) for head in plan.heads)
-        self._initialise()
+        if next(self.parameters()).device.type != "meta":  # meta weights hold no values to set
+            self._initialise()
 
     @property
     def options(self) -> Options:
@@ -234,6 +236,189 @@ class MSDNet(nn.Module):
             maps = block(maps)
             logits.append(head(maps))
         return logits
+
+    # Early exit that really stops (issue 6) ----------------------------------------------------
+
+    def _check_thresholds(self, thresholds: Sequence[float]) -> tuple[float, ...]:
+        """The thresholds of exits 1..nBlocks-1 as floats; ``ValueError`` naming a bad one."""
+        if isinstance(thresholds, torch.Tensor) or type(thresholds).__name__ == "ndarray":
+            thresholds = thresholds.tolist()  # a tensor or NumPy array of thresholds
+        count = f"one number per exit ({self.nBlocks}; the last is ignored)"
+        if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence):
+            raise ValueError(f"thresholds {thresholds!r}: must be a sequence of {count}")
+        if len(thresholds) != self.nBlocks:
+            raise ValueError(f"thresholds {list(thresholds)!r}: must hold {count}, not {len(thresholds)}")
+        limits = []
+        for k, value in enumerate(thresholds[:-1]):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+                raise ValueError(
+                    f"thresholds[{k}] {value!r}: must be a number, compared with exit {k + 1}'s "
+                    "confidence (the largest softmax probability, 0 to 1)"
+                )
+            limits.append(float(value))
+        return tuple(limits)
+
+    def early_exit(
+        self, x: torch.Tensor, thresholds: Sequence[float], *, lazy: bool = False
+    ) -> EarlyExit:
+        """Classify the images ``x`` (``[N, 3, H, W]``), each leaving at the first confident exit.
+
+        An image's confidence at exit ``k`` is the largest softmax probability of exit ``k``'s
+        logits; it leaves at the first ``k`` whose confidence is ``>= thresholds[k-1]`` (the
+        authors' rule, ``dynamic_eval_with_threshold``), and every image still undecided leaves at
+        the last exit.  ``thresholds`` holds one number per exit; the last is ignored, a value above
+        1 lets no image leave there and one at most 0 lets all leave; NaN raises ``ValueError``.
+
+        Unlike the authors' code, which runs every exit for every image, this really stops: block 1
+        and head 1 run on the whole batch, block ``k+1`` and head ``k+1`` only on the images still
+        undecided (every scale's maps are indexed down to them, so the batch shrinks), and nothing
+        more runs once no image remains.  The multiply-adds spent are the sum, over the images, of
+        the cumulative cost of the exit each left at.
+
+        ``lazy=True`` also defers what no exit so far reads: up to exit ``k`` only the feature maps
+        exit ``k`` depends on (its ancestors in the dataflow) are computed; the finer-scale maps left
+        out are computed later, and only for the images that go on.  The decisions are the same;
+        an image leaving at exit ``k`` then costs the union of the ancestors of exits 1..k plus heads
+        1..k (the lazy cost).
+
+        Runs under ``torch.no_grad()`` and needs eval mode: in training mode BatchNorm would use the
+        statistics of a batch that shrinks, so it raises ``RuntimeError`` (the mode is left as the
+        caller set it; call ``model.eval()`` first).  Decisions need real weights: on the ``meta``
+        device it runs shapes only, and every image goes on to the last exit.
+        """
+        limits = self._check_thresholds(thresholds)
+        if self.training:
+            raise RuntimeError(
+                "early_exit needs eval mode (BatchNorm must use its running statistics while the "
+                "batch shrinks); call model.eval() first"
+            )
+        undecidable = x.device.type == "meta"
+        n, device = x.shape[0], x.device
+        prediction = torch.zeros(n, dtype=torch.long, device=device)
+        left_at = torch.full((n,), self.nBlocks, dtype=torch.long, device=device)
+        confidence = torch.zeros(0)
+        remaining = torch.arange(n, device=device)  # original positions of the undecided images
+        per_exit = [0] * self.nBlocks
+        cascade = _LazyCascade(self, x) if lazy else _BlockCascade(self, x)
+        with torch.no_grad():
+            for k in range(1, self.nBlocks + 1):
+                if len(remaining) == 0:
+                    break
+                best, label = torch.softmax(cascade.logits(k), dim=1).max(dim=1)
+                if k == 1:
+                    confidence = torch.zeros(n, dtype=best.dtype, device=device)
+                if k == self.nBlocks:
+                    prediction[remaining], confidence[remaining] = label, best
+                    per_exit[-1] = len(remaining)
+                    break
+                if undecidable:
+                    continue
+                leave = best >= limits[k - 1]
+                per_exit[k - 1] = int(leave.sum())
+                if per_exit[k - 1] == 0:
+                    continue
+                leaving = remaining[leave]
+                prediction[leaving], confidence[leaving], left_at[leaving] = label[leave], best[leave], k
+                stay = ~leave
+                remaining = remaining[stay]
+                if len(remaining):
+                    cascade.keep(stay)
+        return EarlyExit(prediction, left_at, confidence, tuple(per_exit))
+
+
+@dataclass(frozen=True, eq=False)
+class EarlyExit:
+    """What :meth:`MSDNet.early_exit` decided, per image, in the order of the batch given.
+
+    ``prediction``: the class (``long``) predicted at the exit the image left at; ``exit``: that
+    exit, 1-based (``long``); ``confidence``: its largest softmax probability there (0 to 1).
+    ``images_per_exit``: how many images left at each exit, exit 1 first.
+    """
+
+    prediction: torch.Tensor
+    exit: torch.Tensor
+    confidence: torch.Tensor
+    images_per_exit: tuple[int, ...]
+
+    @property
+    def exit_fractions(self) -> tuple[float, ...]:
+        """The share of the batch that left at each exit, exit 1 first (0 for an empty batch)."""
+        total = sum(self.images_per_exit)
+        return tuple(count / total if total else 0.0 for count in self.images_per_exit)
+
+
+class _BlockCascade:
+    """Eager early exit: exit ``k``'s logits after running all of block ``k``."""
+
+    def __init__(self, model: MSDNet, x: torch.Tensor):
+        self.model = model
+        self.maps: Any = x
+
+    def logits(self, k: int) -> torch.Tensor:
+        self.maps = self.model.blocks[k - 1](self.maps)
+        return self.model.classifiers[k - 1](self.maps)
+
+    def keep(self, mask: torch.Tensor) -> None:
+        """Go on with the images ``mask`` selects only."""
+        self.maps = [m[mask] for m in self.maps]
+
+
+class _LazyCascade:
+    """Lazy early exit: exit ``k``'s logits after computing only the missing maps exit ``k`` reads.
+
+    ``latest[s]`` is ``(layer, map)``: the latest map computed at scale ``s`` (after its
+    transition, if any; layer 0 is the stem).  A layer's maps are computed from the previous layer's,
+    so a map deferred now is computed later from the maps kept at its scale and the finer one.
+    """
+
+    def __init__(self, model: MSDNet, x: torch.Tensor):
+        self.model, self.x = model, x
+        self.latest: dict[int, tuple[int, torch.Tensor]] = {}
+        modules: list[list[Any]] = []  # [MSDLayer, TransitionLayer or None] per network layer
+        for block in model.blocks:
+            for module in block:
+                if isinstance(module, MSDLayer):
+                    modules.append([module, None])
+                elif isinstance(module, TransitionLayer):
+                    modules[-1][1] = module
+        self.modules = modules
+
+    def _needed(self, k: int) -> list[tuple[Layer, list[int]]]:
+        """Per layer 1..(exit k's layer), the scales of its outputs that exit ``k`` depends on."""
+        plan = self.model.plan
+        scales = {plan.nScales - 1}
+        needed = []
+        for layer in reversed(plan.layers[: plan.exit_layers[k - 1]]):
+            needed.append((layer, sorted(scales)))
+            scales = {
+                read for s in scales
+                for read in (s, *(unit.in_scale for unit in layer.units[layer.out_scales.index(s)]))
+            }
+        return needed[::-1]
+
+    def logits(self, k: int) -> torch.Tensor:
+        if not self.latest:  # every stem map feeds the next coarser one: all are ancestors
+            stem = self.model.blocks[0][0]
+            self.latest = {s: (0, m) for s, m in enumerate(stem(self.x))}
+        for layer, scales in self._needed(k):
+            missing = [s for s in scales if self.latest[s][0] < layer.index]
+            if not missing:
+                continue
+            inputs: list[Any] = [
+                self.latest[s][1] if self.latest[s][0] == layer.index - 1 else None
+                for s in layer.in_scales
+            ]
+            msd_layer, transition = self.modules[layer.index - 1]
+            for s in missing:
+                out = msd_layer.scales[layer.out_scales.index(s)](inputs)
+                if transition is not None:
+                    out = transition.convs[layer.transition.scales.index(s)](out)
+                self.latest[s] = (layer.index, out)
+        return self.model.classifiers[k - 1]([self.latest[self.model.plan.nScales - 1][1]])
+
+    def keep(self, mask: torch.Tensor) -> None:
+        """Go on with the images ``mask`` selects only."""
+        self.latest = {s: (layer, m[mask]) for s, (layer, m) in self.latest.items()}
 
 
 def available_memory() -> int | None:
