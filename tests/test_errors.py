@@ -1,5 +1,10 @@
 """Every user mistake on the command line: exit code 2, one line on stderr naming the bad value,
-no traceback, nothing written (issue 7). Runs the real console entry point as a subprocess."""
+no traceback, nothing written (issue 7).
+
+The table runs ``msdprof.cli.main`` in-process (an exception escaping it — what would be a traceback
+— fails the test) in an empty working directory that must stay empty; a few cases run the real
+console entry point as a subprocess.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import subprocess
 import sys
 
 import pytest
+
+from msdprof.cli import main
 
 BAD_INPUTS = [
     # (arguments, text the one line must contain)
@@ -33,19 +40,52 @@ BAD_INPUTS = [
     (["count", "--device", "cuda"], "--device cuda: must be meta or cpu"),
     (["count", "-o", "/nonexistent/x.csv"], "directory /nonexistent does not exist"),
     (["count", "--nBlocks"], "argument --nBlocks: expected one argument"),
+    (["count", "--nBlocks", "1", "--base", "1", "--prune", "min"], "--prune min: needs at least nScales - 1 = 2 layers"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    # graph
+    (["graph"], "the following arguments are required: -o/--output"),
+    (["graph", "-o", "layout.bmp"], "--output layout.bmp: unknown suffix '.bmp'; the file name must end in one of .svg"),
+    (["graph", "-o", "/nonexistent/layout.svg"], "--output /nonexistent/layout.svg: directory /nonexistent does not exist"),
+    (["graph", "--convention", "flop", "-o", "layout.dot"], "--convention flop: must be one of msdnet, macs, flops"),
+    (["graph", "--input-size", "100", "-o", "layout.svg"], "--input-size 100: too large for 3 scales"),
+    # report
+    (["report", "-o", "report.txt"], "--output report.txt: must end in .md (Markdown) or .html (HTML)"),
+    (["report", "-o", "/nonexistent/report.md"], "--output /nonexistent/report.md: directory /nonexistent does not exist"),
+    (["report", "--all", "--preset", "cifar10-batch", "-o", "reports"], "--preset cifar10-batch: cannot be used with --all"),
+    (["report", "--compare", "nBlocks=0", "-o", "report.md"], "--compare nBlocks=0: nBlocks 0: must be a whole number >= 1"),
+    (["report", "--compare", "foo:step=2", "-o", "report.md"], "--compare foo:step=2: preset foo: must be one of"),
 ]
 
 
 @pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_exits_2_with_one_line_and_no_traceback(argv, message):
-    result = subprocess.run([sys.executable, "-m", "msdprof.cli", *argv], capture_output=True, text=True)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.startswith("msdprof: error: ")
+    assert err.count("\n") == 1, err
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["count", "--grFactor", "1-x-4"], "--grFactor 1-x-4: must be positive whole numbers joined by '-'"),
+    (["graph", "-o", "layout.bmp"], "--output layout.bmp: unknown suffix '.bmp'"),
+    (["report", "-o", "report.txt"], "--output report.txt: must end in .md"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_console_entry_point_exits_2_with_one_line_and_no_traceback(argv, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "msdprof.cli", *argv], capture_output=True, text=True,
+                            cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("msdprof: error: ")
     assert result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_output_is_kept_without_force(tmp_path):
