@@ -17,11 +17,15 @@ from rich.console import Console
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
 from msdnet.config import OPTION_NAMES, OptionError, format_value
 
-from . import drawing, formatting, report
+from . import budget_view, drawing, formatting, report
+from .budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
+                     given_fractions)
 from .counting import CONVENTION_HELP, CONVENTIONS, check_convention
 from .exits import exit_costs
+from .formatting import parse_count
 from .graph import layout_graph
 from .output import check_writable, write_atomic
+from .saved_outputs import load_outputs
 
 OPTION_HELP = {
     "nBlocks": "number of blocks = exits (authors' default 1)",
@@ -210,9 +214,101 @@ def _run_report(args: argparse.Namespace) -> None:
     report.write_report(path, configs, html=args.html, force=args.force)
 
 
+# --- budget -----------------------------------------------------------------------------------
+
+
+def _add_budget(sub: Any) -> None:
+    p = sub.add_parser(
+        "budget", help="what a budget buys: anytime exits, budgeted-batch expected cost",
+        description="Anytime (--anytime BUDGET): the deepest exit whose cumulative cost fits a "
+                    "per-image budget, eager and lazy, and the budgets at which that answer "
+                    "changes. Budgeted batch: the expected cost per image when a given fraction of "
+                    "images leaves at each exit (--fractions, or the authors' geometric family "
+                    "with --geometric); with --logits, confidence thresholds calibrated on saved "
+                    "validation outputs and evaluated on the test outputs exactly as the authors' "
+                    "adaptive_inference.py does: test accuracy vs expected cost.",
+    )
+    add_network_options(p)
+    p.add_argument("--anytime", metavar="BUDGET",
+                   help="per-image budget in operations, e.g. 300M, 1.5G, 2e8 (K, M, G, T = "
+                        "10^3, 10^6, 10^9, 10^12)")
+    p.add_argument("--fractions", metavar="F1,F2,...",
+                   help="the fraction of images leaving at each exit: nBlocks numbers >= 0 "
+                        "summing to 1, e.g. 0.5,0.3,0.2")
+    p.add_argument("--geometric", action="store_true",
+                   help="the authors' 39 distributions: fractions proportional to q^k, "
+                        "q = p/20, p = 1..39 (the default with --logits)")
+    p.add_argument("--logits", metavar="FILE",
+                   help="saved per-exit softmax outputs: the authors' (val_pred, val_target, "
+                        "test_pred, test_target) as .pt (read with weights_only=True) or the four "
+                        "arrays by name in .npz; pred [exits, samples, classes], target [samples]")
+    p.add_argument("--plot", metavar="FILE.svg",
+                   help="with --logits: draw test accuracy against expected cost (eager and "
+                        "lazy), the paper's Figure 4 curve")
+    p.add_argument("--convention", default="msdnet", metavar="NAME",
+                   help="unit of the costs and budgets: " + ", ".join(CONVENTIONS)
+                        + " (default msdnet)")
+    p.add_argument("--format", default="table", metavar="FMT",
+                   help="table | json | csv (default table: rich in a terminal, plain when "
+                        "piped); json and csv hold exact integers")
+    add_output_options(p)
+    p.set_defaults(run=_run_budget)
+
+
+def _run_budget(args: argparse.Namespace) -> None:
+    fmt = formatting.check_format(args.format, budget_view.FORMATS)
+    batch = [flag for flag, given in (("--fractions", args.fractions is not None),
+                                      ("--geometric", args.geometric),
+                                      ("--logits", args.logits is not None),
+                                      ("--plot", args.plot is not None)) if given]
+    if args.anytime is not None and batch:
+        raise UsageError(f"--anytime (one budget per image) cannot be combined with {batch[0]} "
+                         "(budgeted batch)")
+    if args.anytime is None and not batch:
+        raise UsageError("give --anytime BUDGET, or --fractions F1,F2,..., --geometric or "
+                         "--logits FILE")
+    if args.fractions is not None and args.geometric:
+        raise UsageError("--fractions and --geometric are two ways to give the distribution; "
+                         "give one")
+    if args.plot is not None and args.logits is None:
+        raise OptionError("plot", args.plot, "needs --logits FILE: it draws test accuracy "
+                                             "against expected cost")
+    check_convention(args.convention)
+    per_image = parse_count(args.anytime, "anytime") if args.anytime is not None else None
+    options, name = network_options(args)
+    given = given_fractions(args.fractions, options.nBlocks) if args.fractions is not None else None
+    for path in (args.output, args.plot):  # before any work
+        if path:
+            check_writable(path, args.force)
+    if args.plot is not None and not args.plot.lower().endswith(".svg"):
+        raise OptionError("plot", args.plot, "must be an .svg file")
+    if args.output and args.plot and os.path.abspath(args.output) == os.path.abspath(args.plot):
+        raise OptionError("plot", args.plot, "is also the -o file; give two names")
+    outputs = load_outputs(args.logits, exits=options.nBlocks) if args.logits is not None else None
+    costs = exit_costs(options, convention=args.convention, input_size=args.input_size)
+    if per_image is not None:
+        parts: tuple[Any, ...] = (costs, anytime(costs, per_image), anytime_steps(costs))
+        renderable, render = budget_view.anytime_renderable, budget_view.render_anytime
+    elif outputs is None:
+        distributions = [given] if given else geometric_family(len(costs))
+        parts = (costs, [expected_cost(costs, d) for d in distributions])
+        renderable, render = budget_view.expected_renderable, budget_view.render_expected
+    else:
+        calibrations = budgeted_batch(costs, outputs, [given] if given else None)
+        if args.plot:
+            write_atomic(args.plot, budget_view.accuracy_plot(costs, outputs, calibrations, name),
+                         force=args.force)
+        parts = (costs, outputs, calibrations)
+        renderable, render = budget_view.calibration_renderable, budget_view.render_calibration
+    if fmt == "table" and not args.output and sys.stdout.isatty():
+        Console().print(renderable(*parts, name, plain=False))
+        return
+    emit(args, render(*parts, fmt, name))
+
+
 # --- main ------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [_add_count, _add_graph, _add_report]
+COMMANDS: list[Callable[[Any], None]] = [_add_count, _add_graph, _add_report, _add_budget]
 
 
 def build_parser() -> ArgumentParser:
