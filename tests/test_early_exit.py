@@ -10,11 +10,13 @@ exit k costs ``macs`` (blocks and heads 1..k) eagerly and ``lazy_macs`` lazily.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
 
 from msdnet import Options, build_model
+from msdprof.budget import ExitDistribution, evaluate, expected_cost
 from msdprof.counting import count_modules
 from msdprof.exits import exit_costs
 
@@ -143,6 +145,23 @@ def test_lazy_counted_cost_is_the_sum_of_each_images_lazy_exit_cost(model, image
     counts = count_modules(model, run=lambda: results.append(model.early_exit(images, thresholds, lazy=True)))
     costs = exit_costs(model, convention=convention)
     assert counts.total(convention) == sum(costs[k - 1].lazy_macs for k in results[0].exit.tolist())
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_counted_cost_per_image_is_the_budget_modules_expected_cost_for_the_exits_taken(
+    model, images, thresholds, lazy
+):
+    # Issue 6: what the dynamic run really spends = the expected cost (msdprof.budget) of the same
+    # exit distribution; and budget.evaluate on the full forward pass sends images to the same exits.
+    results = []
+    counts = count_modules(model, run=lambda: results.append(model.early_exit(images, thresholds, lazy=lazy)))
+    taken = results[0].images_per_exit
+    distribution = ExitDistribution(tuple(Fraction(n, IMAGES) for n in taken))
+    expected = expected_cost(exit_costs(model), distribution)
+    assert Fraction(counts.total("msdnet"), IMAGES) == (expected.lazy_macs if lazy else expected.macs)
+    with torch.no_grad():
+        softmax = torch.stack([torch.softmax(logits, dim=1) for logits in model(images)])
+    assert evaluate(softmax, results[0].prediction, thresholds).exit_counts == taken
 
 
 def test_lazy_run_spends_less_than_eager_when_images_leave_early(model, images, thresholds):
