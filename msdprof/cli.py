@@ -277,9 +277,9 @@ def _run_budget(args: argparse.Namespace) -> None:
     per_image = parse_count(args.anytime, "anytime") if args.anytime is not None else None
     options, name = network_options(args)
     given = given_fractions(args.fractions, options.nBlocks) if args.fractions is not None else None
-    for path in (args.output, args.plot):  # before any work
+    for option, path in (("output", args.output), ("plot", args.plot)):  # before any work
         if path:
-            check_writable(path, args.force)
+            check_writable(path, args.force, option)
     if args.plot is not None and not args.plot.lower().endswith(".svg"):
         raise OptionError("plot", args.plot, "must be an .svg file")
     if args.output and args.plot and os.path.abspath(args.output) == os.path.abspath(args.plot):
@@ -297,7 +297,7 @@ def _run_budget(args: argparse.Namespace) -> None:
         calibrations = budgeted_batch(costs, outputs, [given] if given else None)
         if args.plot:
             write_atomic(args.plot, budget_view.accuracy_plot(costs, outputs, calibrations, name),
-                         force=args.force)
+                         force=args.force, option="plot")
         parts = (costs, outputs, calibrations)
         renderable, render = budget_view.calibration_renderable, budget_view.render_calibration
     if fmt == "table" and not args.output and sys.stdout.isatty():

@@ -54,6 +54,15 @@ BAD_INPUTS = [
     (["report", "--all", "--preset", "cifar10-batch", "-o", "reports"], "--preset cifar10-batch: cannot be used with --all"),
     (["report", "--compare", "nBlocks=0", "-o", "report.md"], "--compare nBlocks=0: nBlocks 0: must be a whole number >= 1"),
     (["report", "--compare", "foo:step=2", "-o", "report.md"], "--compare foo:step=2: preset foo: must be one of"),
+    # budget (bad saved-output files: tests/test_budget.py)
+    (["budget"], "give --anytime BUDGET, or --fractions F1,F2,..., --geometric or --logits FILE"),
+    (["budget", "--anytime", "5X"], "--anytime 5X: must be a count like 300M, 1.5G or 120000"),
+    (["budget", "--anytime=-5M"], "--anytime -5M: must be a count like 300M"),
+    (["budget", "--fractions", "0.5,0.5"], "--fractions 0.5,0.5: must have 10 entries, one per exit of the network, not 2"),
+    (["budget", "--anytime", "50M", "--geometric"], "--anytime (one budget per image) cannot be combined with --geometric"),
+    (["budget", "--logits", "/nonexistent/outputs.npz"], "--logits /nonexistent/outputs.npz: does not exist"),
+    (["budget", "--geometric", "--plot", "curve.svg"], "--plot curve.svg: needs --logits FILE"),
+    (["budget", "--geometric", "--format", "markdown"], "--format markdown: must be one of table, json, csv"),
 ]
 
 
