@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
+
+import torch
+from torch import nn
 
 from .config import OPTION_NAMES, Options, OptionError, did_you_mean
+from .model import MSDNet, build_model
 
 _CIFAR = dict(nChannels=16, growthRate=6, grFactor=(1, 2, 4), bnFactor=(1, 2, 4))
 _IMAGENET = dict(data="ImageNet", nChannels=32, growthRate=16, grFactor=(1, 2, 4, 4), bnFactor=(1, 2, 4, 4))
@@ -58,3 +62,28 @@ def resolve(preset_or_config: str | Options | None = None, **overrides: object) 
             "preset", type(preset_or_config).__name__, "must be a preset name or an msdnet.Options"
         )
     return dataclasses.replace(base, **overrides) if overrides else base
+
+
+def model_from(
+    preset_or_config: str | Options | nn.Module | None = None,
+    input_size: Any = None,
+    device: str | torch.device = "meta",
+    *,
+    use: str = "used",
+    **overrides: object,
+) -> MSDNet:
+    """The :class:`MSDNet` a caller of the public API means: a built model as it is (then no
+    options or ``input_size`` may be given: :class:`OptionError` saying it "is ``use`` as built"),
+    else :func:`build_model` of :func:`resolve` ``(preset_or_config, **overrides)`` on ``device``."""
+    if isinstance(preset_or_config, nn.Module):
+        if overrides or input_size is not None:
+            raise OptionError(
+                "model", type(preset_or_config).__name__,
+                f"is {use} as built: pass no options or input_size with a model",
+            )
+        if not isinstance(preset_or_config, MSDNet):
+            raise OptionError(
+                "model", type(preset_or_config).__name__, "must be an msdnet.MSDNet (its layer plan is needed)"
+            )
+        return preset_or_config
+    return build_model(resolve(preset_or_config, **overrides), input_size, device=device)

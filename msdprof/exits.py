@@ -16,7 +16,8 @@ import networkx as nx
 import torch
 from torch import nn
 
-from msdnet import MSDNet, Options, build_model, resolve
+from msdnet import MSDNet, Options
+from msdnet.presets import model_from
 from msdnet.config import OptionError
 
 from .counting import CONVENTIONS, Counts, check_convention, count_image
@@ -187,14 +188,7 @@ def exit_costs(
     ``device``: where the model is built to be counted; ``meta`` allocates nothing.
     """
     check_convention(convention)
-    if isinstance(preset_or_config, nn.Module):
-        if options or input_size is not None:
-            raise OptionError(
-                "model", type(preset_or_config).__name__,
-                "is counted as built: pass no options or input_size with a model",
-            )
-        return count_model(preset_or_config, convention)
-    model = build_model(resolve(preset_or_config, **options), input_size, device=device)
+    model = model_from(preset_or_config, input_size, device, use="counted", **options)
     return count_model(model, convention)
 
 

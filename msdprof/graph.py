@@ -32,7 +32,8 @@ from typing import Any
 import networkx as nx
 from torch import nn
 
-from msdnet import DEFAULT_PRESET, MSDNet, Options, build_model, resolve
+from msdnet import DEFAULT_PRESET, MSDNet, Options
+from msdnet.presets import model_from
 from msdnet.config import OptionError
 from msdnet.model import Part
 
@@ -172,14 +173,7 @@ def layout_graph(
     The model is built on the ``meta`` device: nothing is allocated.
     """
     check_convention(convention)
-    if isinstance(preset_or_config, nn.Module):
-        if options or input_size is not None:
-            raise OptionError(
-                "model", type(preset_or_config).__name__,
-                "is drawn as built: pass no options or input_size with a model",
-            )
-        return graph_from_model(preset_or_config, dense, convention)  # type: ignore[arg-type]
-    model = build_model(resolve(preset_or_config, **options), input_size, device="meta")
+    model = model_from(preset_or_config, input_size, use="drawn", **options)
     graph = graph_from_model(model, dense, convention)
     if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
         graph.graph["preset"] = preset_or_config or DEFAULT_PRESET
