@@ -27,7 +27,7 @@ from .budget import (
     LAST_EXIT_THRESHOLD, NO_EXIT_THRESHOLD, AnytimeChoice, AnytimeStep, Calibration,
     ExitDistribution, ExitReach, ExpectedCost,
 )
-from .costplot import SVG_PARAMS, _svg
+from .costplot import SVG_PARAMS, svg_bytes
 from .exits import ExitCosts
 from .formatting import OP_NAMES, check_format, op_scale, scaled
 from .saved_outputs import SavedOutputs
@@ -358,7 +358,7 @@ def accuracy_plot(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calibr
         what = f"{name}" if name else costs.options.describe()
         ax.set_title(f"Budgeted batch: accuracy vs expected cost\n{what}, outputs from "
                      f"{source_name(outputs)}", fontsize=10)
-        return _svg(figure)
+        return svg_bytes(figure)
 
 
 __all__ = [

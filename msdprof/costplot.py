@@ -43,7 +43,8 @@ class Series:
     costs: ExitCosts
 
 
-def _svg(figure: Figure) -> bytes:
+def svg_bytes(figure: Figure) -> bytes:
+    """The figure as deterministic SVG bytes: no date, ids salted by :data:`SVG_PARAMS`."""
     out = io.BytesIO()
     with matplotlib.rc_context(SVG_PARAMS):
         figure.savefig(out, format="svg", metadata={"Date": None}, bbox_inches="tight")
@@ -113,7 +114,7 @@ def cost_plot(series: Sequence[Series], title: str) -> bytes:
             top.xaxis.set_major_formatter(FuncFormatter(lambda v, _: str(layers.get(round(v), ""))))
             top.set_xlabel("network layer the exit reads")
         ax.set_title(title, fontsize=11)
-        return _svg(figure)
+        return svg_bytes(figure)
 
 
-__all__ = ["SVG_PARAMS", "Series", "cost_plot"]
+__all__ = ["SVG_PARAMS", "Series", "cost_plot", "svg_bytes"]
