@@ -16,7 +16,7 @@ import difflib
 import math
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 STEPMODES = ("even", "lin_grow")
 PRUNES = ("max", "min")
@@ -140,24 +140,16 @@ class Options:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "nBlocks", _whole("nBlocks", self.nBlocks, 1))
-        set_(self, "stepmode", _choice("stepmode", self.stepmode, STEPMODES))
-        set_(self, "step", _whole("step", self.step, 1 if self.nBlocks > 1 else 0))
-        set_(self, "base", _whole("base", self.base, 1))
-        set_(self, "nChannels", _whole("nChannels", self.nChannels, 1))
-        set_(self, "growthRate", _whole("growthRate", self.growthRate, 1))
-        set_(self, "grFactor", _factors("grFactor", self.grFactor))
-        set_(self, "bnFactor", _factors("bnFactor", self.bnFactor))
+        for name in OPTION_NAMES:
+            set_(self, name, check_value(name, getattr(self, name)))
+        if self.nBlocks > 1:
+            set_(self, "step", _whole("step", self.step, 1))
         if len(self.bnFactor) != len(self.grFactor):
             raise OptionError(
                 "grFactor", self.grFactor,
                 f"must have the same length as bnFactor {format_value(self.bnFactor)} "
                 f"({len(self.bnFactor)})",
             )
-        set_(self, "prune", _choice("prune", self.prune, PRUNES))
-        set_(self, "reduction", _fraction("reduction", self.reduction))
-        set_(self, "bottleneck", _flag("bottleneck", self.bottleneck))
-        set_(self, "data", _choice("data", self.data, DATASETS))
         _check_scales(self)
         _check_channels(self)
 
@@ -200,6 +192,35 @@ class Options:
 
 
 OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+#: Options that take whole numbers, and the smallest value each can take on its own (``step`` 0
+#: only with a single block: :class:`Options` checks that with ``nBlocks``).
+WHOLE_NUMBER_OPTIONS = {"nBlocks": 1, "step": 0, "base": 1, "nChannels": 1, "growthRate": 1}
+
+_VALUE_RULES: dict[str, Callable[[str, Any], Any]] = {
+    **{name: lambda option, v: _whole(option, v, WHOLE_NUMBER_OPTIONS[option])
+       for name in WHOLE_NUMBER_OPTIONS},
+    "stepmode": lambda option, v: _choice(option, v, STEPMODES),
+    "prune": lambda option, v: _choice(option, v, PRUNES),
+    "data": lambda option, v: _choice(option, v, DATASETS),
+    "grFactor": _factors,
+    "bnFactor": _factors,
+    "reduction": _fraction,
+    "bottleneck": _flag,
+}
+
+
+def check_value(option: str, value: Any) -> Any:
+    """``value`` of ``option`` normalised by the rule :class:`Options` applies to it alone
+    (``"1-2-4"`` -> ``(1, 2, 4)``, ``"7"`` -> ``7``), else :class:`OptionError`.  The rules that
+    tie several options together (step with nBlocks, grFactor with bnFactor, scales, channels) are
+    checked when the :class:`Options` is made."""
+    if option not in _VALUE_RULES:
+        raise OptionError(
+            "option", option,
+            "is not an MSDNet option; known: " + ", ".join(OPTION_NAMES) + did_you_mean(option, OPTION_NAMES),
+        )
+    return _VALUE_RULES[option](option, value)
 
 
 def scales_alive(options: Options, layer: int) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from rich.console import Console
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
 from msdnet.config import OPTION_NAMES, OptionError, format_value
 
-from . import budget_view, drawing, formatting, report
+from . import drawing, formatting
 from .budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
                      given_fractions)
 from .counting import CONVENTION_HELP, CONVENTIONS, check_convention
@@ -26,6 +26,11 @@ from .formatting import parse_count
 from .graph import layout_graph
 from .output import check_writable, write_atomic
 from .saved_outputs import load_outputs
+from . import sweep_view
+from .sweep import sweep
+
+# budget_view and report draw with matplotlib (~0.4 s to import): they are imported by the
+# commands that use them, so that `msdprof count` and the error messages start sooner.
 
 OPTION_HELP = {
     "nBlocks": "number of blocks = exits (authors' default 1)",
@@ -191,6 +196,8 @@ def _add_report(sub: Any) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> None:
+    from . import report
+
     check_convention(args.convention)
     given = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
     if args.all:
@@ -256,6 +263,8 @@ def _add_budget(sub: Any) -> None:
 
 
 def _run_budget(args: argparse.Namespace) -> None:
+    from . import budget_view
+
     fmt = formatting.check_format(args.format, budget_view.FORMATS)
     batch = [flag for flag, given in (("--fractions", args.fractions is not None),
                                       ("--geometric", args.geometric),
@@ -306,9 +315,85 @@ def _run_budget(args: argparse.Namespace) -> None:
     emit(args, render(*parts, fmt, name))
 
 
+# --- sweep ------------------------------------------------------------------------------------
+
+
+def _add_sweep(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep", help="count a grid of configurations; filters and a Pareto front",
+        description="Count every combination of the option values given (e.g. --nBlocks 3:10 "
+                    "--step 1:6 --base 1:6 --stepmode even,lin_grow), laid over --preset (or the "
+                    "authors' defaults), one row per configuration in grid order. Combinations "
+                    "the network cannot take are skipped with their reason. Costs are per image "
+                    "and cumulative (blocks and heads 1..k), in the --convention's unit.",
+    )
+    group = p.add_argument_group(
+        "grid",
+        "Each option takes values joined by commas, and the whole-number options (nBlocks, "
+        "step, base, nChannels, growthRate) inclusive ranges a:b or a:b:step, e.g. --nBlocks "
+        "3:10 --stepmode even,lin_grow --grFactor 1-2-4,1-2-4-4. Options not given keep the "
+        "base's value.",
+    )
+    group.add_argument("--preset", metavar="NAME",
+                       help="the base configuration: one of " + ", ".join(PRESETS))
+    for name in OPTION_NAMES:
+        group.add_argument(f"--{name}", metavar="V,V|A:B", help=OPTION_HELP[name])
+    group.add_argument("--input-size", metavar="S|HxW",
+                       help="input side for every configuration (default: each one's data set's)")
+    p.add_argument("--max-macs", metavar="N",
+                   help="keep configurations whose last exit (the whole network) costs at most N, "
+                        "e.g. 200M")
+    p.add_argument("--exit-budget", metavar="N",
+                   help="keep configurations whose exit 1 costs at most N (cumulative costs grow "
+                        "with the exit: the same as 'some exit fits'); adds the column 'in "
+                        "budget', the number of exits that fit")
+    p.add_argument("--pareto", action="store_true",
+                   help="keep only the configurations no other one beats in both total cost and "
+                        "total parameters (no worse in both, better in one), after the filters")
+    p.add_argument("--convention", default="msdnet", metavar="NAME",
+                   help="unit of the operation counts: " + ", ".join(CONVENTIONS) + " (default msdnet)")
+    p.add_argument("--jobs", metavar="N",
+                   help=f"processes counting at once (default: one per CPU, {os.cpu_count()} here); "
+                        "the results do not depend on it")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no summary on stderr")
+    p.add_argument("--format", default="table", metavar="FMT",
+                   help="table | json | csv | markdown (default table: rich in a terminal, plain "
+                        "when piped); json and csv hold exact integers, json also every skipped "
+                        "configuration with its reason")
+    add_output_options(p)
+    p.set_defaults(run=_run_sweep)
+
+
+def _run_sweep(args: argparse.Namespace) -> None:
+    fmt = formatting.check_format(args.format, sweep_view.FORMATS)
+    grid = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+    if args.output:
+        check_writable(args.output, args.force)  # before any work
+    interactive = not args.quiet and sys.stderr.isatty()
+    with sweep_view.ProgressBar() as bar:
+        result = sweep(grid, args.preset, convention=args.convention, input_size=args.input_size,
+                       max_macs=args.max_macs, exit_budget=args.exit_budget, pareto=args.pareto,
+                       jobs=args.jobs, progress=bar if interactive else None)
+    if not result.counted:  # nothing to show: the first reason is the error
+        first = result.skipped[0]
+        every = "its only configuration" if result.size == 1 else f"all {result.size} configurations"
+        raise OptionError(first.option, first.value, f"{first.reason} (the grid's first reason to "
+                                                     f"skip; {every} skipped)")
+    if fmt == "table" and not args.output and sys.stdout.isatty():
+        Console().print(sweep_view.renderable(result))
+        return
+    emit(args, sweep_view.render(result, fmt))
+    if not args.quiet and (fmt in ("json", "csv") or args.output):
+        print(f"msdprof sweep: {sweep_view.summary(result)}", file=sys.stderr)
+        for line in sweep_view.skip_lines(result):
+            print(f"msdprof sweep: {line}", file=sys.stderr)
+
+
 # --- main ------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [_add_count, _add_graph, _add_report, _add_budget]
+COMMANDS: list[Callable[[Any], None]] = [_add_count, _add_graph, _add_report, _add_budget,
+                                         _add_sweep]
 
 
 def build_parser() -> ArgumentParser:

@@ -159,64 +159,150 @@ def _counted_modules(model: nn.Module):
             yield name, module, leaf
 
 
+def _all_meta(*tensors: Any) -> bool:
+    """Whether every one of ``tensors`` is a meta tensor of the first one's dtype."""
+    return all(
+        isinstance(t, torch.Tensor) and t.is_meta and t.dtype == tensors[0].dtype for t in tensors
+    )
+
+
+def _meta_batch_norm(
+    input: Any, running_mean: Any, running_var: Any, weight: Any = None, bias: Any = None,
+    training: bool = False, momentum: float = 0.1, eps: float = 1e-5,
+) -> torch.Tensor | None:
+    """Evaluation mode only, with running statistics of the input's channels."""
+    if training is not False or not _all_meta(input) or input.dim() < 2:
+        return None
+    stats = (running_mean, running_var, *(t for t in (weight, bias) if t is not None))
+    if not _all_meta(input, *stats) or any(tuple(t.shape) != (input.shape[1],) for t in stats):
+        return None
+    return input.new_empty(input.shape)
+
+
 def _meta_cat(tensors: Any, dim: int = 0) -> torch.Tensor | None:
-    """The empty result of ``torch.cat(tensors, dim)`` of same-dtype meta tensors, or ``None``
-    (not that case, or shapes torch would reject: then torch itself runs and raises)."""
-    if not isinstance(tensors, (list, tuple)) or not tensors or not isinstance(dim, int):
+    if not isinstance(tensors, (list, tuple)) or not tensors or not _all_meta(*tensors):
         return None
-    first = tensors[0]
-    if not all(isinstance(t, torch.Tensor) and t.is_meta and t.dtype == first.dtype for t in tensors):
-        return None
-    ndim = first.dim()
-    if ndim == 0 or not -ndim <= dim < ndim:
+    ndim = tensors[0].dim()
+    if isinstance(dim, bool) or not isinstance(dim, int) or ndim == 0 or not -ndim <= dim < ndim:
         return None
     dim %= ndim
-    shape = list(first.shape)
+    shape = list(tensors[0].shape)
     for t in tensors[1:]:
         if t.dim() != ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != dim):
             return None
         shape[dim] += t.shape[dim]
-    return first.new_empty(shape)
+    return tensors[0].new_empty(shape)
 
 
-def _meta_linear(input: Any = None, weight: Any = None, bias: Any = None) -> torch.Tensor | None:
-    """The empty result of ``F.linear(input, weight, bias)`` of same-dtype meta tensors, or
-    ``None`` (not that case, or shapes torch would reject: then torch itself runs and raises)."""
-    tensors = (input, weight) if bias is None else (input, weight, bias)
-    if not all(isinstance(t, torch.Tensor) and t.is_meta and t.dtype == input.dtype for t in tensors):
+def _meta_linear(input: Any, weight: Any, bias: Any = None) -> torch.Tensor | None:
+    if not _all_meta(input, weight, *(() if bias is None else (bias,))):
         return None
     if input.dim() < 1 or weight.dim() != 2 or input.shape[-1] != weight.shape[1]:
         return None
-    if bias is not None and tuple(bias.shape) not in ((weight.shape[0],), (1,), ()):
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         return None
     return input.new_empty((*input.shape[:-1], weight.shape[0]))
 
 
-class _MetaShapes(TorchFunctionMode):
-    """While counting, ``F.batch_norm``, ``F.linear`` and ``torch.cat`` of ``meta`` tensors
-    return an empty tensor of the result's shape directly.
+def _ints2(value: Any, minimum: int) -> tuple[int, int] | None:
+    """``(a, b)`` from an int or a pair of ints, each >= ``minimum``; else ``None``."""
+    pair = (value, value) if isinstance(value, int) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in pair)):
+        return None
+    return pair[0], pair[1]
 
-    A meta tensor has a shape and no values, so the shape is all these functions can produce on it;
-    but torch's meta kernels for them run Python decompositions of the real arithmetic (batch norm
-    about 0.5 ms a call, most of the time of counting an MSDNet; the first ``cat`` or ``linear``
-    with a bias imports ``torch._dynamo``, about 1 s).  A torch-function mode is scoped to its ``with`` block: nothing
-    of torch or of the model is patched, and real (CPU, CUDA) tensors are untouched.
+
+def _meta_conv2d(
+    input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+    groups: Any = 1,
+) -> torch.Tensor | None:
+    if not _all_meta(input, weight, *(() if bias is None else (bias,))):
+        return None
+    strides, pads, dilations = _ints2(stride, 1), _ints2(padding, 0), _ints2(dilation, 1)
+    if strides is None or pads is None or dilations is None or input.dim() != 4 or weight.dim() != 4:
+        return None  # padding="same", unbatched input, ...: torch itself decides
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        return None
+    batch, channels, height, width = input.shape
+    out, per_group, kh, kw = weight.shape
+    if channels != per_group * groups or out % groups:
+        return None
+    if bias is not None and tuple(bias.shape) != (out,):
+        return None
+    sides = [
+        (side + 2 * pad - dil * (k - 1) - 1) // st + 1
+        for side, k, st, pad, dil in zip((height, width), (kh, kw), strides, pads, dilations)
+    ]
+    if min(sides) < 1:
+        return None
+    return input.new_empty((batch, out, *sides))
+
+
+def _meta_pool2d(
+    input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+    ceil_mode: bool = False, return_indices: bool = False,
+) -> torch.Tensor | None:
+    """``F.max_pool2d``, and ``F.avg_pool2d`` through :func:`_meta_avg_pool2d`: floor mode, no
+    indices returned."""
+    if not _all_meta(input) or input.dim() != 4 or ceil_mode is not False:
+        return None
+    if return_indices is not False:
+        return None
+    kernels = _ints2(kernel_size, 1)
+    default_stride = stride is None or (isinstance(stride, (list, tuple)) and not stride)
+    strides = kernels if default_stride else _ints2(stride, 1)
+    pads, dilations = _ints2(padding, 0), _ints2(dilation, 1)
+    if kernels is None or strides is None or pads is None or dilations is None:
+        return None
+    sides = []
+    for side, k, st, pad, dil in zip(input.shape[2:], kernels, strides, pads, dilations):
+        if pad > ((k - 1) * dil + 1) // 2:
+            return None
+        sides.append((side + 2 * pad - dil * (k - 1) - 1) // st + 1)
+    if min(sides) < 1:
+        return None
+    return input.new_empty((*input.shape[:2], *sides))
+
+
+def _meta_avg_pool2d(
+    input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
+    count_include_pad: bool = True, divisor_override: Any = None,
+) -> torch.Tensor | None:
+    return _meta_pool2d(input, kernel_size, stride, padding, 1, ceil_mode)
+
+
+#: Shape-only results of functions on meta tensors; each returns ``None`` when it is not sure.
+_META_SHAPES: dict[Callable[..., Any], Callable[..., torch.Tensor | None]] = {
+    F.batch_norm: _meta_batch_norm,
+    F.conv2d: _meta_conv2d,
+    F.linear: _meta_linear,
+    F.max_pool2d: _meta_pool2d,
+    F.avg_pool2d: _meta_avg_pool2d,
+    torch.cat: _meta_cat,
+}
+
+
+class _MetaShapes(TorchFunctionMode):
+    """While counting, batch norm, conv2d, linear, 2-d pooling and ``torch.cat`` of ``meta``
+    tensors return an empty tensor of the result's shape directly.
+
+    A meta tensor has a shape and no values, so the shape is all a function can produce on it; but
+    torch's meta kernels for these run Python code: batch norm the decomposition of the real
+    arithmetic (about 0.5 ms a call, most of the time of counting an MSDNet), and the first conv,
+    pooling, ``cat`` or biased ``linear`` of a process import sympy and ``torch._dynamo`` (about
+    1.5 s).  Anything these shortcuts are not sure of (other dtypes or devices, string padding, shapes torch
+    would reject) goes to torch itself.  A torch-function mode is scoped to its ``with`` block:
+    nothing of torch or of the model is patched, and real (CPU, CUDA) tensors are untouched.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.batch_norm:
-            x = args[0] if args else kwargs.get("input")
-            if isinstance(x, torch.Tensor) and x.is_meta:
-                return x.new_empty(x.shape)
-        elif func is F.linear:
-            result = _meta_linear(*args, **kwargs)
-            if result is not None:
-                return result
-        elif func is torch.cat:
+        shortcut = _META_SHAPES.get(func)
+        if shortcut is not None:
             try:
-                result = _meta_cat(*args, **kwargs)
-            except TypeError:  # a signature torch.cat takes and _meta_cat does not: torch decides
+                result = shortcut(*args, **kwargs)
+            except TypeError:  # a call shape the shortcut does not take: torch decides
                 result = None
             if result is not None:
                 return result

@@ -1,0 +1,215 @@
+"""Showing a sweep (:mod:`msdprof.sweep`): a table (rich or plain), Markdown, JSON and CSV.
+
+Tables scale operation counts to one unit for the whole sweep (M, or K when every network is
+tiny) with two decimals and parameters to M; JSON and CSV hold exact integers.  Every format says
+how many configurations were counted, skipped (with the reasons), filtered out and dominated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from msdnet.config import format_value
+
+from .counting import CONVENTION_HELP, format_count
+from .formatting import OP_NAMES, check_format, markdown_table, op_scale, scaled
+from .sweep import SweepResult
+
+FORMATS = ("table", "json", "csv", "markdown")
+_WIDTH = 120  # the console width of plain tables (pipes, files)
+_REASONS_SHOWN = 10  # distinct skip reasons listed in a table; JSON lists every skipped one
+
+
+def _unit(result: SweepResult) -> tuple[float, str]:
+    divisor, prefix = op_scale(max((row.total_macs for row in result.rows), default=10**6))
+    return divisor, f"{prefix} {OP_NAMES[result.convention]}"
+
+
+def _value(value: Any) -> str:
+    return format_value(value)
+
+
+def title(result: SweepResult) -> str:
+    """``MSDNet sweep: 576 configurations of nBlocks x step x ... over cifar10-anytime``."""
+    names = " x ".join(option for option, _ in result.grid) or "no option"
+    base = result.preset if result.preset else "the authors' defaults"
+    return f"MSDNet sweep: {result.size} configurations of {names} over {base}"
+
+
+def summary(result: SweepResult) -> str:
+    """One line: how many configurations were counted, skipped, filtered out, dominated, shown."""
+    parts = [f"{result.size} configurations", f"{result.counted} counted"]
+    if result.skipped:
+        parts.append(f"{len(result.skipped)} skipped (invalid combinations)")
+    filters = [name for name, value in (("--max-macs", result.max_macs),
+                                        ("--exit-budget", result.exit_budget)) if value is not None]
+    if filters:
+        parts.append(f"{result.filtered} over {' or '.join(filters)}")
+    if result.pareto:
+        parts.append(f"{result.dominated} dominated")
+    parts.append(f"{len(result.rows)} shown")
+    return ", ".join(parts)
+
+
+def caption(result: SweepResult) -> str:
+    divisor, unit = _unit(result)
+    size = ("each configuration's data-set default input" if result.input_size is None
+            else f"input {result.input_size}")
+    lines = [
+        f"One image ({size}); {unit} by the '{result.convention}' convention: "
+        f"{CONVENTION_HELP[result.convention]}. exit 1 and all exits: cumulative cost (blocks and "
+        "heads 1..k). # is the position in the grid.",
+    ]
+    ops = OP_NAMES[result.convention]
+    if result.max_macs is not None:
+        lines.append(f"--max-macs {format_count(result.max_macs)} {ops}: kept if all exits cost at "
+                     "most this.")
+    if result.exit_budget is not None:
+        lines.append(f"--exit-budget {format_count(result.exit_budget)} {ops}: kept if exit 1 costs "
+                     "at most this; 'in budget' = the exits whose cumulative cost fits it.")
+    if result.pareto:
+        lines.append("--pareto: only configurations no other one beats in both total cost and "
+                     "parameters (no worse in both, better in one).")
+    lines.append(summary(result) + ".")
+    return "\n".join(lines)
+
+
+def _headers(result: SweepResult) -> list[str]:
+    _, unit = _unit(result)
+    headers = ["#", *(option for option, _ in result.grid), "exits", "layers",
+               f"exit 1\n{unit}", f"all exits\n{unit}", "params\nM"]
+    return headers + (["in\nbudget"] if result.exit_budget is not None else [])
+
+
+def _cells(result: SweepResult) -> list[list[str]]:
+    divisor, _ = _unit(result)
+    rows = []
+    for row in result.rows:
+        cells = [str(row.index), *(_value(v) for _, v in row.values), str(row.exits),
+                 str(row.options.nLayers), scaled(row.first_macs, divisor),
+                 scaled(row.total_macs, divisor), scaled(row.total_params, 1e6)]
+        if result.exit_budget is not None:
+            cells.append(str(row.budget_exits))
+        rows.append(cells)
+    return rows
+
+
+def skip_lines(result: SweepResult) -> list[str]:
+    """``skipped N: reason`` per distinct reason, the most frequent first (at most 10 listed)."""
+    reasons = result.skip_reasons()
+    lines = [f"skipped {n}: {reason}" for reason, n in reasons[:_REASONS_SHOWN]]
+    if len(reasons) > _REASONS_SHOWN:
+        rest = sum(n for _, n in reasons[_REASONS_SHOWN:])
+        lines.append(f"skipped {rest}: {len(reasons) - _REASONS_SHOWN} other reasons "
+                     "(--format json lists every skipped configuration)")
+    return lines
+
+
+def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
+    """The sweep as a rich table, and the skip reasons under it."""
+    table = Table(title=title(result), caption=caption(result), box=box.ASCII if plain else box.ROUNDED,
+                  header_style="" if plain else "bold", title_style="" if plain else "bold",
+                  caption_justify="left")
+    for header in _headers(result):
+        table.add_column(header, justify="right")
+    for cells in _cells(result):
+        table.add_row(*cells)
+    skips = skip_lines(result)
+    return Group(table, Text("\n".join(skips))) if skips else table
+
+
+def render_table(result: SweepResult, width: int = _WIDTH) -> str:
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, legacy_windows=False).print(
+        renderable(result, plain=True)
+    )
+    return out.getvalue()
+
+
+def render_markdown(result: SweepResult) -> str:
+    headers = [h.replace("\n", " ") for h in _headers(result)]
+    text = f"### {title(result)}\n\n{markdown_table(headers, _cells(result))}\n{caption(result)}\n"
+    skips = skip_lines(result)
+    return text + ("\n" + "\n".join(f"- {line}" for line in skips) + "\n" if skips else "")
+
+
+def render_json(result: SweepResult) -> str:
+    return json.dumps(result.as_dict(), indent=2) + "\n"
+
+
+CSV_COLUMNS = ("exits", "layers", "first_macs", "total_macs", "total_params")
+
+
+def render_csv(result: SweepResult) -> str:
+    """One line per configuration shown, exact integers; ``exit_macs``/``exit_params`` hold the
+    cumulative cost and parameters of exits 1..k joined by ``;``; ``convention`` names the unit."""
+    names = [option for option, _ in result.grid]
+    budget = ["budget_exits"] if result.exit_budget is not None else []
+    fieldnames = ["index", *names, *CSV_COLUMNS, *budget, "exit_macs", "exit_params", "convention"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fieldnames, lineterminator="\n")
+    writer.writeheader()
+    for row in result.rows:
+        line = {"index": row.index, **{k: _value(v) for k, v in row.values},
+                "exits": row.exits, "layers": row.options.nLayers, "first_macs": row.first_macs,
+                "total_macs": row.total_macs, "total_params": row.total_params,
+                "exit_macs": ";".join(str(e.macs) for e in row.costs),
+                "exit_params": ";".join(str(e.params) for e in row.costs),
+                "convention": result.convention}
+        if budget:
+            line["budget_exits"] = row.budget_exits
+        writer.writerow(line)
+    return out.getvalue()
+
+
+def render(result: SweepResult, fmt: str) -> str:
+    """``result`` in format ``fmt`` (one of :data:`FORMATS`)."""
+    renderers = {"table": render_table, "json": render_json, "csv": render_csv,
+                 "markdown": render_markdown}
+    return renderers[check_format(fmt, FORMATS)](result)
+
+
+
+
+class ProgressBar:
+    """``progress(done, total)`` for :func:`msdprof.sweep.sweep`: a rich progress bar on stderr,
+    started at the first call (once every worker process has started) and gone when closed."""
+
+    def __init__(self, console: Console | None = None):
+        self._console = console or Console(stderr=True)
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._progress is None:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+            self._progress = Progress(
+                TextColumn("counting configurations"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=self._console, transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("sweep", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["FORMATS", "ProgressBar", "caption", "render", "renderable", "skip_lines", "summary", "title"]

@@ -1,0 +1,80 @@
+"""The meta-device shortcuts of the counter (`msdprof.counting._MetaShapes`): while counting, batch
+norm, conv2d, linear, 2-d pooling and `torch.cat` of meta tensors return the empty result directly
+instead of running torch's slow Python meta kernels.  The shapes they give must be torch's own:
+each call below is made with and without the shortcuts and the results compared; calls torch
+rejects stay rejected."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from msdprof.counting import _MetaShapes
+
+
+def meta(*shape, dtype=torch.float32):
+    return torch.empty(*shape, device="meta", dtype=dtype)
+
+
+CALLS = {
+    "conv 3x3 pad 1": lambda: F.conv2d(meta(2, 8, 15, 17), meta(6, 8, 3, 3), None, 1, 1),
+    "conv stride 2": lambda: F.conv2d(meta(1, 8, 15, 16), meta(6, 8, 3, 3), meta(6), 2, 1),
+    "conv 7x7 stride 2 bias": lambda: F.conv2d(meta(1, 3, 224, 224), meta(32, 3, 7, 7), meta(32), 2, 3),
+    "conv tuples dilation groups": lambda: F.conv2d(meta(1, 8, 20, 21), meta(4, 4, 3, 1), None,
+                                                    (2, 1), (1, 0), (2, 1), 2),
+    "conv keywords": lambda: F.conv2d(input=meta(1, 4, 9, 9), weight=meta(4, 4, 1, 1), stride=3),
+    "conv padding same": lambda: F.conv2d(meta(1, 4, 9, 9), meta(4, 4, 3, 3), padding="same"),
+    "conv unbatched": lambda: F.conv2d(meta(4, 9, 9), meta(4, 4, 3, 3)),
+    "batch norm eval": lambda: F.batch_norm(meta(2, 6, 5, 5), meta(6), meta(6), meta(6), meta(6)),
+    "batch norm no affine": lambda: F.batch_norm(meta(2, 6, 5, 5), meta(6), meta(6)),
+    "batch norm training": lambda: F.batch_norm(meta(2, 6, 5, 5), meta(6), meta(6), training=True),
+    "linear bias": lambda: F.linear(meta(3, 7), meta(10, 7), meta(10)),
+    "linear no bias 3-d": lambda: F.linear(meta(2, 3, 7), meta(10, 7)),
+    "max pool 3/2/1": lambda: F.max_pool2d(meta(1, 8, 112, 112), 3, 2, 1),
+    "max pool indices": lambda: F.max_pool2d(meta(1, 8, 9, 9), 2, return_indices=True),
+    "max pool ceil": lambda: F.max_pool2d(meta(1, 8, 9, 9), 2, ceil_mode=True),
+    "avg pool 2": lambda: F.avg_pool2d(meta(1, 8, 3, 3), 2),
+    "avg pool tuple stride": lambda: F.avg_pool2d(meta(1, 8, 9, 10), (3, 2), (2, 3), (1, 0)),
+    "cat channels": lambda: torch.cat([meta(1, 3, 4, 4), meta(1, 5, 4, 4)], dim=1),
+    "cat negative dim": lambda: torch.cat((meta(2, 3), meta(2, 4)), -1),
+    "cat one": lambda: torch.cat([meta(2, 3)]),
+    "cat half": lambda: torch.cat([meta(1, 2, dtype=torch.half), meta(1, 2, dtype=torch.half)]),
+}
+
+
+def described(result):
+    if isinstance(result, tuple):
+        return tuple(described(r) for r in result)
+    return tuple(result.shape), result.dtype, result.device
+
+
+@pytest.mark.parametrize("call", list(CALLS.values()), ids=list(CALLS))
+def test_results_under_the_shortcuts_have_the_shape_torch_gives(call):
+    expected = described(call())
+    with _MetaShapes():
+        assert described(call()) == expected
+
+
+REJECTED = {
+    "conv channels": lambda: F.conv2d(meta(1, 5, 9, 9), meta(4, 4, 3, 3)),
+    "conv kernel larger than input": lambda: F.conv2d(meta(1, 4, 2, 2), meta(4, 4, 3, 3)),
+    "batch norm channels": lambda: F.batch_norm(meta(2, 6, 5, 5), meta(4), meta(4)),
+    "linear features": lambda: F.linear(meta(3, 7), meta(10, 8)),
+    "pool padding over half the kernel": lambda: F.max_pool2d(meta(1, 2, 9, 9), 2, 2, 2),
+    "cat shapes": lambda: torch.cat([meta(1, 3, 4, 4), meta(1, 3, 5, 4)], dim=1),
+}
+
+
+@pytest.mark.parametrize("call", list(REJECTED.values()), ids=list(REJECTED))
+def test_calls_torch_rejects_stay_rejected(call):
+    with pytest.raises((RuntimeError, ValueError)):
+        call()
+    with _MetaShapes(), pytest.raises((RuntimeError, ValueError)):
+        call()
+
+
+def test_real_tensors_are_computed_by_torch():
+    x, w = torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3)
+    with _MetaShapes():
+        assert F.conv2d(x, w).item() == 9.0
