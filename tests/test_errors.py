@@ -63,6 +63,16 @@ BAD_INPUTS = [
     (["budget", "--logits", "/nonexistent/outputs.npz"], "--logits /nonexistent/outputs.npz: does not exist"),
     (["budget", "--geometric", "--plot", "curve.svg"], "--plot curve.svg: needs --logits FILE"),
     (["budget", "--geometric", "--format", "markdown"], "--format markdown: must be one of table, json, csv"),
+    # sweep
+    (["sweep", "--nBlocks", "3:x"], "--nBlocks 3:x: a range is a:b or a:b:step with whole numbers"),
+    (["sweep", "--stepmode", "evne"], "--stepmode evne: must be one of even, lin_grow (did you mean 'even'?)"),
+    (["sweep", "--max-macs", "2Q"], "--max-macs 2Q: must be a count like 300M"),
+    (["sweep", "--jobs", "0"], "--jobs 0: must be a whole number >= 1"),
+    (["sweep", "--nBlocks", "1:100000000"], "--nBlocks 1:100000000: more than 100000 values"),
+    (["sweep", "--growthRate", "7", "--grFactor", "1-1-1,1-3-3", "--bnFactor", "1-1-1"],
+     "(the grid's first reason to skip; all 2 configurations skipped)"),
+    (["sweep", "--format", "yaml"], "--format yaml: must be one of table, json, csv, markdown"),
+    (["sweep", "--nBlocks", "3:4", "-o", "/nonexistent/grid.csv"], "--output /nonexistent/grid.csv: directory /nonexistent does not exist"),
 ]
 
 
