@@ -57,6 +57,20 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def add_convention_option(parser: argparse.ArgumentParser, what: str, explain: bool = False) -> None:
+    """``--convention NAME``: ``what`` says what it is the unit of; ``explain`` spells out each."""
+    names = "; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items()) if explain else ", ".join(CONVENTIONS)
+    parser.add_argument("--convention", default="msdnet", metavar="NAME",
+                        help=f"{what}: {names} (default msdnet)")
+
+
+def add_format_option(parser: argparse.ArgumentParser, formats: Sequence[str], more: str = "") -> None:
+    """``--format FMT`` among ``formats`` (the first, ``table``, is the default)."""
+    parser.add_argument("--format", default="table", metavar="FMT",
+                        help=" | ".join(formats) + " (default table: rich in a terminal, plain when "
+                             "piped); json and csv hold exact integers" + more)
+
+
 def add_network_options(parser: argparse.ArgumentParser) -> None:
     """``--preset``, every MSDNet option under the authors' name, and ``--input-size``."""
     group = parser.add_argument_group(
@@ -104,12 +118,8 @@ def _add_count(sub: Any) -> None:
                     "cumulative figure holds blocks 1..k and heads 1..k, as the authors count it.",
     )
     add_network_options(p)
-    p.add_argument("--convention", default="msdnet", metavar="NAME",
-                   help="; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items())
-                   + " (default msdnet)")
-    p.add_argument("--format", default="table", metavar="FMT",
-                   help="table | json | csv | markdown (default table: rich in a terminal, "
-                        "plain when piped); json and csv hold exact integers")
+    add_convention_option(p, "how operations are counted", explain=True)
+    add_format_option(p, formatting.FORMATS)
     p.add_argument("--device", default="meta", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
                         "refused if its weights would not fit in memory)")
@@ -147,9 +157,7 @@ def _add_graph(sub: Any) -> None:
     p.add_argument("--dense", action="store_true",
                    help="also draw the dense edges: every earlier same-scale map the "
                         "concatenation carries (quadratic in the layers per block)")
-    p.add_argument("--convention", default="msdnet", metavar="NAME",
-                   help="unit of the node costs in .json/.graphml and the SVG tooltips: "
-                        + ", ".join(CONVENTIONS) + " (default msdnet)")
+    add_convention_option(p, "unit of the node costs in .json/.graphml and the SVG tooltips")
     add_output_options(p, required=True)
     p.set_defaults(run=_run_graph)
 
@@ -186,8 +194,7 @@ def _add_report(sub: Any) -> None:
     p.add_argument("--all", action="store_true",
                    help="a report on every preset and an index (README.md) in the directory -o DIR")
     p.add_argument("--html", action="store_true", help="write HTML (with --all: index.html)")
-    p.add_argument("--convention", default="msdnet", metavar="NAME",
-                   help="unit of the operation counts: " + ", ".join(CONVENTIONS) + " (default msdnet)")
+    add_convention_option(p, "unit of the operation counts")
     p.add_argument("-o", "--output", metavar="FILE|DIR", required=True,
                    help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
                         "with --all a directory")
@@ -252,12 +259,8 @@ def _add_budget(sub: Any) -> None:
     p.add_argument("--plot", metavar="FILE.svg",
                    help="with --logits: draw test accuracy against expected cost (eager and "
                         "lazy), the paper's Figure 4 curve")
-    p.add_argument("--convention", default="msdnet", metavar="NAME",
-                   help="unit of the costs and budgets: " + ", ".join(CONVENTIONS)
-                        + " (default msdnet)")
-    p.add_argument("--format", default="table", metavar="FMT",
-                   help="table | json | csv (default table: rich in a terminal, plain when "
-                        "piped); json and csv hold exact integers")
+    add_convention_option(p, "unit of the costs and budgets")
+    add_format_option(p, ("table", "json", "csv"))
     add_output_options(p)
     p.set_defaults(run=_run_budget)
 
@@ -350,17 +353,13 @@ def _add_sweep(sub: Any) -> None:
     p.add_argument("--pareto", action="store_true",
                    help="keep only the configurations no other one beats in both total cost and "
                         "total parameters (no worse in both, better in one), after the filters")
-    p.add_argument("--convention", default="msdnet", metavar="NAME",
-                   help="unit of the operation counts: " + ", ".join(CONVENTIONS) + " (default msdnet)")
+    add_convention_option(p, "unit of the operation counts")
     p.add_argument("--jobs", metavar="N",
                    help=f"processes counting at once (default: one per CPU, {os.cpu_count()} here); "
                         "the results do not depend on it")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar and no summary on stderr")
-    p.add_argument("--format", default="table", metavar="FMT",
-                   help="table | json | csv | markdown (default table: rich in a terminal, plain "
-                        "when piped); json and csv hold exact integers, json also every skipped "
-                        "configuration with its reason")
+    add_format_option(p, formatting.FORMATS, "; json also every skipped configuration with its reason")
     add_output_options(p)
     p.set_defaults(run=_run_sweep)
 
