@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
 
-.PHONY: setup setup-test graphviz demo test reports bench
+.PHONY: setup setup-test graphviz demo test reports digits bench
 
 setup:
 	$(PIP) torch==2.13.0
@@ -25,6 +25,13 @@ test: setup-test
 # bytes tests/test_report.py compares with the committed folder.
 reports: setup-test
 	msdprof report --all -o reports --force
+
+# Trains a tiny MSDNet on scikit-learn's digits (about a minute on 2 CPU cores) and regenerates
+# reports/digits/ from its outputs; setup-test pins the matplotlib whose SVG bytes
+# tests/test_digits_example.py compares. Not part of `make test`: training is too slow for it.
+digits: setup-test
+	$(PIP) -e '.[examples]'
+	$(PYTHON) examples/digits.py --out reports/digits
 
 bench: setup
 	$(PYTHON) benchmarks/bench_count.py

@@ -351,6 +351,7 @@ def accuracy_plot(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calibr
             ax.plot([float(v) / divisor for v in values], accuracy, linestyle=style, marker=marker,
                     markersize=3.5, linewidth=1.5, color=colour, label=label)
         ax.set_xlim(left=0)
+        ax.set_ylim(top=min(ax.get_ylim()[1], 100.5))  # no room above 100% (a flat curve gets ±5%)
         ax.set_xlabel(f"expected {unit} per test image ({costs.convention} convention)")
         ax.set_ylabel("test accuracy, top-1 (%)")
         ax.legend(fontsize=8, frameon=False, loc="lower right", title="cost of an exit",
