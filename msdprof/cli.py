@@ -87,9 +87,14 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def given_options(args: argparse.Namespace) -> dict[str, str]:
+    """The MSDNet options given on the command line, by name, as typed."""
+    return {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+
+
 def network_options(args: argparse.Namespace) -> tuple[Options, str | None]:
     """The options the command line names, and the preset name to show (if one was used)."""
-    given = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+    given = given_options(args)
     name = args.preset if args.preset is not None else (None if given else DEFAULT_PRESET)
     return resolve(args.preset, **given), name
 
@@ -106,6 +111,15 @@ def emit(args: argparse.Namespace, text: str) -> None:
         write_atomic(args.output, text, force=args.force)
     else:
         sys.stdout.write(text)
+
+
+def show(args: argparse.Namespace, fmt: str, rich: Callable[[], Any], text: Callable[[], str]) -> None:
+    """The ``table`` format in a terminal: the ``rich()`` renderable, in colour; anything else
+    (another format, a pipe, ``--output``): ``text()`` through :func:`emit`."""
+    if fmt == "table" and not args.output and sys.stdout.isatty():
+        Console().print(rich())
+    else:
+        emit(args, text())
 
 
 # --- count ------------------------------------------------------------------------------------
@@ -136,10 +150,8 @@ def _run_count(args: argparse.Namespace) -> None:
         raise OptionError("device", args.device, "must be meta or cpu")
     costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
                        device=args.device)
-    if fmt == "table" and not args.output and sys.stdout.isatty():
-        Console().print(formatting.rich_table(costs, name))
-        return
-    emit(args, formatting.render(costs, fmt, name))
+    show(args, fmt, lambda: formatting.rich_table(costs, name),
+         lambda: formatting.render(costs, fmt, name))
 
 
 # --- graph ------------------------------------------------------------------------------------
@@ -206,7 +218,7 @@ def _run_report(args: argparse.Namespace) -> None:
     from . import report
 
     check_convention(args.convention)
-    given = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+    given = given_options(args)
     if args.all:
         for option, value in (("preset", args.preset), ("input-size", args.input_size),
                               *given.items(), ("compare", args.compare and " ".join(args.compare))):
@@ -312,10 +324,7 @@ def _run_budget(args: argparse.Namespace) -> None:
                          force=args.force, option="plot")
         parts = (costs, outputs, calibrations)
         renderable, render = budget_view.calibration_renderable, budget_view.render_calibration
-    if fmt == "table" and not args.output and sys.stdout.isatty():
-        Console().print(renderable(*parts, name, plain=False))
-        return
-    emit(args, render(*parts, fmt, name))
+    show(args, fmt, lambda: renderable(*parts, name, plain=False), lambda: render(*parts, fmt, name))
 
 
 # --- sweep ------------------------------------------------------------------------------------
@@ -366,7 +375,7 @@ def _add_sweep(sub: Any) -> None:
 
 def _run_sweep(args: argparse.Namespace) -> None:
     fmt = formatting.check_format(args.format, sweep_view.FORMATS)
-    grid = {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+    grid = given_options(args)
     if args.output:
         check_writable(args.output, args.force)  # before any work
     interactive = not args.quiet and sys.stderr.isatty()
@@ -379,10 +388,7 @@ def _run_sweep(args: argparse.Namespace) -> None:
         every = "its only configuration" if result.size == 1 else f"all {result.size} configurations"
         raise OptionError(first.option, first.value, f"{first.reason} (the grid's first reason to "
                                                      f"skip; {every} skipped)")
-    if fmt == "table" and not args.output and sys.stdout.isatty():
-        Console().print(sweep_view.renderable(result))
-        return
-    emit(args, sweep_view.render(result, fmt))
+    show(args, fmt, lambda: sweep_view.renderable(result), lambda: sweep_view.render(result, fmt))
     if not args.quiet and (fmt in ("json", "csv") or args.output):
         print(f"msdprof sweep: {sweep_view.summary(result)}", file=sys.stderr)
         for line in sweep_view.skip_lines(result):
