@@ -28,7 +28,7 @@ import torch
 
 from msdnet.config import OptionError
 
-from .exits import ExitCost, ExitCosts
+from .exits import ExitCosts
 from .formatting import parse_count
 from .saved_outputs import SavedOutputs
 
@@ -337,11 +337,6 @@ def evaluate(pred: torch.Tensor, target: torch.Tensor, thresholds: Sequence[floa
     return _evaluate(conf, target.to(torch.int64), torch.tensor(thresholds, dtype=torch.float32))
 
 
-def _expected(costs: Sequence[ExitCost], counts: Sequence[int], samples: int, lazy: bool) -> Fraction:
-    total = sum(c * (e.lazy_macs if lazy else e.macs) for c, e in zip(counts, costs))
-    return Fraction(total, samples)
-
-
 def budgeted_batch(
     costs: ExitCosts,
     outputs: SavedOutputs,
@@ -360,11 +355,10 @@ def budgeted_batch(
         _check_exits(costs, len(distribution), "fractions", distribution.label)
         thresholds = _thresholds(val, distribution.out_counts(outputs.val_samples))
         on_test = _evaluate(test, outputs.test_target, thresholds)
+        spent = expected_cost(costs, ExitDistribution(on_test.exit_fractions))  # where test images left
         results.append(Calibration(
             distribution, tuple(thresholds.tolist()),
-            _evaluate(val, outputs.val_target, thresholds), on_test,
-            _expected(costs, on_test.exit_counts, on_test.samples, lazy=False),
-            _expected(costs, on_test.exit_counts, on_test.samples, lazy=True),
+            _evaluate(val, outputs.val_target, thresholds), on_test, spent.macs, spent.lazy_macs,
         ))
     return tuple(results)
 

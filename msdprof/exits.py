@@ -118,13 +118,16 @@ def lazy_costs(graph: nx.DiGraph) -> list[tuple[int, int]]:
     :func:`msdprof.graph.graph_from_model`) that exits 1..k need — their classifiers and
     ancestors — summed, in the graph's convention."""
     needed: set[str] = set()
+    ops = params = 0
     costs = []
     exits = sorted(d["exit"] for _, d in graph.nodes(data=True) if d["kind"] == "classifier")
     for k in exits:
         head = exit_id(k)
-        needed |= nx.ancestors(graph, head) | {head}
-        nodes = [graph.nodes[n] for n in needed]
-        costs.append((sum(d["macs"] for d in nodes), sum(d["params"] for d in nodes)))
+        new = (nx.ancestors(graph, head) | {head}) - needed  # what exit k adds to exits 1..k-1
+        needed |= new
+        ops += sum(graph.nodes[n]["macs"] for n in new)
+        params += sum(graph.nodes[n]["params"] for n in new)
+        costs.append((ops, params))
     return costs
 
 
