@@ -9,8 +9,6 @@ the helpers of :mod:`msdprof.costplot`.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -18,8 +16,7 @@ from typing import Any, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
-from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -29,11 +26,10 @@ from .budget import (
 )
 from .costplot import SVG_PARAMS, svg_bytes
 from .exits import ExitCosts
-from .formatting import OP_NAMES, check_format, op_scale, scaled
+from .formatting import OP_NAMES, check_format, csv_text, op_unit, scaled, styled_table, to_text
 from .saved_outputs import SavedOutputs
 
 FORMATS = ("table", "json", "csv")
-_WIDTH = 120  # the console width of plain tables (pipes, files)
 _WIDE = 400  # wide enough that no row of a calibration table wraps: it takes its natural width
 
 
@@ -48,8 +44,7 @@ def _network(costs: ExitCosts, name: str | None) -> str:
 
 
 def _unit(costs: ExitCosts) -> tuple[float, str]:
-    divisor, prefix = op_scale(costs.total_macs)
-    return divisor, f"{prefix} {OP_NAMES[costs.convention]}"
+    return op_unit(costs.total_macs, costs.convention)
 
 
 def _exact(value: Fraction) -> str:
@@ -62,29 +57,12 @@ def _percent(value: Fraction | float) -> str:
 
 def _table(title: str, caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
            plain: bool, left: Sequence[int] = ()) -> Table:
-    table = Table(title=title, caption=caption, box=box.ASCII if plain else box.ROUNDED,
-                  header_style="" if plain else "bold", title_style="" if plain else "bold",
-                  caption_justify="left")
+    table = styled_table(title, caption, plain)
     for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i in left else "right")
     for row in rows:
         table.add_row(*row)
     return table
-
-
-def to_text(renderable: RenderableType, width: int = _WIDTH) -> str:
-    """A rich renderable as plain text at a fixed console width (what goes to a pipe or a file)."""
-    out = io.StringIO()
-    Console(file=out, width=width, color_system=None, legacy_windows=False).print(renderable)
-    return out.getvalue()
-
-
-def _csv(fieldnames: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(fieldnames), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 # --- anytime ----------------------------------------------------------------------------------
@@ -147,7 +125,7 @@ def anytime_csv(costs: ExitCosts, choice: AnytimeChoice, steps: Sequence[Anytime
     """One row per exit: the budgets reaching it, the budget asked and whether it is the answer."""
     eager = choice.eager.exit if choice.eager else None
     lazy = choice.lazy.exit if choice.lazy else None
-    return _csv(
+    return csv_text(
         ["exit", "layer", "eager_budget", "lazy_budget", "budget", "eager_choice", "lazy_choice",
          "convention"],
         [{"exit": s.exit, "layer": s.layer, "eager_budget": s.eager_budget,
@@ -224,7 +202,7 @@ def expected_json(costs: ExitCosts, rows: Sequence[ExpectedCost], name: str | No
 
 def expected_csv(costs: ExitCosts, rows: Sequence[ExpectedCost], name: str | None = None) -> str:
     exits = range(1, len(costs) + 1)
-    return _csv(
+    return csv_text(
         ["p", "q", *(f"fraction_{k}" for k in exits), "expected_macs", "expected_lazy_macs",
          "convention"],
         [{"p": _p(r.distribution), "q": "" if r.distribution.q is None else float(r.distribution.q),
@@ -310,7 +288,7 @@ def calibration_json(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Cal
 def calibration_csv(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calibration],
                     name: str | None = None) -> str:
     exits = range(1, len(costs) + 1)
-    return _csv(
+    return csv_text(
         ["p", "q", *(f"fraction_{k}" for k in exits), *(f"threshold_{k}" for k in exits),
          "val_accuracy", "test_accuracy", *(f"test_exits_{k}" for k in exits), "test_samples",
          "expected_macs", "expected_lazy_macs", "convention"],

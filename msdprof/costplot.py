@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
 from .exits import ExitCosts
-from .formatting import OP_NAMES, op_scale
+from .formatting import op_unit
 
 #: rcParams every plot is drawn under; see the module docstring.
 SVG_PARAMS = {
@@ -61,7 +61,7 @@ def cost_plot(series: Sequence[Series], title: str) -> bytes:
     if not series:
         raise ValueError("cost_plot needs at least one series")
     convention = series[0].costs.convention
-    divisor, prefix = op_scale(max(s.costs.total_macs for s in series))
+    divisor, unit = op_unit(max(s.costs.total_macs for s in series), convention)
     with matplotlib.rc_context(SVG_PARAMS):
         figure = Figure(figsize=(7.5, 4.2))
         ax = figure.add_subplot()
@@ -105,7 +105,7 @@ def cost_plot(series: Sequence[Series], title: str) -> bytes:
         ax.xaxis.set_major_locator(FixedLocator([e.exit for e in longest]))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("exit k")
-        ax.set_ylabel(f"{prefix} {OP_NAMES[convention]} ({convention} convention), one image")
+        ax.set_ylabel(f"{unit} ({convention} convention), one image")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}"))
         if not several:
             top = ax.secondary_xaxis("top")

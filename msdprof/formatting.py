@@ -10,7 +10,7 @@ import csv
 import io
 import json
 from dataclasses import asdict, fields
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -61,6 +61,13 @@ def check_format(name: str, formats: tuple[str, ...] = FORMATS) -> str:
     return name
 
 
+def op_unit(total: int, convention: str) -> tuple[float, str]:
+    """(divisor, unit name such as ``M ops``) for a table whose largest count is ``total``
+    operations of ``convention``."""
+    divisor, prefix = op_scale(total)
+    return divisor, f"{prefix} {OP_NAMES[convention]}"
+
+
 def op_scale(total: int) -> tuple[float, str]:
     """(divisor, prefix) for a table whose largest count is ``total``: M (K below a million), so
     that every exit of one network keeps two significant decimals."""
@@ -87,8 +94,7 @@ def caption(costs: ExitCosts) -> str:
 
 def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
     """(header, cell) pairs shared by the rich table and the Markdown table."""
-    divisor, prefix = op_scale(costs.total_macs)
-    unit = f"{prefix} {OP_NAMES[costs.convention]}"
+    divisor, unit = op_unit(costs.total_macs, costs.convention)
 
     def ops(field: str) -> Callable[[ExitCost], str]:
         return lambda e: scaled(getattr(e, field), divisor)
@@ -111,13 +117,36 @@ def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]
     ]
 
 
-def rich_table(costs: ExitCosts, name: str | None = None, plain: bool = False) -> Table:
-    """The per-exit table as a ``rich`` table; ``plain`` drops colour and heavy borders."""
-    table = Table(
-        title=title(costs, name), caption=caption(costs), box=box.ASCII if plain else box.ROUNDED,
+def styled_table(title: str, caption: str, plain: bool = False) -> Table:
+    """An empty ``rich`` table in the house style; ``plain`` (pipes, files) drops bold and rounded
+    borders."""
+    return Table(
+        title=title, caption=caption, box=box.ASCII if plain else box.ROUNDED,
         header_style="" if plain else "bold", title_style="" if plain else "bold",
         caption_justify="left",
     )
+
+
+def to_text(renderable: Any, width: int = 120) -> str:
+    """A ``rich`` renderable as plain text at a fixed console ``width`` (what goes to a pipe, a
+    file or a golden file)."""
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, legacy_windows=False).print(renderable)
+    return out.getvalue()
+
+
+def csv_text(fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """CSV with a header line, ``\n`` line ends."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(fieldnames), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def rich_table(costs: ExitCosts, name: str | None = None, plain: bool = False) -> Table:
+    """The per-exit table as a ``rich`` table; ``plain`` drops colour and heavy borders."""
+    table = styled_table(title(costs, name), caption(costs), plain)
     columns = table_columns(costs)
     for header, _ in columns:
         table.add_column(header, justify="right")
@@ -128,11 +157,7 @@ def rich_table(costs: ExitCosts, name: str | None = None, plain: bool = False) -
 
 def render_table(costs: ExitCosts, name: str | None = None, width: int = 120, plain: bool = True) -> str:
     """The rich table as text at a fixed console ``width`` (what goes to a pipe or a golden file)."""
-    out = io.StringIO()
-    Console(file=out, width=width, color_system=None, legacy_windows=False).print(
-        rich_table(costs, name, plain=plain)
-    )
-    return out.getvalue()
+    return to_text(rich_table(costs, name, plain=plain), width)
 
 
 def render_json(costs: ExitCosts, name: str | None = None) -> str:
@@ -144,13 +169,8 @@ def render_json(costs: ExitCosts, name: str | None = None) -> str:
 
 def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     """Exact integers, one row per exit; the ``convention`` column names the unit of ``*_macs``."""
-    out = io.StringIO()
     names = [f.name for f in fields(ExitCost)]
-    writer = csv.DictWriter(out, fieldnames=[*names, "convention"], lineterminator="\n")
-    writer.writeheader()
-    for e in costs:
-        writer.writerow({**asdict(e), "convention": costs.convention})
-    return out.getvalue()
+    return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))
 
 
 def markdown_table(headers: list[str], rows: list[list[str]], align: str = "right") -> str:

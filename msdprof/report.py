@@ -31,7 +31,7 @@ from .costplot import Series, cost_plot
 from .counting import CONVENTION_HELP, check_convention
 from .document import Block, Facts, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from .exits import ExitCosts, exit_costs
-from .formatting import OP_NAMES, op_scale, scaled, table_columns
+from .formatting import OP_NAMES, op_unit, scaled, table_columns
 from .graph import layout_graph
 from .output import check_writable, write_atomic
 
@@ -198,8 +198,7 @@ def command(config: Configuration, output: str | None = None) -> str:
 
 def _unit(costs: ExitCosts) -> tuple[float, str]:
     """Divisor and unit name (``M ops``) for the operation counts of ``costs``."""
-    divisor, prefix = op_scale(costs.total_macs)
-    return divisor, f"{prefix} {OP_NAMES[costs.convention]}"
+    return op_unit(costs.total_macs, costs.convention)
 
 
 def _percent(part: int, whole: int) -> str:
@@ -354,8 +353,7 @@ def _summary(config: Configuration) -> str:
 def comparison_table(configs: Sequence[Configuration], links: Sequence[str] | None = None) -> Table:
     """One row per configuration: its shape, the first exit's and the full network's cost."""
     convention = configs[0].costs.convention
-    divisor, prefix = op_scale(max(c.costs.total_macs for c in configs))
-    unit = f"{prefix} {OP_NAMES[convention]}"
+    divisor, unit = op_unit(max(c.costs.total_macs for c in configs), convention)
     rows = []
     for i, c in enumerate(configs):
         costs, o = c.costs, c.options

@@ -7,20 +7,16 @@ how many configurations were counted, skipped (with the reasons), filtered out a
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
-from rich import box
 from rich.console import Console, Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from msdnet.config import format_value
 
 from .counting import CONVENTION_HELP, format_count
-from .formatting import OP_NAMES, check_format, markdown_table, op_scale, scaled
+from .formatting import OP_NAMES, check_format, csv_text, markdown_table, op_unit, scaled, styled_table, to_text
 from .sweep import SweepResult
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -29,8 +25,7 @@ _REASONS_SHOWN = 10  # distinct skip reasons listed in a table; JSON lists every
 
 
 def _unit(result: SweepResult) -> tuple[float, str]:
-    divisor, prefix = op_scale(max((row.total_macs for row in result.rows), default=10**6))
-    return divisor, f"{prefix} {OP_NAMES[result.convention]}"
+    return op_unit(max((row.total_macs for row in result.rows), default=10**6), result.convention)
 
 
 def _value(value: Any) -> str:
@@ -115,9 +110,7 @@ def skip_lines(result: SweepResult) -> list[str]:
 
 def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
     """The sweep as a rich table, and the skip reasons under it."""
-    table = Table(title=title(result), caption=caption(result), box=box.ASCII if plain else box.ROUNDED,
-                  header_style="" if plain else "bold", title_style="" if plain else "bold",
-                  caption_justify="left")
+    table = styled_table(title(result), caption(result), plain)
     for header in _headers(result):
         table.add_column(header, justify="right")
     for cells in _cells(result):
@@ -127,11 +120,7 @@ def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
 
 
 def render_table(result: SweepResult, width: int = _WIDTH) -> str:
-    out = io.StringIO()
-    Console(file=out, width=width, color_system=None, legacy_windows=False).print(
-        renderable(result, plain=True)
-    )
-    return out.getvalue()
+    return to_text(renderable(result, plain=True), width)
 
 
 def render_markdown(result: SweepResult) -> str:
@@ -154,9 +143,7 @@ def render_csv(result: SweepResult) -> str:
     names = [option for option, _ in result.grid]
     budget = ["budget_exits"] if result.exit_budget is not None else []
     fieldnames = ["index", *names, *CSV_COLUMNS, *budget, "exit_macs", "exit_params", "convention"]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fieldnames, lineterminator="\n")
-    writer.writeheader()
+    lines = []
     for row in result.rows:
         line = {"index": row.index, **{k: _value(v) for k, v in row.values},
                 "exits": row.exits, "layers": row.options.nLayers, "first_macs": row.first_macs,
@@ -166,8 +153,8 @@ def render_csv(result: SweepResult) -> str:
                 "convention": result.convention}
         if budget:
             line["budget_exits"] = row.budget_exits
-        writer.writerow(line)
-    return out.getvalue()
+        lines.append(line)
+    return csv_text(fieldnames, lines)
 
 
 def render(result: SweepResult, fmt: str) -> str:
