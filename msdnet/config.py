@@ -210,17 +210,23 @@ _VALUE_RULES: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
+def check_option_name(name: str) -> str:
+    """``name`` if it is an MSDNet option (:data:`OPTION_NAMES`), else :class:`OptionError` with
+    the known names and a "did you mean"."""
+    if name not in OPTION_NAMES:
+        raise OptionError(
+            "option", name,
+            "is not an MSDNet option; known: " + ", ".join(OPTION_NAMES) + did_you_mean(name, OPTION_NAMES),
+        )
+    return name
+
+
 def check_value(option: str, value: Any) -> Any:
     """``value`` of ``option`` normalised by the rule :class:`Options` applies to it alone
     (``"1-2-4"`` -> ``(1, 2, 4)``, ``"7"`` -> ``7``), else :class:`OptionError`.  The rules that
     tie several options together (step with nBlocks, grFactor with bnFactor, scales, channels) are
     checked when the :class:`Options` is made."""
-    if option not in _VALUE_RULES:
-        raise OptionError(
-            "option", option,
-            "is not an MSDNet option; known: " + ", ".join(OPTION_NAMES) + did_you_mean(option, OPTION_NAMES),
-        )
-    return _VALUE_RULES[option](option, value)
+    return _VALUE_RULES[check_option_name(option)](option, value)
 
 
 def scales_alive(options: Options, layer: int) -> tuple[int, int]:

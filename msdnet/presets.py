@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import OPTION_NAMES, Options, OptionError, did_you_mean
+from .config import Options, OptionError, check_option_name, did_you_mean
 from .model import MSDNet, build_model
 
 _CIFAR = dict(nChannels=16, growthRate=6, grFactor=(1, 2, 4), bnFactor=(1, 2, 4))
@@ -46,11 +46,7 @@ def resolve(preset_or_config: str | Options | None = None, **overrides: object) 
     :class:`OptionError`.
     """
     for name in overrides:
-        if name not in OPTION_NAMES:
-            raise OptionError(
-                "option", name,
-                "is not an MSDNet option; known: " + ", ".join(OPTION_NAMES) + did_you_mean(name, OPTION_NAMES),
-            )
+        check_option_name(name)
     if preset_or_config is None:
         base = Options() if overrides else PRESETS[DEFAULT_PRESET]
     elif isinstance(preset_or_config, Options):

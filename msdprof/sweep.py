@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
 from msdnet.config import (  # check_value: the per-value rules Options itself applies
-    OPTION_NAMES, WHOLE_NUMBER_OPTIONS, OptionError, check_value, did_you_mean, format_value,
+    WHOLE_NUMBER_OPTIONS, OptionError, check_option_name, check_value, format_value,
 )
 
 from .counting import check_convention
@@ -56,14 +56,6 @@ from .formatting import parse_count
 MAX_CONFIGURATIONS = 100_000
 
 _SYNTAX = "values joined by commas, and for whole-number options ranges a:b or a:b:step (inclusive)"
-
-
-def _check_option(name: str) -> None:
-    if name not in OPTION_NAMES:
-        raise OptionError(
-            "option", name,
-            "is not an MSDNet option; known: " + ", ".join(OPTION_NAMES) + did_you_mean(name, OPTION_NAMES),
-        )
 
 
 def _range(option: str, text: str, item: str) -> range:
@@ -95,7 +87,7 @@ def parse_values(option: str, text: str) -> tuple[Any, ...]:
     (``3:10``, ``2:32:2``), mixed freely (``1:3,8``).  Values keep their order (repeats too).
     Raises :class:`OptionError` for a value no configuration could take.
     """
-    _check_option(option)
+    check_option_name(option)
     text = str(text)
     items: list[Any] = []
     for item in (part.strip() for part in text.split(",")):
@@ -112,7 +104,7 @@ def check_values(option: str, values: Iterable[Any]) -> tuple[Any, ...]:
     """``values`` of grid option ``option``, each normalised as :class:`msdnet.Options` would
     (``"7"`` -> 7, ``"1-2-4"`` -> (1, 2, 4), ``"EVEN"`` -> ``"even"``); :class:`OptionError` for
     a value no configuration could take, or no value at all."""
-    _check_option(option)
+    check_option_name(option)
     normalised = tuple(check_value(option, v) for v in values)
     if not normalised:
         raise OptionError(option, "''", f"needs at least one value ({_SYNTAX})")
