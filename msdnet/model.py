@@ -453,6 +453,14 @@ def _check_fits_in_memory(plan: LayerPlan) -> None:
         )
 
 
+def check_msdnet(model: Any) -> MSDNet:
+    """``model`` if it is an :class:`MSDNet`, else :class:`OptionError`: what is counted or drawn
+    is read off its layer plan, which only an MSDNet has."""
+    if not isinstance(model, MSDNet):
+        raise OptionError("model", type(model).__name__, "must be an msdnet.MSDNet (its layer plan is needed)")
+    return model
+
+
 def build_model(
     options: Options | None = None,
     input_size: Any = None,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .config import Options, OptionError, check_option_name, did_you_mean
-from .model import MSDNet, build_model
+from .model import MSDNet, build_model, check_msdnet
 
 _CIFAR = dict(nChannels=16, growthRate=6, grFactor=(1, 2, 4), bnFactor=(1, 2, 4))
 _IMAGENET = dict(data="ImageNet", nChannels=32, growthRate=16, grFactor=(1, 2, 4, 4), bnFactor=(1, 2, 4, 4))
@@ -77,9 +77,5 @@ def model_from(
                 "model", type(preset_or_config).__name__,
                 f"is {use} as built: pass no options or input_size with a model",
             )
-        if not isinstance(preset_or_config, MSDNet):
-            raise OptionError(
-                "model", type(preset_or_config).__name__, "must be an msdnet.MSDNet (its layer plan is needed)"
-            )
-        return preset_or_config
+        return check_msdnet(preset_or_config)
     return build_model(resolve(preset_or_config, **overrides), input_size, device=device)

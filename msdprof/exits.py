@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from msdnet import MSDNet, Options
+from msdnet.model import check_msdnet
 from msdnet.presets import model_from
-from msdnet.config import OptionError
 
 from .counting import CONVENTIONS, Counts, check_convention, count_image
 from .graph import exit_id, graph_from_model
@@ -162,10 +162,7 @@ def attribute(model: MSDNet, counts: Counts, convention: str) -> tuple[ExitCost,
 def count_model(model: MSDNet, convention: str = "msdnet") -> ExitCosts:
     """Per-exit costs of a built ``model`` (any device; ``meta`` costs nothing), for one image."""
     check_convention(convention)
-    if not isinstance(model, MSDNet):
-        raise OptionError(
-            "model", type(model).__name__, "must be an msdnet.MSDNet (its blocks and heads are needed)"
-        )
+    check_msdnet(model)
     counts = count_image(model, model.plan.input_size)
     return ExitCosts(
         model.options, convention, model.plan.input_size, attribute(model, counts, convention),

@@ -33,9 +33,8 @@ import networkx as nx
 from torch import nn
 
 from msdnet import DEFAULT_PRESET, MSDNet, Options
+from msdnet.model import Part, check_msdnet
 from msdnet.presets import model_from
-from msdnet.config import OptionError
-from msdnet.model import Part
 
 from .counting import CONVENTIONS, Counts, check_convention, count_image
 
@@ -96,10 +95,7 @@ def graph_from_model(
     ``model.named_parts()``.  See the module docstring.
     """
     check_convention(convention)
-    if not isinstance(model, MSDNet):
-        raise OptionError(
-            "model", type(model).__name__, "must be an msdnet.MSDNet (its layer plan is needed)"
-        )
+    check_msdnet(model)
     plan = model.plan
     ops, params = _node_costs(model, convention, counts)
     graph = nx.DiGraph(

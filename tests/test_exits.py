@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from msdnet import OptionError, Options, PRESETS, build_model
 from msdprof import exit_costs
+from msdprof.exits import count_model
 from msdprof.counting import count_modules
 
 
@@ -40,6 +41,12 @@ def test_model_instance_with_options_is_rejected():
     model = build_model(PRESETS["cifar100-batch"], device="meta")
     with pytest.raises(OptionError, match="counted as built"):
         exit_costs(model, nBlocks=3)
+
+
+@pytest.mark.parametrize("count", [exit_costs, count_model])
+def test_a_module_that_is_not_an_msdnet_is_rejected(count):
+    with pytest.raises(OptionError, match=r"^model Linear: must be an msdnet.MSDNet \(its layer plan is needed\)$"):
+        count(nn.Linear(2, 2))
 
 
 def test_unknown_convention_is_rejected():
