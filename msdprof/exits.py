@@ -1,52 +1,62 @@
-"""Per-exit cost of an MSDNet: ``exit_costs``.
+"""Per-exit cost of an early-exit network: ``exit_costs``.
 
-The network is run once (on the ``meta`` device by default: no weight is allocated) under the
-hooks of :mod:`msdprof.counting`; each module's count is attributed to the block or the head it
-belongs to, and the per-exit figures are assembled the way the authors' counter reads them
-(SPEC section 2): exit k's cumulative cost holds blocks 1..k and heads 1..k.  The lazy cost
-reads the same counts through the connectivity graph (:mod:`msdprof.graph`).
+The network runs once (an MSDNet msdprof builds on the ``meta`` device by default: no weight is
+allocated) with its dataflow recorded (:mod:`msdprof.dataflow`): every operation, its count, what
+it read.  The per-exit figures are read off that one record by the definitions of SPEC section 4,
+the same for an ``msdnet.MSDNet`` and for any ``nn.Module`` that returns one output per exit:
+
+- eager (``macs``/``params``): everything that ran until outputs 1..k were complete, in execution
+  order -- what the authors' op counter holds when head k finishes;
+- lazy: the union of the dataflow ancestors of outputs 1..k;
+- direct: eager less the heads of exits 1..k-1 (for an MSDNet blocks 1..k and head k, SPEC
+  section 2: the cost when exit k is chosen in advance and the model runs as written);
+- head k: the outermost submodule call that produced output k and whose work reaches output k
+  and no other output (an MSDNet's ``classifiers[k-1]``; the producing operation alone when no
+  such call exists); block k: the rest of what ran after output k-1 and until output k.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-import networkx as nx
 import torch
 from torch import nn
 
 from msdnet import MSDNet, Options
+from msdnet.config import OptionError
 from msdnet.model import check_msdnet
 from msdnet.presets import model_from
 
-from .counting import CONVENTIONS, Counts, check_convention, count_image
-from .graph import exit_id, graph_from_model
+from .counting import CONVENTIONS, check_convention
+from .dataflow import Dataflow, OutputError, evaluating, record
 
 
 @dataclass(frozen=True)
 class ExitCost:
-    """The cost of reaching exit ``exit`` (1-based), for one image.
+    """The cost of reaching exit ``exit`` (1-based), for one image (an MSDNet) or for the inputs
+    given (any other model).
 
     Operation counts (``*_macs``) are in the table's convention (see :class:`ExitCosts`); ``params``
-    are parameters (weights and biases, counted once each).
+    are parameters (weights and biases, each counted once).
 
-    - ``macs``/``params``: cumulative, as the authors count them: blocks 1..k and heads 1..k — what
-      early-exit inference pays to reach exit k.
-    - ``block_macs``/``block_params``: block k alone.
-    - ``head_macs``/``head_params``: classifier k alone.
-    - ``direct_macs``/``direct_params``: blocks 1..k and head k only — the cost when exit k is
-      chosen in advance.
-    - ``lazy_macs``/``lazy_params``: cumulative with lazy evaluation: heads 1..k and only the
-      feature maps they read, directly or through other maps (their ancestors in
-      :func:`msdprof.layout_graph`); the finer-scale maps no exit up to k reads are deferred and
-      paid by a later exit, so ``lazy_macs <= macs`` and going on from exit k to k+1 costs
-      ``lazy_macs(k+1) - lazy_macs(k)``.  The authors' counter has no lazy figure.
-    - ``layer``: the network layer (1..L) whose coarsest map exit k reads.
+    - ``macs``/``params``: cumulative (eager), as the authors count them: everything that ran until
+      outputs 1..k were complete -- for an MSDNet blocks 1..k and heads 1..k, what early-exit
+      inference pays to reach exit k.
+    - ``block_macs``/``block_params``: block k alone (what ran after output k-1, less head k).
+    - ``head_macs``/``head_params``: head (classifier) k alone.
+    - ``direct_macs``/``direct_params``: cumulative less the heads of exits 1..k-1 -- for an MSDNet
+      blocks 1..k and head k, the cost when exit k is chosen in advance.
+    - ``lazy_macs``/``lazy_params``: cumulative with lazy evaluation: the union of the ancestors of
+      outputs 1..k (for an MSDNet, heads 1..k and only the feature maps they read); what no exit up
+      to k reads is deferred and paid by a later exit, so ``lazy_macs <= macs`` and going on from
+      exit k to k+1 costs ``lazy_macs(k+1) - lazy_macs(k)``.  The authors' counter has no lazy figure.
+    - ``layer``: for an MSDNet, the network layer (1..L) whose coarsest map exit k reads; ``None``
+      for other models.
     """
 
     exit: int
-    layer: int
+    layer: int | None
     macs: int
     params: int
     block_macs: int
@@ -60,19 +70,36 @@ class ExitCost:
 
 
 @dataclass(frozen=True)
+class Unsupported:
+    """Operations that ran with no counting rule: a module ``type`` (the ``msdnet`` convention) or a
+    functional op with multiply-adds (``macs``, ``flops``), how many ``calls``, and the ``exits``
+    (1-based) whose outputs they feed.  They are counted as 0 and always reported."""
+
+    type: str
+    calls: int
+    exits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class ExitCosts(Sequence[ExitCost]):
     """The per-exit costs of one network: a sequence of :class:`ExitCost`, exit 1 first.
 
     ``convention`` names the unit of every ``*_macs`` figure (``msdnet``, ``macs`` or ``flops``);
-    ``input_size`` is the image's (height, width) in pixels; ``unsupported`` lists module types that
-    ran with no counting rule (type name, calls) — empty for an MSDNet.
+    ``unsupported`` lists what ran with no counting rule (empty for an MSDNet).  For an MSDNet,
+    ``options`` are its options and ``input_size`` the image's (height, width) in pixels; for any
+    other model both are ``None``.  ``model``: the model's class name; ``input_shapes``: the shapes
+    of the tensors it was given (batch included); ``exit_names``: the exits' names (a returned
+    dict's keys, else ``1``, ``2`` ...).
     """
 
-    options: Options
+    options: Options | None
     convention: str
-    input_size: tuple[int, int]
+    input_size: tuple[int, int] | None
     exits: tuple[ExitCost, ...]
-    unsupported: tuple[tuple[str, int], ...] = ()
+    unsupported: tuple[Unsupported, ...] = ()
+    model: str = "MSDNet"
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    exit_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.exits)
@@ -85,89 +112,206 @@ class ExitCosts(Sequence[ExitCost]):
 
     @property
     def total_macs(self) -> int:
-        """The whole network, every block and head (= the last exit's cumulative count)."""
+        """Everything that ran until the last output was complete (= the last exit's cumulative
+        count): for an MSDNet, every block and head."""
         return self.exits[-1].macs
 
     @property
     def total_params(self) -> int:
-        """Parameters of the whole network."""
+        """Parameters read until the last output was complete (an MSDNet: all of them)."""
         return self.exits[-1].params
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``msdprof count --format json``."""
         return {
-            "options": self.options.as_dict(),
+            "model": self.model,
+            "options": self.options.as_dict() if self.options is not None else None,
             "convention": self.convention,
-            "input": [3, *self.input_size],
+            "input": [3, *self.input_size] if self.input_size is not None else None,
+            "inputs": [list(shape) for shape in self.input_shapes],
+            "exit_names": list(self.exit_names),
             "exits": [asdict(e) for e in self.exits],
             "total": {"macs": self.total_macs, "params": self.total_params},
-            "unsupported": dict(self.unsupported),
+            "unsupported": [asdict(u) for u in self.unsupported],
         }
 
 
-def _block_prefix(k: int) -> str:
-    return f"blocks.{k - 1}."
+def _heads(flow: Dataflow, reach: list[int]) -> list[set[int]]:
+    """Per exit, the operations of its head: the outermost submodule call (not the model's own)
+    holding the exit's producer whose operations all reach that exit and no other; else the
+    producer alone when it reaches no other exit; else nothing."""
+    heads = []
+    calls = sorted(flow.calls, key=lambda c: (c.first, -c.end))  # outer calls first
+    for k, producer in enumerate(flow.outputs):
+        bit = 1 << k
+        head: set[int] = {producer} if reach[producer] == bit else set()
+        for call in calls:
+            if call.module and call.first <= producer < call.end and all(
+                reach[i] & ~bit == 0 for i in range(call.first, call.end)
+            ):
+                head = set(range(call.first, call.end))
+                break
+        heads.append(head)
+    return heads
 
 
-def _head_prefix(k: int) -> str:
-    return f"classifiers.{k - 1}."
+def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]:
+    """Per-exit costs of a recorded pass with its exits selected, in ``convention`` (module
+    docstring; ``layer`` is ``None``)."""
+    to_number = CONVENTIONS[convention]
+    ops = [to_number(op.count) for op in flow.ops]
+    reach = flow.reach()
+    firsts = flow.first_reads()
+    heads = _heads(flow, reach)
 
+    def cost(indices: Any) -> tuple[int, int]:  # every parameter the operations read
+        indices = list(indices)
+        read = {p for i in indices for p in flow.ops[i].params}
+        return sum(ops[i] for i in indices), sum(flow.param_sizes[p] for p in read)
 
-def lazy_costs(graph: nx.DiGraph) -> list[tuple[int, int]]:
-    """(operations, parameters) per exit k with lazy evaluation: the nodes of ``graph`` (from
-    :func:`msdprof.graph.graph_from_model`) that exits 1..k need — their classifiers and
-    ancestors — summed, in the graph's convention."""
-    needed: set[str] = set()
-    ops = params = 0
-    costs = []
-    exits = sorted(d["exit"] for _, d in graph.nodes(data=True) if d["kind"] == "classifier")
-    for k in exits:
-        head = exit_id(k)
-        new = (nx.ancestors(graph, head) | {head}) - needed  # what exit k adds to exits 1..k-1
-        needed |= new
-        ops += sum(graph.nodes[n]["macs"] for n in new)
-        params += sum(graph.nodes[n]["params"] for n in new)
-        costs.append((ops, params))
-    return costs
+    def charged(indices: Any) -> tuple[int, int]:  # each parameter where it is first read
+        indices = list(indices)
+        return sum(ops[i] for i in indices), sum(flow.param_sizes[p] for i in indices for p in firsts[i])
 
-
-def attribute(model: MSDNet, counts: Counts, convention: str) -> tuple[ExitCost, ...]:
-    """Per-exit costs from per-module counts of ``model`` (blocks.i / classifiers.i names)."""
-    plan = model.plan
-    lazy = lazy_costs(graph_from_model(model, convention=convention, counts=counts))
-    blocks = [counts.total(convention, _block_prefix(k)) for k in range(1, model.nBlocks + 1)]
-    heads = [counts.total(convention, _head_prefix(k)) for k in range(1, model.nBlocks + 1)]
-    block_params = [counts.params(_block_prefix(k)) for k in range(1, model.nBlocks + 1)]
-    head_params = [counts.params(_head_prefix(k)) for k in range(1, model.nBlocks + 1)]
     exits = []
-    for k in range(1, model.nBlocks + 1):
-        i = k - 1
+    done = -1  # the last operation that ran before outputs 1..k-1 were complete
+    for k, producer in enumerate(flow.outputs):
+        until = max(done, producer)
+        window = set(range(done + 1, until + 1))
+        earlier = (1 << (k + 1)) - 1
+        eager = charged(range(until + 1))
+        block = charged(window - heads[k])
+        head = charged(heads[k])
+        direct = charged(set(range(until + 1)).difference(*heads[:k]))
+        lazy = cost(i for i in range(len(ops)) if reach[i] & earlier)
         exits.append(ExitCost(
-            exit=k,
-            layer=plan.exit_layers[i],
-            macs=sum(blocks[:k]) + sum(heads[:k]),
-            params=sum(block_params[:k]) + sum(head_params[:k]),
-            block_macs=blocks[i],
-            block_params=block_params[i],
-            head_macs=heads[i],
-            head_params=head_params[i],
-            direct_macs=sum(blocks[:k]) + heads[i],
-            direct_params=sum(block_params[:k]) + head_params[i],
-            lazy_macs=lazy[i][0],
-            lazy_params=lazy[i][1],
+            exit=k + 1, layer=None, macs=eager[0], params=eager[1], block_macs=block[0],
+            block_params=block[1], head_macs=head[0], head_params=head[1], direct_macs=direct[0],
+            direct_params=direct[1], lazy_macs=lazy[0], lazy_params=lazy[1],
         ))
+        done = until
     return tuple(exits)
+
+
+def unsupported_of(flow: Dataflow, convention: str) -> tuple[Unsupported, ...]:
+    """What ran without a rule that ``convention`` needs: module types with no rule (``msdnet``:
+    the authors' counter knows modules only), functional ops with multiply-adds and no rule
+    (``macs``, ``flops``), with their calls and the exits they feed."""
+    reach = flow.reach()
+    found: dict[str, tuple[int, int]] = {}
+    for op in flow.ops:
+        kinds = [op.type] if op.unknown_module and convention == "msdnet" else (
+            list(op.unknown_functions) if convention != "msdnet" else [])
+        for kind in kinds:
+            calls, mask = found.get(kind, (0, 0))
+            found[kind] = (calls + 1, mask | reach[op.index])
+    return tuple(
+        Unsupported(kind, calls, tuple(k + 1 for k in range(len(flow.outputs)) if mask >> k & 1))
+        for kind, (calls, mask) in sorted(found.items())
+    )
 
 
 def count_model(model: MSDNet, convention: str = "msdnet") -> ExitCosts:
     """Per-exit costs of a built ``model`` (any device; ``meta`` costs nothing), for one image."""
     check_convention(convention)
     check_msdnet(model)
-    counts = count_image(model, model.plan.input_size)
-    return ExitCosts(
-        model.options, convention, model.plan.input_size, attribute(model, counts, convention),
-        tuple(sorted(counts.unsupported.items())),
+    height, width = model.plan.input_size
+    image = torch.zeros(1, 3, height, width, device=next(model.parameters()).device)
+    with evaluating(model):
+        flow = record(model, lambda: model(image), outputs=None, input_shapes=(tuple(image.shape),))
+    exits = tuple(
+        ExitCost(**{**asdict(e), "layer": layer})
+        for e, layer in zip(costs_from_dataflow(flow, convention), model.plan.exit_layers)
     )
+    return ExitCosts(model.options, convention, model.plan.input_size, exits,
+                     unsupported_of(flow, convention), input_shapes=flow.input_shapes,
+                     exit_names=flow.exit_names)
+
+
+def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None) -> tuple[torch.Tensor, ...]:
+    """The tensors a model msdprof did not build is run on: ``inputs`` (a tensor or a tuple of
+    tensors) as given, else one zero image of ``input_size`` -- a side, ``(H, W)`` or ``(C, H, W)``
+    in pixels (3 channels unless given) -- on the model's device, in its floating-point dtype."""
+    if inputs is not None:
+        if input_size is not None:
+            raise OptionError("input_size", _shape_text(input_size), "give input_size or inputs, not both")
+        given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs) if isinstance(
+            inputs, (tuple, list)) else None
+        if not given or not all(isinstance(t, torch.Tensor) for t in given):
+            raise OptionError("inputs", type(inputs).__name__, "must be a tensor or a tuple of tensors")
+        return given
+    if input_size is None:
+        raise OptionError(
+            "input_size", "missing",
+            f"{type(model).__name__} is not an MSDNet msdprof built: give input_size "
+            "(a side, (H, W) or (C, H, W)) or inputs (example tensors)",
+        )
+    shape = parse_input_size(input_size)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    return (torch.zeros(1, *shape, device=device, dtype=dtype),)
+
+
+#: Largest side and channel count of a generic model's example image (a sanity bound).
+MAX_INPUT_SIDE = 16384
+
+
+def _shape_text(value: Any) -> str:
+    return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def parse_input_size(value: Any) -> tuple[int, int, int]:
+    """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
+    text = _shape_text(value)
+    if isinstance(value, str):
+        try:
+            value = tuple(int(part) for part in value.lower().split("x"))
+        except ValueError:
+            value = None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if (not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 3 or any(
+            isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_INPUT_SIDE for v in value)):
+        raise OptionError(
+            "input-size", text,
+            f"must be a side, HxW or CxHxW in whole pixels from 1 to {MAX_INPUT_SIDE} (e.g. 32 or 3x32x32)",
+        )
+    if len(value) == 1:
+        return 3, value[0], value[0]
+    if len(value) == 2:
+        return 3, value[0], value[1]
+    return value[0], value[1], value[2]
+
+
+def count_network(
+    model: nn.Module,
+    *,
+    convention: str = "msdnet",
+    input_size: Any = None,
+    inputs: Any = None,
+    outputs: Callable[[Any], Any] | None = None,
+) -> ExitCosts:
+    """Per-exit costs of any early-exit ``model``: an ``nn.Module`` whose ``forward`` returns one
+    output per exit (see :func:`exit_costs`).  Counted as it is (any device, ``meta`` included), in
+    eval mode, every submodule's mode restored afterwards."""
+    check_convention(convention)
+    given = example_inputs(model, input_size, inputs)
+    shapes = tuple(tuple(t.shape) for t in given)
+    with evaluating(model):
+        try:
+            flow = record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
+        except OutputError as error:
+            raise OptionError("model", type(model).__name__, f"returns {error}") from error
+        except Exception as error:  # the model's own forward refused the inputs
+            what = ", ".join("x".join(map(str, s)) for s in shapes)
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise OptionError(
+                "inputs" if inputs is not None else "input-size", what,
+                f"{type(model).__name__} failed on it: {type(error).__name__}: {message}",
+            ) from error
+    return ExitCosts(None, convention, None, costs_from_dataflow(flow, convention),
+                     unsupported_of(flow, convention), type(model).__name__, shapes, flow.exit_names)
 
 
 def exit_costs(
@@ -175,21 +319,40 @@ def exit_costs(
     *,
     convention: str = "msdnet",
     input_size: Any = None,
+    inputs: Any = None,
+    outputs: Callable[[Any], Any] | None = None,
     device: str | torch.device = "meta",
     **options: Any,
 ) -> ExitCosts:
-    """What each exit of an MSDNet costs, for one image.
+    """What each exit of an early-exit network costs.
 
-    ``preset_or_config``: a preset name (``"cifar10-anytime"``), an :class:`msdnet.Options`, an
-    ``MSDNet`` instance (counted as built, on its own device), or ``None``; keyword ``options``
-    (``nBlocks=7, stepmode="lin_grow"``) are laid over it (see :func:`msdnet.resolve`).
+    ``preset_or_config``: a preset name (``"cifar10-anytime"``), an :class:`msdnet.Options`, or
+    ``None`` (keyword ``options`` such as ``nBlocks=7, stepmode="lin_grow"`` are laid over it, see
+    :func:`msdnet.resolve`): the MSDNet is built on ``device`` (``meta`` allocates nothing) and
+    counted for one image of ``input_size`` (side or (height, width) in pixels; default 32 for CIFAR,
+    224 for ImageNet).  Or a built ``nn.Module``, counted as it is on its own device: an ``MSDNet``
+    for one image of its plan's size; any other model whose ``forward`` returns one output per exit
+    (a list or tuple of tensors, exit 1 first, or a dict, exits in insertion order) on ``inputs`` (a
+    tensor or tuple of tensors) or on one zero image of ``input_size`` (a side, ``(H, W)`` or
+    ``(C, H, W)``; 3 channels unless given); ``outputs`` picks the exits out of a richer return value
+    (``lambda out: out[0]``).
     ``convention``: ``msdnet`` (default), ``macs`` or ``flops`` (:data:`CONVENTIONS`).
-    ``input_size``: side or (height, width) in pixels; default 32 (CIFAR) or 224 (ImageNet).
-    ``device``: where the model is built to be counted; ``meta`` allocates nothing.
     """
     check_convention(convention)
+    if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
+        if options:
+            raise OptionError("model", type(preset_or_config).__name__,
+                              "is counted as built: pass no MSDNet options with a model")
+        return count_network(preset_or_config, convention=convention, input_size=input_size,
+                             inputs=inputs, outputs=outputs)
+    if inputs is not None or outputs is not None:
+        raise OptionError("inputs" if inputs is not None else "outputs", "given",
+                          "is for a model msdprof did not build; an MSDNet is run on one image of its plan")
     model = model_from(preset_or_config, input_size, device, use="counted", **options)
     return count_model(model, convention)
 
 
-__all__ = ["CONVENTIONS", "ExitCost", "ExitCosts", "count_model", "exit_costs", "lazy_costs"]
+__all__ = [
+    "CONVENTIONS", "ExitCost", "ExitCosts", "Unsupported", "costs_from_dataflow", "count_model",
+    "count_network", "exit_costs", "parse_input_size", "unsupported_of",
+]

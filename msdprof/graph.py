@@ -30,13 +30,15 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
+import torch
 from torch import nn
 
 from msdnet import DEFAULT_PRESET, MSDNet, Options
 from msdnet.model import Part, check_msdnet
 from msdnet.presets import model_from
 
-from .counting import CONVENTIONS, Counts, check_convention, count_image
+from .counting import CONVENTIONS, Counts, check_convention, count_modules
+from .dataflow import evaluating
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -66,11 +68,19 @@ def node_id(part: Part) -> str:
     return exit_id(part.exit)  # type: ignore[arg-type]  # a classifier's exit is set
 
 
+def count_image(model: MSDNet) -> Counts:
+    """Per-module counts of one zero image of the plan's size, on the model's device, in eval mode."""
+    height, width = model.plan.input_size
+    image = torch.zeros(1, 3, height, width, device=next(model.parameters()).device)
+    with evaluating(model):
+        return count_modules(model, image)
+
+
 def _node_costs(model: MSDNet, convention: str, counts: Counts | None) -> tuple[dict[str, int], dict[str, int]]:
     """Operations (in ``convention``) and parameters per node id, from ``counts`` of one image
     (counted here when not given)."""
     owners = {name: node_id(part) for name, part in model.named_parts()}
-    counts = counts if counts is not None else count_image(model, model.plan.input_size)
+    counts = counts if counts is not None else count_image(model)
     to_number = CONVENTIONS[convention]
     ops = dict.fromkeys(owners.values(), 0)
     params = dict.fromkeys(owners.values(), 0)
@@ -91,7 +101,7 @@ def graph_from_model(
     """The connectivity graph of a built ``model`` (any device; ``meta`` costs nothing).
 
     Nodes and edges come from ``model.plan``; node costs from one counted forward pass of
-    ``model`` (``counts``, when already made by :func:`msdprof.counting.count_image`), charged to nodes by
+    ``model`` (``counts``, when already made by :func:`count_image`), charged to nodes by
     ``model.named_parts()``.  See the module docstring.
     """
     check_convention(convention)

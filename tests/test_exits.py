@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from msdnet import OptionError, Options, PRESETS, build_model
 from msdprof import exit_costs
-from msdprof.exits import count_model
+from msdprof.exits import Unsupported, count_model
 from msdprof.counting import count_modules
 
 
@@ -43,10 +43,15 @@ def test_model_instance_with_options_is_rejected():
         exit_costs(model, nBlocks=3)
 
 
-@pytest.mark.parametrize("count", [exit_costs, count_model])
-def test_a_module_that_is_not_an_msdnet_is_rejected(count):
+def test_count_model_takes_only_an_msdnet():
     with pytest.raises(OptionError, match=r"^model Linear: must be an msdnet.MSDNet \(its layer plan is needed\)$"):
-        count(nn.Linear(2, 2))
+        count_model(nn.Linear(2, 2))
+
+
+def test_another_model_needs_an_input_size_or_inputs():
+    with pytest.raises(OptionError, match=r"^input_size missing: Linear is not an MSDNet msdprof built: "
+                                          r"give input_size"):
+        exit_costs(nn.Linear(2, 2))
 
 
 def test_unknown_convention_is_rejected():
@@ -205,16 +210,16 @@ def test_hooks_are_removed_when_the_forward_fails():
 
 
 def test_module_types_without_a_rule_are_reported_not_zeroed():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.GELU(), nn.GELU())
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.Softplus(), nn.Softplus())
     counts = count_modules(model, torch.zeros(1, 3, 8, 8))
-    assert counts.unsupported == {"GELU": 2}
+    assert counts.unsupported == {"Softplus": 2}
     assert counts.total("macs") == 3 * 4 * 9 * 6 * 6
 
 
 def test_exit_costs_lists_unsupported_modules_of_a_modified_model():
     model = build_model(PRESETS["cifar100-batch"], device="meta")
-    model.classifiers[0].features[0][2] = nn.SiLU()
-    assert exit_costs(model).unsupported == (("SiLU", 1),)
+    model.classifiers[0].features[0][2] = nn.Softplus()
+    assert exit_costs(model).unsupported == (Unsupported("Softplus", 1, (1,)),)
 
 
 @pytest.mark.parametrize("module, shape, expected", [

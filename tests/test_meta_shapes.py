@@ -1,4 +1,4 @@
-"""The meta-device shortcuts of the counter (`msdprof.counting._MetaShapes`): while counting, batch
+"""The meta-device shortcuts of the counter (`msdprof.meta_shapes`): while counting, batch
 norm, conv2d, linear, 2-d pooling and `torch.cat` of meta tensors return the empty result directly
 instead of running torch's slow Python meta kernels.  The shapes they give must be torch's own:
 each call below is made with and without the shortcuts and the results compared; calls torch
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from msdprof.counting import _MetaShapes
+from msdprof.meta_shapes import MetaShapes
 
 
 def meta(*shape, dtype=torch.float32):
@@ -52,7 +52,7 @@ def described(result):
 @pytest.mark.parametrize("call", list(CALLS.values()), ids=list(CALLS))
 def test_results_under_the_shortcuts_have_the_shape_torch_gives(call):
     expected = described(call())
-    with _MetaShapes():
+    with MetaShapes():
         assert described(call()) == expected
 
 
@@ -70,11 +70,11 @@ REJECTED = {
 def test_calls_torch_rejects_stay_rejected(call):
     with pytest.raises((RuntimeError, ValueError)):
         call()
-    with _MetaShapes(), pytest.raises((RuntimeError, ValueError)):
+    with MetaShapes(), pytest.raises((RuntimeError, ValueError)):
         call()
 
 
 def test_real_tensors_are_computed_by_torch():
     x, w = torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3)
-    with _MetaShapes():
+    with MetaShapes():
         assert F.conv2d(x, w).item() == 9.0
