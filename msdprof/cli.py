@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from typing import Any, Callable, Sequence
 
 from rich.console import Console
@@ -83,13 +84,51 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{name}", metavar="V", help=OPTION_HELP[name])
     group.add_argument(
         "--input-size", metavar="S|HxW",
-        help="input image side in pixels (default 32 for CIFAR, 224 for ImageNet)",
+        help="input image side in pixels (default 32 for CIFAR, 224 for ImageNet); with --model "
+             "also CxHxW (3 channels unless given)",
     )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--model-kwargs`` and ``--checkpoint``: any early-exit network of the user's."""
+    group = parser.add_argument_group(
+        "your own model",
+        "Any nn.Module whose forward returns one output per exit (a list or tuple, exit 1 first, "
+        "or a dict). Counted as built, on one zero image of --input-size (needed).",
+    )
+    group.add_argument("--model", metavar="FILE.py:FACTORY",
+                       help="the factory returning the model: FILE.py:FACTORY or "
+                            "package.module:FACTORY (called with no arguments unless --model-kwargs)")
+    group.add_argument("--model-kwargs", metavar="JSON",
+                       help="keyword arguments for the factory, a JSON object: '{\"width\": 8}'")
+    group.add_argument("--checkpoint", metavar="FILE",
+                       help="a state dict to load (torch.load weights_only=True; a 'state_dict' "
+                            "key and 'module.' prefixes are understood); counts do not depend on it")
+    group.add_argument("--debug", action="store_true",
+                       help="when your model's code raises, also print its traceback")
 
 
 def given_options(args: argparse.Namespace) -> dict[str, str]:
     """The MSDNet options given on the command line, by name, as typed."""
     return {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}
+
+
+def user_model(args: argparse.Namespace) -> Any:
+    """The model of ``--model`` (``None`` without it); refuses MSDNet options beside it."""
+    if getattr(args, "model", None) is None:
+        for option in ("model-kwargs", "checkpoint"):
+            if getattr(args, option.replace("-", "_"), None) is not None:
+                raise OptionError(option, getattr(args, option.replace("-", "_")), "needs --model")
+        return None
+    clash = ["preset"] * (args.preset is not None) + list(given_options(args))
+    if clash:
+        raise OptionError(clash[0], getattr(args, clash[0]),
+                          "is an MSDNet option: --model counts your model as built; give one or the other")
+    if args.input_size is None:
+        raise OptionError("input-size", "missing", "--model needs the input: a side, HxW or CxHxW (e.g. 3x32x32)")
+    from .user_model import load_model
+
+    return load_model(args.model, args.model_kwargs, args.checkpoint)
 
 
 def network_options(args: argparse.Namespace) -> tuple[Options, str | None]:
@@ -132,11 +171,13 @@ def _add_count(sub: Any) -> None:
                     "cumulative figure holds blocks 1..k and heads 1..k, as the authors count it.",
     )
     add_network_options(p)
+    add_model_options(p)
     add_convention_option(p, "how operations are counted", explain=True)
     add_format_option(p, formatting.FORMATS)
-    p.add_argument("--device", default="meta", metavar="DEV",
+    p.add_argument("--device", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
-                        "refused if its weights would not fit in memory)")
+                        "refused if its weights would not fit in memory); with --model the "
+                        "default is where the factory built it")
     add_output_options(p)
     p.set_defaults(run=_run_count)
 
@@ -146,10 +187,17 @@ def _run_count(args: argparse.Namespace) -> None:
     options, name = network_options(args)
     if args.output:
         check_writable(args.output, args.force)  # before any work
-    if args.device not in ("meta", "cpu"):
+    if args.device not in (None, "meta", "cpu"):
         raise OptionError("device", args.device, "must be meta or cpu")
-    costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
-                       device=args.device)
+    model = user_model(args)
+    if model is not None:
+        name = args.model
+        if args.device is not None:
+            model = model.to(args.device)
+        costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
+    else:
+        costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
+                           device=args.device or "meta")
     show(args, fmt, lambda: formatting.rich_table(costs, name),
          lambda: formatting.render(costs, fmt, name))
 
@@ -166,6 +214,9 @@ def _add_graph(sub: Any) -> None:
                     "Graphviz; .json is networkx node-link data with each node's cost).",
     )
     add_network_options(p)
+    add_model_options(p)
+    p.add_argument("--exit", type=int, metavar="K",
+                   help="with --model: highlight what exit K needs (its dataflow ancestors)")
     p.add_argument("--dense", action="store_true",
                    help="also draw the dense edges: every earlier same-scale map the "
                         "concatenation carries (quadratic in the layers per block)")
@@ -177,9 +228,23 @@ def _add_graph(sub: Any) -> None:
 def _run_graph(args: argparse.Namespace) -> None:
     options, name = network_options(args)
     path = drawing.check_output(args.output, args.force)  # before any work
-    graph = layout_graph(options, input_size=args.input_size, dense=args.dense,
-                         convention=args.convention)
-    if name:
+    model = user_model(args)
+    if model is None and args.exit is not None:
+        raise OptionError("exit", args.exit, "needs --model (an MSDNet's layout shows every exit)")
+    if model is not None:
+        if args.dense:
+            raise OptionError("dense", "given", "is for an MSDNet's layout, not --model")
+        graph = layout_graph(model, input_size=args.input_size, convention=args.convention)
+        graph.graph["spec"] = args.model
+        exits = sum(1 for _, d in graph.nodes(data=True) if d["kind"] == "exit")
+        if args.exit is not None:
+            if not 1 <= args.exit <= exits:
+                raise OptionError("exit", args.exit, f"must be an exit from 1 to {exits}")
+            graph.graph["highlight"] = args.exit
+    else:
+        graph = layout_graph(options, input_size=args.input_size, dense=args.dense,
+                             convention=args.convention)
+    if name and model is None:
         graph.graph["preset"] = name
     drawing.write_graph(graph, path, force=args.force)
 
@@ -421,6 +486,7 @@ def cli_message(error: OptionError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 for a user mistake)."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         args.run(args)
@@ -428,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"msdprof: error: {error}", file=sys.stderr)
         return 2
     except OptionError as error:
+        if debug and error.__cause__ is not None:  # the user's own code raised: show where
+            traceback.print_exception(error.__cause__, file=sys.stderr)
         print(f"msdprof: error: {cli_message(error)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `msdprof ... | head`: the reader left; not an error

@@ -6,7 +6,7 @@ each with its count (:class:`msdprof.counting.OpCount`), the operations whose re
 parameters it read and its output shape.  An operation is
 
 - a call of a *counted* module: one whose type has a rule in :data:`msdprof.counting.RULES`, or a
-  leaf module (one with no children).  What runs inside it is part of it; a leaf whose type has no
+  leaf module (one with no children; an empty ``nn.Sequential`` is a pass-through, not a leaf).  What runs inside it is part of it; a leaf whose type has no
   rule is recorded all the same, marked ``unknown_module``, with the multiply-adds of the functional
   ops it calls (``functional_macs``);
 - a functional op called outside counted modules (``torch.cat``, ``+``, ``view``, indexing,
@@ -32,6 +32,8 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from msdnet.config import OptionError
 
 from . import meta_shapes
 from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, OpCount, rule_for
@@ -214,7 +216,8 @@ class _Recorder(TorchFunctionMode):
         try:
             outer = self.counted_frame()
             known = rule_for(module) is not None
-            counted = known or next(module.children(), None) is None
+            container = isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+            counted = known or (next(module.children(), None) is None and not container)
             frame = _Frame(self.names[module], counted, counted and not known, outer is not None,
                            len(self.ops))
             if counted and outer is None:
@@ -360,4 +363,91 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-__all__ = ["Call", "Dataflow", "Op", "OutputError", "evaluating", "function_name", "record"]
+def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None) -> tuple[torch.Tensor, ...]:
+    """The tensors a model msdprof did not build is run on: ``inputs`` (a tensor or a tuple of
+    tensors) as given, else one zero image of ``input_size`` -- a side, ``(H, W)`` or ``(C, H, W)``
+    in pixels (3 channels unless given) -- on the model's device, in its floating-point dtype."""
+    if inputs is not None:
+        if input_size is not None:
+            raise OptionError("input_size", _shape_text(input_size), "give input_size or inputs, not both")
+        given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs) if isinstance(
+            inputs, (tuple, list)) else None
+        if not given or not all(isinstance(t, torch.Tensor) for t in given):
+            raise OptionError("inputs", type(inputs).__name__, "must be a tensor or a tuple of tensors")
+        return given
+    if input_size is None:
+        raise OptionError(
+            "input_size", "missing",
+            f"{type(model).__name__} is not an MSDNet msdprof built: give input_size "
+            "(a side, (H, W) or (C, H, W)) or inputs (example tensors)",
+        )
+    shape = parse_input_size(input_size)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    return (torch.zeros(1, *shape, device=device, dtype=dtype),)
+
+
+#: Largest side and channel count of a generic model's example image (a sanity bound).
+MAX_INPUT_SIDE = 16384
+
+
+def _shape_text(value: Any) -> str:
+    return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def parse_input_size(value: Any) -> tuple[int, int, int]:
+    """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
+    text = _shape_text(value)
+    if isinstance(value, str):
+        try:
+            value = tuple(int(part) for part in value.lower().split("x"))
+        except ValueError:
+            value = None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if (not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 3 or any(
+            isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_INPUT_SIDE for v in value)):
+        raise OptionError(
+            "input-size", text,
+            f"must be a side, HxW or CxHxW in whole pixels from 1 to {MAX_INPUT_SIDE} (e.g. 32 or 3x32x32)",
+        )
+    if len(value) == 1:
+        return 3, value[0], value[0]
+    if len(value) == 2:
+        return 3, value[0], value[1]
+    return value[0], value[1], value[2]
+
+
+def record_network(
+    model: nn.Module,
+    *,
+    input_size: Any = None,
+    inputs: Any = None,
+    outputs: Callable[[Any], Any] | None = None,
+) -> Dataflow:
+    """:func:`record` of one forward pass of any early-exit ``model`` in eval mode (every
+    submodule's mode restored afterwards), its exits selected, on :func:`example_inputs`.
+
+    A user's mistake is an :class:`~msdnet.config.OptionError`: outputs that are not one tensor per
+    exit, inputs the model's ``forward`` refuses (its exception's first line is named)."""
+    given = example_inputs(model, input_size, inputs)
+    shapes = tuple(tuple(t.shape) for t in given)
+    with evaluating(model):
+        try:
+            return record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
+        except OutputError as error:
+            raise OptionError("model", type(model).__name__, f"returns {error}") from error
+        except Exception as error:  # the model's own forward refused the inputs
+            what = ", ".join("x".join(map(str, s)) for s in shapes)
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise OptionError(
+                "inputs" if inputs is not None else "input-size", what,
+                f"{type(model).__name__} failed on it: {type(error).__name__}: {message}",
+            ) from error
+
+
+__all__ = [
+    "Call", "Dataflow", "Op", "OutputError", "evaluating", "example_inputs", "function_name",
+    "parse_input_size", "record", "record_network",
+]

@@ -151,11 +151,50 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
     return width
 
 
+def dataflow_dot(graph: nx.DiGraph) -> str:
+    """The Graphviz ``dot`` source (left to right) of a :func:`msdprof.graph.dataflow_graph`:
+    a box per operation (name, type, output shape, cost), an oval per exit; with the graph
+    attribute ``highlight`` = k, exit k and its ancestors filled, the rest greyed."""
+    unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
+    marked: set[str] = set()
+    if graph.graph.get("highlight") is not None:
+        target = f"exit{graph.graph['highlight']}"
+        marked = nx.ancestors(graph, target) | {target}
+    title = graph.graph.get("spec") or graph.graph.get("model", "model")
+    if marked:
+        title += f" -- what exit {graph.graph['highlight']} needs"
+    dot = graphviz.Digraph("dataflow", graph_attr={
+        "rankdir": "LR", "label": title, "labelloc": "t", "fontname": "Helvetica", "fontsize": "14",
+        "nodesep": "0.15", "ranksep": "0.3",
+    }, node_attr={"fontname": "Helvetica", "fontsize": "9"}, edge_attr={"color": "#777777"})
+    for node in sorted(graph, key=lambda n: graph.nodes[n]["order"]):
+        d = graph.nodes[node]
+        grey = bool(marked) and node not in marked
+        shape = "x".join(map(str, d.get("shape") or ()))
+        if d["kind"] == "exit":
+            label = f"exit {d['exit']}" + (f"\n{d['name']}" if d["name"] != str(d["exit"]) else "")
+            dot.node(node, label, shape="oval", style="filled",
+                     fillcolor="#dddddd" if grey else "#f4a261", tooltip=f"{label} {shape}")
+            continue
+        cost = f"{format_count(d['macs'])} {unit}" + (f", {format_count(d['params'])} params" if d["params"] else "")
+        label = f"{node}\n{d['type']} {shape}\n{cost}"
+        dot.node(node, label, shape="box", style="rounded,filled",
+                 fillcolor="#eeeeee" if grey else ("#a8dadc" if marked else "#ffffff"),
+                 fontcolor="#999999" if grey else "#000000", tooltip=label.replace("\\n", " "))
+    for tail, head in graph.edges:
+        grey = bool(marked) and not (tail in marked and head in marked)
+        dot.edge(tail, head, color="#dddddd" if grey else "#555555")
+    return dot.source
+
+
 def to_dot(graph: nx.DiGraph) -> str:
     """The Graphviz source of the picture of ``graph`` (a :func:`msdprof.layout_graph` result).
 
-    Every position is given (render with ``neato -n2``); the source is the same for the same graph.
+    An MSDNet's layout gives every position (render with ``neato -n2``); a dataflow graph is laid
+    out by ``dot`` (:func:`dataflow_dot`).  The source is the same for the same graph.
     """
+    if graph.graph.get("dataflow"):
+        return dataflow_dot(graph)
     where = _grid(graph)
     unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
     nodes = dict(graph.nodes(data=True))
@@ -255,9 +294,10 @@ def render(graph: nx.DiGraph, fmt: str) -> bytes:
     """
     if fmt not in RENDERED:
         raise OptionError("format", fmt, "must be one of " + ", ".join(RENDERED))
-    source = graphviz.Source(to_dot(graph), engine=GRAPHVIZ_PROGRAM)
+    dataflow = bool(graph.graph.get("dataflow"))
+    source = graphviz.Source(to_dot(graph), engine="dot" if dataflow else GRAPHVIZ_PROGRAM)
     try:
-        data = source.pipe(format=fmt, neato_no_op=2)
+        data = source.pipe(format=fmt) if dataflow else source.pipe(format=fmt, neato_no_op=2)
     except graphviz.ExecutableNotFound:
         raise _no_graphviz(Path(f"graph.{fmt}")) from None
     if fmt == "pdf":  # cairo stamps the time; pin it, keeping the length (and so the offsets)
@@ -313,5 +353,5 @@ def write_graph(graph: nx.DiGraph, path: str | Path, force: bool = False) -> Pat
     return write_atomic(path, WRITERS[path.suffix.lower()](graph), force)
 
 
-__all__ = ["RENDERED", "SUFFIXES", "check_output", "render", "to_dot", "to_graphml", "to_json",
+__all__ = ["RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "render", "to_dot", "to_graphml", "to_json",
            "write_graph"]

@@ -29,7 +29,7 @@ from msdnet.model import check_msdnet
 from msdnet.presets import model_from
 
 from .counting import CONVENTIONS, check_convention
-from .dataflow import Dataflow, OutputError, evaluating, record
+from .dataflow import Dataflow, evaluating, record, record_network
 
 
 @dataclass(frozen=True)
@@ -228,62 +228,6 @@ def count_model(model: MSDNet, convention: str = "msdnet") -> ExitCosts:
                      exit_names=flow.exit_names)
 
 
-def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None) -> tuple[torch.Tensor, ...]:
-    """The tensors a model msdprof did not build is run on: ``inputs`` (a tensor or a tuple of
-    tensors) as given, else one zero image of ``input_size`` -- a side, ``(H, W)`` or ``(C, H, W)``
-    in pixels (3 channels unless given) -- on the model's device, in its floating-point dtype."""
-    if inputs is not None:
-        if input_size is not None:
-            raise OptionError("input_size", _shape_text(input_size), "give input_size or inputs, not both")
-        given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs) if isinstance(
-            inputs, (tuple, list)) else None
-        if not given or not all(isinstance(t, torch.Tensor) for t in given):
-            raise OptionError("inputs", type(inputs).__name__, "must be a tensor or a tuple of tensors")
-        return given
-    if input_size is None:
-        raise OptionError(
-            "input_size", "missing",
-            f"{type(model).__name__} is not an MSDNet msdprof built: give input_size "
-            "(a side, (H, W) or (C, H, W)) or inputs (example tensors)",
-        )
-    shape = parse_input_size(input_size)
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    return (torch.zeros(1, *shape, device=device, dtype=dtype),)
-
-
-#: Largest side and channel count of a generic model's example image (a sanity bound).
-MAX_INPUT_SIDE = 16384
-
-
-def _shape_text(value: Any) -> str:
-    return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
-
-
-def parse_input_size(value: Any) -> tuple[int, int, int]:
-    """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
-    text = _shape_text(value)
-    if isinstance(value, str):
-        try:
-            value = tuple(int(part) for part in value.lower().split("x"))
-        except ValueError:
-            value = None
-    elif isinstance(value, int) and not isinstance(value, bool):
-        value = (value,)
-    if (not isinstance(value, (tuple, list)) or not 1 <= len(value) <= 3 or any(
-            isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_INPUT_SIDE for v in value)):
-        raise OptionError(
-            "input-size", text,
-            f"must be a side, HxW or CxHxW in whole pixels from 1 to {MAX_INPUT_SIDE} (e.g. 32 or 3x32x32)",
-        )
-    if len(value) == 1:
-        return 3, value[0], value[0]
-    if len(value) == 2:
-        return 3, value[0], value[1]
-    return value[0], value[1], value[2]
-
-
 def count_network(
     model: nn.Module,
     *,
@@ -296,22 +240,10 @@ def count_network(
     output per exit (see :func:`exit_costs`).  Counted as it is (any device, ``meta`` included), in
     eval mode, every submodule's mode restored afterwards."""
     check_convention(convention)
-    given = example_inputs(model, input_size, inputs)
-    shapes = tuple(tuple(t.shape) for t in given)
-    with evaluating(model):
-        try:
-            flow = record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
-        except OutputError as error:
-            raise OptionError("model", type(model).__name__, f"returns {error}") from error
-        except Exception as error:  # the model's own forward refused the inputs
-            what = ", ".join("x".join(map(str, s)) for s in shapes)
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise OptionError(
-                "inputs" if inputs is not None else "input-size", what,
-                f"{type(model).__name__} failed on it: {type(error).__name__}: {message}",
-            ) from error
+    flow = record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)
     return ExitCosts(None, convention, None, costs_from_dataflow(flow, convention),
-                     unsupported_of(flow, convention), type(model).__name__, shapes, flow.exit_names)
+                     unsupported_of(flow, convention), type(model).__name__, flow.input_shapes,
+                     flow.exit_names)
 
 
 def exit_costs(
@@ -354,5 +286,5 @@ def exit_costs(
 
 __all__ = [
     "CONVENTIONS", "ExitCost", "ExitCosts", "Unsupported", "costs_from_dataflow", "count_model",
-    "count_network", "exit_costs", "parse_input_size", "unsupported_of",
+    "count_network", "exit_costs", "unsupported_of",
 ]

@@ -79,17 +79,44 @@ def scaled(value: int, divisor: float) -> str:
 
 
 def title(costs: ExitCosts, name: str | None = None) -> str:
-    """``MSDNet per-exit cost: cifar10-anytime (nBlocks 10, ...)``."""
+    """``MSDNet per-exit cost: cifar10-anytime (nBlocks 10, ...)``; another model:
+    ``SDNResNet per-exit cost: models.py:sdn``."""
+    if costs.options is None:
+        return f"{costs.model} per-exit cost" + (f": {name}" if name else "")
     what = f"{name} ({costs.options.describe()})" if name else costs.options.describe()
     return f"MSDNet per-exit cost: {what}"
 
 
+def unsupported_note(costs: ExitCosts) -> str:
+    """One line naming what ran with no counting rule (counted as 0), or ``""``."""
+    if not costs.unsupported:
+        return ""
+    items = "; ".join(f"{u.type} x{u.calls} (feeds exit{'s' if len(u.exits) != 1 else ''} "
+                      f"{', '.join(map(str, u.exits)) or 'none'})" for u in costs.unsupported)
+    return (f" NOT COUNTED (no '{costs.convention}' rule, taken as 0, so the figures of the exits "
+            f"they feed are too low): {items}.")
+
+
 def caption(costs: ExitCosts) -> str:
+    unit = f"{OP_NAMES[costs.convention]} counted by the '{costs.convention}' convention: " \
+           f"{CONVENTION_HELP[costs.convention]}."
+    if costs.options is None:
+        shapes = ", ".join("x".join(map(str, s)) for s in costs.input_shapes)
+        exits = ", ".join(f"{i}={n}" for i, n in enumerate(costs.exit_names, 1)
+                          if n != str(i))
+        return (f"Input {shapes}{f'; exits {exits}' if exits else ''}; {unit} Cumulative = all that "
+                "ran until outputs 1..k were complete; block = what ran after output k-1, less head "
+                "k; direct = cumulative less heads 1..k-1; lazy = only what outputs 1..k read (saves % "
+                "of cumulative)." + unsupported_note(costs))
     h, w = costs.input_size
-    return (f"One 3x{h}x{w} image; {OP_NAMES[costs.convention]} counted by the "
-            f"'{costs.convention}' convention: {CONVENTION_HELP[costs.convention]}. Cumulative = "
+    return (f"One 3x{h}x{w} image; {unit} Cumulative = "
             "blocks 1..k + heads 1..k (early-exit inference); direct = blocks 1..k + head k; lazy = "
-            "cumulative computing only the maps exits 1..k read (saves % of cumulative).")
+            "cumulative computing only the maps exits 1..k read (saves % of cumulative)."
+            + unsupported_note(costs))
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}" if whole else "-"
 
 
 def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
@@ -102,18 +129,19 @@ def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]
     def params(field: str) -> Callable[[ExitCost], str]:
         return lambda e: scaled(getattr(e, field), 1e6)
 
+    layer = [("layer", lambda e: str(e.layer))] if costs.options is not None else []
     return [
         ("exit", lambda e: str(e.exit)),
-        ("layer", lambda e: str(e.layer)),
+        *layer,
         (f"cumulative\n{unit}", ops("macs")),
         ("params\nM", params("params")),
-        ("% of\nfull", lambda e: f"{100 * e.macs / costs.total_macs:.1f}"),
+        ("% of\nfull", lambda e: _percent(e.macs, costs.total_macs)),
         (f"block\n{unit}", ops("block_macs")),
         (f"head\n{unit}", ops("head_macs")),
         (f"direct\n{unit}", ops("direct_macs")),
         ("direct\nparams M", params("direct_params")),
         (f"lazy\n{unit}", ops("lazy_macs")),
-        ("lazy\nsaves %", lambda e: f"{100 * (e.macs - e.lazy_macs) / e.macs:.1f}"),
+        ("lazy\nsaves %", lambda e: _percent(e.macs - e.lazy_macs, e.macs)),
     ]
 
 
@@ -163,7 +191,7 @@ def render_table(costs: ExitCosts, name: str | None = None, width: int = 120, pl
 def render_json(costs: ExitCosts, name: str | None = None) -> str:
     data = costs.as_dict()
     if name:
-        data = {"preset": name, **data}
+        data = {"preset" if costs.options is not None else "spec": name, **data}
     return json.dumps(data, indent=2) + "\n"
 
 

@@ -27,18 +27,19 @@ pixels), ``convention``, ``dense`` and, when known, ``preset``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import networkx as nx
 import torch
 from torch import nn
 
 from msdnet import DEFAULT_PRESET, MSDNet, Options
+from msdnet.config import OptionError
 from msdnet.model import Part, check_msdnet
 from msdnet.presets import model_from
 
 from .counting import CONVENTIONS, Counts, check_convention, count_modules
-from .dataflow import evaluating
+from .dataflow import Dataflow, evaluating, record_network
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -161,15 +162,61 @@ def graph_from_model(
     return graph
 
 
+def dataflow_graph(flow: Dataflow, convention: str = "msdnet") -> nx.DiGraph:
+    """The dataflow graph of a recorded pass of any early-exit model (:func:`msdprof.dataflow.record`
+    with its exits selected), as a ``networkx.DiGraph``.
+
+    Nodes are the module calls, and the functional ops that cost something in some convention,
+    read a parameter or have no rule, by :attr:`msdprof.dataflow.Op.name` (``"layer1.0.conv1"``,
+    ``"head#2"``, ``"layer1.0/add"``); free functional ops between them (``cat``, ``view``, ``+``
+    ...) are left out and their inputs joined to their readers, so ancestry is as in the full
+    record.  Attributes: ``kind`` (``module`` or ``function``), ``type``, ``module`` (the module
+    called, or the one whose forward called the function), ``shape`` (output, batch included),
+    ``macs`` (in ``convention``), ``params`` (each parameter charged to the node that reads it
+    first, so node costs add up to the pass's totals), ``order`` (execution order).  One node
+    ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost)
+    follows its producer, so ``nx.ancestors(graph, "exit2")`` is everything output 2 reads.
+    Graph attributes: ``dataflow`` (True), ``convention``, ``model``, ``input_shapes``.
+    """
+    check_convention(convention)
+    to_number = CONVENTIONS[convention]
+    firsts = flow.first_reads()
+    graph = nx.DiGraph(dataflow=True, convention=convention, input_shapes=[list(s) for s in flow.input_shapes])
+    sources: list[set[str]] = []  # per op, the kept nodes its result comes from
+    for op, first in zip(flow.ops, firsts):
+        reads = set().union(*(sources[i] for i in op.inputs)) if op.inputs else set()
+        costly = any(f(op.count) for f in CONVENTIONS.values())
+        if op.kind == "module" or costly or first or op.unknown_functions:
+            graph.add_node(
+                op.name, kind=op.kind, type=op.type, module=op.module,
+                shape=list(op.shape) if op.shape is not None else None, macs=to_number(op.count),
+                params=sum(flow.param_sizes[p] for p in first), order=op.index,
+            )
+            graph.add_edges_from((source, op.name) for source in sorted(reads))
+            sources.append({op.name})
+        else:
+            sources.append(reads)
+    for k, (producer, name) in enumerate(zip(flow.outputs, flow.exit_names), start=1):
+        node = exit_id(k)
+        graph.add_node(node, kind="exit", exit=k, name=name, macs=0, params=0,
+                       shape=list(flow.ops[producer].shape or ()), order=producer)
+        graph.add_edges_from((source, node) for source in sorted(sources[producer]))
+    return graph
+
+
 def layout_graph(
     preset_or_config: str | Options | nn.Module | None = None,
     *,
     input_size: Any = None,
     dense: bool = False,
     convention: str = "msdnet",
+    inputs: Any = None,
+    outputs: Callable[[Any], Any] | None = None,
     **options: Any,
 ) -> nx.DiGraph:
-    """The scale x layer connectivity graph of an MSDNet, as a ``networkx.DiGraph``.
+    """The scale x layer connectivity graph of an MSDNet, as a ``networkx.DiGraph``; for any other
+    early-exit ``nn.Module``, its :func:`dataflow_graph` (``input_size``, ``inputs`` and
+    ``outputs`` as for :func:`msdprof.exit_costs`; ``dense`` does not apply).
 
     ``preset_or_config``: a preset name, an :class:`msdnet.Options`, a built ``MSDNet`` (taken as
     built) or ``None``; keyword ``options`` are laid over it (see :func:`msdnet.resolve`).
@@ -179,6 +226,14 @@ def layout_graph(
     The model is built on the ``meta`` device: nothing is allocated.
     """
     check_convention(convention)
+    if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
+        if options or dense:
+            raise OptionError("model", type(preset_or_config).__name__,
+                              "is drawn as built: pass no MSDNet options (nor dense) with a model")
+        flow = record_network(preset_or_config, input_size=input_size, inputs=inputs, outputs=outputs)
+        graph = dataflow_graph(flow, convention)
+        graph.graph["model"] = type(preset_or_config).__name__
+        return graph
     model = model_from(preset_or_config, input_size, use="drawn", **options)
     graph = graph_from_model(model, dense, convention)
     if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
@@ -187,6 +242,6 @@ def layout_graph(
 
 
 __all__ = [
-    "EDGE_KINDS", "NODE_KINDS", "exit_id", "graph_from_model", "layout_graph", "map_id", "node_id",
+    "EDGE_KINDS", "NODE_KINDS", "dataflow_graph", "exit_id", "graph_from_model", "layout_graph", "map_id", "node_id",
     "transition_id",
 ]

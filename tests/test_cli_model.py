@@ -1,0 +1,156 @@
+"""``--model FILE.py:FACTORY``: the CLI counts and draws the user's own early-exit network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from msdprof import exit_costs
+from msdprof.cli import main
+
+from early_exit_models import BranchyDict, SDNResNet
+
+FACTORIES = '''
+import torch
+from torch import nn
+from early_exit_models import SDNResNet, BranchyDict
+
+def sdn(width=8):
+    return SDNResNet(width=width)
+
+def branchy():
+    return BranchyDict()
+
+def broken():
+    raise RuntimeError("weights not found\\nsecond line")
+
+def single():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+
+def not_a_model():
+    return 42
+'''
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A folder holding models.py (the factories) beside a copy of the test models."""
+    shutil.copy(Path(__file__).parent / "early_exit_models.py", tmp_path)
+    (tmp_path / "models.py").write_text(FACTORIES)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_count_json_of_a_model_file_equals_the_api(folder, capsys):
+    code, out, _ = run(capsys, "count", "--model", "models.py:sdn", "--input-size", "3x16x16", "--format", "json")
+    assert code == 0
+    expected = exit_costs(SDNResNet().eval(), input_size=16).as_dict()
+    assert json.loads(out) == {"spec": "models.py:sdn", **json.loads(json.dumps(expected))}
+
+
+def test_model_kwargs_reach_the_factory(folder, capsys):
+    code, out, _ = run(capsys, "count", "--model", "models.py:sdn", "--model-kwargs", '{"width": 4}',
+                       "--input-size", "16", "--format", "csv")
+    assert code == 0
+    last = out.strip().splitlines()[-1].split(",")
+    assert int(last[2]) == exit_costs(SDNResNet(width=4).eval(), input_size=16).total_macs
+
+
+def test_the_table_names_the_model_and_its_exits(folder, capsys):
+    code, out, _ = run(capsys, "count", "--model", "models.py:branchy", "--input-size", "16")
+    assert code == 0
+    assert "BranchyDict per-exit cost: models.py:branchy" in out
+    assert "exits 1=early, 2=final" in out
+
+
+def test_a_checkpoint_saved_as_the_authors_main_py_does_is_loaded(folder, capsys):
+    model = BranchyDict()
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 3, "state_dict": state}, folder / "ckpt.pth.tar")
+    code, out, err = run(capsys, "count", "--model", "models.py:branchy", "--input-size", "16",
+                         "--checkpoint", "ckpt.pth.tar", "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["total"]["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_graph_json_of_a_model_marks_exits_and_keeps_ancestry(folder, capsys):
+    code, _, _ = run(capsys, "graph", "--model", "models.py:branchy", "--input-size", "16", "-o", "g.json")
+    assert code == 0
+    data = json.loads((folder / "g.json").read_text())
+    exits = {n["id"]: n for n in data["nodes"] if n["kind"] == "exit"}
+    assert sorted(exits) == ["exit1", "exit2"] and exits["exit1"]["name"] == "early"
+    parents = {e["target"]: e["source"] for e in data["edges"]}
+    assert parents["exit1"] == "branches.early.2"
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_graph_svg_highlights_what_an_exit_needs(folder, capsys):
+    code, _, _ = run(capsys, "graph", "--model", "models.py:branchy", "--input-size", "16", "--exit", "1",
+                     "-o", "g.svg")
+    assert code == 0
+    svg = (folder / "g.svg").read_text()
+    assert "what exit 1 needs" in svg and "trunk.0.0" in svg
+
+
+ERRORS = [
+    (["--model", "models.py"], "--model models.py: must be FILE.py:FACTORY or package.module:FACTORY"),
+    (["--model", "nowhere.py:sdn"], "--model nowhere.py:sdn: no file nowhere.py"),
+    (["--model", "models.py:resnet"], "--model models.py:resnet: models.py defines no resnet (it defines: "
+                                      "branchy, broken, not_a_model, sdn, single)"),
+    (["--model", "no_such_package.models:sdn"], "--model no_such_package.models:sdn: no module "
+                                                "'no_such_package' to import (or give FILE.py:FACTORY)"),
+    (["--model", "models.py:broken"], "--model models.py:broken: calling broken() failed: RuntimeError: "
+                                      "weights not found"),
+    (["--model", "models.py:not_a_model"], "--model models.py:not_a_model: not_a_model() returned a int, "
+                                           "not an nn.Module"),
+    (["--model", "models.py:single"], "--model Sequential: returns 1 output (a tensor): an early-exit network "
+                                      "returns one output per exit"),
+    (["--model", "models.py:sdn", "--model-kwargs", "width=4"], "--model-kwargs width=4: must be a JSON object"),
+    (["--model", "models.py:sdn", "--nBlocks", "3"], "--nBlocks 3: is an MSDNet option: --model counts "
+                                                     "your model as built; give one or the other"),
+    (["--checkpoint", "x.pt"], "--checkpoint x.pt: needs --model"),
+    (["--model", "models.py:sdn", "--checkpoint", "missing.pt"], "--checkpoint missing.pt: no such file"),
+]
+
+
+@pytest.mark.parametrize("argv, message", ERRORS, ids=[e[1][:40] for e in ERRORS])
+def test_model_errors_are_one_line(folder, capsys, argv, message):
+    extra = [] if "--input-size" in argv or argv[0] == "--checkpoint" and len(argv) == 2 else ["--input-size", "8"]
+    code, out, err = run(capsys, "count", *argv, *extra)
+    assert code == 2 and out == ""
+    assert err.startswith(f"msdprof: error: {message}") and err.count("\n") == 1
+
+
+def test_an_input_the_model_refuses_names_its_shape_and_the_complaint(folder, capsys):
+    code, _, err = run(capsys, "count", "--model", "models.py:sdn", "--input-size", "1x16x16")
+    assert code == 2
+    assert err.startswith("msdprof: error: --input-size 1x1x16x16: SDNResNet failed on it: RuntimeError: ")
+
+
+def test_model_needs_an_input_size(folder, capsys):
+    code, _, err = run(capsys, "count", "--model", "models.py:sdn")
+    assert (code, err) == (2, "msdprof: error: --input-size missing: --model needs the input: a side, HxW "
+                              "or CxHxW (e.g. 3x32x32)\n")
+
+
+def test_debug_prints_the_traceback_of_the_users_code(folder, capsys):
+    code, _, err = run(capsys, "count", "--model", "models.py:broken", "--input-size", "8", "--debug")
+    assert code == 2
+    assert "Traceback" in err and 'raise RuntimeError("weights not found' in err
+
+
+def test_a_checkpoint_that_does_not_fit_says_which_keys(folder, capsys):
+    torch.save({"trunk.0.0.weight": torch.zeros(1)}, folder / "bad.pt")
+    code, _, err = run(capsys, "count", "--model", "models.py:branchy", "--input-size", "8", "--checkpoint", "bad.pt")
+    assert code == 2
+    assert err.startswith("msdprof: error: --checkpoint bad.pt: does not fit the model: ")
