@@ -132,7 +132,9 @@ def _add_count(sub: Any) -> None:
                     "cumulative figure holds blocks 1..k and heads 1..k, as the authors count it.",
     )
     add_network_options(p)
-    add_convention_option(p, "how operations are counted", explain=True)
+    add_convention_option(p, "how operations are counted (msdnet agrees with the authors' op "
+                             "counter, macs with fvcore's conv + linear, flops with "
+                             "FlopCounterMode; 'msdprof compare' shows the gaps)", explain=True)
     add_format_option(p, formatting.FORMATS)
     p.add_argument("--device", default="meta", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
