@@ -172,7 +172,9 @@ def _add_count(sub: Any) -> None:
     )
     add_network_options(p)
     add_model_options(p)
-    add_convention_option(p, "how operations are counted", explain=True)
+    add_convention_option(p, "how operations are counted (msdnet agrees with the authors' op "
+                             "counter, macs with fvcore's conv + linear, flops with "
+                             "FlopCounterMode; 'msdprof compare' shows the gaps)", explain=True)
     add_format_option(p, formatting.FORMATS)
     p.add_argument("--device", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
@@ -460,10 +462,52 @@ def _run_sweep(args: argparse.Namespace) -> None:
             print(f"msdprof sweep: {line}", file=sys.stderr)
 
 
+# --- compare ---------------------------------------------------------------------------------
+
+
+def _add_compare(sub: Any) -> None:
+    from . import compare_view
+
+    p = sub.add_parser(
+        "compare", help="msdprof's conventions, fvcore and FlopCounterMode per exit, differences "
+                        "explained operator by operator",
+        description="Why FLOP counters disagree. For each exit k, what each tool counts for "
+                    "blocks and heads 1..k (cumulative) of the same real CPU model: msdprof in "
+                    "each convention (msdnet, macs, flops), fvcore's FlopCountAnalysis with its "
+                    "default handles, and torch's FlopCounterMode; then every pair's gap as the "
+                    "sum of its operators' differences (anything no operator holds is shown as "
+                    "unexplained). A tool that fails is a note in the output.",
+    )
+    add_network_options(p)
+    add_format_option(p, compare_view.FORMATS, "; csv: a row per exit and operator, a column "
+                                               "per tool, notes on stderr")
+    add_output_options(p)
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> None:
+    from . import compare_view
+    from .compare import compare_msdnet
+
+    fmt = formatting.check_format(args.format, compare_view.FORMATS)
+    options, name = network_options(args)
+    if args.output:
+        check_writable(args.output, args.force)  # before any work
+    result = compare_msdnet(options, input_size=args.input_size)
+    describe = f"{name} ({options.describe()})" if name else options.describe()
+    extra = {**({"preset": name} if name else {}), "options": options.as_dict()}
+    show(args, fmt, lambda: compare_view.renderable(result, describe),
+         lambda: compare_view.render(result, fmt, describe,
+                                     **({"extra": extra} if fmt == "json" else {})))
+    if fmt == "csv":
+        for note in result.notes:
+            print(f"msdprof compare: note: {note}", file=sys.stderr)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[Any], None]] = [_add_count, _add_graph, _add_report, _add_budget,
-                                         _add_sweep]
+                                         _add_sweep, _add_compare]
 
 
 def build_parser() -> ArgumentParser:

@@ -73,6 +73,9 @@ BAD_INPUTS = [
      "(the grid's first reason to skip; all 2 configurations skipped)"),
     (["sweep", "--format", "yaml"], "--format yaml: must be one of table, json, csv, markdown"),
     (["sweep", "--nBlocks", "3:4", "-o", "/nonexistent/grid.csv"], "--output /nonexistent/grid.csv: directory /nonexistent does not exist"),
+    (["compare", "--nBlocks", "0"], "--nBlocks 0: must be a whole number >= 1"),
+    (["compare", "--format", "yaml"], "--format yaml: must be one of table, json, csv, markdown"),
+    (["compare", "-o", "/nonexistent/cmp.json"], "--output /nonexistent/cmp.json: directory /nonexistent does not exist"),
 ]
 
 

@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from msdnet import OptionError, Options, PRESETS, build_model
 from msdprof import exit_costs
+from msdprof.compare import KeepAlive
 from msdprof.exits import Unsupported, count_model
 from msdprof.counting import count_modules
 
@@ -73,25 +74,6 @@ SMALL = {
 }
 
 
-class FirstExits(nn.Module):
-    """Blocks and heads 1..k, returning one tensor that depends on every map they compute.
-
-    A tracer (fvcore's JIT trace) drops work no output depends on; summing every map keeps the
-    eager cascade's work alive without adding any conv or linear operation.
-    """
-
-    def __init__(self, model: nn.Module, k: int):
-        super().__init__()
-        self.model, self.k = model, k
-
-    def forward(self, x):
-        total, maps = x.new_zeros(()), x
-        for block, head in zip(self.model.blocks[: self.k], self.model.classifiers):
-            maps = block(maps)
-            total = total + head(maps).sum() + sum(m.sum() for m in maps)
-        return total
-
-
 @pytest.fixture(params=sorted(SMALL))
 def small_model(request):
     """A real CPU model of one SMALL config, in eval mode, and a zero image of its input size."""
@@ -102,7 +84,7 @@ def small_model(request):
 def test_macs_convention_equals_fvcore_conv_and_linear(small_model):
     model, x = small_model
     for e in exit_costs(model, convention="macs"):
-        analysis = FlopCountAnalysis(FirstExits(model, e.exit), x)
+        analysis = FlopCountAnalysis(KeepAlive(model, e.exit), x)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         by_op = analysis.by_operator()
         assert e.macs == by_op["conv"] + by_op["linear"], f"exit {e.exit}"

@@ -1,0 +1,316 @@
+"""`msdprof compare`: msdprof's conventions, fvcore and FlopCounterMode per exit, every gap explained
+operator by operator (msdprof.compare, msdprof.compare_view)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+from torch.utils.flop_counter import FlopCounterMode
+
+import msdnet.model
+from msdnet import Options, build_model
+from msdprof import exit_costs
+from msdprof.cli import main
+from msdprof.compare import (TOOLS, KeepAlive, ToolCount, compare, compare_msdnet, explain,
+                             msdnet_exits)
+from msdprof.compare_view import render, terms_text
+from msdprof.counting import CONVENTIONS
+
+# Two small real CPU models: CIFAR (ReLU, 3x3 convs, avg-pool heads) and ImageNet (+ a biased 7x7
+# stem conv and max pooling).
+SMALL = {
+    "cifar": Options(nBlocks=3, stepmode="lin_grow", step=1, base=2, nChannels=8, growthRate=4),
+    "imagenet": Options(nBlocks=2, step=1, base=2, nChannels=8, growthRate=4, data="ImageNet",
+                        grFactor="1-2-4-4", bnFactor="1-2-4-4"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SMALL))
+def compared(request):
+    """(model, image, comparison) for one SMALL config, the model real, on the CPU, in eval mode."""
+    model = build_model(SMALL[request.param]).eval()
+    x = torch.zeros(1, 3, *model.plan.input_size)
+    return model, x, compare_msdnet(model)
+
+
+def test_every_exit_has_every_tool_and_every_pair(compared):
+    model, _, comparison = compared
+    assert [e.exit for e in comparison] == list(range(1, model.nBlocks + 1))
+    for e in comparison:
+        assert [c.tool for c in e.counts] == list(TOOLS)
+        assert len(e.gaps) == len(TOOLS) * (len(TOOLS) - 1) // 2
+    assert not any("raised" in note for note in comparison.notes)
+
+
+def test_explained_parts_sum_to_each_gap_exactly(compared):
+    _, _, comparison = compared
+    for e in comparison:
+        for g in e.gaps:
+            assert g.gap == e.count(g.minuend).total - e.count(g.subtrahend).total
+            assert sum(d for _, d in g.terms) == g.gap, (e.exit, g.label)
+            assert g.unexplained == 0, (e.exit, g.label)
+
+
+def test_msdprof_totals_equal_exit_costs(compared):
+    model, _, comparison = compared
+    for convention in CONVENTIONS:
+        costs = exit_costs(model, convention=convention)
+        assert [e.count(convention).total for e in comparison] == [c.macs for c in costs], convention
+
+
+@pytest.fixture(scope="module")
+def fvcore_direct(compared):
+    """FlopCountAnalysis called here, per exit of ``compared``'s model."""
+    model, x, comparison = compared
+    analyses = []
+    for e in comparison:
+        analysis = FlopCountAnalysis(KeepAlive(model, e.exit), x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        analyses.append(analysis)
+    return analyses
+
+
+def test_fvcore_totals_and_operators_equal_flop_count_analysis_called_directly(compared, fvcore_direct):
+    _, _, comparison = compared
+    for e, analysis in zip(comparison, fvcore_direct):
+        assert e.count("fvcore").total == analysis.total()
+        assert dict(e.count("fvcore").operators) == dict(analysis.by_operator())
+
+
+def test_flop_counter_totals_equal_flop_counter_mode_called_directly(compared):
+    model, x, comparison = compared
+    for e in comparison:
+        with FlopCounterMode(display=False) as counter:
+            model(x, exits=e.exit)
+        assert e.count("FlopCounterMode").total == counter.get_total_flops()
+
+
+def test_fvcore_minus_macs_is_fvcores_batch_norm_count(compared, fvcore_direct):
+    _, _, comparison = compared
+    for e, analysis in zip(comparison, fvcore_direct):
+        gap = next(g for g in e.gaps if g.label == "fvcore - macs")
+        assert gap.terms == (("batch_norm", analysis.by_operator()["batch_norm"]),)
+
+
+def test_msdnet_minus_macs_holds_the_linear_bias_adds_one_per_class_and_exit(compared):
+    model, _, comparison = compared
+    for e in comparison:
+        gap = next(g for g in e.gaps if g.label == "macs - msdnet")
+        assert dict(gap.terms)["linear bias"] == -model.options.num_classes * e.exit
+
+
+def test_flop_counter_agrees_with_flops_and_its_aten_names_are_kept(compared):
+    _, _, comparison = compared
+    for e in comparison:
+        assert next(g for g in e.gaps if g.label == "FlopCounterMode - flops").terms == ()
+        assert dict(e.count("FlopCounterMode").names) == {"conv": ("aten.convolution",),
+                                                          "linear": ("aten.addmm",)}
+
+
+# --- any early-exit module, against closed forms ---------------------------------------------
+
+
+class TwoExits(nn.Module):
+    """A tiny early-exit network: stem + head 1, block 2 + head 2 (8x8 images, 4 channels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.block2 = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)) for _ in range(2))
+
+    def forward(self, x, exits=2):
+        maps = self.stem(x)
+        out = [self.heads[0](maps)]
+        if exits == 2:
+            out.append(self.heads[1](self.block2(maps)))
+        return out
+
+
+def two_exits(model, x, k):
+    return model(x, exits=k)
+
+
+def test_any_early_exit_module_is_compared_against_closed_forms():
+    comparison = compare(TwoExits(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    conv1, conv2 = 3 * 4 * 9 * 64, 4 * 4 * 9 * 64  # Cin * Cout * k^2 * Hout * Wout (bias not counted)
+    relu, pool, linear, bias, bn = 4 * 64, 4 * 64, 4 * 2, 2, 2 * 4 * 64  # bn: fvcore's 2 per element
+    exit1 = dict(msdnet=conv1 + relu + pool + linear + bias, macs=conv1 + linear,
+                 flops=2 * (conv1 + linear), fvcore=conv1 + bn + pool + linear,
+                 FlopCounterMode=2 * (conv1 + linear))
+    more = dict(msdnet=conv2 + relu + pool + linear + bias, macs=conv2 + linear,
+                flops=2 * (conv2 + linear), fvcore=conv2 + pool + linear,
+                FlopCounterMode=2 * (conv2 + linear))
+    assert {c.tool: c.total for c in comparison[0].counts} == exit1
+    assert {c.tool: c.total for c in comparison[1].counts} == {t: exit1[t] + more[t] for t in TOOLS}
+    gap = next(g for g in comparison[0].gaps if g.label == "fvcore - msdnet")
+    assert dict(gap.terms) == {"batch_norm": bn, "relu": -relu, "linear bias": -bias}
+
+
+def test_comparing_leaves_the_model_in_its_mode_and_without_hooks():
+    model = TwoExits()  # training mode
+    compare(model, torch.zeros(1, 3, 8, 8), 2, two_exits)
+    assert model.training
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+# --- tools that cannot run -------------------------------------------------------------------
+
+
+class Untraceable(TwoExits):
+    def forward(self, x, exits=2):
+        if torch.jit.is_tracing():
+            raise RuntimeError("this model cannot be traced\nsecond line")
+        return super().forward(x, exits)
+
+
+class NoDispatchModes(TwoExits):
+    def forward(self, x, exits=2):
+        if is_in_torch_dispatch_mode():
+            raise RuntimeError("no dispatch modes here")
+        return super().forward(x, exits)
+
+
+def test_fvcore_raising_is_one_note_and_the_other_tools_still_count():
+    comparison = compare(Untraceable(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    assert comparison.notes[0] == ("fvcore raised RuntimeError: this model cannot be traced "
+                                   "(on exits 1, 2)")
+    for e in comparison:
+        assert e.count("fvcore").total is None
+        assert e.count("FlopCounterMode").total == e.count("flops").total
+        assert all("fvcore" not in g.label for g in e.gaps) and len(e.gaps) == 6
+
+
+def test_flop_counter_mode_raising_is_one_note():
+    comparison = compare(NoDispatchModes(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    assert comparison.notes[0] == ("FlopCounterMode raised RuntimeError: no dispatch modes here "
+                                   "(on exits 1, 2)")
+    assert comparison[0].count("fvcore").total is not None
+
+
+def test_a_tool_that_did_not_run_shows_in_every_format():
+    comparison = compare(Untraceable(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    for fmt in ("table", "markdown"):
+        text = render(comparison, fmt, "TwoExits")
+        assert "not run" in text and "fvcore raised RuntimeError" in text
+    assert json.loads(render(comparison, "json", "TwoExits"))["exits"][0]["counts"]["fvcore"] is None
+    rows = list(csv.DictReader(io.StringIO(render(comparison, "csv", "TwoExits"))))
+    assert all(row["fvcore"] == "" for row in rows)
+
+
+def test_a_meta_model_is_compared_without_fvcore_and_says_so(compared):
+    model, _, real = compared
+    meta = compare_msdnet(build_model(model.options, model.plan.input_size, device="meta"))
+    assert meta.device == "meta"
+    assert meta.notes[0].startswith("fvcore not run: its JIT trace needs real tensors")
+    for m, r in zip(meta, real):
+        assert [c.total for c in m.counts if c.tool != "fvcore"] == \
+               [c.total for c in r.counts if c.tool != "fvcore"]
+
+
+def test_no_memory_for_a_real_model_is_one_note(monkeypatch):
+    monkeypatch.setattr(msdnet.model, "available_memory", lambda: 1024)  # 1 KiB left
+    comparison = compare_msdnet(SMALL["imagenet"])
+    assert comparison.device == "meta"
+    assert comparison.notes[0].startswith("no real CPU model (the model's float32 weights need ")
+    assert comparison.notes[0].endswith("of memory is available): counted on the meta device")
+    assert "\n" not in comparison.notes[0]
+
+
+# --- explaining a gap ------------------------------------------------------------------------
+
+
+def test_a_gap_the_operators_do_not_hold_is_shown_as_unexplained():
+    a = ToolCount("a", 100, (("conv", 70), ("relu", 5)))  # 25 of a's total under no operator
+    b = ToolCount("b", 60, (("conv", 60),))
+    gap = explain(a, b)
+    assert (gap.gap, gap.terms, gap.unexplained) == (40, (("conv", 10), ("relu", 5)), 25)
+    assert terms_text(gap) == "conv 10 + relu 5 + unexplained 25"
+
+
+def test_equal_counts_are_explained_as_equal():
+    gap = explain(ToolCount("a", 7, (("conv", 7),)), ToolCount("b", 7, (("conv", 7),)))
+    assert (gap.gap, gap.terms, terms_text(gap)) == (0, (), "equal")
+
+
+def test_negative_terms_read_as_subtraction():
+    gap = explain(ToolCount("a", 12, (("batch_norm", 12),)), ToolCount("b", 2, (("relu", 2),)))
+    assert terms_text(gap) == "batch_norm 12 - relu 2"
+
+
+# --- the command -----------------------------------------------------------------------------
+
+NETWORK = ["--nBlocks", "2", "--step", "1", "--base", "1", "--nChannels", "8", "--growthRate", "4"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def api():
+    return compare_msdnet(nBlocks=2, step=1, base=1, nChannels=8, growthRate=4)
+
+
+def test_json_is_the_api_result(capsys, api):
+    code, out, err = run(capsys, "compare", *NETWORK, "--format", "json")
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    assert data["exits"] == api.as_dict()["exits"] and data["options"]["nBlocks"] == 2
+    assert data["exits"][1]["counts"]["fvcore"]["total"] == api[1].count("fvcore").total
+
+
+def test_csv_columns_sum_to_each_tools_total(capsys, api):
+    code, out, _ = run(capsys, "compare", *NETWORK, "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    for e in api:
+        mine = [r for r in rows if r["exit"] == str(e.exit)]
+        assert mine[-1]["operator"] == "total"
+        for tool in TOOLS:
+            assert sum(int(r[tool]) for r in mine[:-1]) == int(mine[-1][tool]) == e.count(tool).total
+
+
+def test_table_shows_totals_and_each_explained_gap(capsys, api):
+    code, out, _ = run(capsys, "compare", *NETWORK)
+    assert code == 0
+    assert "Counters compared, per exit" in out and "FlopCounterMode" in out
+    gap = next(g for g in api[0].gaps if g.label == "fvcore - macs")
+    row = rf"\| fvcore - macs +\| +{re.escape(f'{gap.gap:+,}')} \| batch_norm {gap.gap:,} +\|"
+    assert re.search(row, out)
+
+
+def test_markdown_lists_every_gap(capsys, api):
+    code, out, _ = run(capsys, "compare", *NETWORK, "--format", "markdown")
+    assert code == 0
+    assert out.count("| fvcore - macs |") == len(api)
+
+
+def test_output_file_is_not_replaced_without_force(capsys, tmp_path):
+    target = tmp_path / "cmp.json"
+    target.write_text("mine")
+    code, _, err = run(capsys, "compare", *NETWORK, "--format", "json", "-o", str(target))
+    assert code == 2 and "already exists; pass --force" in err and target.read_text() == "mine"
+
+
+def test_unknown_format_is_one_line_error(capsys):
+    code, out, err = run(capsys, "compare", "--format", "jsno")
+    assert (code, out) == (2, "")
+    assert err == ("msdprof: error: --format jsno: must be one of table, json, csv, markdown "
+                   "(did you mean 'json'?)\n")
+
+
+def test_msdnet_exits_runs_blocks_and_heads_one_to_k():
+    model = build_model(SMALL["cifar"], device="meta")
+    assert len(msdnet_exits(model, torch.zeros(1, 3, 32, 32, device="meta"), 2)) == 2
