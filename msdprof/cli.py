@@ -162,14 +162,17 @@ def _add_graph(sub: Any) -> None:
         "graph", help="the scale x layer connectivity graph, drawn or as data",
         description="The feature maps the network computes (scales down, layers across), the "
                     "convs between them, transitions and exits. The suffix of FILE picks the "
-                    "format: " + ", ".join(drawing.SUFFIXES) + " (.svg, .png and .pdf need "
-                    "Graphviz; .json is networkx node-link data with each node's cost).",
+                    "format: " + ", ".join(drawing.SUFFIXES) + " (.svg, .png, .pdf and .html need "
+                    "Graphviz; .json is networkx node-link data with each node's cost; .html is "
+                    "one offline page where clicking an exit lights up the maps it needs and "
+                    "shows what it costs).",
     )
     add_network_options(p)
     p.add_argument("--dense", action="store_true",
                    help="also draw the dense edges: every earlier same-scale map the "
                         "concatenation carries (quadratic in the layers per block)")
-    add_convention_option(p, "unit of the node costs in .json/.graphml and the SVG tooltips")
+    add_convention_option(p, "unit of the node costs in .json/.graphml and the SVG tooltips; "
+                             "the convention .html shows first")
     add_output_options(p, required=True)
     p.set_defaults(run=_run_graph)
 
@@ -177,6 +180,13 @@ def _add_graph(sub: Any) -> None:
 def _run_graph(args: argparse.Namespace) -> None:
     options, name = network_options(args)
     path = drawing.check_output(args.output, args.force)  # before any work
+    if path.suffix.lower() == drawing.PAGE:
+        from .interactive import write_page
+
+        title = f"MSDNet {name}" if name and not given_options(args) else f"MSDNet {options.describe()}"
+        write_page(path, options, input_size=args.input_size, dense=args.dense,
+                   convention=args.convention, title=title, force=args.force)
+        return
     graph = layout_graph(options, input_size=args.input_size, dense=args.dense,
                          convention=args.convention)
     if name:
