@@ -458,8 +458,9 @@ svg.addEventListener("mouseout", function (event) {
 });
 svg.addEventListener("mousemove", function (event) {
   if (tooltip.hidden) return;
-  var x = Math.min(event.clientX + 14, window.innerWidth - tooltip.offsetWidth - 4);
-  var y = Math.min(event.clientY + 14, window.innerHeight - tooltip.offsetHeight - 4);
+  var r = viewport.getBoundingClientRect(), w = tooltip.offsetWidth, h = tooltip.offsetHeight;
+  var x = event.clientX + 14 + w <= r.right ? event.clientX + 14 : event.clientX - 14 - w;
+  var y = event.clientY + 14 + h <= r.bottom ? event.clientY + 14 : event.clientY - 14 - h;
   tooltip.style.left = x + "px"; tooltip.style.top = y + "px";
 });
 
@@ -492,11 +493,18 @@ function zoom(factor, clientX, clientY) {
   view = {s: s, x: px - (clientX - r.left) / s, y: py - (clientY - r.top) / s};
   apply();
 }
-function reveal(e) {  // pan sideways so that exit e and what leads to it are in view
+function reveal(e) {  // pan sideways to show exit e and what it needs (or its nearest part)
   var r = viewport.getBoundingClientRect(), b = elements[e.node].getBoundingClientRect();
-  if (b.left >= r.left && b.right <= r.right) return;
-  var w = r.width / view.s, middle = view.x + ((b.left + b.right) / 2 - r.left) / view.s;
-  view.x = Math.max(picture.x, Math.min(middle - 0.7 * w, picture.x + picture.w - w));
+  var left = b.left, right = b.right;
+  e.ancestors.forEach(function (id) {
+    var a = elements[id].getBoundingClientRect();
+    left = Math.min(left, a.left); right = Math.max(right, a.right);
+  });
+  if (left >= r.left && right <= r.right) return;
+  var shift = right - left <= 0.9 * r.width ? (left + right) / 2 - (r.left + r.right) / 2
+                                             : b.right - (r.left + 0.9 * r.width);
+  var w = r.width / view.s;
+  view.x = Math.max(picture.x, Math.min(view.x + shift / view.s, picture.x + picture.w - w));
   apply();
 }
 function centre() {
