@@ -185,7 +185,7 @@ def _run_graph(args: argparse.Namespace) -> None:
 
         title = f"MSDNet {name}" if name and not given_options(args) else f"MSDNet {options.describe()}"
         write_page(path, options, input_size=args.input_size, dense=args.dense,
-                   convention=args.convention, title=title, force=args.force)
+                   convention=args.convention, name=name, title=title, force=args.force)
         return
     graph = layout_graph(options, input_size=args.input_size, dense=args.dense,
                          convention=args.convention)

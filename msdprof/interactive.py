@@ -254,17 +254,24 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
 
 
 def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense: bool = False,
-                 convention: str = "msdnet", title: str | None = None, **options: Any) -> str:
+                 convention: str = "msdnet", name: str | None = None, title: str | None = None,
+                 **options: Any) -> str:
     """:func:`page` of a network given as :func:`msdprof.layout_graph` takes it, counted in every
-    convention (on the ``meta`` device); ``convention`` is the one shown first."""
+    convention (on the ``meta`` device); ``convention`` is the one shown first.  ``name`` (default:
+    the preset name, if one is given) is shown in the picture's title; ``title`` heads the page
+    (default ``MSDNet <name>``, else the options)."""
     check_convention(convention)
     model = preset_or_config if isinstance(preset_or_config, nn.Module) else model_from(
         preset_or_config, input_size, use="drawn", **options)
     graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}
     costs = {c: exit_costs(model, convention=c) for c in CONVENTIONS}
+    if name is None and isinstance(preset_or_config, str) and not options:
+        name = preset_or_config
+    if name is not None:
+        for graph in graphs.values():
+            graph.graph["preset"] = name
     if title is None:
-        title = (f"MSDNet {preset_or_config}" if isinstance(preset_or_config, str)
-                 else "MSDNet " + model.options.describe())
+        title = f"MSDNet {name}" if name is not None else "MSDNet " + model.options.describe()
     return page(graphs, costs, convention, f"{title}: what each exit needs and costs")
 
 

@@ -403,7 +403,7 @@ def _layout_svg(config: Configuration) -> bytes:
 def _interactive_page(config: Configuration) -> bytes:
     return interactive.network_page(config.options, input_size=config.plan.input_size,
                                     convention=config.costs.convention,
-                                    title=f"MSDNet {config.label}").encode("utf-8")
+                                    name=config.label).encode("utf-8")
 
 
 def _page(blocks: list[Block], title: str, fmt: str) -> bytes:
