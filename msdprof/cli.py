@@ -203,7 +203,8 @@ def _add_report(sub: Any) -> None:
         description="A report on one MSDNet (or several side by side): options and layer plan, "
                     "the cost of every exit, totals, and beside it a cost-vs-exit plot and the "
                     "layout picture as SVG files (the layout needs Graphviz; without it the report "
-                    "says so in its place). -o FILE.md writes Markdown, -o FILE.html HTML.",
+                    "says so in its place). -o FILE.md writes Markdown, -o FILE.html HTML (its "
+                    "layout section shows the interactive page FILE-layout.html, written beside it).",
     )
     add_network_options(p)
     p.add_argument(
