@@ -2,18 +2,23 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
 
-.PHONY: setup setup-test graphviz demo test reports digits bench
+.PHONY: setup setup-test graphviz chromium demo test reports digits bench
 
 setup:
 	$(PIP) torch==2.13.0
 	$(PIP) -e .
 
-setup-test: setup graphviz
+setup-test: setup graphviz chromium
 	$(PIP) -e '.[test]'
 
 # Graphviz's `dot` renders the layout pictures; Debian's package, installed only when missing.
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+
+# Debian's Chromium, which Playwright drives in tests/test_interactive.py (Playwright's own browser
+# download is not reachable from CI); installed only when missing.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: setup
 	msdprof count --preset cifar10-anytime

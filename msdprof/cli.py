@@ -212,8 +212,10 @@ def _add_graph(sub: Any) -> None:
         "graph", help="the scale x layer connectivity graph, drawn or as data",
         description="The feature maps the network computes (scales down, layers across), the "
                     "convs between them, transitions and exits. The suffix of FILE picks the "
-                    "format: " + ", ".join(drawing.SUFFIXES) + " (.svg, .png and .pdf need "
-                    "Graphviz; .json is networkx node-link data with each node's cost).",
+                    "format: " + ", ".join(drawing.SUFFIXES) + " (.svg, .png, .pdf and .html need "
+                    "Graphviz; .json is networkx node-link data with each node's cost; .html is "
+                    "one offline page where clicking an exit lights up the maps it needs and "
+                    "shows what it costs).",
     )
     add_network_options(p)
     add_model_options(p)
@@ -222,7 +224,8 @@ def _add_graph(sub: Any) -> None:
     p.add_argument("--dense", action="store_true",
                    help="also draw the dense edges: every earlier same-scale map the "
                         "concatenation carries (quadratic in the layers per block)")
-    add_convention_option(p, "unit of the node costs in .json/.graphml and the SVG tooltips")
+    add_convention_option(p, "unit of the node costs in .json/.graphml and the SVG tooltips; "
+                             "the convention .html shows first")
     add_output_options(p, required=True)
     p.set_defaults(run=_run_graph)
 
@@ -233,9 +236,20 @@ def _run_graph(args: argparse.Namespace) -> None:
     model = user_model(args)
     if model is None and args.exit is not None:
         raise OptionError("exit", args.exit, "needs --model (an MSDNet's layout shows every exit)")
+    if model is not None and args.dense:
+        raise OptionError("dense", "given", "is for an MSDNet's layout, not --model")
+    if path.suffix.lower() == drawing.PAGE:
+        from .interactive import write_page
+
+        if model is not None:
+            write_page(path, model, input_size=args.input_size, convention=args.convention,
+                       name=args.model, title=f"{type(model).__name__} {args.model}", force=args.force)
+            return
+        title = f"MSDNet {name}" if name and not given_options(args) else f"MSDNet {options.describe()}"
+        write_page(path, options, input_size=args.input_size, dense=args.dense,
+                   convention=args.convention, name=name, title=title, force=args.force)
+        return
     if model is not None:
-        if args.dense:
-            raise OptionError("dense", "given", "is for an MSDNet's layout, not --model")
         graph = layout_graph(model, input_size=args.input_size, convention=args.convention)
         graph.graph["spec"] = args.model
         exits = sum(1 for _, d in graph.nodes(data=True) if d["kind"] == "exit")
@@ -260,7 +274,8 @@ def _add_report(sub: Any) -> None:
         description="A report on one MSDNet (or several side by side): options and layer plan, "
                     "the cost of every exit, totals, and beside it a cost-vs-exit plot and the "
                     "layout picture as SVG files (the layout needs Graphviz; without it the report "
-                    "says so in its place). -o FILE.md writes Markdown, -o FILE.html HTML.",
+                    "says so in its place). -o FILE.md writes Markdown, -o FILE.html HTML (its "
+                    "layout section shows the interactive page FILE-layout.html, written beside it).",
     )
     add_network_options(p)
     p.add_argument(

@@ -1,4 +1,4 @@
-"""A small document model (headings, paragraphs, facts, tables, images, notes) rendered as Markdown or HTML.
+"""A small document model (headings, paragraphs, facts, tables, images, frames, notes) rendered as Markdown or HTML.
 
 A report is written once as a list of blocks and rendered by :func:`to_markdown` or :func:`to_html`,
 so the two formats never say different things.  Text inside blocks may use three pieces of inline
@@ -62,13 +62,24 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Frame:
+    """A page stored beside the document, shown in place in HTML (an ``iframe`` ``height`` pixels
+    high) and linked in Markdown: ``src`` is a file name relative to the document."""
+
+    src: str
+    title: str
+    caption: str | None = None
+    height: int = 640
+
+
+@dataclass(frozen=True)
 class Note:
     """A call-out, e.g. why a picture is missing."""
 
     text: str
 
 
-Block = Union[Heading, Paragraph, Facts, Table, Image, Note]
+Block = Union[Heading, Paragraph, Facts, Table, Image, Frame, Note]
 
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
@@ -120,6 +131,9 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, Image):
             text = f"![{block.alt}]({block.src})\n"
             parts.append(text + (f"\n{block.caption}\n" if block.caption else ""))
+        elif isinstance(block, Frame):
+            text = f"[{block.title}]({block.src})\n"
+            parts.append(text + (f"\n{block.caption}\n" if block.caption else ""))
         elif isinstance(block, Note):
             parts.append(f"> **Note.** {block.text}\n")
         else:  # pragma: no cover - the Block union is closed
@@ -144,6 +158,7 @@ p.caption { color: #57606a; font-size: .9em; margin-top: -.2em; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figure.wide .scroll { overflow-x: auto; } figure.wide img { max-width: none; height: 460px; }
 td.l:first-child { white-space: nowrap; }
+figure.frame iframe { width: 100%; border: 1px solid #d0d7de; display: block; }
 figcaption { color: #57606a; font-size: .9em; }
 dl { display: grid; grid-template-columns: max-content auto; gap: .25em 1.2em; margin: .8em 0; }
 dt { font-weight: 600; } dd { margin: 0; }
@@ -183,6 +198,11 @@ def to_html(blocks: list[Block], title: str) -> str:
                 img = f'<div class="scroll"><a href="{html.escape(block.src)}">{img}</a></div>'
             css = ' class="wide"' if block.wide else ""
             parts.append(f"<figure{css}>{img}{caption}</figure>\n")
+        elif isinstance(block, Frame):
+            caption = f"<figcaption>{inline_html(block.caption)}</figcaption>" if block.caption else ""
+            frame = (f'<iframe src="{html.escape(block.src)}" title="{html.escape(block.title)}" '
+                     f'height="{block.height}" loading="lazy"></iframe>')
+            parts.append(f'<figure class="frame">{frame}{caption}</figure>\n')
         elif isinstance(block, Note):
             parts.append(f'<div class="note"><strong>Note.</strong> {inline_html(block.text)}</div>\n')
         else:  # pragma: no cover - the Block union is closed
@@ -194,4 +214,4 @@ def to_html(blocks: list[Block], title: str) -> str:
     )
 
 
-__all__ = ["Block", "Facts", "Heading", "Image", "Note", "Paragraph", "Table", "inline_html", "to_html", "to_markdown"]
+__all__ = ["Block", "Facts", "Frame", "Heading", "Image", "Note", "Paragraph", "Table", "inline_html", "to_html", "to_markdown"]

@@ -327,7 +327,10 @@ WRITERS: dict[str, Callable[[nx.DiGraph], str | bytes]] = {
     ".json": to_json,
     ".graphml": to_graphml,
 }
-SUFFIXES = tuple(WRITERS)
+#: The interactive page: written by :func:`msdprof.interactive.write_page`, which needs the
+#: per-exit costs as well as the graph (so not by :func:`write_graph`); it embeds the SVG.
+PAGE = ".html"
+SUFFIXES = (*WRITERS, PAGE)
 
 
 def check_output(path: str | Path, force: bool = False) -> Path:
@@ -335,13 +338,13 @@ def check_output(path: str | Path, force: bool = False) -> Path:
     installed when the suffix needs it; else :class:`OptionError`.  Nothing is written."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in WRITERS:
+    if suffix not in SUFFIXES:
         raise OptionError(
             "output", str(path),
             f"unknown suffix '{path.suffix}'; the file name must end in one of " + ", ".join(SUFFIXES),
         )
     check_writable(path, force)
-    if suffix.lstrip(".") in RENDERED and shutil.which(GRAPHVIZ_PROGRAM) is None:
+    if (suffix.lstrip(".") in RENDERED or suffix == PAGE) and shutil.which(GRAPHVIZ_PROGRAM) is None:
         raise _no_graphviz(path)
     return path
 
@@ -350,8 +353,11 @@ def write_graph(graph: nx.DiGraph, path: str | Path, force: bool = False) -> Pat
     """Write ``graph`` to ``path`` in the format its suffix names (see :data:`SUFFIXES`),
     atomically; an existing file is replaced only with ``force``."""
     path = check_output(path, force)
+    if path.suffix.lower() == PAGE:
+        raise ValueError(f"{path}: the {PAGE} page needs the exit costs too: use "
+                         "msdprof.interactive.write_page")
     return write_atomic(path, WRITERS[path.suffix.lower()](graph), force)
 
 
-__all__ = ["RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "render", "to_dot", "to_graphml", "to_json",
+__all__ = ["PAGE", "RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "render", "to_dot", "to_graphml", "to_json",
            "write_graph"]

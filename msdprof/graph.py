@@ -175,7 +175,8 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet") -> nx.DiGraph:
     ``macs`` (in ``convention``), ``params`` (each parameter charged to the node that reads it
     first, so node costs add up to the pass's totals), ``order`` (execution order).  One node
     ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost)
-    follows its producer, so ``nx.ancestors(graph, "exit2")`` is everything output 2 reads.
+    follows its producer (nodes are added in execution order, each exit right after its producer),
+    so ``nx.ancestors(graph, "exit2")`` is everything output 2 reads.
     Graph attributes: ``dataflow`` (True), ``convention``, ``model``, ``input_shapes``.
     """
     check_convention(convention)
@@ -183,6 +184,9 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet") -> nx.DiGraph:
     firsts = flow.first_reads()
     graph = nx.DiGraph(dataflow=True, convention=convention, input_shapes=[list(s) for s in flow.input_shapes])
     sources: list[set[str]] = []  # per op, the kept nodes its result comes from
+    exits_of: dict[int, list[int]] = {}
+    for k, producer in enumerate(flow.outputs, start=1):
+        exits_of.setdefault(producer, []).append(k)
     for op, first in zip(flow.ops, firsts):
         reads = set().union(*(sources[i] for i in op.inputs)) if op.inputs else set()
         costly = any(f(op.count) for f in CONVENTIONS.values())
@@ -196,11 +200,11 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet") -> nx.DiGraph:
             sources.append({op.name})
         else:
             sources.append(reads)
-    for k, (producer, name) in enumerate(zip(flow.outputs, flow.exit_names), start=1):
-        node = exit_id(k)
-        graph.add_node(node, kind="exit", exit=k, name=name, macs=0, params=0,
-                       shape=list(flow.ops[producer].shape or ()), order=producer)
-        graph.add_edges_from((source, node) for source in sorted(sources[producer]))
+        for k in exits_of.get(op.index, ()):  # exit nodes follow their producers, in order
+            node = exit_id(k)
+            graph.add_node(node, kind="exit", exit=k, name=flow.exit_names[k - 1], macs=0, params=0,
+                           shape=list(op.shape or ()), order=op.index)
+            graph.add_edges_from((source, node) for source in sorted(sources[op.index]))
     return graph
 
 

@@ -26,10 +26,10 @@ from typing import Any, Iterable, Sequence
 from msdnet import PRESETS, LayerPlan, Options, build_plan, resolve
 from msdnet.config import OptionError, format_value
 
-from . import drawing
+from . import drawing, interactive
 from .costplot import Series, cost_plot
 from .counting import CONVENTION_HELP, check_convention
-from .document import Block, Facts, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
+from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from .exits import ExitCosts, exit_costs
 from .formatting import OP_NAMES, op_unit, scaled, table_columns
 from .graph import layout_graph
@@ -299,12 +299,19 @@ def totals_table(config: Configuration) -> Table:
     )
 
 
-def _layout_blocks(config: Configuration, src: str, graphviz: bool) -> list[Block]:
+def _layout_blocks(config: Configuration, src: str, graphviz: bool, page: str | None = None) -> list[Block]:
     if not graphviz:
         return [Note(
             "The layout picture needs Graphviz's `" + drawing.GRAPHVIZ_PROGRAM + "` program, which "
             "was not found when this report was made: install Graphviz (`apt-get install graphviz`) "
             "and make the report again."
+        )]
+    if page is not None:
+        return [Frame(
+            page, f"interactive layout of {config.label}",
+            "Click an exit: the maps it needs light up, and the panel gives its eager, lazy and "
+            "direct cost and what lazy evaluation defers; hover a map for its shape and cost; drag "
+            f"to pan, wheel to zoom. Full page: [{page}]({page}); static picture: [{src}]({src}).",
         )]
     return [Image(
         src, f"layout of {config.label}",
@@ -315,10 +322,11 @@ def _layout_blocks(config: Configuration, src: str, graphviz: bool) -> list[Bloc
 
 def configuration_blocks(
     config: Configuration, level: int, layout: str, graphviz: bool, cost: str | None = None,
-    output: str | None = None,
+    output: str | None = None, page: str | None = None,
 ) -> list[Block]:
     """Every section about one configuration; headings at ``level``.  ``layout`` and ``cost`` are
-    the file names of its pictures (``cost`` ``None``: no plot of its own)."""
+    the file names of its pictures (``cost`` ``None``: no plot of its own); ``page`` that of its
+    interactive layout page, shown in place of the layout picture (HTML reports)."""
     blocks: list[Block] = [
         Heading("Options", level),
         options_table(config),
@@ -332,7 +340,7 @@ def configuration_blocks(
     ]
     if cost is not None:
         blocks += [Heading("Cost vs exit", level), Image(cost, f"cost vs exit of {config.label}")]
-    blocks += [Heading("Layout", level), *_layout_blocks(config, layout, graphviz)]
+    blocks += [Heading("Layout", level), *_layout_blocks(config, layout, graphviz, page)]
     blocks += [Heading("Exact counts", level), exact_table(config)]
     return blocks
 
@@ -392,6 +400,12 @@ def _layout_svg(config: Configuration) -> bytes:
     return drawing.render(graph, "svg")
 
 
+def _interactive_page(config: Configuration) -> bytes:
+    return interactive.network_page(config.options, input_size=config.plan.input_size,
+                                    convention=config.costs.convention,
+                                    name=config.label).encode("utf-8")
+
+
 def _page(blocks: list[Block], title: str, fmt: str) -> bytes:
     text = to_markdown(blocks) if fmt == "markdown" else to_html(blocks, title)
     return text.encode("utf-8")
@@ -404,7 +418,9 @@ def report_files(
 
     One configuration: ``STEM.md`` (or ``.html``), ``STEM-cost.svg``, ``STEM-layout.svg``.  Several:
     a comparison table and one plot of them all (``STEM-cost.svg``), then a section per
-    configuration with its layout ``STEM-<label>-layout.svg``.  ``graphviz`` (default: whether it
+    configuration with its layout ``STEM-<label>-layout.svg``.  HTML reports also get each
+    layout's interactive page (:mod:`msdprof.interactive`), ``STEM-layout.html`` or
+    ``STEM-<label>-layout.html``, shown in the layout section.  ``graphviz`` (default: whether it
     is installed) ``False`` leaves the layout pictures out and says so in their place.
     """
     check_format(fmt)
@@ -422,12 +438,16 @@ def report_files(
     if len(configs) == 1:
         (config,) = configs
         layout = f"{stem}-layout.svg"
+        interactive_page = f"{stem}-layout.html" if fmt == "html" and graphviz else None
         title = f"MSDNet report: {config.label}"
         blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
-        blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page)
+        blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page,
+                                       page=interactive_page)
         files[cost] = cost_plot([Series(config.label, config.costs)], f"{config.label}: cost vs exit")
         if graphviz:
             files[layout] = _layout_svg(config)
+        if interactive_page:
+            files[interactive_page] = _interactive_page(config)
     else:
         title = "MSDNet comparison: " + " vs ".join(c.label for c in configs)
         blocks = [
@@ -439,10 +459,13 @@ def report_files(
         files[cost] = cost_plot([Series(c.label, c.costs) for c in configs], "cost vs exit")
         for config in configs:
             layout = f"{stem}-{config.slug}-layout.svg"
+            interactive_page = f"{stem}-{config.slug}-layout.html" if fmt == "html" and graphviz else None
             blocks += [Heading(config.label, 2, anchor=config.slug), Paragraph(_summary(config))]
-            blocks += configuration_blocks(config, 3, layout, graphviz)
+            blocks += configuration_blocks(config, 3, layout, graphviz, page=interactive_page)
             if graphviz:
                 files[layout] = _layout_svg(config)
+            if interactive_page:
+                files[interactive_page] = _interactive_page(config)
     files[page] = _page(blocks, title, fmt)
     return files
 
