@@ -366,6 +366,7 @@ def _run_budget(args: argparse.Namespace) -> None:
     per_image = parse_count(args.anytime, "anytime") if args.anytime is not None else None
     options, name = network_options(args)
     given = given_fractions(args.fractions, options.nBlocks) if args.fractions is not None else None
+    family = geometric_family(options.nBlocks) if per_image is None and given is None else None
     for option, path in (("output", args.output), ("plot", args.plot)):  # before any work
         if path:
             check_writable(path, args.force, option)
@@ -379,11 +380,11 @@ def _run_budget(args: argparse.Namespace) -> None:
         parts: tuple[Any, ...] = (costs, anytime(costs, per_image), anytime_steps(costs))
         renderable, render = budget_view.anytime_renderable, budget_view.render_anytime
     elif outputs is None:
-        distributions = [given] if given else geometric_family(len(costs))
+        distributions = [given] if given else family
         parts = (costs, [expected_cost(costs, d) for d in distributions])
         renderable, render = budget_view.expected_renderable, budget_view.render_expected
     else:
-        calibrations = budgeted_batch(costs, outputs, [given] if given else None)
+        calibrations = budgeted_batch(costs, outputs, [given] if given else family)
         if args.plot:
             write_atomic(args.plot, budget_view.accuracy_plot(costs, outputs, calibrations, name),
                          force=args.force, option="plot")
