@@ -138,8 +138,15 @@ def network_options(args: argparse.Namespace) -> tuple[Options, str | None]:
     return resolve(args.preset, **given), name
 
 
+def output_name(text: str) -> str:
+    """An ``-o`` value: refuses ``''`` (which would otherwise mean standard output)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file, not ''")
+    return text
+
+
 def add_output_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    parser.add_argument("-o", "--output", metavar="FILE", required=required,
+    parser.add_argument("-o", "--output", metavar="FILE", required=required, type=output_name,
                         help="write to FILE" + ("" if required else " instead of standard output"))
     parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
@@ -272,7 +279,7 @@ def _add_report(sub: Any) -> None:
                    help="a report on every preset and an index (README.md) in the directory -o DIR")
     p.add_argument("--html", action="store_true", help="write HTML (with --all: index.html)")
     add_convention_option(p, "unit of the operation counts")
-    p.add_argument("-o", "--output", metavar="FILE|DIR", required=True,
+    p.add_argument("-o", "--output", metavar="FILE|DIR", required=True, type=output_name,
                    help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
                         "with --all a directory")
     p.add_argument("--force", action="store_true", help="replace files that exist")
@@ -333,7 +340,7 @@ def _add_budget(sub: Any) -> None:
                    help="saved per-exit softmax outputs: the authors' (val_pred, val_target, "
                         "test_pred, test_target) as .pt (read with weights_only=True) or the four "
                         "arrays by name in .npz; pred [exits, samples, classes], target [samples]")
-    p.add_argument("--plot", metavar="FILE.svg",
+    p.add_argument("--plot", metavar="FILE.svg", type=output_name,
                    help="with --logits: draw test accuracy against expected cost (eager and "
                         "lazy), the paper's Figure 4 curve")
     add_convention_option(p, "unit of the costs and budgets")
