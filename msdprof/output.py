@@ -181,9 +181,9 @@ def write_together(
                 raise _error(option, target, error) from None
             staged.append((temp, target))
         for temp, target in staged:
-            if before_swap is not None:
-                before_swap(target)
             try:
+                if before_swap is not None:
+                    before_swap(target)
                 backup = None
                 if os.path.lexists(target):
                     backup = _temp_name(directory, target.name, "old", token)
