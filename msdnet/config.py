@@ -13,9 +13,10 @@ whole network, blocks and exits 1..nBlocks.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from dataclasses import dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Callable, Iterable
 
 STEPMODES = ("even", "lin_grow")
@@ -25,8 +26,24 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet": 1000}
 DEFAULT_INPUT = {"cifar10": 32, "cifar100": 32, "ImageNet": 224}
 CIFAR_HEAD_CHANNELS = 128
 
-#: The largest input side :func:`input_size_range` looks at when it names the sizes that work.
-_LARGEST_SIDE_SEARCHED = 4096
+# Limits on what an MSDNet can be (README, "Errors and limits").  They sit far beyond every recipe
+# the authors trained (at most 35 layers, 5 scales, 2,400 channels on a map, 224-pixel inputs) and
+# are checked on the options alone, before any list, plan or tensor is made, so an absurd size is a
+# one-line error at once instead of a hang, an overflow deep in torch, or memory running out.
+
+#: Layers in the whole network (``L``, summed over the blocks); also bounds ``nBlocks``, ``base``
+#: and ``step``.  The deepest recipe has 35 layers; counting 1,000 layers takes seconds.
+MAX_LAYERS = 1000
+#: Channels of any feature map (and of ``nChannels``, ``growthRate`` and every factor): one 3x3
+#: convolution between two maps this wide holds 9*10^10 weights, 360 GB in float32.
+MAX_CHANNELS = 100_000
+#: Input side in pixels; :func:`input_size_range` searches the sides up to it.
+MAX_INPUT_SIDE = 4096
+#: Scales (``len(grFactor)``): the most for which some input side up to :data:`MAX_INPUT_SIDE`
+#: works (CIFAR stem, 10; the ImageNet stem divides the side by 4 first, so it takes 8).
+MAX_SCALES = 10
+#: Digits of a whole-number option beyond which it is refused unread (10^18 is past every limit).
+_MAX_DIGITS = 18
 
 
 class OptionError(ValueError):
@@ -69,14 +86,23 @@ def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
     raise OptionError(option, value, allowed + did_you_mean(str(value), choices))
 
 
-def _whole(option: str, value: Any, minimum: int) -> int:
+def _too_large(option: str, value: Any, maximum: int, why: str) -> OptionError:
+    return OptionError(option, value, f"must be at most {maximum:,} ({why}; see the README's limits)")
+
+
+def _whole(option: str, value: Any, minimum: int, maximum: int | None = None, why: str = "") -> int:
     if isinstance(value, str):
+        text = value.strip()
+        if maximum is not None and text.isdigit() and len(text.lstrip("0")) > _MAX_DIGITS:
+            raise _too_large(option, value, maximum, why)  # not even converted
         try:
-            value = int(value.strip())
+            value = int(text)
         except ValueError:
             raise OptionError(option, value, f"must be a whole number >= {minimum}") from None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise OptionError(option, value, f"must be a whole number >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise _too_large(option, value, maximum, why)
     return value
 
 
@@ -92,6 +118,13 @@ def _factors(option: str, value: Any) -> tuple[int, ...]:
         raise OptionError(option, value, allowed)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
         raise OptionError(option, value, allowed)
+    if len(value) > MAX_SCALES:
+        raise OptionError(option, value, f"has {len(value)} entries: at most {MAX_SCALES} scales (no "
+                                         f"input up to {MAX_INPUT_SIDE} pixels takes more; see the "
+                                         "README's limits)")
+    if max(value) > MAX_CHANNELS:
+        raise OptionError(option, value, f"has an entry above {MAX_CHANNELS:,} (the most channels a "
+                                         "map may have; see the README's limits)")
     return tuple(value)
 
 
@@ -150,6 +183,7 @@ class Options:
                 f"must have the same length as bnFactor {format_value(self.bnFactor)} "
                 f"({len(self.bnFactor)})",
             )
+        _check_layers(self)  # before the steps are listed
         _check_scales(self)
         _check_channels(self)
 
@@ -167,16 +201,21 @@ class Options:
         """Side of the square input image the recipes use for this data set, in pixels."""
         return DEFAULT_INPUT[self.data]
 
-    @property
+    @cached_property
     def steps(self) -> tuple[int, ...]:
         """Layers in each block: ``base``, then ``step`` (even) or ``step*i + 1`` (lin_grow)."""
         grow = (lambda i: self.step) if self.stepmode == "even" else (lambda i: self.step * i + 1)
         return (self.base,) + tuple(grow(i) for i in range(1, self.nBlocks))
 
-    @property
+    @cached_property
     def nLayers(self) -> int:
-        """``L``: layers in the whole network."""
-        return sum(self.steps)
+        """``L``: layers in the whole network, in closed form (the steps need not be listed):
+        ``base + step*(nBlocks-1)`` (even), ``base + step*nBlocks*(nBlocks-1)/2 + nBlocks-1``
+        (lin_grow)."""
+        more = self.nBlocks - 1
+        if self.stepmode == "even":
+            return self.base + self.step * more
+        return self.base + self.step * self.nBlocks * more // 2 + more
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (factors as ``"1-2-4"``), as the authors' scripts take them; JSON-ready."""
@@ -196,9 +235,15 @@ OPTION_NAMES = tuple(f.name for f in fields(Options))
 #: Options that take whole numbers, and the smallest value each can take on its own (``step`` 0
 #: only with a single block: :class:`Options` checks that with ``nBlocks``).
 WHOLE_NUMBER_OPTIONS = {"nBlocks": 1, "step": 0, "base": 1, "nChannels": 1, "growthRate": 1}
+#: The largest value each whole-number option can take on its own, and why (the limits above).
+WHOLE_NUMBER_MAXIMA = {
+    **dict.fromkeys(("nBlocks", "step", "base"), (MAX_LAYERS, f"an MSDNet has at most {MAX_LAYERS:,} layers")),
+    **dict.fromkeys(("nChannels", "growthRate"),
+                    (MAX_CHANNELS, f"a feature map has at most {MAX_CHANNELS:,} channels")),
+}
 
 _VALUE_RULES: dict[str, Callable[[str, Any], Any]] = {
-    **{name: lambda option, v: _whole(option, v, WHOLE_NUMBER_OPTIONS[option])
+    **{name: lambda option, v: _whole(option, v, WHOLE_NUMBER_OPTIONS[option], *WHOLE_NUMBER_MAXIMA[option])
        for name in WHOLE_NUMBER_OPTIONS},
     "stepmode": lambda option, v: _choice(option, v, STEPMODES),
     "prune": lambda option, v: _choice(option, v, PRUNES),
@@ -275,6 +320,18 @@ def _schedule(options: Options):
             n = grown if reduced is None else reduced
 
 
+def _check_layers(options: Options) -> None:
+    """Reject networks of more than :data:`MAX_LAYERS` layers, from the closed form of ``L``."""
+    if options.nLayers > MAX_LAYERS:
+        option = "nBlocks" if options.nBlocks > 1 else "base"
+        raise OptionError(
+            option, getattr(options, option),
+            f"gives {options.nLayers:,} layers (nBlocks {options.nBlocks}, stepmode "
+            f"{options.stepmode}, step {options.step}, base {options.base}); an MSDNet may have "
+            f"at most {MAX_LAYERS:,} (see the README's limits)",
+        )
+
+
 def _check_scales(options: Options) -> None:
     """Reject ``prune min`` networks too short to keep every scale the stem makes: layer 1 would
     read ``min(nScales, L + 1)`` scales of the stem's ``nScales`` (the authors' code fails there)."""
@@ -289,9 +346,25 @@ def _check_scales(options: Options) -> None:
 
 
 def _check_channels(options: Options) -> None:
-    """Reject growth rates a layer cannot halve and transitions that would leave no channels."""
+    """Reject growth rates a layer cannot halve, transitions that would leave no channels and maps
+    wider than :data:`MAX_CHANNELS`."""
+    gr = options.grFactor
+    widest = [max(gr[s:]) for s in range(options.nScales)]  # the widest factor from scale s on
+    if options.nChannels * widest[0] > MAX_CHANNELS:
+        raise OptionError(
+            "nChannels", options.nChannels,
+            f"makes stem maps of {options.nChannels * widest[0]:,} channels (times grFactor "
+            f"{widest[0]}); a feature map may have at most {MAX_CHANNELS:,} (see the README's limits)",
+        )
     for step in _schedule(options):
         offset = options.nScales - step.out_scales
+        if step.n_out * widest[offset] > MAX_CHANNELS:
+            raise OptionError(
+                "growthRate", options.growthRate,
+                f"makes layer {step.index} maps of {step.n_out * widest[offset]:,} channels "
+                f"({step.n_out:,} times grFactor {widest[offset]}); a feature map may have at most "
+                f"{MAX_CHANNELS:,} (see the README's limits)",
+            )
         halved = range(offset if step.in_scales > step.out_scales else offset + 1, options.nScales)
         for s in halved:
             if options.growthRate * options.grFactor[s] % 2:
@@ -345,8 +418,25 @@ def _side_works(data: str, side: int, n_scales: int) -> bool:
 
 def input_size_range(options: Options) -> tuple[int, int]:
     """Smallest and largest input side (pixels) for which every map exists and the heads end 1x1."""
-    works = [s for s in range(1, _LARGEST_SIDE_SEARCHED + 1) if _side_works(options.data, s, options.nScales)]
-    return works[0], works[-1]
+    sides = _working_sides(options.data, options.nScales)
+    if sides is None:
+        most = max(n for n in range(1, options.nScales) if _working_sides(options.data, n))
+        stem = " (whose stem divides the side by 4)" if options.data == "ImageNet" else ""
+        raise OptionError(
+            "grFactor", options.grFactor,
+            f"no input size works: with {options.nScales} scales no side from 1 to "
+            f"{MAX_INPUT_SIDE} pixels keeps every scale's maps and ends each {options.data} head in "
+            f"a 1x1 map; {options.data}{stem} takes at most {most} scales",
+        )
+    return sides
+
+
+@lru_cache(maxsize=None)
+def _working_sides(data: str, n_scales: int) -> tuple[int, int] | None:
+    """Smallest and largest side up to :data:`MAX_INPUT_SIDE` that ``n_scales`` scales take, or
+    ``None`` (computed once per data set and number of scales)."""
+    works = [s for s in range(1, MAX_INPUT_SIDE + 1) if _side_works(data, s, n_scales)]
+    return (works[0], works[-1]) if works else None
 
 
 def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
@@ -355,6 +445,7 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
     default = value is None
     if default:
         value = options.default_input_size
+    typed = value  # errors echo what was given, as given
     allowed = "must be a side in pixels (e.g. 32) or HxW (e.g. 32x32)"
     if isinstance(value, str):
         try:
@@ -366,11 +457,15 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
         value = (value, value)
     if (not isinstance(value, (tuple, list)) or len(value) != 2
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
-        raise OptionError("input-size", value, allowed)
+        raise OptionError("input-size", typed if isinstance(typed, str) else value, allowed)
+    shown = typed if isinstance(typed, str) else (
+        value[0] if value[0] == value[1] else "x".join(map(str, value)))
+    if max(value) > MAX_INPUT_SIDE:
+        raise OptionError("input-size", shown, f"must be at most {MAX_INPUT_SIDE} pixels a side "
+                                               "(see the README's limits)")
     low, high = input_size_range(options)
     for side in value:
         if not _side_works(options.data, side, options.nScales):
-            shown = side if value[0] == value[1] else "x".join(map(str, value))
             raise OptionError(
                 "input-size", shown,
                 f"{'(the ' + options.data + ' default) ' if default else ''}"
@@ -524,6 +619,7 @@ def build_plan(options: Options, input_size: Any = None) -> LayerPlan:
     layers: list[Layer] = []
     heads: list[Head] = []
     g = options.growthRate
+    block_ends = tuple(itertools.accumulate(options.steps))
     for step in _schedule(options):
         n = step.n_in
         in_scales = tuple(range(options.nScales - step.in_scales, options.nScales))
@@ -545,7 +641,7 @@ def build_plan(options: Options, input_size: Any = None) -> LayerPlan:
             step.index, step.block, in_scales, out_scales, n, g, tuple(units),
             tuple(feature_map(s, step.n_out) for s in out_scales), transition,
         ))
-        if step.index == sum(options.steps[: step.block]):  # the block's last layer: an exit
+        if step.index == block_ends[step.block - 1]:  # the block's last layer: an exit
             last = transition.outputs[-1] if transition else layers[-1].outputs[-1]
             conv_channels = CIFAR_HEAD_CHANNELS if options.data != "ImageNet" else last.channels
             heads.append(Head(step.block, step.index, last, conv_channels, options.num_classes))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -287,6 +288,16 @@ class MSDNet(nn.Module):
         device it runs shapes only, and every image goes on to the last exit.
         """
         limits = self._check_thresholds(thresholds)
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x is a {type(x).__name__}: must be a torch.Tensor [N, 3, H, W] "
+                             "(torch.from_numpy turns a NumPy array into one)")
+        height, width = self.plan.input_size
+        if x.dim() != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (height, width):
+            raise ValueError(f"x has shape {list(x.shape)}: this network was built for "
+                             f"[N, 3, {height}, {width}] (build it for another input size with "
+                             "build_model(options, input_size))")
+        if not isinstance(lazy, bool):
+            raise ValueError(f"lazy {lazy!r}: must be True or False")
         if self.training:
             raise RuntimeError(
                 "early_exit needs eval mode (BatchNorm must use its running statistics while the "
@@ -422,15 +433,28 @@ class _LazyCascade:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory this machine can still give (Linux ``MemAvailable``), or ``None`` if unknown."""
+    """Bytes of memory this process can still get: the machine's (Linux ``MemAvailable``), or less
+    where the process's address space is limited (``ulimit -v``, ``RLIMIT_AS``) -- that limit less
+    what the process already maps; ``None`` if unknown."""
+    found = []
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    found.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
-    return None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            found.append(max(0, limit - mapped))
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(found) if found else None
 
 
 def _bytes(n: float) -> str:
@@ -471,9 +495,26 @@ def build_model(
     ``device="meta"`` builds it without allocating or initialising any weight: shapes only, which is
     all counting needs.  A CPU build that would not fit in memory raises :class:`OptionError`.
     """
+    if isinstance(options, str):
+        from .presets import preset  # presets import the config this module imports
+
+        options = preset(options)
+    if options is not None and not isinstance(options, Options):
+        raise OptionError("options", type(options).__name__,
+                          "must be an msdnet.Options or a preset name (e.g. 'cifar10-batch')")
     plan = build_plan(options or Options(), input_size)
-    target = torch.device(device) if device is not None else torch.device("cpu")
+    try:
+        target = torch.device(device) if device is not None else torch.device("cpu")
+    except (RuntimeError, TypeError):
+        raise OptionError("device", device, "must be a torch device such as 'cpu' or 'meta'") from None
     if target.type == "cpu":
         _check_fits_in_memory(plan)
-    with torch.device(target) if device is not None else nullcontext():
-        return MSDNet(plan)
+    try:
+        with torch.device(target) if device is not None else nullcontext():
+            return MSDNet(plan)
+    except (MemoryError, RuntimeError) as error:  # the allocator refused, e.g. under ulimit -v
+        if isinstance(error, RuntimeError) and "alloc" not in str(error).lower():
+            raise
+        raise OptionError("device", str(target), "ran out of memory allocating the model's "
+                                                 "weights; count on the meta device (the default), "
+                                                 "which allocates nothing") from None

@@ -19,6 +19,7 @@ exit k has paid ``lazy_macs(k)`` in all).  Operation counts are in the conventio
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
@@ -36,6 +37,11 @@ from .saved_outputs import SavedOutputs
 GEOMETRIC_P = tuple(range(1, 40))
 #: The tolerance on the sum of given fractions.
 FRACTION_SUM_TOLERANCE = Fraction(1, 10**9)
+#: A given fraction is read exactly, so its text is bounded: at most this many characters, and an
+#: exponent (``1e-5``) of at most this size either way (the exact value of ``1e-N`` holds 10^N).
+MAX_FRACTION_CHARS = 100
+MAX_EXPONENT = 999
+_EXPONENT = re.compile(r"[eE]\s*[+-]?\s*0*(\d+)")
 #: The authors' threshold of an exit no sample is sent out at (``T`` is filled with it), and of the
 #: last exit, which takes every sample left.
 NO_EXIT_THRESHOLD = 1e8
@@ -166,14 +172,29 @@ def geometric(p: int, exits: int) -> ExitDistribution:
         raise OptionError("exits", exits, "must be a whole number >= 1")
     q = torch.full((1,), p * 1.0 / 20, dtype=torch.float32)
     probs = torch.exp(torch.log(q) * torch.arange(1, exits + 1, dtype=torch.float32))
+    if not bool(torch.isfinite(probs.sum())):  # q^k passed float32's largest number
+        most = max(n for n in range(1, exits) if bool(torch.isfinite(probs[:n].sum())))
+        raise OptionError(
+            "nBlocks", exits,
+            f"is too many exits for the authors' geometric family: the sum of q^k with q = {p}/20 "
+            f"overflows float32 (their arithmetic) past {most} exits; use at most {most} blocks or "
+            "give --fractions",
+        )
     probs /= probs.sum()
     return ExitDistribution(tuple(Fraction(float(v)) for v in probs.tolist()), p)
 
 
 def geometric_family(exits: int) -> tuple[ExitDistribution, ...]:
     """The authors' 39 distributions (p = 1..39) over ``exits`` exits: mostly exit 1 at p = 1,
-    uniform at p = 20, mostly the last exit at p = 39."""
-    return tuple(geometric(p, exits) for p in GEOMETRIC_P)
+    uniform at p = 20, mostly the last exit at p = 39.  :class:`OptionError` (naming ``nBlocks``)
+    past 131 exits, where the sum of q^k overflows float32 for p = 39."""
+    return tuple(geometric(p, exits) for p in reversed(GEOMETRIC_P))[::-1]  # p = 39 fails first
+
+
+def _huge_exponent(text: str) -> bool:
+    """Whether ``text`` has an exponent beyond :data:`MAX_EXPONENT`, judged by its digits alone."""
+    return any(len(m.group(1)) > len(str(MAX_EXPONENT)) or int(m.group(1)) > MAX_EXPONENT
+               for m in _EXPONENT.finditer(text))
 
 
 def given_fractions(fractions: str | Sequence[Any], exits: int) -> ExitDistribution:
@@ -184,6 +205,11 @@ def given_fractions(fractions: str | Sequence[Any], exits: int) -> ExitDistribut
     items = [s.strip() for s in fractions.split(",")] if isinstance(fractions, str) else list(fractions)
     values = []
     for i, item in enumerate(items, 1):
+        if isinstance(item, str) and (len(item) > MAX_FRACTION_CHARS or _huge_exponent(item)):
+            shown = item if len(item) <= 20 else item[:20] + "..."
+            raise OptionError("fractions", text, f"entry {i} ({shown}) is too long or its "
+                              f"exponent too large: at most {MAX_FRACTION_CHARS} characters and "
+                              f"exponents from -{MAX_EXPONENT} to {MAX_EXPONENT}")
         try:
             if isinstance(item, bool):
                 raise TypeError

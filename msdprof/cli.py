@@ -138,8 +138,15 @@ def network_options(args: argparse.Namespace) -> tuple[Options, str | None]:
     return resolve(args.preset, **given), name
 
 
+def output_name(text: str) -> str:
+    """An ``-o`` value: refuses ``''`` (which would otherwise mean standard output)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file, not ''")
+    return text
+
+
 def add_output_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    parser.add_argument("-o", "--output", metavar="FILE", required=required,
+    parser.add_argument("-o", "--output", metavar="FILE", required=required, type=output_name,
                         help="write to FILE" + ("" if required else " instead of standard output"))
     parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
@@ -289,7 +296,7 @@ def _add_report(sub: Any) -> None:
                    help="a report on every preset and an index (README.md) in the directory -o DIR")
     p.add_argument("--html", action="store_true", help="write HTML (with --all: index.html)")
     add_convention_option(p, "unit of the operation counts")
-    p.add_argument("-o", "--output", metavar="FILE|DIR", required=True,
+    p.add_argument("-o", "--output", metavar="FILE|DIR", required=True, type=output_name,
                    help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
                         "with --all a directory")
     p.add_argument("--force", action="store_true", help="replace files that exist")
@@ -350,7 +357,7 @@ def _add_budget(sub: Any) -> None:
                    help="saved per-exit softmax outputs: the authors' (val_pred, val_target, "
                         "test_pred, test_target) as .pt (read with weights_only=True) or the four "
                         "arrays by name in .npz; pred [exits, samples, classes], target [samples]")
-    p.add_argument("--plot", metavar="FILE.svg",
+    p.add_argument("--plot", metavar="FILE.svg", type=output_name,
                    help="with --logits: draw test accuracy against expected cost (eager and "
                         "lazy), the paper's Figure 4 curve")
     add_convention_option(p, "unit of the costs and budgets")
@@ -383,6 +390,7 @@ def _run_budget(args: argparse.Namespace) -> None:
     per_image = parse_count(args.anytime, "anytime") if args.anytime is not None else None
     options, name = network_options(args)
     given = given_fractions(args.fractions, options.nBlocks) if args.fractions is not None else None
+    family = geometric_family(options.nBlocks) if per_image is None and given is None else None
     for option, path in (("output", args.output), ("plot", args.plot)):  # before any work
         if path:
             check_writable(path, args.force, option)
@@ -396,11 +404,11 @@ def _run_budget(args: argparse.Namespace) -> None:
         parts: tuple[Any, ...] = (costs, anytime(costs, per_image), anytime_steps(costs))
         renderable, render = budget_view.anytime_renderable, budget_view.render_anytime
     elif outputs is None:
-        distributions = [given] if given else geometric_family(len(costs))
+        distributions = [given] if given else family
         parts = (costs, [expected_cost(costs, d) for d in distributions])
         renderable, render = budget_view.expected_renderable, budget_view.render_expected
     else:
-        calibrations = budgeted_batch(costs, outputs, [given] if given else None)
+        calibrations = budgeted_batch(costs, outputs, [given] if given else family)
         if args.plot:
             write_atomic(args.plot, budget_view.accuracy_plot(costs, outputs, calibrations, name),
                          force=args.force, option="plot")

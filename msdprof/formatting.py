@@ -39,7 +39,10 @@ def parse_count(text: str | int | float, option: str = "budget") -> int:
     if isinstance(text, bool):
         raise OptionError(option, text, allowed)
     if isinstance(text, (int, float)):
-        value = float(text)
+        try:
+            value = float(text)
+        except OverflowError:  # an int past float's range
+            raise OptionError(option, text, allowed + "; at most about 1.8e308") from None
     else:
         raw = str(text).strip().replace("_", "").replace(",", "")
         prefix = raw[-1:].upper() if raw[-1:].isalpha() else ""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -33,7 +32,7 @@ from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Tabl
 from .exits import ExitCosts, exit_costs
 from .formatting import OP_NAMES, op_unit, scaled, table_columns
 from .graph import layout_graph
-from .output import check_writable, write_atomic
+from .output import check_writable, write_directory
 
 #: Report formats and the suffix of their files.
 SUFFIXES = {"markdown": ".md", "html": ".html"}
@@ -532,29 +531,18 @@ def check_targets(directory: str | os.PathLike, names: Iterable[str], force: boo
 
 
 def write_files(directory: str | os.PathLike, files: dict[str, bytes], force: bool = False) -> list[Path]:
-    """Write ``files`` (``{name: bytes}``) into ``directory``; returns the paths written.
+    """Write ``files`` (``{name: bytes}``) into ``directory`` as one unit; returns the paths written.
 
     Every target is checked before anything is written; an existing file is replaced only with
-    ``force``.  Into an existing directory each file is written atomically; a directory that does
-    not exist yet is filled under a temporary name and renamed into place, so it appears whole.
+    ``force``.  All files are written before any is swapped in, the pictures first and the pages
+    (the index last) after them, and a failure rolls back what was swapped in
+    (:func:`msdprof.output.write_together`); a directory that does not exist yet is filled under a
+    temporary name and renamed into place, so it appears whole.
     """
-    directory = Path(directory)
     check_targets(directory, files, force)
-    if directory.is_dir():
-        return [write_atomic(directory / name, data, force) for name, data in sorted(files.items())]
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    except OSError as error:
-        raise OptionError("output", str(directory), f"cannot be written: {error.strerror or error}") from None
-    try:
-        for name, data in sorted(files.items()):
-            write_atomic(staging / name, data)
-        os.chmod(staging, 0o755)
-        os.rename(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return [directory / name for name in sorted(files)]
+    pages = set(INDEX.values())
+    order = sorted(files, key=lambda n: (Path(n).suffix.lower() in (".md", ".html"), n in pages, n))
+    return write_directory(directory, {name: files[name] for name in order}, force)
 
 
 def write_report(

@@ -13,10 +13,14 @@ and what is wrong.
 from __future__ import annotations
 
 import io
+import math
 import os
+import stat
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, NoReturn
+from typing import Any, BinaryIO, Callable, Mapping, NoReturn
 
 import numpy as np
 import torch
@@ -66,31 +70,93 @@ class SavedOutputs:
         return self.test_pred.shape[1]
 
 
-def _shape(t: torch.Tensor) -> str:
-    return "[" + ", ".join(str(d) for d in t.shape) + "]"
+#: The most numbers one split's predictions may hold: 10 exits x 50,000 images (ImageNet's whole
+#: validation set) x 1,000 classes = 5*10^8, 2 GB in float32.  Checked on the declared shapes (the
+#: ``.npy`` headers of an ``.npz``; the tensor shapes of a ``.pt``, read memory-mapped) before any
+#: value is read.
+MAX_PRED_ELEMENTS = 500_000_000
+#: The largest file read at all: both splits at the limit in float64, with their targets.
+MAX_FILE_BYTES = 2 * MAX_PRED_ELEMENTS * 8 + 2**30
+
+#: The tensor types a file may hold (others -- quantized, bit fields, complex -- are refused).
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
+             torch.uint32, torch.uint64)
+
+
+def _shape(t: torch.Tensor | tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in (t.shape if isinstance(t, torch.Tensor) else t)) + "]"
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _native(name: str, value: np.ndarray, fail: Fail) -> np.ndarray:
+    """``value`` in a dtype torch reads: native byte order, long doubles as float64, unsigned
+    integers wider than 8 bits as int64."""
+    if value.dtype.kind not in "biuf":
+        fail(f"{name} has dtype {value.dtype}: must hold numbers")
+    dtype = value.dtype.newbyteorder("=")
+    if dtype.kind == "f" and dtype.itemsize > 8:  # np.longdouble
+        dtype = np.dtype(np.float64)
+    if dtype.kind == "u" and dtype.itemsize > 1:
+        if value.size and int(value.max()) > np.iinfo(np.int64).max:
+            fail(f"{name} holds {int(value.max())}: must hold class numbers")
+        dtype = np.dtype(np.int64)
+    return np.ascontiguousarray(value.astype(dtype, copy=False))
 
 
 def _tensor(name: str, value: Any, fail: Fail) -> torch.Tensor:
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biuf":
-            fail(f"{name} has dtype {value.dtype}: must hold numbers")
-        value = torch.from_numpy(np.ascontiguousarray(value))
+        value = torch.from_numpy(_native(name, value, fail))
     if not isinstance(value, torch.Tensor):
         fail(f"{name} is a {type(value).__name__}: must be a tensor")
-    if value.layout != torch.strided or value.is_complex():
-        fail(f"{name} must be a dense real tensor, not {value.layout} {value.dtype}")
+    if value.is_nested:
+        fail(f"{name} is a nested tensor: must be a dense real tensor")
+    if value.layout != torch.strided or value.dtype not in _FLOATS + _INTEGERS + (torch.bool,):
+        fail(f"{name} must be a dense real tensor, not {value.layout} {_dtype_name(value.dtype)}")
+    if value.device.type == "meta":
+        fail(f"{name} is a meta tensor: it holds no values")
     return value.detach().cpu()
 
 
+def check_layout(
+    shapes: Mapping[str, tuple[int, ...]], floating: Mapping[str, bool], fail: Fail,
+    exits: int | None = None, kinds: Mapping[str, str] | None = None,
+) -> None:
+    """Check the four arrays' shapes against each other, against ``exits`` and against
+    :data:`MAX_PRED_ELEMENTS`, and that the predictions are floats (``floating``), before any value
+    is read; ``fail`` otherwise."""
+    for name in ("val_pred", "test_pred"):
+        shape = shapes[name]
+        if len(shape) != 3:
+            fail(f"{name} has shape {_shape(shape)}: must be [exits, samples, classes]")
+        if not floating[name]:
+            fail(f"{name} has dtype {kinds[name] if kinds else 'integer'}: must be float softmax "
+                 "probabilities")
+        if 0 in shape:
+            fail(f"{name} has shape {_shape(shape)}: needs at least one exit, sample and class")
+        if math.prod(shape) > MAX_PRED_ELEMENTS:
+            fail(f"{name} has shape {_shape(shape)}, {math.prod(shape):,} numbers: at most "
+                 f"{MAX_PRED_ELEMENTS:,} (10 exits x 50,000 images x 1,000 classes)")
+    val, test = shapes["val_pred"], shapes["test_pred"]
+    if val[0] != test[0]:
+        fail(f"val_pred has {val[0]} exits but test_pred {test[0]}")
+    if exits is not None and val[0] != exits:
+        fail(f"holds {val[0]} exits; the network has nBlocks {exits}")
+    if val[2] != test[2]:
+        fail(f"val_pred has {val[2]} classes but test_pred {test[2]}")
+    for name, pred_name in (("val_target", "val_pred"), ("test_target", "test_pred")):
+        shape, samples = shapes[name], shapes[pred_name][1]
+        if len(shape) != 1:
+            fail(f"{name} has shape {_shape(shape)}: must be [samples]")
+        if shape[0] != samples:
+            fail(f"{name} has {shape[0]} entries but {pred_name} has {samples} samples")
+
+
 def _pred(name: str, t: torch.Tensor, fail: Fail) -> torch.Tensor:
-    if t.dim() != 3:
-        fail(f"{name} has shape {_shape(t)}: must be [exits, samples, classes]")
-    if not t.is_floating_point():
-        fail(f"{name} has dtype {str(t.dtype).removeprefix('torch.')}: must be float softmax "
-             "probabilities")
-    if 0 in t.shape:
-        fail(f"{name} has shape {_shape(t)}: needs at least one exit, sample and class")
-    t = t.to(torch.float32)
+    t = t.to(torch.float32, copy=True)  # never a view of a memory-mapped file
     if not bool(torch.isfinite(t).all()):
         fail(f"{name} holds NaN or infinite values: must be softmax probabilities")
     low, high = float(t.min()), float(t.max())
@@ -103,22 +169,26 @@ def _pred(name: str, t: torch.Tensor, fail: Fail) -> torch.Tensor:
 def _target(
     name: str, t: torch.Tensor, pred_name: str, pred: torch.Tensor, fail: Fail
 ) -> torch.Tensor:
-    if t.dim() != 1:
-        fail(f"{name} has shape {_shape(t)}: must be [samples]")
-    if t.shape[0] != pred.shape[1]:
-        fail(f"{name} has {t.shape[0]} entries but {pred_name} has {pred.shape[1]} samples")
     if t.dtype == torch.bool:
         fail(f"{name} has dtype bool: must hold class numbers")
+    classes = pred.shape[2]
+    if t.dtype == torch.uint64:  # torch compares uint64 with nothing: read it as int64
+        if bool((t.view(torch.int64) < 0).any()):
+            fail(f"{name} holds a number of 2^63 or more, outside 0..{classes - 1} (the {classes} "
+                 f"classes of {pred_name})")
+        t = t.view(torch.int64)
+    elif t.dtype in (torch.uint16, torch.uint32):
+        t = t.to(torch.int64)
     if t.is_floating_point():
+        t = t.to(torch.float64)
         if not bool(torch.isfinite(t).all()) or not bool((t == t.floor()).all()):
             bad = t[~torch.isfinite(t) | (t != t.floor())][0].item()
             fail(f"{name} holds {bad:g}: must hold whole class numbers")
-    classes = pred.shape[2]
     out = (t < 0) | (t >= classes)
     if bool(out.any()):
         fail(f"{name} holds {t[out][0].item():g}, outside 0..{classes - 1} (the {classes} classes "
              f"of {pred_name})")
-    return t.to(torch.int64)
+    return t.to(torch.int64, copy=True)
 
 
 def outputs_from(
@@ -136,13 +206,10 @@ def outputs_from(
     if missing:
         fail(f"has no {', '.join(missing)}; found " + (", ".join(map(str, parts)) or "nothing"))
     t = {n: _tensor(n, parts[n], fail) for n in NAMES}
+    check_layout({n: tuple(v.shape) for n, v in t.items()},
+                 {n: v.is_floating_point() for n, v in t.items()}, fail, exits,
+                 {n: _dtype_name(v.dtype) for n, v in t.items()})
     val_pred, test_pred = _pred("val_pred", t["val_pred"], fail), _pred("test_pred", t["test_pred"], fail)
-    if val_pred.shape[0] != test_pred.shape[0]:
-        fail(f"val_pred has {val_pred.shape[0]} exits but test_pred {test_pred.shape[0]}")
-    if exits is not None and val_pred.shape[0] != exits:
-        fail(f"holds {val_pred.shape[0]} exits; the network has nBlocks {exits}")
-    if val_pred.shape[2] != test_pred.shape[2]:
-        fail(f"val_pred has {val_pred.shape[2]} classes but test_pred {test_pred.shape[2]}")
     return SavedOutputs(
         val_pred, _target("val_target", t["val_target"], "val_pred", val_pred, fail),
         test_pred, _target("test_target", t["test_target"], "test_pred", test_pred, fail),
@@ -163,25 +230,64 @@ def _first_line(error: BaseException) -> str:
     return line if len(line) <= 160 else line[:157] + "..."
 
 
-def _read(path: Path, fail: Fail) -> Mapping[str, Any]:
+def _npz_layout(file: BinaryIO, fail: Fail, exits: int | None) -> None:
+    """Check the ``.npy`` header of each of the four arrays of an ``.npz`` (shape, dtype, declared
+    size) with :func:`check_layout` before any data is read or inflated."""
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        fail(f"cannot be read as .npz: {_first_line(error)}")
+    with archive:
+        members = {Path(m).stem: m for m in archive.namelist() if m.endswith(".npy")}
+        missing = [n for n in NAMES if n not in members]
+        if missing:
+            fail(f"has no array named {', '.join(missing)}; found " + (", ".join(members) or "none"))
+        shapes, floating, kinds = {}, {}, {}
+        for name in NAMES:
+            info = archive.getinfo(members[name])
+            try:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(member)
+            except Exception as error:  # a damaged member or header
+                fail(f"cannot be read as .npz: {name}: {_first_line(error)}")
+            if dtype.kind not in "biuf" or dtype.hasobject:
+                fail(f"{name} has dtype {dtype}: must hold numbers")
+            if math.prod(shape) * dtype.itemsize > info.file_size:
+                fail(f"cannot be read as .npz: {name} declares {_shape(shape)} {dtype}, more data "
+                     f"than its {info.file_size:,} bytes")
+            shapes[name], floating[name], kinds[name] = tuple(shape), dtype.kind == "f", str(dtype)
+        check_layout(shapes, floating, fail, exits, kinds)
+    file.seek(0)
+
+
+def _read(path: Path, file: BinaryIO, fail: Fail, exits: int | None) -> Mapping[str, Any]:
     if path.suffix.lower() == NPZ_SUFFIX:
+        _npz_layout(file, fail, exits)
         try:
-            data = np.load(path, allow_pickle=False)
+            data = np.load(file, allow_pickle=False)
         except Exception as error:  # a corrupt file can fail in many ways
             fail(f"cannot be read as .npz: {_first_line(error)}")
         if not isinstance(data, np.lib.npyio.NpzFile):
             fail("is not an .npz archive of named arrays")
         with data:
-            missing = [n for n in NAMES if n not in data.files]
-            if missing:
-                fail(f"has no array named {', '.join(missing)}; found "
-                     + (", ".join(data.files) or "none"))
             try:
                 return {name: data[name] for name in NAMES}
-            except Exception as error:  # idem: a damaged member, an object array
+            except Exception as error:  # idem: a damaged member
                 fail(f"cannot be read as .npz: {_first_line(error)}")
+    # A zip-format .pt (what torch.save writes) is memory-mapped: the tensors' shapes are checked
+    # before any of their data is read.  /proc/self/fd names the very file checked above.
+    by_fd = f"/proc/self/fd/{file.fileno()}"
+    mapped = zipfile.is_zipfile(file)
+    file.seek(0)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        if mapped:
+            data = torch.load(by_fd if os.path.exists(by_fd) else path, map_location="cpu",
+                              weights_only=True, mmap=True)
+        else:
+            data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # idem; weights_only refuses anything but tensors and containers
         fail(f"cannot be read by torch.load(weights_only=True), which reads only tensors and "
              f"containers: {_first_line(error)}")
@@ -194,21 +300,46 @@ def _read(path: Path, fail: Fail) -> Mapping[str, Any]:
          "authors' code saves")
 
 
+def _open_regular(path: Path, fail: Fail) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (a FIFO or a device is refused without
+    waiting on it: the file is opened non-blocking and checked by its descriptor)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        fail("does not exist")
+    except OSError as error:
+        fail(f"cannot be read: {error.strerror or error}")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            fail("is a directory; give the file the outputs were saved to")
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if (
+            stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)) else "a socket"
+        fail(f"is {kind}, not a regular file; give the file the outputs were saved to")
+    if info.st_size > MAX_FILE_BYTES:
+        os.close(fd)
+        fail(f"has {info.st_size:,} bytes: at most {MAX_FILE_BYTES:,} (two splits of "
+             f"{MAX_PRED_ELEMENTS:,} float64 predictions)")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def load_outputs(path: str | os.PathLike, exits: int | None = None) -> SavedOutputs:
     """The saved outputs in ``path`` (``.pt``: the authors' tuple, or a dict with the four names;
     ``.npz``: four arrays by name), checked by :func:`outputs_from`; ``exits`` is the number the
-    network has.  The message of every :class:`OptionError` names the file."""
+    network has.  Only a regular file is read; its shapes are checked before its data is read.
+    The message of every :class:`OptionError` names the file; the readers' warnings are not shown
+    (the one-line error says what is wrong)."""
     path = Path(path)
     source = str(path)
 
     def fail(what: str) -> NoReturn:
         raise OptionError("logits", source, what)
 
-    if not path.exists():
-        fail("does not exist")
-    if path.is_dir():
-        fail("is a directory; give the file the outputs were saved to")
-    return outputs_from(_read(path, fail), source, exits)
+    with _open_regular(path, fail) as file, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return outputs_from(_read(path, file, fail, exits), source, exits)
 
 
 def save_outputs(path: str | os.PathLike, outputs: SavedOutputs, force: bool = False) -> Path:

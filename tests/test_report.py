@@ -12,6 +12,7 @@ import pytest
 
 from msdnet import PRESETS, preset
 from msdprof import exit_costs
+from msdprof import output
 from msdprof import report as report_module
 from msdprof.cli import main
 from msdprof.costplot import Series, cost_plot
@@ -261,9 +262,7 @@ def test_existing_picture_is_kept_without_force(capsys, tmp_path):
 
 def test_a_new_directory_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     files = {"a.md": b"a", "b.svg": b"b", "c.svg": b"c"}
-    real = report_module.write_atomic
-    monkeypatch.setattr(report_module, "write_atomic",
-                        lambda path, data, force=False: real(path, data, force) if data != b"c" else 1 / 0)
+    monkeypatch.setattr(output, "before_swap", lambda target: 1 / 0 if target.name == "c.svg" else None)
     with pytest.raises(ZeroDivisionError):
         report_module.write_files(tmp_path / "new", files)
     assert list(tmp_path.iterdir()) == []  # neither the directory nor its staging copy
