@@ -367,9 +367,9 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
     if (not isinstance(value, (tuple, list)) or len(value) != 2
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
         raise OptionError("input-size", value, allowed)
-    low, high = input_size_range(options)
     for side in value:
         if not _side_works(options.data, side, options.nScales):
+            low, high = input_size_range(options)  # searched only to word the error
             shown = side if value[0] == value[1] else "x".join(map(str, value))
             raise OptionError(
                 "input-size", shown,
