@@ -6,20 +6,27 @@ Per-exit counting (the cumulative multiply-adds of every exit, convention ``macs
 ``imagenet-step4`` and ``imagenet-step7`` presets, from the options to the numbers, by:
 
 - msdprof (meta): ``exit_costs(preset)``: a model on the meta device, nothing allocated;
+- msdprof (plan): ``options_costs(preset)``: from the layer plan alone, no module built (what
+  ``msdprof sweep`` uses);
 - msdprof (real CPU model): ``exit_costs(preset, device="cpu")``: build with real weights, count;
 - fvcore: build a real CPU model, then ``FlopCountAnalysis`` of a wrapper running exits 1..k, for
   each exit k (conv + linear, as tests/test_exits.py reads it);
 - FlopCounterMode: build a real CPU model, then ``torch.utils.flop_counter.FlopCounterMode``
   around ``model(x, exits=k)`` for each exit k (flops / 2).
 
-All four must give the same per-exit numbers (checked and printed).  Times are medians of several
+All five must give the same per-exit numbers (checked and printed).  Times are medians of several
 runs in this process after one untimed warm-up run.  Memory is the peak resident set size
 (Linux's ``VmHWM``) above the one right after ``import torch``, in a fresh process per method that
 runs it once (its own imports included); that run's time is the "first run" column.
 
-Then a sweep of 1,000 configurations with the msdprof API on every core (:data:`SWEEP_GRID` over
-``cifar10-anytime``).  The targets of issue 8 are checked and printed as PASS/FAIL; the exit code
-is 1 if one fails.  Not run by the test suite.
+Then, per configuration, the plan against the hooks (``exit_costs``, meta) on every preset and on
+:data:`SAMPLES` configurations drawn (seeded) from :data:`SWEEP_GRID`; and the sweep of that grid
+(10,000 configurations over ``cifar10-anytime``, ``msdprof sweep``'s default method) with the API
+on every core, once, in a fresh process: its time, the CPU seconds of the process and its workers
+(the machine may be shared: the load average is printed before and after), and its peak memory
+beside that of a 1,000-configuration sweep (rows streamed: memory flat in the grid size).  The
+targets of issues 8 and 16 are checked and printed as PASS/FAIL; the exit code is 1 if one fails.
+Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,24 +45,33 @@ import torch
 from torch import nn
 
 PRESETS = ("imagenet-step4", "imagenet-step7")
-METHODS = ("msdprof-meta", "msdprof-cpu", "fvcore", "flopcounter")
+METHODS = ("msdprof-meta", "msdprof-plan", "msdprof-cpu", "fvcore", "flopcounter")
 LABELS = {
     "msdprof-meta": "msdprof (meta)",
+    "msdprof-plan": "msdprof (plan, no modules)",
     "msdprof-cpu": "msdprof (real CPU model)",
     "fvcore": "fvcore FlopCountAnalysis",
     "flopcounter": "torch FlopCounterMode",
     "build": "(building the real CPU model alone)",
 }
-RUNS = {"msdprof-meta": 9, "msdprof-cpu": 5, "fvcore": 5, "flopcounter": 5, "build": 5}
+RUNS = {"msdprof-meta": 9, "msdprof-plan": 21, "msdprof-cpu": 5, "fvcore": 5, "flopcounter": 5, "build": 5}
 SWEEP_BASE = "cifar10-anytime"
-SWEEP_GRID = {"nBlocks": "1:10", "step": "1:5", "base": "1:10", "stepmode": "even,lin_grow"}
-SWEEP_RUNS = 3
+SWEEP_GRID = {"nBlocks": "1:10", "step": "1:10", "base": "1:10", "stepmode": "even,lin_grow",
+              "growthRate": "6,8,12,16,24"}
+SMALL_GRID = {"nBlocks": "1:10", "step": "1:10", "base": "1:10", "stepmode": "even", "growthRate": "6"}
+QUICK_GRID = {"nBlocks": "1:4", "step": "1:2", "base": "1:5", "stepmode": "even"}
+SAMPLES = 12
+SWEEP_TOP = 10  # rows the memory runs keep
 
 # Targets (issue 8)
 FASTER_THAN_FVCORE = 10.0
-SWEEP_SECONDS = 60.0
-SWEEP_SIZE = 1000
 MEMORY_MB = 100.0
+# Targets (issue 16)
+PLAN_FASTER_THAN_HOOKS = 50.0
+SWEEP_SECONDS = 30.0
+SWEEP_SIZE = 10_000
+SWEEP_CORES = 2
+MEMORY_GROWTH_MB = 20.0  # peak of the 10,000 sweep above the 1,000 one
 
 
 class FirstExits(nn.Module):
@@ -86,6 +101,12 @@ def count_msdprof_meta(preset: str) -> list[int]:
     from msdprof import exit_costs
 
     return [e.macs for e in exit_costs(preset, convention="macs")]
+
+
+def count_msdprof_plan(preset: str) -> list[int]:
+    from msdprof.plan_costs import options_costs
+
+    return [e.macs for e in options_costs(preset, convention="macs")]
 
 
 def count_msdprof_cpu(preset: str) -> list[int]:
@@ -127,6 +148,7 @@ def build_only(preset: str) -> list[int]:
 
 COUNTERS: dict[str, Callable[[str], list[int]]] = {
     "msdprof-meta": count_msdprof_meta,
+    "msdprof-plan": count_msdprof_plan,
     "msdprof-cpu": count_msdprof_cpu,
     "fvcore": count_fvcore,
     "flopcounter": count_flopcounter,
@@ -175,27 +197,89 @@ def median_seconds(f: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
+def _grid_values(options) -> str:
+    return ", ".join(f"{k} {getattr(options, k)}" for k in SWEEP_GRID)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" for _ in headers) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def run_sweep(quick: bool) -> tuple[float, int, int, int, float]:
+GRIDS = {"sweep": SWEEP_GRID, "small": SMALL_GRID, "quick": QUICK_GRID}
+
+
+def measure_sweep(grid: str, top: int | None) -> dict[str, float]:
+    """In this (fresh) process: the sweep of ``GRIDS[grid]`` over :data:`SWEEP_BASE` with the API
+    on every core, once: wall seconds, CPU seconds of this process and its workers, the peak RSS of
+    this process above the RSS before it (MB), and the configurations counted."""
+    import gc
+
     from msdprof.sweep import sweep
 
-    grid = {"nBlocks": "1:4", "step": "1:2", "base": "1:5", "stepmode": "even"} if quick else SWEEP_GRID
-    jobs = os.cpu_count() or 1
-    times, cpu = [], []
-    result = None
-    for _ in range(1 if quick else SWEEP_RUNS):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        result = sweep(grid, SWEEP_BASE, jobs=jobs)
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    assert result is not None
-    return statistics.median(times), result.size, result.counted, jobs, statistics.median(cpu)
+    gc.disable()  # as every timing here; the sweep itself pauses the collector while counting
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:
+        pass
+    baseline = _status_mb("VmRSS")
+    before = os.times()
+    start = time.perf_counter()
+    result = sweep(GRIDS[grid], SWEEP_BASE, jobs=os.cpu_count() or 1, top=top)
+    seconds = time.perf_counter() - start
+    after = os.times()
+    cpu = sum(getattr(after, f) - getattr(before, f)
+              for f in ("user", "system", "children_user", "children_system"))
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _status_mb("VmHWM") - baseline,
+            "size": result.size, "counted": result.counted}
+
+
+def fresh_sweep(grid: str, top: int | None) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--fresh-sweep", grid, str(top or 0)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def sample_configurations(count: int) -> list:
+    """``count`` configurations of :data:`SWEEP_GRID` over :data:`SWEEP_BASE`, drawn with a fixed
+    seed, that the network takes."""
+    import itertools
+    import random
+
+    from msdnet import OptionError, resolve
+    from msdprof.sweep import check_grid
+
+    grid = check_grid(SWEEP_GRID)
+    combos = list(itertools.product(*(values for _, values in grid)))
+    picked = []
+    for combo in random.Random(16).sample(combos, len(combos)):
+        try:
+            picked.append(resolve(SWEEP_BASE, **dict(zip((k for k, _ in grid), combo))))
+        except OptionError:
+            continue
+        if len(picked) == count:
+            return picked
+    return picked
+
+
+def per_configuration(quick: bool) -> list[dict[str, object]]:
+    """The plan against the hooks on every preset and on :data:`SAMPLES` configurations of the
+    sweep grid: median seconds of each (after one untimed run) and whether they agree."""
+    from msdnet import PRESETS as ALL_PRESETS
+    from msdprof import exit_costs
+    from msdprof.plan_costs import options_costs
+
+    configs = [(name, options) for name, options in ALL_PRESETS.items()]
+    configs += [(f"sample {i + 1}", options)
+                for i, options in enumerate(sample_configurations(2 if quick else SAMPLES))]
+    out = []
+    for name, options in configs:
+        hooks = median_seconds(lambda: exit_costs(options, convention="macs"), 1 if quick else 3)
+        plan = median_seconds(lambda: options_costs(options, convention="macs"), 3 if quick else 21)
+        same = exit_costs(options, convention="macs") == options_costs(options, convention="macs")
+        out.append({"name": name, "options": options, "hooks": hooks, "plan": plan, "same": same})
+    return out
 
 
 def main() -> int:
@@ -204,16 +288,21 @@ def main() -> int:
                         help="one run per method and a 40-configuration sweep: a smoke test, "
                              "no targets checked")
     parser.add_argument("--fresh", nargs=2, metavar=("METHOD", "PRESET"), help=argparse.SUPPRESS)
+    parser.add_argument("--fresh-sweep", nargs=2, metavar=("GRID", "TOP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fresh:
         print(json.dumps(measure_fresh(*args.fresh)))
+        return 0
+    if args.fresh_sweep:
+        grid, top = args.fresh_sweep
+        print(json.dumps(measure_sweep(grid, int(top) or None)))
         return 0
 
     import fvcore
 
     from msdnet import PRESETS as ALL_PRESETS
 
-    print("## msdprof benchmark: per-exit counting, and a sweep of 1,000 configurations\n")
+    print("## msdprof benchmark: per-exit counting, and a sweep of 10,000 configurations\n")
     print(f"Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{platform.python_implementation()} {platform.python_version()}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), fvcore {getattr(fvcore, '__version__', '?')}.\n")
@@ -221,7 +310,12 @@ def main() -> int:
           "FlopCounterMode times include building the real model). First run and memory: one run in "
           "a fresh process; memory is its peak RSS above the RSS right after `import torch`.\n")
 
-    sweep_seconds, size, counted, jobs, sweep_cpu = run_sweep(args.quick)
+    load_before = os.getloadavg()
+    big = fresh_sweep("quick" if args.quick else "sweep", SWEEP_TOP)
+    small = fresh_sweep("quick" if args.quick else "small", SWEEP_TOP)
+    load_after = os.getloadavg()
+    jobs = os.cpu_count() or 1
+    configurations = per_configuration(args.quick)
     results: dict[tuple[str, str], dict[str, float]] = {}
     agree = {}
     for preset in PRESETS:
@@ -246,15 +340,28 @@ def main() -> int:
                   "first run s", "peak MB above torch"], rows))
     print()
     for preset in PRESETS:
-        print(f"Per-exit MACs of {preset} agree across the four methods: "
+        print(f"Per-exit MACs of {preset} agree across the five methods: "
               f"{'yes' if agree[preset] else 'NO'} ({', '.join(str(m) for m in count_msdprof_meta(preset))}).")
     print()
-    grid = " ".join(f"--{k} {v}" for k, v in SWEEP_GRID.items())
-    print(_table(["sweep", "configurations", "jobs", "median s", "runs", "configurations / s",
-                  "CPU s (workers)"],
-                 [[f"`msdprof sweep --preset {SWEEP_BASE} {grid}`" if not args.quick else "quick grid",
-                   f"{size} ({counted} counted)", str(jobs), f"{sweep_seconds:.1f}",
-                   str(1 if args.quick else SWEEP_RUNS), f"{size / sweep_seconds:.1f}", f"{sweep_cpu:.1f}"]]))
+    print(_table(["configuration", "layers", "hooks (meta) median s", "plan median s", "hooks / plan",
+                  "same ExitCosts"],
+                 [[c["name"] if c["name"] in ALL_PRESETS else f"{c['name']}: {_grid_values(c['options'])}",
+                   str(c["options"].nLayers), f"{c['hooks']:.4f}", f"{c['plan']:.5f}",
+                   f"{c['hooks'] / c['plan']:.0f}x", "yes" if c["same"] else "NO"] for c in configurations]))
+    print()
+    sweep_rows = []
+    for run, grid in ((big, SWEEP_GRID), (small, SMALL_GRID)):
+        shown = " ".join(f"--{k} {v}" for k, v in grid.items())
+        sweep_rows.append([f"`--preset {SWEEP_BASE} {shown}`" if not args.quick else "quick grid",
+                           f"{run['size']} ({run['counted']} counted)", str(jobs), f"{run['seconds']:.1f}",
+                           f"{run['cpu_seconds']:.1f}", f"{run['size'] / run['seconds']:.0f}",
+                           f"{run['peak_mb']:.0f}"])
+    print(_table(["sweep (API, plan, top 10 kept)", "configurations", "jobs", "wall s",
+                  "CPU s (process + workers)", "configurations / s", "peak MB (main process)"], sweep_rows))
+    print()
+    print(f"Load average (1, 5, 15 min) before the sweeps: {', '.join(f'{x:.1f}' for x in load_before)}; "
+          f"after: {', '.join(f'{x:.1f}' for x in load_after)} (on {jobs} CPUs; wall time is what "
+          f"other processes left, CPU s / {jobs} what {jobs} free cores would take at best).")
     print()
     if args.quick:
         print("(--quick: targets not checked)")
@@ -271,13 +378,22 @@ def main() -> int:
         (vs_cpu > 1,
          f"imagenet-step4 per-exit counting: msdprof (meta) {vs_cpu:.1f}x faster than building and "
          "counting a real CPU model (target > 1x)"),
-        (size == SWEEP_SIZE and sweep_seconds < SWEEP_SECONDS,
-         f"sweep of {size} configurations on {jobs} cores: {sweep_seconds:.1f} s "
-         f"(target < {SWEEP_SECONDS:.0f} s)"),
+        (min(c["hooks"] / c["plan"] for c in configurations) >= PLAN_FASTER_THAN_HOOKS,
+         f"per configuration, the plan is at least {min(c['hooks'] / c['plan'] for c in configurations):.0f}x "
+         f"faster than the hooks over {len(configurations)} configurations (target >= "
+         f"{PLAN_FASTER_THAN_HOOKS:.0f}x)"),
+        (all(c["same"] for c in configurations), "the plan and the hooks give the same ExitCosts on every one"),
+        (big["size"] == SWEEP_SIZE and jobs == SWEEP_CORES and big["seconds"] <= SWEEP_SECONDS,
+         f"sweep of {big['size']} configurations on {jobs} cores: {big['seconds']:.1f} s wall, "
+         f"{big['cpu_seconds']:.1f} CPU s (target <= {SWEEP_SECONDS:.0f} s on {SWEEP_CORES} cores)"),
+        (big["peak_mb"] - small["peak_mb"] <= MEMORY_GROWTH_MB,
+         f"memory flat in the grid size: the {big['size']}-configuration sweep peaks "
+         f"{big['peak_mb'] - small['peak_mb']:.0f} MB above the {small['size']}-configuration one "
+         f"(target <= {MEMORY_GROWTH_MB:.0f} MB)"),
         (memory < MEMORY_MB,
          f"imagenet-step7 counting on meta: peak {memory:.0f} MB above the process after "
          f"`import torch` (target < {MEMORY_MB:.0f} MB)"),
-        (all(agree.values()), "the four methods give the same per-exit MACs"),
+        (all(agree.values()), "the five methods give the same per-exit MACs"),
     ]
     for ok, text in checks:
         print(f"{'PASS' if ok else 'FAIL'} {text}")

@@ -463,9 +463,9 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
     if max(value) > MAX_INPUT_SIDE:
         raise OptionError("input-size", shown, f"must be at most {MAX_INPUT_SIDE} pixels a side "
                                                "(see the README's limits)")
-    low, high = input_size_range(options)
     for side in value:
         if not _side_works(options.data, side, options.nScales):
+            low, high = input_size_range(options)  # searched only to word the error
             raise OptionError(
                 "input-size", shown,
                 f"{'(the ' + options.data + ' default) ' if default else ''}"

@@ -28,7 +28,7 @@ from .graph import layout_graph
 from .output import check_writable, write_atomic
 from .saved_outputs import load_outputs
 from . import sweep_view
-from .sweep import sweep
+from .sweep import ROW_COLUMNS, VerificationError, sweep
 
 # budget_view and report draw with matplotlib (~0.4 s to import): they are imported by the
 # commands that use them, so that `msdprof count` and the error messages start sooner.
@@ -157,6 +157,18 @@ def emit(args: argparse.Namespace, text: str) -> None:
         write_atomic(args.output, text, force=args.force)
     else:
         sys.stdout.write(text)
+
+
+def check_output_and_plot(args: argparse.Namespace) -> None:
+    """Before any work: ``--output`` and ``--plot`` (an ``.svg``, not the ``-o`` file) can be
+    written (existing files only with ``--force``)."""
+    for option, path in (("output", args.output), ("plot", args.plot)):
+        if path:
+            check_writable(path, args.force, option)
+    if args.plot is not None and not args.plot.lower().endswith(".svg"):
+        raise OptionError("plot", args.plot, "must be an .svg file")
+    if args.output and args.plot and os.path.abspath(args.output) == os.path.abspath(args.plot):
+        raise OptionError("plot", args.plot, "is also the -o file; give two names")
 
 
 def show(args: argparse.Namespace, fmt: str, rich: Callable[[], Any], text: Callable[[], str]) -> None:
@@ -391,13 +403,7 @@ def _run_budget(args: argparse.Namespace) -> None:
     options, name = network_options(args)
     given = given_fractions(args.fractions, options.nBlocks) if args.fractions is not None else None
     family = geometric_family(options.nBlocks) if per_image is None and given is None else None
-    for option, path in (("output", args.output), ("plot", args.plot)):  # before any work
-        if path:
-            check_writable(path, args.force, option)
-    if args.plot is not None and not args.plot.lower().endswith(".svg"):
-        raise OptionError("plot", args.plot, "must be an .svg file")
-    if args.output and args.plot and os.path.abspath(args.output) == os.path.abspath(args.plot):
-        raise OptionError("plot", args.plot, "is also the -o file; give two names")
+    check_output_and_plot(args)
     outputs = load_outputs(args.logits, exits=options.nBlocks) if args.logits is not None else None
     costs = exit_costs(options, convention=args.convention, input_size=args.input_size)
     if per_image is not None:
@@ -452,6 +458,18 @@ def _add_sweep(sub: Any) -> None:
     p.add_argument("--pareto", action="store_true",
                    help="keep only the configurations no other one beats in both total cost and "
                         "total parameters (no worse in both, better in one), after the filters")
+    p.add_argument("--sort", metavar="COLUMN",
+                   help="order the rows by a column, smallest first: " + ", ".join(ROW_COLUMNS)
+                        + " (budget_exits with --exit-budget) or an option name; --sort=-COLUMN "
+                        "for the largest first; ties keep grid order")
+    p.add_argument("--top", metavar="N",
+                   help="show only the first N rows (of the --sort order, else of grid order)")
+    p.add_argument("--plot", metavar="FILE.svg",
+                   help="also draw every configuration's exit-1 cost against its full cost, the "
+                        "Pareto front in total cost and parameters highlighted")
+    p.add_argument("--verify", action="store_true",
+                   help="also count every configuration by forward hooks on the built model (a "
+                        "few hundred times slower) and fail on any difference from the plan's count")
     add_convention_option(p, "unit of the operation counts")
     p.add_argument("--jobs", metavar="N",
                    help=f"processes counting at once (default: one per CPU, {os.cpu_count()} here); "
@@ -466,18 +484,23 @@ def _add_sweep(sub: Any) -> None:
 def _run_sweep(args: argparse.Namespace) -> None:
     fmt = formatting.check_format(args.format, sweep_view.FORMATS)
     grid = given_options(args)
-    if args.output:
-        check_writable(args.output, args.force)  # before any work
+    check_output_and_plot(args)
     interactive = not args.quiet and sys.stderr.isatty()
     with sweep_view.ProgressBar() as bar:
         result = sweep(grid, args.preset, convention=args.convention, input_size=args.input_size,
                        max_macs=args.max_macs, exit_budget=args.exit_budget, pareto=args.pareto,
+                       sort=args.sort, top=args.top, verify=args.verify, points=args.plot is not None,
                        jobs=args.jobs, progress=bar if interactive else None)
     if not result.counted:  # nothing to show: the first reason is the error
         first = result.skipped[0]
         every = "its only configuration" if result.size == 1 else f"all {result.size} configurations"
         raise OptionError(first.option, first.value, f"{first.reason} (the grid's first reason to "
                                                      f"skip; {every} skipped)")
+    if args.plot:
+        from .sweep_plot import sweep_plot  # matplotlib: imported only to draw
+
+        write_atomic(args.plot, sweep_plot(result, sweep_view.title(result)), force=args.force,
+                     option="plot")
     show(args, fmt, lambda: sweep_view.renderable(result), lambda: sweep_view.render(result, fmt))
     if not args.quiet and (fmt in ("json", "csv") or args.output):
         print(f"msdprof sweep: {sweep_view.summary(result)}", file=sys.stderr)
@@ -565,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exception(error.__cause__, file=sys.stderr)
         print(f"msdprof: error: {cli_message(error)}", file=sys.stderr)
         return 2
+    except VerificationError as error:  # not the user's mistake: the two counts disagree
+        print(f"msdprof: error: --verify: {error}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `msdprof ... | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -50,7 +50,13 @@ def summary(result: SweepResult) -> str:
         parts.append(f"{result.filtered} over {' or '.join(filters)}")
     if result.pareto:
         parts.append(f"{result.dominated} dominated")
-    parts.append(f"{len(result.rows)} shown")
+    order = f" by {result.sort}" if result.sort else ""
+    if result.beyond_top:
+        parts.append(f"the first {len(result.rows)} of {result.kept}{order} shown")
+    else:
+        parts.append(f"{len(result.rows)} shown{order if len(result.rows) > 1 else ''}")
+    if result.verified:
+        parts.append("every count verified equal to the forward hooks'")
     return ", ".join(parts)
 
 
@@ -108,19 +114,60 @@ def skip_lines(result: SweepResult) -> list[str]:
     return lines
 
 
-def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
-    """The sweep as a rich table, and the skip reasons under it."""
+def _table(result: SweepResult, cells: list[list[str]], plain: bool) -> RenderableType:
     table = styled_table(title(result), caption(result), plain)
     for header in _headers(result):
         table.add_column(header, justify="right")
-    for cells in _cells(result):
-        table.add_row(*cells)
+    for row in cells:
+        table.add_row(*row)
     skips = skip_lines(result)
     return Group(table, Text("\n".join(skips))) if skips else table
 
 
+class _PlainText:
+    """A table of many rows in a terminal: the plain text of :func:`render_table` at the
+    terminal's width (rich lays out a few hundred rows a second)."""
+
+    def __init__(self, result: SweepResult):
+        self.result = result
+
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        yield Text(render_table(self.result, options.max_width).rstrip("\n"))
+
+
+def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
+    """The sweep as a rich table, and the skip reasons under it (as plain text past
+    :data:`RICH_ROWS` rows)."""
+    if len(result.rows) > RICH_ROWS and not plain:
+        return _PlainText(result)
+    return _table(result, _cells(result), plain)
+
+
+#: Tables of more rows are laid out by :func:`render_table`'s fast path in a terminal too.
+RICH_ROWS = 200
+
+
 def render_table(result: SweepResult, width: int = _WIDTH) -> str:
-    return to_text(renderable(result, plain=True), width)
+    """The plain table at console ``width``.  Rich lays out only the title, the header, the widest
+    cell of every column and the caption; the rows are then written at the column widths it chose
+    (right-justified, one line each), which is what rich prints for them.  Where a cell would wrap
+    (a table wider than ``width``) rich lays out every row."""
+    cells = _cells(result)
+    if not cells:
+        return to_text(_table(result, cells, plain=True), width)
+    widest = [max((row[i] for row in cells), key=len) for i in range(len(cells[0]))]
+    natural = [max(len(cell), *map(len, header.split("\n")))
+               for cell, header in zip(widest, _headers(result))]
+
+    def line(row: list[str]) -> str:
+        return "|" + "|".join(f" {cell.rjust(span)} " for cell, span in zip(row, natural)) + "|"
+
+    lines = to_text(_table(result, [widest], plain=True), width).split("\n")
+    rule = "|" + "+".join("-" * (span + 2) for span in natural) + "|"
+    at = lines.index(rule) if rule in lines else None
+    if at is None or at + 1 >= len(lines) or lines[at + 1] != line(widest):
+        return to_text(_table(result, cells, plain=True), width)  # columns narrowed: rich lays out all
+    return "\n".join(lines[:at + 1] + [line(row) for row in cells] + lines[at + 2:])
 
 
 def render_markdown(result: SweepResult) -> str:

@@ -7,6 +7,7 @@ seconds; the expected values come from `exit_costs` on each configuration and fr
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -18,7 +19,10 @@ import pytest
 from msdnet import Options, OptionError, resolve
 from msdprof import exit_costs
 from msdprof.cli import main
-from msdprof.sweep import check_grid, pareto_front, parse_values, sweep
+from msdprof import sweep_view
+from msdprof.formatting import to_text
+from msdprof.plan_costs import plan_costs
+from msdprof.sweep import VerificationError, check_grid, pareto_front, parse_values, sweep
 
 BASE = Options(nChannels=4, growthRate=2, grFactor=(1, 2), bnFactor=(1, 2), base=1)
 SIZE = 16  # pixels: the sides 9..24 suit two scales and the CIFAR heads
@@ -195,7 +199,8 @@ def test_cli_json_is_the_api_result(capsys):
                 input_size="16")
     assert json.loads(out) == json.loads(json.dumps(api.as_dict()))
     assert json.loads(out)["summary"] == {"configurations": 12, "counted": 12, "skipped": 0,
-                                          "filtered": 0, "dominated": 0, "kept": 12}
+                                          "filtered": 0, "dominated": 0, "kept": 12,
+                                          "shown": 12}
 
 
 def test_cli_csv_has_one_line_per_configuration_with_exact_integers(capsys, small):
@@ -273,3 +278,150 @@ def test_readme_shows_what_its_sweep_example_prints(capsys):
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     shown = "\n".join(line.rstrip() for line in out.splitlines())
     assert "--grFactor 1-3-4 --max-macs 200M --exit-budget 40M\n" + shown + "\n```" in readme
+
+
+# --- counting from the plan, --verify -------------------------------------------------------------
+
+BIG_GRID = {"nBlocks": "1:5", "step": "1:4", "base": "1:2", "stepmode": "even,lin_grow"}  # 80
+
+
+def test_two_processes_count_plans_as_one_does_past_the_in_process_limit():
+    assert sweep(BIG_GRID, BASE, input_size=SIZE, jobs=2) == sweep(BIG_GRID, BASE, input_size=SIZE)
+
+
+def test_verify_counts_by_the_hooks_too_and_gives_the_same_rows(small):
+    verified = sweep(GRID, BASE, input_size=SIZE, verify=True, jobs=2)
+    assert verified.verified and not small.verified
+    assert verified.rows == small.rows and verified.skipped == small.skipped
+
+
+def test_verify_raises_at_the_first_difference_naming_the_configuration_and_field(monkeypatch, capsys):
+    import msdprof.sweep as module
+
+    def off_by_one(plan, convention):  # a plan count that is wrong for two blocks
+        costs = plan_costs(plan, convention)
+        if plan.options.nBlocks != 2:
+            return costs
+        exits = (costs[0], dataclasses.replace(costs[1], lazy_params=costs[1].lazy_params + 1))
+        return dataclasses.replace(costs, exits=exits)
+
+    monkeypatch.setattr(module, "plan_costs", off_by_one)
+    with pytest.raises(VerificationError) as error:
+        sweep({"nBlocks": "1:3"}, BASE, input_size=SIZE, verify=True)
+    assert str(error.value).startswith("configuration #2 (nBlocks 2): exit 2 lazy_params: the plan counts ")
+    code, out, err = run(capsys, *BASE_ARGS, "--nBlocks", "1:3", "--verify", "--quiet", "--jobs", "1")
+    assert (code, out) == (1, "")
+    assert err.startswith("msdprof: error: --verify: configuration #2 (nBlocks 2, base 1, nChannels 4, "
+                          "growthRate 2, grFactor 1-2, bnFactor 1-2): exit 2 lazy_params: the plan counts ")
+    assert err.count("\n") == 1
+
+
+def test_a_grid_value_past_the_limits_is_refused_before_anything_is_counted():
+    with pytest.raises(OptionError, match=r"^nChannels 1000000000: must be at most 100,000"):
+        sweep({"nChannels": "4,1000000000"}, BASE, input_size=SIZE, verify=True)
+
+
+# --- grid sizes -----------------------------------------------------------------------------------
+
+
+def test_a_huge_range_is_refused_by_its_size_before_any_list_is_made():
+    with pytest.raises(OptionError, match="the grid would have 999999999999999999999 configurations"):
+        sweep({"nBlocks": range(1, 10**21)})
+
+
+def test_a_huge_iterable_is_read_only_up_to_the_limit():
+    with pytest.raises(OptionError, match="more than 100000 values"):
+        sweep({"nBlocks": itertools.count(1)})
+
+
+def test_cli_a_huge_range_is_a_one_line_error(capsys):
+    code, out, err = run(capsys, "--nBlocks", "1:1000000000000000000000")
+    assert (code, out) == (2, "")
+    assert err == "msdprof: error: --nBlocks 1:1000000000000000000000: more than 100000 values\n"
+
+
+# --- sort and top ---------------------------------------------------------------------------------
+
+
+def test_sort_orders_the_rows_by_a_column_with_ties_in_grid_order(small):
+    result = sweep(GRID, BASE, input_size=SIZE, sort="total_macs")
+    assert result.rows == tuple(sorted(small.rows, key=lambda row: row.total_macs))
+    result = sweep(GRID, BASE, input_size=SIZE, sort="-total_params")
+    assert result.rows == tuple(sorted(small.rows, key=lambda row: -row.total_params))
+
+
+def test_sort_takes_an_option_name(small):
+    result = sweep(GRID, BASE, input_size=SIZE, sort="-stepmode")
+    assert [row.index for row in result.rows] == [r.index for r in small.rows if r.options.stepmode == "lin_grow"] + [
+        r.index for r in small.rows if r.options.stepmode == "even"]
+
+
+def test_top_keeps_the_first_rows_of_the_sort_order_and_counts_the_rest(small):
+    result = sweep(GRID, BASE, input_size=SIZE, sort="first_macs", top=3)
+    assert result.rows == tuple(sorted(small.rows, key=lambda row: row.first_macs)[:3])
+    assert (result.kept, result.beyond_top) == (12, 9)
+    assert "the first 3 of 12 by first_macs shown" in sweep_view.summary(result)
+
+
+def test_top_without_sort_keeps_the_first_rows_in_grid_order(small):
+    assert sweep(GRID, BASE, input_size=SIZE, top="4").rows == small.rows[:4]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sort": "cost"}, "sort cost: must be a column: index, exits"),
+    ({"sort": "budget_exits"}, "sort budget_exits: must be a column"),
+    ({"top": 0}, "top 0: must be a whole number >= 1"),
+    ({"top": "x"}, "top x: must be a whole number >= 1"),
+])
+def test_a_bad_sort_or_top_is_an_option_error(kwargs, match):
+    with pytest.raises(OptionError, match=match):
+        sweep(GRID, BASE, input_size=SIZE, **kwargs)
+
+
+def test_budget_exits_sorts_with_an_exit_budget(small):
+    budget = sorted(row.first_macs for row in small.rows)[5]
+    result = sweep(GRID, BASE, input_size=SIZE, exit_budget=budget, sort="-budget_exits")
+    assert [row.budget_exits for row in result.rows] == sorted((r.budget_exits for r in result.rows), reverse=True)
+
+
+# --- the plain table's fast layout, the plot ------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [120, 80, 40])
+def test_the_plain_table_is_what_rich_lays_out_for_every_row(width):
+    grid = {**BIG_GRID, "growthRate": "2,3", "grFactor": "1-3", "bnFactor": "1-3"}  # 3: skipped
+    result = sweep(grid, BASE, input_size=SIZE, exit_budget="10G")  # adds a column
+    assert len(result.rows) == 80 and result.skipped
+    assert sweep_view.render_table(result, width) == to_text(sweep_view.renderable(result, plain=True), width)
+
+
+def test_points_hold_every_counted_configuration_and_the_front_is_what_pareto_keeps(small):
+    from msdprof.sweep_plot import front
+
+    limit = sorted(row.total_macs for row in small.rows)[8]
+    result = sweep(GRID, BASE, input_size=SIZE, points=True, max_macs=limit)
+    assert [(p.index, p.first_macs, p.total_macs, p.total_params) for p in result.points] == [
+        (row.index, row.first_macs, row.total_macs, row.total_params) for row in small.rows]
+    assert [p.within for p in result.points] == [row.total_macs <= limit for row in small.rows]
+    pareto = sweep(GRID, BASE, input_size=SIZE, pareto=True, max_macs=limit)
+    assert [p.index for p in front(result.points)] == [row.index for row in pareto.rows]
+
+
+def test_cli_plot_writes_the_same_svg_every_time(capsys, tmp_path):
+    argv = [*BASE_ARGS, "--nBlocks", "1:3", "--stepmode", "even,lin_grow", "--quiet", "--format", "csv"]
+    first, second = tmp_path / "a.svg", tmp_path / "b.svg"
+    assert run(capsys, *argv, "--plot", str(first))[0] == 0
+    assert run(capsys, *argv, "--plot", str(second))[0] == 0
+    svg = first.read_bytes()
+    assert svg.startswith(b"<?xml") and b"</svg>" in svg and svg == second.read_bytes()
+
+
+@pytest.mark.parametrize("plot, output, message", [
+    ("sweep.png", "sweep.csv", "--plot {}: must be an .svg file"),
+    ("sweep.svg", "sweep.svg", "--plot {}: is also the -o file; give two names"),
+])
+def test_cli_a_bad_plot_path_is_refused_before_any_work(capsys, tmp_path, plot, output, message):
+    path = str(tmp_path / plot)
+    code, out, err = run(capsys, *BASE_ARGS, "--plot", path, "-o", str(tmp_path / output), "--quiet")
+    assert (code, out, err) == (2, "", f"msdprof: error: {message.format(path)}\n")
+    assert list(tmp_path.iterdir()) == []
