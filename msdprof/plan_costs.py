@@ -19,6 +19,7 @@ channel included; running statistics are buffers, not parameters).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from msdnet import Options, resolve
@@ -167,6 +168,18 @@ _IN_CONVENTION = {
 }
 
 
+_EXIT_COSTS_FIELDS = {f.name for f in dataclasses.fields(ExitCosts)}
+
+
+def _described(plan: LayerPlan) -> dict[str, Any]:
+    """What the hooks' ExitCosts also says of an MSDNet, where its ExitCosts has the fields (they
+    came with any-model counting): the image's shape, batch included, and the exits' names."""
+    height, width = plan.input_size
+    described = {"input_shapes": ((1, 3, height, width),),
+                 "exit_names": tuple(str(k) for k in range(1, plan.options.nBlocks + 1))}
+    return {k: v for k, v in described.items() if k in _EXIT_COSTS_FIELDS}
+
+
 class _Totals:
     """Per block and per head ``(macs, extra)`` and parameters, and per exit the lazy
     ``(macs, extra, params)``, of one plan: what every convention's figures are made of."""
@@ -212,7 +225,7 @@ class _Totals:
             heads_ops += head_ops
             heads_params += head_params
         return ExitCosts(options=plan.options, convention=convention, input_size=plan.input_size,
-                         exits=tuple(exits))
+                         exits=tuple(exits), **_described(plan))
 
 
 def plan_costs(plan: LayerPlan, convention: str = "msdnet") -> ExitCosts:
