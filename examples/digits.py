@@ -16,13 +16,17 @@ geometric family of exit distributions on validation, evaluates it on test
 trained network against the calibration.
 
 Writes into ``--out`` (replacing what an earlier run wrote there): ``digits-outputs.npz``,
-``digits-budget.svg`` and ``README.md``, the page that shows the numbers.  Progress goes to
+``digits-budget.svg``, ``README.md`` (the page that shows the numbers), and the trained network's
+state dict ``digits-weights.pt`` with the test images as network input ``digits-test-inputs.npz``
+(array ``x``), so that what needs the network itself (``msdprof latency``) can run again without
+training.  Progress goes to
 standard output.  scikit-learn is needed only to load the images (``pip install -e '.[examples]'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import platform
 import sys
 import time
@@ -60,6 +64,9 @@ EPOCHS, SEED, THREADS = 60, 0, 2
 #: network (p = 20: the same share of images at every exit).
 CHECK_P = 20
 OUTPUTS, PLOT, PAGE = "digits-outputs.npz", "digits-budget.svg", "README.md"
+#: The trained network's state dict and the test images as network input, for runs that need the
+#: network itself (``msdprof latency --weights ... --inputs ...``) without training it again.
+WEIGHTS, TEST_INPUTS = "digits-weights.pt", "digits-test-inputs.npz"
 NAME = f"tiny MSDNet trained on scikit-learn digits ({SIDE}x{SIDE})"
 
 
@@ -178,6 +185,20 @@ def early_exit_checks(model: MSDNet, x_test: torch.Tensor, y_test: torch.Tensor,
     return checks
 
 
+def state_bytes(model: MSDNet) -> bytes:
+    """``torch.save(model.state_dict())`` as bytes (float32 weights and BatchNorm statistics)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def inputs_bytes(x: torch.Tensor) -> bytes:
+    """Network input ``[N, 3, side, side]`` as a compressed ``.npz`` holding the array ``x``."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=x.numpy())
+    return buffer.getvalue()
+
+
 # --- the page ---------------------------------------------------------------------------------
 
 
@@ -262,6 +283,13 @@ def cli_options() -> str:
     return " ".join(f"--{k} {format_value(v)}" for k, v in OPTIONS.as_dict().items() if v != default[k])
 
 
+def latency_command(run: Run) -> str:
+    """``msdprof latency`` on the trained network and its test images, with the thresholds
+    calibrated on the saved validation outputs for p = :data:`CHECK_P`."""
+    return (f"msdprof latency {cli_options()} --input-size {SIDE} --weights {run.out}/{WEIGHTS} "
+            f"--inputs {run.out}/{TEST_INPUTS} --logits {run.out}/{OUTPUTS} --p {CHECK_P}")
+
+
 def command(run: Run) -> str:
     return f"python examples/digits.py --out {run.out} --epochs {run.epochs} --seed {run.seed}"
 
@@ -299,6 +327,10 @@ def page(run: Run, costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calib
 - **Outputs**: the softmax of every exit for the validation and test images,
   `[exits, samples, classes]`, saved with `msdprof.saved_outputs.save_outputs` as
   [{OUTPUTS}]({OUTPUTS}).
+- **The network itself**: its state dict, [{WEIGHTS}]({WEIGHTS}), and the {n_test} test images as
+  network input, [{TEST_INPUTS}]({TEST_INPUTS}) (array `x`, `[{n_test}, 3, {SIDE}, {SIDE}]`), so
+  that its real early exit can be timed without training again:
+  `{latency_command(run)}` (measured times: the main README, section "Measured time").
 
 ## Per exit: cost and test accuracy
 
@@ -369,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = Run(args.out, args.epochs, args.seed, seconds, (len(train_i), len(val_i), len(test_i)), params)
 
     save_outputs(out / OUTPUTS, outputs, force=True)
+    write_atomic(out / WEIGHTS, state_bytes(model), force=True)
+    write_atomic(out / TEST_INPUTS, inputs_bytes(x_test), force=True)
     write_atomic(out / PLOT, accuracy_plot(costs, outputs, rows, NAME), force=True)
     write_atomic(out / PAGE, page(run, costs, outputs, rows, checks), force=True)
 
@@ -376,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           " ".join(f"{a:.2f}" for a in exit_accuracies(outputs.test_pred, outputs.test_target)))
     print(f"early exit agrees with the calibration: "
           f"{sum(c.agrees(rows[c.p - 1]) for c in checks)} of {len(checks)} (39 p, eager and lazy)")
-    print(f"wrote {out / PAGE}, {out / PLOT}, {out / OUTPUTS}")
+    print(f"wrote {out / PAGE}, {out / PLOT}, {out / OUTPUTS}, {out / WEIGHTS}, {out / TEST_INPUTS}")
     return 0
 
 

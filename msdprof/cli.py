@@ -15,12 +15,12 @@ from typing import Any, Callable, Sequence
 
 from rich.console import Console
 
-from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
-from msdnet.config import OPTION_NAMES, OptionError, format_value
+from msdnet import DEFAULT_PRESET, PRESETS, Options, build_model, resolve
+from msdnet.config import OPTION_NAMES, OptionError, _whole, format_value
 
-from . import drawing, formatting
-from .budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
-                     given_fractions)
+from . import drawing, formatting, latency
+from .budget import (anytime, anytime_steps, budgeted_batch, calibrate, expected_cost, geometric,
+                     geometric_family, given_fractions)
 from .counting import CONVENTION_HELP, CONVENTIONS, check_convention
 from .exits import exit_costs
 from .formatting import parse_count
@@ -30,7 +30,7 @@ from .saved_outputs import load_outputs
 from . import sweep_view
 from .sweep import ROW_COLUMNS, VerificationError, sweep
 
-# budget_view and report draw with matplotlib (~0.4 s to import): they are imported by the
+# budget_view, latency_view and report draw with matplotlib (~0.4 s to import): they are imported by the
 # commands that use them, so that `msdprof count` and the error messages start sooner.
 
 OPTION_HELP = {
@@ -548,12 +548,109 @@ def _run_compare(args: argparse.Namespace) -> None:
     if fmt == "csv":
         for note in result.notes:
             print(f"msdprof compare: note: {note}", file=sys.stderr)
+# --- latency ----------------------------------------------------------------------------------
+
+
+def _add_latency(sub: Any) -> None:
+    p = sub.add_parser(
+        "latency", help="measured time per exit, eager and lazy; predicted vs real early exit",
+        description="Time every exit with torch.utils.benchmark (warm-up, a fixed thread count, "
+                    "blocked_autorange; CUDA synchronised): eager = model(x, exits=k), lazy = heads "
+                    "1..k and only the maps they read. Per exit: median and inter-quartile range "
+                    "in ms, runs, ms per G-op, and the rank correlation of time with operations. "
+                    "With --thresholds, or --logits FILE and --p P, also MSDNet.early_exit on the "
+                    "batch: measured time per image against sum_k fraction_k x time to exit k and "
+                    "against the operation-count prediction. Timings depend on the machine.",
+    )
+    add_network_options(p)
+    add_convention_option(p, "unit of the operation counts")
+    p.add_argument("--batch", metavar="N",
+                   help="images per call (default 1; with --inputs: all of them, or the first N)")
+    p.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default) or cuda")
+    p.add_argument("--threads", default="1", metavar="N",
+                   help="torch intra-op threads while timing (default 1)")
+    p.add_argument("--min-time", default=str(latency.MIN_TIME), metavar="S",
+                   help=f"seconds of timing per program (default {latency.MIN_TIME:g})")
+    p.add_argument("--weights", metavar="FILE",
+                   help="a state dict to load (torch.save(model.state_dict()); read with "
+                        "weights_only=True); default: the authors' random initialisation")
+    p.add_argument("--inputs", metavar="FILE",
+                   help="images [N, 3, H, W]: .npz (one array, or one named x) or a torch.save'd "
+                        "tensor; default: --batch images of seeded random noise")
+    p.add_argument("--thresholds", metavar="T1,T2,...",
+                   help="time MSDNet.early_exit with these thresholds, one per exit (the last is "
+                        "ignored)")
+    p.add_argument("--logits", metavar="FILE",
+                   help="time MSDNet.early_exit with the thresholds calibrated on these saved "
+                        "outputs' validation split (as msdprof budget --logits) for --p")
+    p.add_argument("--p", metavar="P",
+                   help="with --logits: the member of the authors' geometric family "
+                        "(q = P/20; 1..39)")
+    p.add_argument("--plot", metavar="FILE.svg", help="draw ms and ops per exit (two axes)")
+    add_format_option(p, formatting.FORMATS, "; csv holds the per-exit rows only")
+    add_output_options(p)
+    p.set_defaults(run=_run_latency)
+
+
+def _run_latency(args: argparse.Namespace) -> None:
+    from . import latency_view
+
+    fmt = formatting.check_format(args.format, latency_view.FORMATS)
+    options, name = network_options(args)
+    device = latency.check_device(args.device)
+    threads, min_time = latency.check_threads(args.threads), latency.check_min_time(args.min_time)
+    batch = latency.check_batch(args.batch) if args.batch is not None else None
+    check_convention(args.convention)
+    if args.thresholds is not None and args.logits is not None:
+        raise UsageError("--thresholds and --logits are two ways to give the thresholds; give one")
+    if (args.logits is None) != (args.p is None):
+        raise UsageError("--logits FILE and --p P go together: the thresholds calibrated on FILE "
+                         "for the distribution P")
+    for option, path in (("output", args.output), ("plot", args.plot)):  # before any work
+        if path:
+            check_writable(path, args.force, option)
+    if args.plot is not None and not args.plot.lower().endswith(".svg"):
+        raise OptionError("plot", args.plot, "must be an .svg file")
+    if args.output and args.plot and os.path.abspath(args.output) == os.path.abspath(args.plot):
+        raise OptionError("plot", args.plot, "is also the -o file; give two names")
+    model = build_model(options, args.input_size, device="cpu")
+    if args.weights is not None:
+        latency.load_weights(model, args.weights)
+    if args.inputs is not None:
+        x = latency.load_inputs(args.inputs, model.plan.input_size)
+        if batch is not None and batch > len(x):
+            raise OptionError("batch", args.batch, f"is more than the {len(x)} images of "
+                                                   f"{args.inputs}")
+        x, inputs = x[:batch], f"images of {args.inputs}"
+    else:
+        x, inputs = latency.random_batch(batch or 1, model.plan.input_size), "random normal images"
+    thresholds, source = None, "--thresholds"
+    if args.thresholds is not None:
+        thresholds = [t.strip() for t in args.thresholds.split(",")]
+        try:
+            thresholds = [float(t) for t in thresholds]
+        except ValueError:
+            raise OptionError("thresholds", args.thresholds, f"must be {options.nBlocks} numbers "
+                              "joined by commas, one per exit (the last is ignored)") from None
+    elif args.logits is not None:
+        p = geometric(_whole("p", args.p, 1), options.nBlocks)
+        outputs = load_outputs(args.logits, exits=options.nBlocks)
+        thresholds, source = calibrate(outputs.val_pred, p), f"calibrated on {args.logits}, p={p.p}"
+    model, x = model.to(device), x.to(device)
+    result = latency.measure_latency(model, x, threads=threads, min_time=min_time,
+                                     convention=args.convention, thresholds=thresholds,
+                                     source=source)
+    if args.plot:
+        write_atomic(args.plot, latency_view.latency_plot(result, name), force=args.force,
+                     option="plot")
+    show(args, fmt, lambda: latency_view.renderable(result, name, inputs, plain=False),
+         lambda: latency_view.render(result, fmt, name, inputs))
 
 
 # --- main ------------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[Any], None]] = [_add_count, _add_graph, _add_report, _add_budget,
-                                         _add_sweep, _add_compare]
+                                         _add_sweep, _add_compare, _add_latency]
 
 
 def build_parser() -> ArgumentParser:

@@ -298,6 +298,8 @@ def count_modules(
     calls: dict[str, int] = {}
     unsupported: dict[str, int] = {}
     for op, firsts in zip(flow.ops, flow.first_reads()):
+        if op.kind == "function" and op.count == OpCount() and not firsts:
+            continue  # free and reading no parameter (cat, view, +): nothing to charge its caller
         ops[op.module] = ops.get(op.module, OpCount()) + op.count
         params[op.module] = params.get(op.module, 0) + sum(flow.param_sizes[p] for p in firsts)
         if op.kind == "module":

@@ -19,6 +19,7 @@ import torch
 
 from msdnet import build_model
 from msdnet.config import input_size_range
+from msdprof import latency
 from msdprof.budget_view import accuracy_plot
 from msdprof.cli import main as cli_main
 from msdprof.saved_outputs import load_outputs
@@ -93,7 +94,7 @@ def test_whole_pipeline_runs_on_a_few_random_images_for_one_epoch(tmp_path, monk
     finally:
         torch.set_num_threads(threads)
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(
-        [digits.OUTPUTS, digits.PLOT, digits.PAGE])
+        [digits.OUTPUTS, digits.PLOT, digits.PAGE, digits.WEIGHTS, digits.TEST_INPUTS])
     outputs = load_outputs(tmp_path / "d" / digits.OUTPUTS, exits=5)
     assert (outputs.val_samples, outputs.test_samples) == (24, 24)
     assert "39 of the 39 members" in (tmp_path / "d" / digits.PAGE).read_text()
@@ -139,6 +140,28 @@ def test_the_msdprof_budget_command_on_the_page_gives_the_same_calibration(commi
     assert [d["p"] for d in shown] == [r.distribution.p for r in rows]
     assert [d["test_accuracy"] for d in shown] == [r.test.accuracy for r in rows]
     assert [d["expected_macs"] for d in shown] == [float(r.macs) for r in rows]
+
+
+def test_committed_weights_and_test_inputs_give_the_committed_test_outputs(committed):
+    # the state dict and inputs digits.py saves beside the outputs are the ones that made them
+    outputs = committed[0]
+    model = latency.load_weights(build_model(digits.OPTIONS, digits.SIDE), FOLDER / digits.WEIGHTS)
+    x = latency.load_inputs(FOLDER / digits.TEST_INPUTS, (digits.SIDE, digits.SIDE))
+    assert x.shape == (outputs.test_samples, 3, digits.SIDE, digits.SIDE)
+    torch.testing.assert_close(digits.softmax_outputs(model, x), outputs.test_pred)
+
+
+def test_the_msdprof_latency_command_on_the_page_runs_the_trained_early_exit(committed, capsys,
+                                                                            monkeypatch):
+    # the timings are not checked; where the test images leave is: as the calibration predicts
+    outputs, costs, rows, page = committed
+    line = re.search(r"`(msdprof latency [^`]*)`", page).group(1)
+    monkeypatch.chdir(ROOT)
+    assert cli_main(shlex.split(line)[1:] + ["--min-time", "0.001", "--format", "json"]) == 0
+    early = json.loads(capsys.readouterr().out)["early_exit"]
+    row = next(r for r in rows if r.distribution.p == digits.CHECK_P)
+    assert early["images_per_exit"] == list(row.test.exit_counts)
+    assert early["thresholds"] == list(row.thresholds)
 
 
 def test_committed_curve_is_the_plot_of_the_committed_outputs(committed):

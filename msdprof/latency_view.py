@@ -1,0 +1,224 @@
+"""Showing measured time per exit (:mod:`msdprof.latency`): a table, JSON, CSV, Markdown and a plot.
+
+Times are milliseconds with three significant decimals for the whole batch (per image for the early
+exit); operations are scaled to M (K for tiny networks) with two decimals.  JSON holds every
+figure unrounded, with the machine; CSV one row per exit (the early exit is in the table, Markdown
+and JSON only).  The plot draws the measured time and the operations per exit on one figure with
+two y axes (the helpers of :mod:`msdprof.costplot`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Sequence
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+from .costplot import SVG_PARAMS, svg_bytes
+from .formatting import OP_NAMES, csv_text, markdown_table, op_unit, scaled, styled_table, to_text
+from .latency import WARMUP, ExitLatency, Latency, Timing
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def _rho(value: float | None) -> str:
+    return "n/a (one exit)" if value is None else f"{value:.2f}"
+
+
+def title(result: Latency, name: str | None = None) -> str:
+    options = result.costs.options.describe()
+    return f"MSDNet measured time per exit: {f'{name} ({options})' if name else options}"
+
+
+def caption(result: Latency, inputs: str = "random normal images") -> str:
+    h, w = result.costs.input_size
+    convention = result.costs.convention
+    runs = sorted({t.runs for e in result.exits for t in (e.eager, e.lazy)})
+    spread = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
+    return (
+        f"Batch of {result.batch} 3x{h}x{w} {inputs} on {result.machine.describe()}. ms: median "
+        f"time of one call on the whole batch, IQR its inter-quartile range, over {spread} timed "
+        f"calls per program (torch.utils.benchmark blocked_autorange, at least {result.min_time:g} s "
+        f"per program after {WARMUP} warm-up calls). eager = model(x, exits=k): blocks and heads "
+        "1..k; lazy = heads 1..k and only the maps they read. ms/G = ms per 10^9 "
+        f"{OP_NAMES[convention]} of the batch ('{convention}' convention); % full: of the last "
+        "exit's ops and time. Spearman rank correlation of time with ops across exits: eager "
+        f"{_rho(result.spearman_eager)}, lazy {_rho(result.spearman_lazy)}."
+    )
+
+
+def exit_columns(result: Latency) -> list[tuple[str, Callable[[ExitLatency], str]]]:
+    """(header, cell) pairs shared by the rich and the Markdown table."""
+    divisor, unit = op_unit(max(e.macs for e in result.exits), result.costs.convention)
+    last = result.exits[-1]
+    return [
+        ("exit", lambda e: str(e.exit)),
+        (f"eager\n{unit}", lambda e: scaled(e.macs, divisor)),
+        ("eager\nms", lambda e: _ms(e.eager.median_ms)),
+        ("IQR\nms", lambda e: _ms(e.eager.iqr_ms)),
+        ("ms/G", lambda e: f"{e.eager_ms_per_gop:,.1f}"),
+        ("ops %\nfull", lambda e: f"{100 * e.macs / last.macs:.1f}"),
+        ("time %\nfull", lambda e: f"{100 * e.eager.median_ms / last.eager.median_ms:.1f}"),
+        (f"lazy\n{unit}", lambda e: scaled(e.lazy_macs, divisor)),
+        ("lazy\nms", lambda e: _ms(e.lazy.median_ms)),
+        ("IQR\nms", lambda e: _ms(e.lazy.iqr_ms)),
+        ("ms/G", lambda e: f"{e.lazy_ms_per_gop:,.1f}"),
+        ("runs\ne/l", lambda e: f"{e.eager.runs}/{e.lazy.runs}"),
+    ]
+
+
+def early_rows(result: Latency) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the early-exit comparison: measured, predicted by the per-exit times,
+    predicted by the operation counts, and the full network, per image."""
+    early = result.early_exit
+    assert early is not None
+    last, n = result.exits[-1], early.images
+    full_eager, full_lazy = last.eager.median_ms / n, last.lazy.median_ms / n
+    by_ops_eager = full_eager * float(early.expected_macs) / last.macs
+    by_ops_lazy = full_lazy * float(early.expected_lazy_macs) / last.lazy_macs
+
+    def iqr(t: Timing) -> str:
+        return _ms(None if t.iqr_ms is None else t.iqr_ms / n)
+
+    def row(what: str, eager: float, lazy: float, spread: str = "") -> list[str]:
+        return [what, _ms(eager), f"{full_eager / eager:.2f}", _ms(lazy), f"{full_eager / lazy:.2f}",
+                spread]
+
+    headers = ["per image", "eager\nms", "eager\nspeed-up", "lazy\nms", "lazy\nspeed-up",
+               "IQR ms e/l, runs"]
+    rows = [
+        row("measured: MSDNet.early_exit", early.eager_ms_per_image, early.lazy_ms_per_image,
+            f"{iqr(early.eager)}/{iqr(early.lazy)}, "
+            f"{early.eager.runs}/{early.lazy.runs}"),
+        row("predicted: sum f_k x time to exit k", early.predicted_eager_ms_per_image,
+            early.predicted_lazy_ms_per_image),
+        row("predicted: full x sum f_k x ops_k / ops", by_ops_eager, by_ops_lazy),
+        row("the whole network (exit %d)" % last.exit, full_eager, full_lazy),
+    ]
+    return headers, rows
+
+
+def early_caption(result: Latency) -> str:
+    early = result.early_exit
+    assert early is not None
+    divisor, unit = op_unit(max(e.macs for e in result.exits), result.costs.convention)
+    thresholds = ", ".join("1e8" if t >= 1e8 else "-1e8" if t <= -1e8 else f"{t:.6g}"
+                           for t in early.thresholds)
+    return (
+        f"Early exit on the same batch of {early.images}: thresholds {thresholds} ({early.source}); "
+        f"images leaving at exit 1..{len(early.images_per_exit)}: "
+        f"{' '.join(map(str, early.images_per_exit))}, so f_k = those shares. Expected "
+        f"{OP_NAMES[result.costs.convention]} per image: eager "
+        f"{scaled(round(early.expected_macs), divisor)} {unit}, lazy "
+        f"{scaled(round(early.expected_lazy_macs), divisor)} {unit}. Speed-up: the whole network's "
+        "eager time per image, model(x) (the last exit's eager program), over the row's; the "
+        "operation-count prediction scales each mode's whole-network time by expected/total ops. The early exit really stops: "
+        "block k+1 runs only on the images still undecided."
+    )
+
+
+def _table(title_: str, caption_: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+           plain: bool, left: Sequence[int] = ()) -> Table:
+    table = styled_table(title_, caption_, plain)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i in left else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def renderable(result: Latency, name: str | None = None, inputs: str = "random normal images",
+               plain: bool = True) -> RenderableType:
+    columns = exit_columns(result)
+    per_exit = _table(title(result, name), caption(result, inputs), [h for h, _ in columns],
+                      [[cell(e) for _, cell in columns] for e in result.exits], plain)
+    if result.early_exit is None:
+        return per_exit
+    headers, rows = early_rows(result)
+    return Group(per_exit, "", _table("Early exit: measured vs predicted", early_caption(result),
+                                      headers, rows, plain, left=(0, 5)))
+
+
+def render_json(result: Latency, name: str | None = None, inputs: str = "random normal images") -> str:
+    data = result.as_dict()
+    return json.dumps({"preset": name, "inputs": inputs, **data} if name else {"inputs": inputs, **data},
+                      indent=2) + "\n"
+
+
+def render_csv(result: Latency, name: str | None = None, inputs: str = "random normal images") -> str:
+    rows = [{**e.as_dict(), "batch": result.batch, "device": result.machine.device,
+             "threads": result.machine.threads} for e in result.exits]
+    return csv_text(list(rows[0]), rows)
+
+
+def render_markdown(result: Latency, name: str | None = None,
+                    inputs: str = "random normal images") -> str:
+    columns = exit_columns(result)
+    text = (f"### {title(result, name)}\n\n"
+            + markdown_table([h.replace("\n", " ") for h, _ in columns],
+                             [[cell(e) for _, cell in columns] for e in result.exits])
+            + f"\n{caption(result, inputs)}\n")
+    if result.early_exit is not None:
+        headers, rows = early_rows(result)
+        text += ("\n#### Early exit: measured vs predicted\n\n"
+                 + markdown_table([h.replace("\n", " ") for h in headers], rows)
+                 + f"\n{early_caption(result)}\n")
+    return text
+
+
+def render(result: Latency, fmt: str, name: str | None = None,
+           inputs: str = "random normal images") -> str:
+    if fmt == "table":
+        return to_text(renderable(result, name, inputs, plain=True))
+    return {"json": render_json, "csv": render_csv, "markdown": render_markdown}[fmt](result, name, inputs)
+
+
+def latency_plot(result: Latency, name: str | None = None) -> bytes:
+    """SVG: measured median ms per exit (eager and lazy, IQR as error bars) on the left axis and
+    the operations per exit (eager and lazy) on the right axis."""
+    convention = result.costs.convention
+    divisor, unit = op_unit(max(e.macs for e in result.exits), convention)
+    exits = [e.exit for e in result.exits]
+    with matplotlib.rc_context(SVG_PARAMS):
+        figure = Figure(figsize=(7.5, 4.2))
+        ax = figure.add_subplot()
+        ops = ax.twinx()
+        ops.spines["right"].set_visible(True)
+        ops.grid(False)
+        lines = []
+        for what, timing, colour, marker in (("eager ms", "eager", "#1f77b4", "o"),
+                                             ("lazy ms", "lazy", "#2ca02c", "^")):
+            t = [getattr(e, timing) for e in result.exits]
+            lines.append(ax.errorbar(exits, [x.median_ms for x in t],
+                                     yerr=[(x.iqr_ms or 0) / 2 for x in t],
+                                     color=colour, marker=marker, markersize=4, linewidth=1.6,
+                                     capsize=3, label=what + " (median, bar = IQR)"))
+        for what, field, style in (("eager", "macs", "--"), ("lazy", "lazy_macs", ":")):
+            lines += ops.plot(exits, [getattr(e, field) / divisor for e in result.exits],
+                              linestyle=style, color="#7f7f7f", marker="s", markersize=3,
+                              linewidth=1.2, label=f"{what} {unit}")
+        ax.set_ylim(bottom=0)
+        ops.set_ylim(bottom=0)
+        ax.set_xlabel("exit k")
+        ax.set_ylabel(f"ms per call, batch {result.batch} ({result.machine.device})")
+        ops.set_ylabel(f"{unit} ({convention} convention), one image")
+        ax.xaxis.set_major_locator(FixedLocator(exits))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.legend(lines, [line.get_label() for line in lines], fontsize=8, frameon=False,
+                  loc="upper left")
+        ax.set_title(title(result, name), fontsize=9, wrap=True)
+        return svg_bytes(figure)
+
+
+__all__ = ["FORMATS", "caption", "early_rows", "exit_columns", "latency_plot", "render",
+           "renderable", "title"]
