@@ -327,7 +327,7 @@ def _check_layers(options: Options) -> None:
         raise OptionError(
             option, getattr(options, option),
             f"gives {options.nLayers:,} layers (nBlocks {options.nBlocks}, stepmode "
-            f"{options.stepmode}, step {options.step}, base {options.base}); an MSDNet may have "
+            f"{options.stepmode}, step {options.step}, base {options.base}); an MSDNet has "
             f"at most {MAX_LAYERS:,} (see the README's limits)",
         )
 
@@ -354,7 +354,7 @@ def _check_channels(options: Options) -> None:
         raise OptionError(
             "nChannels", options.nChannels,
             f"makes stem maps of {options.nChannels * widest[0]:,} channels (times grFactor "
-            f"{widest[0]}); a feature map may have at most {MAX_CHANNELS:,} (see the README's limits)",
+            f"{widest[0]}); a feature map has at most {MAX_CHANNELS:,} (see the README's limits)",
         )
     for step in _schedule(options):
         offset = options.nScales - step.out_scales
@@ -362,7 +362,7 @@ def _check_channels(options: Options) -> None:
             raise OptionError(
                 "growthRate", options.growthRate,
                 f"makes layer {step.index} maps of {step.n_out * widest[offset]:,} channels "
-                f"({step.n_out:,} times grFactor {widest[offset]}); a feature map may have at most "
+                f"({step.n_out:,} times grFactor {widest[offset]}); a feature map has at most "
                 f"{MAX_CHANNELS:,} (see the README's limits)",
             )
         halved = range(offset if step.in_scales > step.out_scales else offset + 1, options.nScales)

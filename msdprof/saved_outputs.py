@@ -242,7 +242,7 @@ def _npz_layout(file: BinaryIO, fail: Fail, exits: int | None) -> None:
         missing = [n for n in NAMES if n not in members]
         if missing:
             fail(f"has no array named {', '.join(missing)}; found " + (", ".join(members) or "none"))
-        shapes, floating, kinds = {}, {}, {}
+        shapes, floating, kinds, sizes = {}, {}, {}, {}
         for name in NAMES:
             info = archive.getinfo(members[name])
             try:
@@ -255,11 +255,13 @@ def _npz_layout(file: BinaryIO, fail: Fail, exits: int | None) -> None:
                 fail(f"cannot be read as .npz: {name}: {_first_line(error)}")
             if dtype.kind not in "biuf" or dtype.hasobject:
                 fail(f"{name} has dtype {dtype}: must hold numbers")
-            if math.prod(shape) * dtype.itemsize > info.file_size:
-                fail(f"cannot be read as .npz: {name} declares {_shape(shape)} {dtype}, more data "
-                     f"than its {info.file_size:,} bytes")
             shapes[name], floating[name], kinds[name] = tuple(shape), dtype.kind == "f", str(dtype)
+            sizes[name] = (math.prod(shape) * dtype.itemsize, info.file_size, dtype)
         check_layout(shapes, floating, fail, exits, kinds)
+        for name, (declared, stored, dtype) in sizes.items():
+            if declared > stored:
+                fail(f"cannot be read as .npz: {name} declares {_shape(shapes[name])} {dtype}, more "
+                     f"data than its {stored:,} bytes")
     file.seek(0)
 
 

@@ -8,12 +8,20 @@ console entry point as a subprocess.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import warnings
+import zipfile
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
+from msdnet.config import OptionError
 from msdprof.cli import main
+from msdprof.saved_outputs import load_outputs
 
 BAD_INPUTS = [
     # (arguments, text the one line must contain)
@@ -76,6 +84,45 @@ BAD_INPUTS = [
     (["compare", "--nBlocks", "0"], "--nBlocks 0: must be a whole number >= 1"),
     (["compare", "--format", "yaml"], "--format yaml: must be one of table, json, csv, markdown"),
     (["compare", "-o", "/nonexistent/cmp.json"], "--output /nonexistent/cmp.json: directory /nonexistent does not exist"),
+    # limits (README "Limits"; issue 17): refused from the options alone, before anything is built
+    (["count", "--nBlocks", "100000"], "--nBlocks 100000: must be at most 1,000 (an MSDNet has at most 1,000 layers"),
+    (["count", "--base", "100000"], "--base 100000: must be at most 1,000"),
+    (["count", "--nBlocks", "2", "--step", "100000000"], "--step 100000000: must be at most 1,000"),
+    (["count", "--nBlocks", "999999999999999999999999"], "--nBlocks 999999999999999999999999: must be at most 1,000"),
+    (["count", "--nBlocks", "100", "--stepmode", "lin_grow", "--step", "3"],
+     "--nBlocks 100: gives 14,953 layers (nBlocks 100, stepmode lin_grow, step 3, base 4); an MSDNet has "
+     "at most 1,000"),
+    (["count", "--nChannels", "1000000000"], "--nChannels 1000000000: must be at most 100,000 (a feature map has at most 100,000 channels"),
+    (["count", "--nChannels", "999999999999999999999999"], "--nChannels 999999999999999999999999: must be at most 100,000"),
+    (["count", "--growthRate", "1000000000"], "--growthRate 1000000000: must be at most 100,000"),
+    (["count", "--nChannels", "40000"], "--nChannels 40000: makes stem maps of 160,000 channels (times grFactor 4)"),
+    (["count", "--nBlocks", "10", "--growthRate", "4000"],
+     "--growthRate 4000: makes layer 10 maps of 112,064 channels (28,016 times grFactor 4); a feature map "
+     "has at most 100,000"),
+    (["count", "--grFactor", "1-2-1000000000000"], "--grFactor 1-2-1000000000000: has an entry above 100,000"),
+    (["count", "--grFactor", "1-1-1-1-1-1-1-1-1-1-1", "--bnFactor", "1-1-1-1-1-1-1-1-1-1-1"],
+     "--grFactor 1-1-1-1-1-1-1-1-1-1-1: has 11 entries: at most 10 scales"),
+    (["count", "--grFactor", "1-2-4-4-4-4-4-4-4", "--bnFactor", "1-2-4-4-4-4-4-4-4", "--data", "ImageNet"],
+     "--grFactor 1-2-4-4-4-4-4-4-4: no input size works: with 9 scales no side from 1 to 4096 pixels keeps "
+     "every scale's maps and ends each ImageNet head in a 1x1 map; ImageNet (whose stem divides the side by "
+     "4) takes at most 8 scales"),
+    (["count", "--input-size", "5000"], "--input-size 5000: must be at most 4096 pixels a side"),
+    (["count", "--input-size", "0"], "--input-size 0: must be a side in pixels"),
+    (["count", "--input-size", "32x32x32"], "--input-size 32x32x32: must be a side in pixels"),
+    (["report", "--compare", "nBlocks=100000", "-o", "r.md"], "--compare nBlocks=100000: nBlocks 100000: must be at most 1,000"),
+    (["graph", "--nBlocks", "100", "--stepmode", "lin_grow", "--step", "3", "--dense", "-o", "big.png"],
+     "--nBlocks 100: gives 14,953 layers"),
+    (["budget", "--nBlocks", "999999999999999999999999", "--geometric"], "--nBlocks 999999999999999999999999: must be at most 1,000"),
+    (["budget", "--geometric", "--nBlocks", "134"],
+     "--nBlocks 134: is too many exits for the authors' geometric family: the sum of q^k with q = 39/20 "
+     "overflows float32 (their arithmetic) past 131 exits"),
+    (["budget", "--fractions", "1e-99999999999"],
+     "--fractions 1e-99999999999: entry 1 (1e-99999999999) is too long or its exponent too large: at most "
+     "100 characters and exponents from -999 to 999"),
+    (["budget", "--fractions", "1e-9999999"], "entry 1 (1e-9999999) is too long or its exponent too large"),
+    (["count", "-o", ""], "argument -o/--output: must name a file, not ''"),
+    (["report", "-o", ""], "argument -o/--output: must name a file, not ''"),
+    (["budget", "--geometric", "--logits", "x.npz", "--plot", ""], "argument --plot: must name a file, not ''"),
 ]
 
 
@@ -97,10 +144,22 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, tmp_p
     (["graph", "-o", "layout.bmp"], "--output layout.bmp: unknown suffix '.bmp'"),
     (["report", "-o", "report.txt"], "--output report.txt: must end in .md"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    # each of these hung for over a minute or printed C++ stack frames (issue 17); the timeout is
+    # generous for a loaded machine: the error comes before any network is built
+    (["count", "--nBlocks", "100000"], "--nBlocks 100000: must be at most 1,000"),
+    (["count", "--base", "100000"], "--base 100000: must be at most 1,000"),
+    (["count", "--nBlocks", "2", "--step", "100000000"], "--step 100000000: must be at most 1,000"),
+    (["count", "--nBlocks", "999999999999999999999999"], "--nBlocks 999999999999999999999999: must be at most"),
+    (["count", "--nChannels", "999999999999999999999999"], "--nChannels 999999999999999999999999: must be at most"),
+    (["report", "--compare", "nBlocks=100000", "-o", "r.md"], "--compare nBlocks=100000: nBlocks 100000: must be at most"),
+    (["graph", "--nBlocks", "100", "--stepmode", "lin_grow", "--step", "3", "--dense", "-o", "big.png"],
+     "--nBlocks 100: gives 14,953 layers"),
+    (["budget", "--nBlocks", "999999999999999999999999", "--geometric"], "--nBlocks 999999999999999999999999: must be at most"),
+    (["budget", "--fractions", "1e-99999999999"], "entry 1 (1e-99999999999) is too long or its exponent too large"),
 ])
 def test_console_entry_point_exits_2_with_one_line_and_no_traceback(argv, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "msdprof.cli", *argv], capture_output=True, text=True,
-                            cwd=tmp_path)
+                            cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("msdprof: error: ")
@@ -126,3 +185,120 @@ def test_unwritable_location_is_refused_naming_the_target():
     assert result.returncode == 2
     assert result.stderr.startswith("msdprof: error: --output /sys/costs.txt: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_fifo_given_as_logits_is_refused_without_waiting_on_it(tmp_path):
+    os.mkfifo(tmp_path / "fifo.pt")  # no writer: opening it for reading would block forever
+    result = subprocess.run([sys.executable, "-m", "msdprof.cli", "budget", "--geometric", "--logits",
+                             "fifo.pt"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == ("msdprof: error: --logits fifo.pt: is a FIFO, not a regular file; give the "
+                             "file the outputs were saved to\n")
+
+
+# --- hostile or odd --logits files (issue 17) -----------------------------------------------------
+
+def _parts(**changes):
+    """The four arrays of a small valid file (3 exits, 6 and 7 samples, 4 classes), as numpy."""
+    rng = np.random.default_rng(0)
+    parts = {"val_pred": np.full((3, 6, 4), 0.25, np.float32), "val_target": np.arange(6) % 4,
+             "test_pred": np.full((3, 7, 4), 0.25, np.float32), "test_target": np.arange(7) % 4}
+    parts["val_pred"][:, :, 0] += rng.random((3, 6), dtype=np.float32) * 0.1
+    parts.update(changes)
+    return parts
+
+
+def _npz_declaring(shapes: dict[str, tuple[int, ...]], path: Path) -> Path:
+    """An .npz whose members' .npy headers declare ``shapes`` (float32 predictions, int64 targets)
+    but whose data are a few compressed zero bytes: what a decompression bomb looks like before
+    it is read."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, shape in shapes.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                descr = "<f4" if name.endswith("pred") else "<i8"
+                np.lib.format.write_array_header_1_0(member, {"descr": descr, "fortran_order": False,
+                                                              "shape": shape})
+                member.write(bytes(4096))
+    return path
+
+
+def _save_pt(path: Path, *parts) -> Path:
+    torch.save(tuple(parts), path)
+    return path
+
+
+def _torch_parts(**changes):
+    parts = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in _parts().items()}
+    parts.update(changes)
+    return tuple(parts.values())
+
+
+HOSTILE_LOGITS = {
+    # name: (make the file in a directory, the message after "logits PATH: ")
+    "meta tensor": (lambda d: _save_pt(d / "f.pt", *_torch_parts(val_pred=torch.zeros(3, 6, 4, device="meta"))),
+                    "val_pred is a meta tensor: it holds no values"),
+    "nested tensor": (lambda d: _save_pt(d / "f.pt", *_torch_parts(
+        test_pred=torch.nested.nested_tensor([torch.zeros(7, 4), torch.zeros(6, 4)]))),
+                      "test_pred is a nested tensor: must be a dense real tensor"),
+    "quantized tensor": (lambda d: _save_pt(d / "f.pt", *_torch_parts(
+        val_pred=torch.quantize_per_tensor(torch.zeros(3, 6, 4), 0.1, 0, torch.quint8))),
+                         "val_pred must be a dense real tensor, not torch.strided quint8"),
+    "uint64 past int64": (lambda d: np.savez(d / "f.npz", **_parts(val_target=np.full(6, 2**64 - 1, np.uint64)))
+                          or d / "f.npz", "val_target holds 18446744073709551615: must hold class numbers"),
+    "object array": (lambda d: np.savez(d / "f.npz", **_parts(val_target=np.array([None] * 6))) or d / "f.npz",
+                     "val_target has dtype object: must hold numbers"),
+    "npz bomb": (lambda d: _npz_declaring({"val_pred": (1, 300_000_000, 2), "val_target": (300_000_000,),
+                                           "test_pred": (1, 7, 2), "test_target": (7,)}, d / "f.npz"),
+                 "val_pred has shape [1, 300000000, 2], 600,000,000 numbers: at most 500,000,000 "
+                 "(10 exits x 50,000 images x 1,000 classes)"),
+    "npz shapes that disagree": (lambda d: _npz_declaring({"val_pred": (3, 100_000_000, 1),
+                                                          "val_target": (5,), "test_pred": (3, 7, 1),
+                                                          "test_target": (7,)}, d / "f.npz"),
+                                 "val_target has 5 entries but val_pred has 100000000 samples"),
+    "directory": (lambda d: (d / "f.pt").mkdir() or d / "f.pt",
+                  "is a directory; give the file the outputs were saved to"),
+}
+
+
+@pytest.mark.parametrize("make, message", HOSTILE_LOGITS.values(), ids=HOSTILE_LOGITS.keys())
+def test_a_hostile_logits_file_is_one_line_naming_the_fault(make, message, tmp_path, monkeypatch, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns when some of these are made
+        path = make(tmp_path)
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a reader's warning would be a second line
+        code = main(["budget", "--nBlocks", "3", "--geometric", "--logits", str(path)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == f"msdprof: error: --logits {path}: {message}\n"
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_device_given_as_logits_is_refused():
+    with pytest.raises(OptionError, match="^logits /dev/null: is a device, not a regular file"):
+        load_outputs("/dev/null")
+
+
+def test_the_npz_bomb_is_refused_without_inflating_it(tmp_path, monkeypatch):
+    path = HOSTILE_LOGITS["npz bomb"][0](tmp_path)
+    read = []
+    real = zipfile.ZipExtFile.read
+    def counting_read(self, n=-1):  # every byte inflated from a member
+        data = real(self, n)
+        read.append(len(data))
+        return data
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting_read)
+    with pytest.raises(OptionError, match="600,000,000 numbers"):
+        load_outputs(path, exits=1)
+    assert 0 < sum(read) < 1000  # only the .npy headers were read
+
+
+def test_an_npz_declaring_more_data_than_it_stores_is_refused_unread(tmp_path):
+    path = _npz_declaring({"val_pred": (3, 600, 4), "val_target": (600,), "test_pred": (3, 7, 4),
+                           "test_target": (7,)}, tmp_path / "f.npz")  # 28,800 bytes declared, 4,096 stored
+    with pytest.raises(OptionError, match=r"cannot be read as .npz: val_pred declares \[3, 600, 4\] float32, "
+                                          r"more data than its 4,\d{3} bytes"):
+        load_outputs(path, exits=3)
