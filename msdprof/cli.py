@@ -12,25 +12,17 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from rich.console import Console
-
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
-from msdnet.config import OPTION_NAMES, OptionError, format_value
+from msdnet.config import OPTION_NAMES, OptionError, did_you_mean, format_value
 
 from . import drawing, formatting
-from .budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
-                     given_fractions)
-from .counting import CONVENTION_HELP, CONVENTIONS, check_convention
-from .exits import exit_costs
+from .conventions import CONVENTION_HELP
 from .formatting import parse_count
-from .graph import layout_graph
 from .output import check_writable, write_atomic
-from .saved_outputs import load_outputs
-from . import sweep_view
-from .sweep import sweep
 
-# budget_view and report draw with matplotlib (~0.4 s to import): they are imported by the
-# commands that use them, so that `msdprof count` and the error messages start sooner.
+# Everything that imports torch, networkx or matplotlib (the counting, the graph, the views) is
+# imported by the command that uses it, inside its _run_* function: `msdprof --help` and
+# `msdprof CMD --help` import none of them (tests/test_help.py), and start in a fraction of a second.
 
 OPTION_HELP = {
     "nBlocks": "number of blocks = exits (authors' default 1)",
@@ -59,7 +51,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def add_convention_option(parser: argparse.ArgumentParser, what: str, explain: bool = False) -> None:
     """``--convention NAME``: ``what`` says what it is the unit of; ``explain`` spells out each."""
-    names = "; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items()) if explain else ", ".join(CONVENTIONS)
+    names = "; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items()) if explain else ", ".join(CONVENTION_HELP)
     parser.add_argument("--convention", default="msdnet", metavar="NAME",
                         help=f"{what}: {names} (default msdnet)")
 
@@ -117,6 +109,8 @@ def show(args: argparse.Namespace, fmt: str, rich: Callable[[], Any], text: Call
     """The ``table`` format in a terminal: the ``rich()`` renderable, in colour; anything else
     (another format, a pipe, ``--output``): ``text()`` through :func:`emit`."""
     if fmt == "table" and not args.output and sys.stdout.isatty():
+        from rich.console import Console
+
         Console().print(rich())
     else:
         emit(args, text())
@@ -142,6 +136,8 @@ def _add_count(sub: Any) -> None:
 
 
 def _run_count(args: argparse.Namespace) -> None:
+    from .exits import exit_costs
+
     fmt = formatting.check_format(args.format)
     options, name = network_options(args)
     if args.output:
@@ -175,6 +171,8 @@ def _add_graph(sub: Any) -> None:
 
 
 def _run_graph(args: argparse.Namespace) -> None:
+    from .graph import layout_graph
+
     options, name = network_options(args)
     path = drawing.check_output(args.output, args.force)  # before any work
     graph = layout_graph(options, input_size=args.input_size, dense=args.dense,
@@ -216,6 +214,7 @@ def _add_report(sub: Any) -> None:
 
 def _run_report(args: argparse.Namespace) -> None:
     from . import report
+    from .counting import check_convention
 
     check_convention(args.convention)
     given = given_options(args)
@@ -279,6 +278,11 @@ def _add_budget(sub: Any) -> None:
 
 def _run_budget(args: argparse.Namespace) -> None:
     from . import budget_view
+    from .budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
+                         given_fractions)
+    from .counting import check_convention
+    from .exits import exit_costs
+    from .saved_outputs import load_outputs
 
     fmt = formatting.check_format(args.format, budget_view.FORMATS)
     batch = [flag for flag, given in (("--fractions", args.fractions is not None),
@@ -374,6 +378,9 @@ def _add_sweep(sub: Any) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> None:
+    from . import sweep_view
+    from .sweep import sweep
+
     fmt = formatting.check_format(args.format, sweep_view.FORMATS)
     grid = given_options(args)
     if args.output:

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 from dataclasses import asdict, fields
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -18,8 +18,10 @@ from rich.table import Table
 
 from msdnet.config import OptionError, did_you_mean
 
-from .counting import CONVENTION_HELP
-from .exits import ExitCost, ExitCosts
+from .conventions import CONVENTION_HELP
+
+if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and parse_count
+    from .exits import ExitCost, ExitCosts
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -169,6 +171,8 @@ def render_json(costs: ExitCosts, name: str | None = None) -> str:
 
 def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     """Exact integers, one row per exit; the ``convention`` column names the unit of ``*_macs``."""
+    from .exits import ExitCost
+
     names = [f.name for f in fields(ExitCost)]
     return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))
 
