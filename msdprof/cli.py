@@ -8,12 +8,13 @@ lin_grow ...``) and/or ``--preset NAME``.  A user mistake prints one line on std
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from typing import Any, Callable, Sequence
 
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
-from msdnet.config import OPTION_NAMES, OptionError, did_you_mean, format_value
+from msdnet.config import OPTION_NAMES, OptionError, format_value
 
 from . import drawing, formatting
 from .conventions import CONVENTION_HELP
@@ -47,6 +48,22 @@ class UsageError(Exception):
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown option is an error here, where this (sub)command's options
+        are known: ``unrecognized arguments: --nblocks 7; did you mean --nBlocks?``."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        unknown = [arg for arg in extras if arg.startswith("-")]
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self.option_hint(unknown[0])}")
+        return namespace, extras
+
+    def option_hint(self, typed: str) -> str:
+        """``; did you mean --nBlocks?`` for an option close to ``typed`` (any letter case), else ``""``."""
+        by_lower = {s.lower(): s for action in self._actions for s in action.option_strings
+                    if s.startswith("--")}
+        close = difflib.get_close_matches(typed.split("=", 1)[0].lower(), by_lower, n=1, cutoff=0.7)
+        return f"; did you mean {by_lower[close[0]]}?" if close else ""
 
 
 def add_convention_option(parser: argparse.ArgumentParser, what: str, explain: bool = False) -> None:
@@ -383,6 +400,9 @@ def _run_sweep(args: argparse.Namespace) -> None:
 
     fmt = formatting.check_format(args.format, sweep_view.FORMATS)
     grid = given_options(args)
+    if not grid:
+        raise UsageError("sweep needs a grid: the values of one or more options to combine, e.g. "
+                         "--nBlocks 3:10 --stepmode even,lin_grow (one configuration: msdprof count)")
     if args.output:
         check_writable(args.output, args.force)  # before any work
     interactive = not args.quiet and sys.stderr.isatty()

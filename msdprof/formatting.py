@@ -16,7 +16,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from msdnet.config import OptionError, did_you_mean
+from msdnet.config import OptionError, Options, did_you_mean, format_value
+from msdnet.presets import PRESETS
 
 from .conventions import CONVENTION_HELP
 
@@ -80,10 +81,24 @@ def scaled(value: int, divisor: float) -> str:
     return f"{value / divisor:,.2f}"
 
 
+def network_name(options: Options, name: str | None = None) -> str:
+    """What the options are, by the base they were laid over: the preset ``name`` as it is
+    (``cifar10-anytime``), a preset with options changed (``cifar10-batch with nBlocks 5``), or
+    the authors' defaults with options changed (``the authors' defaults with nBlocks 7``).  A
+    ``name`` that is not a preset is returned as it is."""
+    base = PRESETS.get(name) if name else Options()
+    if base is None:
+        return str(name)
+    defaults = base.as_dict()
+    changed = ", ".join(f"{k} {format_value(v)}" for k, v in options.as_dict().items() if v != defaults[k])
+    label = name or "the authors' defaults"
+    return f"{label} with {changed}" if changed else label
+
+
 def title(costs: ExitCosts, name: str | None = None) -> str:
-    """``MSDNet per-exit cost: cifar10-anytime (nBlocks 10, ...)``."""
-    what = f"{name} ({costs.options.describe()})" if name else costs.options.describe()
-    return f"MSDNet per-exit cost: {what}"
+    """``MSDNet per-exit cost: cifar10-anytime (nBlocks 10, ...)``: the base (see
+    :func:`network_name`), then every option."""
+    return f"MSDNet per-exit cost: {network_name(costs.options, name)} ({costs.options.describe()})"
 
 
 def caption(costs: ExitCosts) -> str:

@@ -164,6 +164,12 @@ def _first_line(error: BaseException) -> str:
 
 
 def _read(path: Path, fail: Fail) -> Mapping[str, Any]:
+    with open(path, "rb") as f:  # torch.save writes a zip (or a pickle); .npz is a zip
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):
+        fail("is neither a torch .pt file (a zip or pickle archive) nor an .npz archive: expected "
+             "the authors' (val_pred, val_target, test_pred, test_target) saved with torch.save, "
+             "or those four arrays by name in an .npz")
     if path.suffix.lower() == NPZ_SUFFIX:
         try:
             data = np.load(path, allow_pickle=False)
