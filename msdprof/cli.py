@@ -11,6 +11,7 @@ import argparse
 import difflib
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
@@ -108,16 +109,38 @@ def network_options(args: argparse.Namespace) -> tuple[Options, str | None]:
     return resolve(args.preset, **given), name
 
 
-def add_output_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def add_output_options(parser: argparse.ArgumentParser, required: bool = False, quiet: str = "") -> None:
+    """``-o FILE``, ``--force`` and ``--quiet`` (``quiet``: what else it silences)."""
     parser.add_argument("-o", "--output", metavar="FILE", required=required,
                         help="write to FILE" + ("" if required else " instead of standard output"))
     parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    add_quiet_option(parser, quiet)
+
+
+def add_quiet_option(parser: argparse.ArgumentParser, more: str = "") -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no line on stderr saying what was written where" + more)
+
+
+def notice(args: argparse.Namespace, line: str) -> None:
+    """``msdprof CMD: LINE`` on stderr, unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(f"msdprof {args.command}: {line}", file=sys.stderr)
+
+
+def file_list(paths: Sequence[Any], shown: int = 4) -> str:
+    """``a.md, a-cost.svg`` or, past ``shown`` files, ``a.md, b.md, ... and 19 more files``."""
+    names = [str(p) for p in paths]
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown - 1]) + f" and {len(names) - shown + 1} more files"
 
 
 def emit(args: argparse.Namespace, text: str) -> None:
-    """Print ``text`` or write it atomically to ``--output``."""
+    """Print ``text``, or write it atomically to ``--output`` and say so on stderr."""
     if getattr(args, "output", None):
         write_atomic(args.output, text, force=args.force)
+        notice(args, f"wrote {args.output}")
     else:
         sys.stdout.write(text)
 
@@ -197,6 +220,7 @@ def _run_graph(args: argparse.Namespace) -> None:
     if name:
         graph.graph["preset"] = name
     drawing.write_graph(graph, path, force=args.force)
+    notice(args, f"wrote {path}")
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -226,6 +250,7 @@ def _add_report(sub: Any) -> None:
                    help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
                         "with --all a directory")
     p.add_argument("--force", action="store_true", help="replace files that exist")
+    add_quiet_option(p)
     p.set_defaults(run=_run_report)
 
 
@@ -243,7 +268,8 @@ def _run_report(args: argparse.Namespace) -> None:
                                                  "preset as it is")
         fmt = "html" if args.html else "markdown"
         report.check_targets(args.output, [report.INDEX[fmt]], args.force)  # before any work
-        report.write_files(args.output, report.preset_files(fmt, args.convention), args.force)
+        written = report.write_files(args.output, report.preset_files(fmt, args.convention), args.force)
+        _report_notice(args, report, written)
         return
     path, _ = report.check_report_path(args.output, args.html)
     check_writable(path, args.force)  # before any work
@@ -253,7 +279,19 @@ def _run_report(args: argparse.Namespace) -> None:
     else:
         options, name = network_options(args)
         configs = [report.configuration(options, name, args.input_size, args.convention)]
-    report.write_report(path, configs, html=args.html, force=args.force)
+    written = report.write_report(path, configs, html=args.html, force=args.force)
+    _report_notice(args, report, written)
+
+
+def _report_notice(args: argparse.Namespace, report: Any, written: Sequence[Path]) -> None:
+    """``wrote a.md, a-cost.svg in DIR``, and that the layout pictures were left out (and why)."""
+    where = {p.parent for p in written}
+    place = "" if where == {Path(".")} or len(where) != 1 else f" in {where.pop()}"
+    left_out = ("" if report.graphviz_available() else
+                f"; left out the layout pictures: Graphviz's `{drawing.GRAPHVIZ_PROGRAM}` program "
+                "was not found (apt-get install graphviz), the report says so in their place")
+    names = sorted((p.name for p in written), key=lambda n: (n.endswith(".svg"), n))  # pages first
+    notice(args, f"wrote {file_list(names)}{place}{left_out}")
 
 
 # --- budget -----------------------------------------------------------------------------------
@@ -343,6 +381,7 @@ def _run_budget(args: argparse.Namespace) -> None:
         if args.plot:
             write_atomic(args.plot, budget_view.accuracy_plot(costs, outputs, calibrations, name),
                          force=args.force, option="plot")
+            notice(args, f"wrote {args.plot}")
         parts = (costs, outputs, calibrations)
         renderable, render = budget_view.calibration_renderable, budget_view.render_calibration
     show(args, fmt, lambda: renderable(*parts, name, plain=False), lambda: render(*parts, fmt, name))
@@ -387,10 +426,8 @@ def _add_sweep(sub: Any) -> None:
     p.add_argument("--jobs", metavar="N",
                    help=f"processes counting at once (default: one per CPU, {os.cpu_count()} here); "
                         "the results do not depend on it")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar and no summary on stderr")
     add_format_option(p, formatting.FORMATS, "; json also every skipped configuration with its reason")
-    add_output_options(p)
+    add_output_options(p, quiet=", no progress bar and no summary")
     p.set_defaults(run=_run_sweep)
 
 
