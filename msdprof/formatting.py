@@ -6,6 +6,7 @@ to millions; JSON and CSV carry the exact integers.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -13,8 +14,11 @@ from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from msdnet.config import OptionError, Options, did_you_mean, format_value
 from msdnet.presets import PRESETS
@@ -134,14 +138,80 @@ def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]
     ]
 
 
-def styled_table(title: str, caption: str, plain: bool = False) -> Table:
-    """An empty ``rich`` table in the house style; ``plain`` (pipes, files) drops bold and rounded
-    borders."""
-    return Table(
+class FittedTable(Table):
+    """A ``rich`` table that never cuts a word (a number) at the width it is drawn at.
+
+    At its natural width when that fits; else headers and cells wrap between words only (each
+    column at least as wide as its longest word); when even that is too wide, columns are left out,
+    in ``drop_order`` (column indexes; default: the last first, never the first) until the rest
+    fits, and the caption says which and where to find them.
+    """
+
+    drop_order: Sequence[int] | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from Table.__rich_console__(self.fitted(console, options.max_width), console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Table.__rich_measure__(self.fitted(console, options.max_width), console, options)
+
+    def _border_width(self, columns: int) -> int:
+        return (2 if self.box and self.show_edge else 0) + (columns - 1 if self.box else 0)
+
+    def fitted(self, console: Console, width: int) -> Table:
+        """This table as drawn ``width`` columns wide (itself when its natural width fits)."""
+        def lines(cell: Any) -> list[str]:
+            text = console.render_str(cell) if isinstance(cell, str) else cell
+            return text.plain.splitlines() if isinstance(text, Text) else [""]
+
+        natural, least = [], []
+        for column in self.columns:
+            cells = [line for cell in (column.header, *column._cells) for line in lines(cell)]
+            pad = self._get_padding_width(column._index)
+            natural.append(max(map(cell_len, cells), default=0) + pad)
+            least.append(max((cell_len(w) for line in cells for w in line.split()), default=0) + pad)
+        if sum(natural) + self._border_width(len(natural)) <= width:
+            return self
+        keep = list(range(len(self.columns)))
+        order = [i for i in (self.drop_order or range(len(keep) - 1, 0, -1)) if i in keep]
+        while sum(least[i] for i in keep) + self._border_width(len(keep)) > width and order:
+            keep.remove(order.pop(0))
+        table = copy.copy(self)
+        table.columns = []
+        for i in keep:
+            column = copy.copy(self.columns[i])
+            column._index = len(table.columns)
+            table.columns.append(column)
+        spare = width - self._border_width(len(keep)) - sum(least[i] for i in keep)
+        widths = {i: least[i] for i in keep}
+        while spare > 0 and any(widths[i] < natural[i] for i in keep):  # share out what is left
+            for i in keep:
+                if spare > 0 and widths[i] < natural[i]:
+                    widths[i] += 1
+                    spare -= 1
+        for i, column in zip(keep, table.columns):
+            column.width = widths[i] - self._get_padding_width(i)
+        left_out = [lines(self.columns[i].header) for i in range(len(self.columns)) if i not in keep]
+        if left_out:
+            names = ", ".join(" ".join(header) for header in left_out)
+            note = (f"Not shown at {width} columns: {names} (a wider terminal, or --format csv, "
+                    "shows every column).")
+            table.caption = f"{self.caption}\n{note}" if self.caption else note
+        return table
+
+
+def styled_table(title: str, caption: str, plain: bool = False,
+                 drop_order: Sequence[int] | None = None) -> FittedTable:
+    """An empty ``rich`` table in the house style, fitted to the width it is drawn at (see
+    :class:`FittedTable`; ``drop_order``: the columns to leave out first); ``plain`` (pipes,
+    files) drops bold and rounded borders."""
+    table = FittedTable(
         title=title, caption=caption, box=box.ASCII if plain else box.ROUNDED,
         header_style="" if plain else "bold", title_style="" if plain else "bold",
         caption_justify="left",
     )
+    table.drop_order = drop_order
+    return table
 
 
 def to_text(renderable: Any, width: int = 120) -> str:

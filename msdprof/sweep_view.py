@@ -117,7 +117,9 @@ def skip_lines(result: SweepResult) -> list[str]:
 
 def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
     """The sweep as a rich table, and the skip reasons under it."""
-    table = styled_table(title(result), caption(result), plain)
+    g = len(result.grid)  # columns: #, the grid's options, exits, layers, exit 1, all exits, params
+    table = styled_table(title(result), caption(result), plain,  # the cost of all exits stays
+                         drop_order=[g + 2, g + 1, g + 3, g + 5, g + 6, *range(g, 0, -1)])
     for header in _headers(result):
         table.add_column(header, justify="right")
     for cells in _cells(result):
