@@ -1,10 +1,28 @@
 # Two entry points on a fresh machine (Python 3.11, root): `make demo` and `make test`.
-PYTHON ?= python3
+# Outside a virtual environment they create one in .venv (in this clone) and install into it, so
+# that they work on Python installations whose pip refuses system-wide installs (Debian's python3,
+# PEP 668 "externally managed"); inside an active one they install into it. BASE_PYTHON makes the
+# .venv; PYTHON=... skips it and installs with that interpreter.
+BASE_PYTHON ?= python3
+ifndef PYTHON
+ifeq ($(shell $(BASE_PYTHON) -c 'import sys; print(sys.prefix != sys.base_prefix)'),True)
+PYTHON := $(BASE_PYTHON)
+else
+VENV := .venv/bin/python
+PYTHON := $(VENV)
+endif
+endif
+# Console scripts (msdprof) live beside the interpreter in a .venv; elsewhere they are on PATH.
+BIN := $(if $(VENV),.venv/bin/,)
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
 
 .PHONY: setup setup-test graphviz chromium demo test reports digits bench
 
-setup:
+# Debian's python3 makes a venv only with its python3-venv package: installed when missing.
+.venv/bin/python:
+	$(BASE_PYTHON) -m venv .venv 2>/dev/null || { rm -rf .venv; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && $(BASE_PYTHON) -m venv .venv; }
+
+setup: $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e .
 
@@ -21,7 +39,7 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: setup
-	msdprof count --preset cifar10-anytime
+	$(BIN)msdprof count --preset cifar10-anytime
 
 test: setup-test
 	$(PYTHON) -m pytest
@@ -29,7 +47,7 @@ test: setup-test
 # Regenerates reports/ (every preset + README.md index); setup-test pins the matplotlib whose SVG
 # bytes tests/test_report.py compares with the committed folder.
 reports: setup-test
-	msdprof report --all -o reports --force
+	$(BIN)msdprof report --all -o reports --force
 
 # Trains a tiny MSDNet on scikit-learn's digits (about a minute on 2 CPU cores) and regenerates
 # reports/digits/ from its outputs; setup-test pins the matplotlib whose SVG bytes

@@ -411,6 +411,9 @@ def _scale_sides(data: str, side: int, n_scales: int) -> tuple[int, ...]:
     return tuple(sides)
 
 
+_MOST_SCALES_SUGGESTED = 8  # scale counts tried when suggesting what the default input size needs
+
+
 def _side_works(data: str, side: int, n_scales: int) -> bool:
     sides = _scale_sides(data, side, n_scales)
     return min(sides) >= 1 and _head_output(sides[-1]) == 1
@@ -439,6 +442,33 @@ def _working_sides(data: str, n_scales: int) -> tuple[int, int] | None:
     return (works[0], works[-1]) if works else None
 
 
+def _default_size_error(options: Options, side: int, low: int, high: int) -> OptionError:
+    """The data set's own input size does not fit the number of scales: name the data set (the
+    user gave no --input-size), the scales that fit it (with a preset that has them) and the sides
+    that fit these scales."""
+    from .presets import PRESETS  # presets import this module
+
+    fits = [n for n in range(1, _MOST_SCALES_SUGGESTED + 1) if _side_works(options.data, side, n)]
+    if not fits:
+        scales = ""
+    else:
+        shown = str(fits[0]) if len(fits) == 1 else f"{fits[0]} to {fits[-1]}"
+        example = next(((name, p) for name, p in PRESETS.items()
+                        if p.data == options.data and p.nScales in fits), None)
+        scales = f"needs {shown} scales"
+        if example:
+            name, p = example
+            scales += (f" (--grFactor {format_value(p.grFactor)} --bnFactor {format_value(p.bnFactor)}, "
+                       f"as in --preset {name})")
+        scales += (f", these options have {options.nScales} (grFactor "
+                   f"{format_value(options.grFactor)}); or ")
+    return OptionError(
+        "data", options.data,
+        f"its default {side}x{side} input {scales}give --input-size: sides from {low} to {high} "
+        f"work with {options.nScales} scales",
+    )
+
+
 def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
     """``(height, width)`` in pixels from ``None`` (the data set's default), ``32``, ``"32"``,
     ``"32x48"`` or ``(32, 48)``; raises :class:`OptionError` for sizes the network cannot take."""
@@ -464,6 +494,8 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
         raise OptionError("input-size", shown, f"must be at most {MAX_INPUT_SIDE} pixels a side "
                                                "(see the README's limits)")
     for side in value:
+        if default and not _side_works(options.data, side, options.nScales):
+            raise _default_size_error(options, side, low, high)
         if not _side_works(options.data, side, options.nScales):
             low, high = input_size_range(options)  # searched only to word the error
             raise OptionError(

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import Any, Mapping
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .config import Options, OptionError, check_option_name, did_you_mean
-from .model import MSDNet, build_model, check_msdnet
+
+if TYPE_CHECKING:  # torch is imported by model_from only: the presets are plain options
+    import torch
+    from torch import nn
+
+    from .model import MSDNet
 
 _CIFAR = dict(nChannels=16, growthRate=6, grFactor=(1, 2, 4), bnFactor=(1, 2, 4))
 _IMAGENET = dict(data="ImageNet", nChannels=32, growthRate=16, grFactor=(1, 2, 4, 4), bnFactor=(1, 2, 4, 4))
@@ -71,6 +73,10 @@ def model_from(
     """The :class:`MSDNet` a caller of the public API means: a built model as it is (then no
     options or ``input_size`` may be given: :class:`OptionError` saying it "is ``use`` as built"),
     else :func:`build_model` of :func:`resolve` ``(preset_or_config, **overrides)`` on ``device``."""
+    from torch import nn
+
+    from .model import build_model, check_msdnet
+
     if isinstance(preset_or_config, nn.Module):
         if overrides or input_size is not None:
             raise OptionError(

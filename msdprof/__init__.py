@@ -1,6 +1,23 @@
-"""msdprof: what each exit of an early-exit network (MSDNet) costs, exactly."""
+"""msdprof: what each exit of an early-exit network (MSDNet) costs, exactly.
 
-from .exits import ExitCost, ExitCosts, exit_costs
-from .graph import layout_graph
+The names below are imported when first used (they need torch and networkx), so that
+``msdprof --help`` starts without them.
+"""
+
+import importlib
+from typing import Any
+
+#: Public name -> the module defining it.
+_API = {"ExitCost": "exits", "ExitCosts": "exits", "exit_costs": "exits", "layout_graph": "graph"}
 
 __all__ = ["ExitCost", "ExitCosts", "exit_costs", "layout_graph"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'msdprof' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -56,8 +56,8 @@ def _percent(value: Fraction | float) -> str:
 
 
 def _table(title: str, caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-           plain: bool, left: Sequence[int] = ()) -> Table:
-    table = styled_table(title, caption, plain)
+           plain: bool, left: Sequence[int] = (), drop_order: Sequence[int] | None = None) -> Table:
+    table = styled_table(title, caption, plain, drop_order)
     for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i in left else "right")
     for row in rows:
@@ -107,7 +107,7 @@ def anytime_renderable(costs: ExitCosts, choice: AnytimeChoice, steps: Sequence[
         "exits).",
         ["exit", "layer", f"eager budget\n{unit}", f"lazy budget\n{unit}", f"lazy saves\n{unit}",
          "chosen"],
-        rows, plain, left=(5,),
+        rows, plain, left=(5,), drop_order=(4, 1, 3, 2),
     )
     return Group(answer, table)
 
@@ -257,7 +257,7 @@ def calibration_renderable(costs: ExitCosts, outputs: SavedOutputs, rows: Sequen
           " ".join(_threshold(t) for t in r.thresholds), f"{r.val.accuracy:.2f}",
           f"{r.test.accuracy:.2f}", _fractions_cell(r.test.exit_fractions),
           scaled(round(r.macs), divisor), scaled(round(r.lazy_macs), divisor)] for r in rows],
-        plain, left=(1, 2, 5),
+        plain, left=(1, 2, 5), drop_order=(5, 2, 1, 3, 7),
     )
 
 

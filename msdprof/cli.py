@@ -8,30 +8,24 @@ lin_grow ...``) and/or ``--preset NAME``.  A user mistake prints one line on std
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rich.console import Console
+from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
+from msdnet.config import OPTION_NAMES, OptionError, format_value
 
-from msdnet import DEFAULT_PRESET, PRESETS, Options, build_model, resolve
-from msdnet.config import OPTION_NAMES, OptionError, _whole, format_value
-
-from . import drawing, formatting, latency
-from .budget import (anytime, anytime_steps, budgeted_batch, calibrate, expected_cost, geometric,
-                     geometric_family, given_fractions)
-from .counting import CONVENTION_HELP, CONVENTIONS, check_convention
-from .exits import exit_costs
+from . import drawing, formatting
+from .conventions import CONVENTION_HELP
 from .formatting import parse_count
-from .graph import layout_graph
 from .output import check_writable, write_atomic
-from .saved_outputs import load_outputs
-from . import sweep_view
-from .sweep import ROW_COLUMNS, VerificationError, sweep
 
-# budget_view, latency_view and report draw with matplotlib (~0.4 s to import): they are imported by the
-# commands that use them, so that `msdprof count` and the error messages start sooner.
+# Everything that imports torch, networkx or matplotlib (the counting, the graph, the views) is
+# imported by the command that uses it, inside its _run_* function: `msdprof --help` and
+# `msdprof CMD --help` import none of them (tests/test_help.py), and start in a fraction of a second.
 
 OPTION_HELP = {
     "nBlocks": "number of blocks = exits (authors' default 1)",
@@ -53,14 +47,34 @@ class UsageError(Exception):
     """A command-line mistake argparse found; printed as one line, exit code 2."""
 
 
+class CommandFailed(Exception):
+    """A command that ran and found something wrong that is not the user's mistake (exit code 1)."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown option is an error here, where this (sub)command's options
+        are known: ``unrecognized arguments: --nblocks 7; did you mean --nBlocks?``."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        unknown = [arg for arg in extras if arg.startswith("-")]
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self.option_hint(unknown[0])}")
+        return namespace, extras
+
+    def option_hint(self, typed: str) -> str:
+        """``; did you mean --nBlocks?`` for an option close to ``typed`` (any letter case), else ``""``."""
+        by_lower = {s.lower(): s for action in self._actions for s in action.option_strings
+                    if s.startswith("--")}
+        close = difflib.get_close_matches(typed.split("=", 1)[0].lower(), by_lower, n=1, cutoff=0.7)
+        return f"; did you mean {by_lower[close[0]]}?" if close else ""
+
 
 def add_convention_option(parser: argparse.ArgumentParser, what: str, explain: bool = False) -> None:
     """``--convention NAME``: ``what`` says what it is the unit of; ``explain`` spells out each."""
-    names = "; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items()) if explain else ", ".join(CONVENTIONS)
+    names = "; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items()) if explain else ", ".join(CONVENTION_HELP)
     parser.add_argument("--convention", default="msdnet", metavar="NAME",
                         help=f"{what}: {names} (default msdnet)")
 
@@ -145,16 +159,38 @@ def output_name(text: str) -> str:
     return text
 
 
-def add_output_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def add_output_options(parser: argparse.ArgumentParser, required: bool = False, quiet: str = "") -> None:
+    """``-o FILE``, ``--force`` and ``--quiet`` (``quiet``: what else it silences)."""
     parser.add_argument("-o", "--output", metavar="FILE", required=required, type=output_name,
                         help="write to FILE" + ("" if required else " instead of standard output"))
     parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    add_quiet_option(parser, quiet)
+
+
+def add_quiet_option(parser: argparse.ArgumentParser, more: str = "") -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no line on stderr saying what was written where" + more)
+
+
+def notice(args: argparse.Namespace, line: str) -> None:
+    """``msdprof CMD: LINE`` on stderr, unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(f"msdprof {args.command}: {line}", file=sys.stderr)
+
+
+def file_list(paths: Sequence[Any], shown: int = 4) -> str:
+    """``a.md, a-cost.svg`` or, past ``shown`` files, ``a.md, b.md, ... and 19 more files``."""
+    names = [str(p) for p in paths]
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown - 1]) + f" and {len(names) - shown + 1} more files"
 
 
 def emit(args: argparse.Namespace, text: str) -> None:
-    """Print ``text`` or write it atomically to ``--output``."""
+    """Print ``text``, or write it atomically to ``--output`` and say so on stderr."""
     if getattr(args, "output", None):
         write_atomic(args.output, text, force=args.force)
+        notice(args, f"wrote {args.output}")
     else:
         sys.stdout.write(text)
 
@@ -175,6 +211,8 @@ def show(args: argparse.Namespace, fmt: str, rich: Callable[[], Any], text: Call
     """The ``table`` format in a terminal: the ``rich()`` renderable, in colour; anything else
     (another format, a pipe, ``--output``): ``text()`` through :func:`emit`."""
     if fmt == "table" and not args.output and sys.stdout.isatty():
+        from rich.console import Console
+
         Console().print(rich())
     else:
         emit(args, text())
@@ -204,6 +242,8 @@ def _add_count(sub: Any) -> None:
 
 
 def _run_count(args: argparse.Namespace) -> None:
+    from .exits import exit_costs
+
     fmt = formatting.check_format(args.format)
     options, name = network_options(args)
     if args.output:
@@ -250,6 +290,8 @@ def _add_graph(sub: Any) -> None:
 
 
 def _run_graph(args: argparse.Namespace) -> None:
+    from .graph import layout_graph
+
     options, name = network_options(args)
     path = drawing.check_output(args.output, args.force)  # before any work
     model = user_model(args)
@@ -282,6 +324,7 @@ def _run_graph(args: argparse.Namespace) -> None:
     if name and model is None:
         graph.graph["preset"] = name
     drawing.write_graph(graph, path, force=args.force)
+    notice(args, f"wrote {path}")
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -312,11 +355,13 @@ def _add_report(sub: Any) -> None:
                    help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
                         "with --all a directory")
     p.add_argument("--force", action="store_true", help="replace files that exist")
+    add_quiet_option(p)
     p.set_defaults(run=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> None:
     from . import report
+    from .counting import check_convention
 
     check_convention(args.convention)
     given = given_options(args)
@@ -328,7 +373,8 @@ def _run_report(args: argparse.Namespace) -> None:
                                                  "preset as it is")
         fmt = "html" if args.html else "markdown"
         report.check_targets(args.output, [report.INDEX[fmt]], args.force)  # before any work
-        report.write_files(args.output, report.preset_files(fmt, args.convention), args.force)
+        written = report.write_files(args.output, report.preset_files(fmt, args.convention), args.force)
+        _report_notice(args, report, written)
         return
     path, _ = report.check_report_path(args.output, args.html)
     check_writable(path, args.force)  # before any work
@@ -338,7 +384,19 @@ def _run_report(args: argparse.Namespace) -> None:
     else:
         options, name = network_options(args)
         configs = [report.configuration(options, name, args.input_size, args.convention)]
-    report.write_report(path, configs, html=args.html, force=args.force)
+    written = report.write_report(path, configs, html=args.html, force=args.force)
+    _report_notice(args, report, written)
+
+
+def _report_notice(args: argparse.Namespace, report: Any, written: Sequence[Path]) -> None:
+    """``wrote a.md, a-cost.svg in DIR``, and that the layout pictures were left out (and why)."""
+    where = {p.parent for p in written}
+    place = "" if where == {Path(".")} or len(where) != 1 else f" in {where.pop()}"
+    left_out = ("" if report.graphviz_available() else
+                f"; left out the layout pictures: Graphviz's `{drawing.GRAPHVIZ_PROGRAM}` program "
+                "was not found (apt-get install graphviz), the report says so in their place")
+    names = sorted((p.name for p in written), key=lambda n: (n.endswith(".svg"), n))  # pages first
+    notice(args, f"wrote {file_list(names)}{place}{left_out}")
 
 
 # --- budget -----------------------------------------------------------------------------------
@@ -380,6 +438,11 @@ def _add_budget(sub: Any) -> None:
 
 def _run_budget(args: argparse.Namespace) -> None:
     from . import budget_view
+    from .budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
+                         given_fractions)
+    from .counting import check_convention
+    from .exits import exit_costs
+    from .saved_outputs import load_outputs
 
     fmt = formatting.check_format(args.format, budget_view.FORMATS)
     batch = [flag for flag, given in (("--fractions", args.fractions is not None),
@@ -418,6 +481,7 @@ def _run_budget(args: argparse.Namespace) -> None:
         if args.plot:
             write_atomic(args.plot, budget_view.accuracy_plot(costs, outputs, calibrations, name),
                          force=args.force, option="plot")
+            notice(args, f"wrote {args.plot}")
         parts = (costs, outputs, calibrations)
         renderable, render = budget_view.calibration_renderable, budget_view.render_calibration
     show(args, fmt, lambda: renderable(*parts, name, plain=False), lambda: render(*parts, fmt, name))
@@ -459,7 +523,7 @@ def _add_sweep(sub: Any) -> None:
                    help="keep only the configurations no other one beats in both total cost and "
                         "total parameters (no worse in both, better in one), after the filters")
     p.add_argument("--sort", metavar="COLUMN",
-                   help="order the rows by a column, smallest first: " + ", ".join(ROW_COLUMNS)
+                   help="order the rows by a column, smallest first: " + ", ".join(formatting.ROW_COLUMNS)
                         + " (budget_exits with --exit-budget) or an option name; --sort=-COLUMN "
                         "for the largest first; ties keep grid order")
     p.add_argument("--top", metavar="N",
@@ -474,23 +538,31 @@ def _add_sweep(sub: Any) -> None:
     p.add_argument("--jobs", metavar="N",
                    help=f"processes counting at once (default: one per CPU, {os.cpu_count()} here); "
                         "the results do not depend on it")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar and no summary on stderr")
     add_format_option(p, formatting.FORMATS, "; json also every skipped configuration with its reason")
-    add_output_options(p)
+    add_output_options(p, quiet=", no progress bar and no summary")
     p.set_defaults(run=_run_sweep)
 
 
 def _run_sweep(args: argparse.Namespace) -> None:
+    from . import sweep_view
+    from .sweep import VerificationError, sweep
+
     fmt = formatting.check_format(args.format, sweep_view.FORMATS)
     grid = given_options(args)
+    if not grid:
+        raise UsageError("sweep needs a grid: the values of one or more options to combine, e.g. "
+                         "--nBlocks 3:10 --stepmode even,lin_grow (one configuration: msdprof count)")
     check_output_and_plot(args)
     interactive = not args.quiet and sys.stderr.isatty()
     with sweep_view.ProgressBar() as bar:
-        result = sweep(grid, args.preset, convention=args.convention, input_size=args.input_size,
-                       max_macs=args.max_macs, exit_budget=args.exit_budget, pareto=args.pareto,
-                       sort=args.sort, top=args.top, verify=args.verify, points=args.plot is not None,
-                       jobs=args.jobs, progress=bar if interactive else None)
+        try:
+            result = sweep(grid, args.preset, convention=args.convention, input_size=args.input_size,
+                           max_macs=args.max_macs, exit_budget=args.exit_budget, pareto=args.pareto,
+                           sort=args.sort, top=args.top, verify=args.verify,
+                           points=args.plot is not None, jobs=args.jobs,
+                           progress=bar if interactive else None)
+        except VerificationError as error:  # not the user's mistake: the two counts disagree
+            raise CommandFailed(f"--verify: {error}") from error
     if not result.counted:  # nothing to show: the first reason is the error
         first = result.skipped[0]
         every = "its only configuration" if result.size == 1 else f"all {result.size} configurations"
@@ -569,8 +641,8 @@ def _add_latency(sub: Any) -> None:
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default) or cuda")
     p.add_argument("--threads", default="1", metavar="N",
                    help="torch intra-op threads while timing (default 1)")
-    p.add_argument("--min-time", default=str(latency.MIN_TIME), metavar="S",
-                   help=f"seconds of timing per program (default {latency.MIN_TIME:g})")
+    p.add_argument("--min-time", metavar="S",
+                   help="seconds of timing per program (default: msdprof.latency.MIN_TIME, 1 s)")
     p.add_argument("--weights", metavar="FILE",
                    help="a state dict to load (torch.save(model.state_dict()); read with "
                         "weights_only=True); default: the authors' random initialisation")
@@ -593,12 +665,19 @@ def _add_latency(sub: Any) -> None:
 
 
 def _run_latency(args: argparse.Namespace) -> None:
-    from . import latency_view
+    from msdnet import build_model
+    from msdnet.config import _whole
+
+    from . import latency, latency_view
+    from .budget import calibrate, geometric
+    from .counting import check_convention
+    from .saved_outputs import load_outputs
 
     fmt = formatting.check_format(args.format, latency_view.FORMATS)
     options, name = network_options(args)
     device = latency.check_device(args.device)
-    threads, min_time = latency.check_threads(args.threads), latency.check_min_time(args.min_time)
+    threads, min_time = latency.check_threads(args.threads), latency.check_min_time(
+        args.min_time if args.min_time is not None else str(latency.MIN_TIME))
     batch = latency.check_batch(args.batch) if args.batch is not None else None
     check_convention(args.convention)
     if args.thresholds is not None and args.logits is not None:
@@ -685,8 +764,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exception(error.__cause__, file=sys.stderr)
         print(f"msdprof: error: {cli_message(error)}", file=sys.stderr)
         return 2
-    except VerificationError as error:  # not the user's mistake: the two counts disagree
-        print(f"msdprof: error: --verify: {error}", file=sys.stderr)
+    except CommandFailed as error:
+        print(f"msdprof: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `msdprof ... | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -13,16 +13,17 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import graphviz
-import networkx as nx
 
 from msdnet.config import OptionError
 
-from .counting import format_count
 from .formatting import OP_NAMES
 from .output import check_writable, write_atomic
+
+if TYPE_CHECKING:  # networkx is imported where a graph is written: `msdprof graph --help` needs none
+    import networkx as nx
 
 #: Formats Graphviz renders, and the program that renders them (positions are pinned: no layout).
 RENDERED = ("svg", "png", "pdf")
@@ -113,6 +114,8 @@ def _dense_arc(tail: tuple[float, float], head: tuple[float, float]) -> str:
 
 
 def _tooltip(node: str, d: dict[str, Any], unit: str) -> str:
+    from .counting import format_count  # torch: not imported by `msdprof graph --help`
+
     what = f"exit {d['exit']}: {d['channels']} classes" if d["kind"] == "classifier" else (
         f"{d['kind']} {_size(d['channels'], d['height'], d['width'])}")
     return (f"{node} ({what}, block {d['block']}): {format_count(d['macs'])} {unit}, "
@@ -307,6 +310,8 @@ def render(graph: nx.DiGraph, fmt: str) -> bytes:
 
 def to_json(graph: nx.DiGraph) -> str:
     """networkx node-link data (``nodes``, ``edges``, ``graph``) as indented JSON."""
+    import networkx as nx
+
     return json.dumps(nx.node_link_data(graph, edges="edges"), indent=2) + "\n"
 
 
@@ -316,6 +321,8 @@ def to_graphml(graph: nx.DiGraph) -> str:
     for key, value in graph.graph.items():
         if not isinstance(value, (str, int, float, bool)):
             plain.graph[key] = json.dumps(value)
+    import networkx as nx
+
     return "\n".join(nx.generate_graphml(plain)) + "\n"
 
 

@@ -6,22 +6,32 @@ to millions; JSON and CSV carry the exact integers.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
 from dataclasses import asdict, fields
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-from msdnet.config import OptionError, did_you_mean
+from msdnet.config import OptionError, Options, did_you_mean, format_value
+from msdnet.presets import PRESETS
 
-from .counting import CONVENTION_HELP
-from .exits import ExitCost, ExitCosts
+from .conventions import CONVENTION_HELP
+
+if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and parse_count
+    from .exits import ExitCost, ExitCosts
 
 FORMATS = ("table", "json", "csv", "markdown")
+
+#: The columns of a sweep row that ``msdprof sweep --sort`` can order by (besides the options).
+ROW_COLUMNS = ("index", "exits", "layers", "first_macs", "total_macs", "total_params", "budget_exits")
 
 #: What one counted operation is called in each convention.
 OP_NAMES = {"msdnet": "ops", "macs": "MACs", "flops": "FLOPs"}
@@ -81,13 +91,27 @@ def scaled(value: int, divisor: float) -> str:
     return f"{value / divisor:,.2f}"
 
 
+def network_name(options: Options, name: str | None = None) -> str:
+    """What the options are, by the base they were laid over: the preset ``name`` as it is
+    (``cifar10-anytime``), a preset with options changed (``cifar10-batch with nBlocks 5``), or
+    the authors' defaults with options changed (``the authors' defaults with nBlocks 7``).  A
+    ``name`` that is not a preset is returned as it is."""
+    base = PRESETS.get(name) if name else Options()
+    if base is None:
+        return str(name)
+    defaults = base.as_dict()
+    changed = ", ".join(f"{k} {format_value(v)}" for k, v in options.as_dict().items() if v != defaults[k])
+    label = name or "the authors' defaults"
+    return f"{label} with {changed}" if changed else label
+
+
 def title(costs: ExitCosts, name: str | None = None) -> str:
-    """``MSDNet per-exit cost: cifar10-anytime (nBlocks 10, ...)``; another model:
-    ``SDNResNet per-exit cost: models.py:sdn``."""
+    """``MSDNet per-exit cost: cifar10-anytime (nBlocks 10, ...)``: the base (see
+    :func:`network_name`), then every option; another model: ``SDNResNet per-exit cost:
+    models.py:sdn``."""
     if costs.options is None:
         return f"{costs.model} per-exit cost" + (f": {name}" if name else "")
-    what = f"{name} ({costs.options.describe()})" if name else costs.options.describe()
-    return f"MSDNet per-exit cost: {what}"
+    return f"MSDNet per-exit cost: {network_name(costs.options, name)} ({costs.options.describe()})"
 
 
 def unsupported_note(costs: ExitCosts) -> str:
@@ -148,14 +172,80 @@ def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]
     ]
 
 
-def styled_table(title: str, caption: str, plain: bool = False) -> Table:
-    """An empty ``rich`` table in the house style; ``plain`` (pipes, files) drops bold and rounded
-    borders."""
-    return Table(
+class FittedTable(Table):
+    """A ``rich`` table that never cuts a word (a number) at the width it is drawn at.
+
+    At its natural width when that fits; else headers and cells wrap between words only (each
+    column at least as wide as its longest word); when even that is too wide, columns are left out,
+    in ``drop_order`` (column indexes; default: the last first, never the first) until the rest
+    fits, and the caption says which and where to find them.
+    """
+
+    drop_order: Sequence[int] | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from Table.__rich_console__(self.fitted(console, options.max_width), console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Table.__rich_measure__(self.fitted(console, options.max_width), console, options)
+
+    def _border_width(self, columns: int) -> int:
+        return (2 if self.box and self.show_edge else 0) + (columns - 1 if self.box else 0)
+
+    def fitted(self, console: Console, width: int) -> Table:
+        """This table as drawn ``width`` columns wide (itself when its natural width fits)."""
+        def lines(cell: Any) -> list[str]:
+            text = console.render_str(cell) if isinstance(cell, str) else cell
+            return text.plain.splitlines() if isinstance(text, Text) else [""]
+
+        natural, least = [], []
+        for column in self.columns:
+            cells = [line for cell in (column.header, *column._cells) for line in lines(cell)]
+            pad = self._get_padding_width(column._index)
+            natural.append(max(map(cell_len, cells), default=0) + pad)
+            least.append(max((cell_len(w) for line in cells for w in line.split()), default=0) + pad)
+        if sum(natural) + self._border_width(len(natural)) <= width:
+            return self
+        keep = list(range(len(self.columns)))
+        order = [i for i in (self.drop_order or range(len(keep) - 1, 0, -1)) if i in keep]
+        while sum(least[i] for i in keep) + self._border_width(len(keep)) > width and order:
+            keep.remove(order.pop(0))
+        table = copy.copy(self)
+        table.columns = []
+        for i in keep:
+            column = copy.copy(self.columns[i])
+            column._index = len(table.columns)
+            table.columns.append(column)
+        spare = width - self._border_width(len(keep)) - sum(least[i] for i in keep)
+        widths = {i: least[i] for i in keep}
+        while spare > 0 and any(widths[i] < natural[i] for i in keep):  # share out what is left
+            for i in keep:
+                if spare > 0 and widths[i] < natural[i]:
+                    widths[i] += 1
+                    spare -= 1
+        for i, column in zip(keep, table.columns):
+            column.width = widths[i] - self._get_padding_width(i)
+        left_out = [lines(self.columns[i].header) for i in range(len(self.columns)) if i not in keep]
+        if left_out:
+            names = ", ".join(" ".join(header) for header in left_out)
+            note = (f"Not shown at {width} columns: {names} (a wider terminal, or --format csv, "
+                    "shows every column).")
+            table.caption = f"{self.caption}\n{note}" if self.caption else note
+        return table
+
+
+def styled_table(title: str, caption: str, plain: bool = False,
+                 drop_order: Sequence[int] | None = None) -> FittedTable:
+    """An empty ``rich`` table in the house style, fitted to the width it is drawn at (see
+    :class:`FittedTable`; ``drop_order``: the columns to leave out first); ``plain`` (pipes,
+    files) drops bold and rounded borders."""
+    table = FittedTable(
         title=title, caption=caption, box=box.ASCII if plain else box.ROUNDED,
         header_style="" if plain else "bold", title_style="" if plain else "bold",
         caption_justify="left",
     )
+    table.drop_order = drop_order
+    return table
 
 
 def to_text(renderable: Any, width: int = 120) -> str:
@@ -200,6 +290,8 @@ def render_json(costs: ExitCosts, name: str | None = None) -> str:
 
 def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     """Exact integers, one row per exit; the ``convention`` column names the unit of ``*_macs``."""
+    from .exits import ExitCost
+
     names = [f.name for f in fields(ExitCost)]
     return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))
 

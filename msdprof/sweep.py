@@ -64,7 +64,7 @@ from msdnet.config import (  # check_value: the per-value rules Options itself a
 
 from .counting import check_convention
 from .exits import ExitCost, ExitCosts, exit_costs
-from .formatting import parse_count
+from .formatting import ROW_COLUMNS, parse_count
 from .plan_costs import plan_costs
 
 #: The most configurations one sweep counts (with --verify, over an hour of counting on two cores).
@@ -288,7 +288,6 @@ class Skipped:
 
 
 #: Columns rows can be sorted by (besides any MSDNet option): as the CSV names them.
-ROW_COLUMNS = ("index", "exits", "layers", "first_macs", "total_macs", "total_params", "budget_exits")
 
 
 def sort_columns(exit_budget: bool = False) -> tuple[str, ...]:

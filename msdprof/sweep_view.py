@@ -32,16 +32,23 @@ def _value(value: Any) -> str:
     return format_value(value)
 
 
+def _configurations(n: int) -> str:
+    return f"{n} configuration" + ("" if n == 1 else "s")
+
+
 def title(result: SweepResult) -> str:
-    """``MSDNet sweep: 576 configurations of nBlocks x step x ... over cifar10-anytime``."""
-    names = " x ".join(option for option, _ in result.grid) or "no option"
+    """``MSDNet sweep: 576 configurations of nBlocks x step x ... over cifar10-anytime``; with an
+    empty grid ``MSDNet sweep: 1 configuration (no option varied): cifar10-anytime``."""
+    names = " x ".join(option for option, _ in result.grid)
     base = result.preset if result.preset else "the authors' defaults"
-    return f"MSDNet sweep: {result.size} configurations of {names} over {base}"
+    if not names:
+        return f"MSDNet sweep: {_configurations(result.size)} (no option varied): {base}"
+    return f"MSDNet sweep: {_configurations(result.size)} of {names} over {base}"
 
 
 def summary(result: SweepResult) -> str:
     """One line: how many configurations were counted, skipped, filtered out, dominated, shown."""
-    parts = [f"{result.size} configurations", f"{result.counted} counted"]
+    parts = [_configurations(result.size), f"{result.counted} counted"]
     if result.skipped:
         parts.append(f"{len(result.skipped)} skipped (invalid combinations)")
     filters = [name for name, value in (("--max-macs", result.max_macs),
@@ -115,7 +122,9 @@ def skip_lines(result: SweepResult) -> list[str]:
 
 
 def _table(result: SweepResult, cells: list[list[str]], plain: bool) -> RenderableType:
-    table = styled_table(title(result), caption(result), plain)
+    g = len(result.grid)  # columns: #, the grid's options, exits, layers, exit 1, all exits, params
+    table = styled_table(title(result), caption(result), plain,  # the cost of all exits stays
+                         drop_order=[g + 2, g + 1, g + 3, g + 5, g + 6, *range(g, 0, -1)])
     for header in _headers(result):
         table.add_column(header, justify="right")
     for row in cells:

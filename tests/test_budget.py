@@ -451,7 +451,10 @@ def test_a_pt_file_holding_objects_is_refused_unrun(tmp_path):
 
 
 @pytest.mark.parametrize("name, data, message", [
-    ("corrupt.pt", b"not a torch file", "cannot be read by torch.load(weights_only=True)"),
+    ("corrupt.pt", b"PK\x03\x04 broken", "cannot be read by torch.load(weights_only=True)"),
+    ("notes.pt", b"not a torch file", "is neither a torch .pt file (a zip or pickle archive) nor an .npz"),
+    ("costs.csv", b"exit,layer,macs\n1,4,15128842\n", "is neither a torch .pt file"),
+    ("empty.npz", b"", "is neither a torch .pt file"),
     ("corrupt.npz", b"PK\x03\x04 broken", "cannot be read as .npz"),
 ])
 def test_a_corrupt_file_is_refused(tmp_path, name, data, message):

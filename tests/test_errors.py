@@ -74,8 +74,8 @@ BAD_INPUTS = [
     # sweep
     (["sweep", "--nBlocks", "3:x"], "--nBlocks 3:x: a range is a:b or a:b:step with whole numbers"),
     (["sweep", "--stepmode", "evne"], "--stepmode evne: must be one of even, lin_grow (did you mean 'even'?)"),
-    (["sweep", "--max-macs", "2Q"], "--max-macs 2Q: must be a count like 300M"),
-    (["sweep", "--jobs", "0"], "--jobs 0: must be a whole number >= 1"),
+    (["sweep", "--nBlocks", "3:4", "--max-macs", "2Q"], "--max-macs 2Q: must be a count like 300M"),
+    (["sweep", "--nBlocks", "3:4", "--jobs", "0"], "--jobs 0: must be a whole number >= 1"),
     (["sweep", "--nBlocks", "1:100000000"], "--nBlocks 1:100000000: more than 100000 values"),
     (["sweep", "--growthRate", "7", "--grFactor", "1-1-1,1-3-3", "--bnFactor", "1-1-1"],
      "(the grid's first reason to skip; all 2 configurations skipped)"),

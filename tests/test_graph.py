@@ -350,14 +350,14 @@ def run(capsys, *argv):
 
 def test_graph_json_from_the_command_line_equals_the_api(capsys, tmp_path):
     code, out, err = run(capsys, "graph", "--preset", "cifar10-batch", "--dense", "-o", str(tmp_path / "g.json"))
-    assert (code, out, err) == (0, "", "")
+    assert (code, out, err) == (0, "", f"msdprof graph: wrote {tmp_path / 'g.json'}\n")
     assert (tmp_path / "g.json").read_text() == to_json(layout_graph("cifar10-batch", dense=True))
 
 
 @needs_graphviz
 def test_graph_writes_an_svg_of_the_default_recipe(capsys, tmp_path):
     code, _, err = run(capsys, "graph", "-o", str(tmp_path / "layout.svg"))
-    assert code == 0 and err == ""
+    assert code == 0 and err == f"msdprof graph: wrote {tmp_path / 'layout.svg'}\n"
     titles = graph_node_titles((tmp_path / "layout.svg").read_bytes())
     assert sorted(titles) == sorted(preset_graph("cifar10-anytime", "max").nodes)
 
