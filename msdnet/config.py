@@ -494,10 +494,10 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
         raise OptionError("input-size", shown, f"must be at most {MAX_INPUT_SIDE} pixels a side "
                                                "(see the README's limits)")
     for side in value:
-        if default and not _side_works(options.data, side, options.nScales):
-            raise _default_size_error(options, side, low, high)
         if not _side_works(options.data, side, options.nScales):
             low, high = input_size_range(options)  # searched only to word the error
+            if default:
+                raise _default_size_error(options, side, low, high)
             raise OptionError(
                 "input-size", shown,
                 f"{'(the ' + options.data + ' default) ' if default else ''}"

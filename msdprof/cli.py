@@ -584,8 +584,6 @@ def _run_sweep(args: argparse.Namespace) -> None:
 
 
 def _add_compare(sub: Any) -> None:
-    from . import compare_view
-
     p = sub.add_parser(
         "compare", help="msdprof's conventions, fvcore and FlopCounterMode per exit, differences "
                         "explained operator by operator",
@@ -597,7 +595,7 @@ def _add_compare(sub: Any) -> None:
                     "unexplained). A tool that fails is a note in the output.",
     )
     add_network_options(p)
-    add_format_option(p, compare_view.FORMATS, "; csv: a row per exit and operator, a column "
+    add_format_option(p, formatting.FORMATS, "; csv: a row per exit and operator, a column "
                                                "per tool, notes on stderr")
     add_output_options(p)
     p.set_defaults(run=_run_compare)

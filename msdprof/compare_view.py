@@ -15,9 +15,10 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from .compare import TOOL_HELP, TOOLS, Comparison, ExitComparison, Gap
+from . import formatting
 from .formatting import check_format, csv_text, markdown_table, op_scale, scaled, styled_table, to_text
 
-FORMATS = ("table", "json", "csv", "markdown")
+FORMATS = formatting.FORMATS
 _WIDTH = 120  # the console width of plain tables (pipes, files)
 
 

@@ -30,6 +30,8 @@ from torch import nn
 
 from msdnet.config import OptionError, did_you_mean
 
+from .conventions import CONVENTION_HELP  # noqa: F401  (re-exported: what each convention counts)
+
 
 @dataclass(frozen=True)
 class OpCount:
@@ -227,16 +229,6 @@ CONVENTIONS: dict[str, Callable[[OpCount], int]] = {
     "macs": lambda c: c.macs + c.functional_macs,
     "flops": lambda c: 2 * (c.macs + c.functional_macs),
 }
-
-#: What each convention counts, for help texts and report footnotes.
-CONVENTION_HELP = {
-    "msdnet": "the authors' op counter: one multiply-add = 1, plus ReLU elements, pooling windows "
-              "and Linear bias adds (the paper's 'FLOPs')",
-    "macs": "multiply-adds of convolutions, Linear, attention and functional conv/linear/matmul "
-            "only, no bias (fvcore's count)",
-    "flops": "2 x macs (torch.utils.flop_counter's count)",
-}
-
 
 def check_convention(name: str) -> str:
     """``name`` if it is a known convention, else :class:`OptionError` naming the known ones."""

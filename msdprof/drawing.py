@@ -158,6 +158,10 @@ def dataflow_dot(graph: nx.DiGraph) -> str:
     """The Graphviz ``dot`` source (left to right) of a :func:`msdprof.graph.dataflow_graph`:
     a box per operation (name, type, output shape, cost), an oval per exit; with the graph
     attribute ``highlight`` = k, exit k and its ancestors filled, the rest greyed."""
+    import networkx as nx
+
+    from .counting import format_count  # torch: not imported by `msdprof graph --help`
+
     unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
     marked: set[str] = set()
     if graph.graph.get("highlight") is not None:

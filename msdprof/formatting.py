@@ -131,6 +131,9 @@ def caption(costs: ExitCosts) -> str:
         shapes = ", ".join("x".join(map(str, s)) for s in costs.input_shapes)
         exits = ", ".join(f"{i}={n}" for i, n in enumerate(costs.exit_names, 1)
                           if n != str(i))
+        if costs.convention != "msdnet":
+            unit += (" For any model, other convolutions, attention and functional conv, linear and "
+                     "matmul count too.")
         return (f"Input {shapes}{f'; exits {exits}' if exits else ''}; {unit} Cumulative = all that "
                 "ran until outputs 1..k were complete; block = what ran after output k-1, less head "
                 "k; direct = cumulative less heads 1..k-1; lazy = only what outputs 1..k read (saves % "

@@ -19,10 +19,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from .costplot import SVG_PARAMS, svg_bytes
+from . import formatting
 from .formatting import OP_NAMES, csv_text, markdown_table, op_unit, scaled, styled_table, to_text
 from .latency import WARMUP, ExitLatency, Latency, Timing
 
-FORMATS = ("table", "json", "csv", "markdown")
+FORMATS = formatting.FORMATS
 
 
 def _ms(value: float | None) -> str:

@@ -266,6 +266,12 @@ def _npz_layout(file: BinaryIO, fail: Fail, exits: int | None) -> None:
 
 
 def _read(path: Path, file: BinaryIO, fail: Fail, exits: int | None) -> Mapping[str, Any]:
+    head = file.read(4)  # torch.save writes a zip (or a pickle); .npz is a zip
+    file.seek(0)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):
+        fail("is neither a torch .pt file (a zip or pickle archive) nor an .npz archive: expected "
+             "the authors' (val_pred, val_target, test_pred, test_target) saved with torch.save, "
+             "or those four arrays by name in an .npz")
     if path.suffix.lower() == NPZ_SUFFIX:
         _npz_layout(file, fail, exits)
         try:

@@ -4,9 +4,14 @@ original where the checkout has it beside it)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+
+#: examples/ holds the early-exit test networks (examples/early_exit_models.py) the tests import
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
 
 DATA = Path(__file__).parent / "data"
 REFERENCE_FILE = DATA / "msdnet_reference_counts.json"

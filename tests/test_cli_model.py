@@ -39,7 +39,7 @@ def not_a_model():
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
     """A folder holding models.py (the factories) beside a copy of the test models."""
-    shutil.copy(Path(__file__).parent / "early_exit_models.py", tmp_path)
+    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "early_exit_models.py", tmp_path)
     (tmp_path / "models.py").write_text(FACTORIES)
     monkeypatch.chdir(tmp_path)
     return tmp_path

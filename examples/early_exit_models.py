@@ -1,4 +1,5 @@
-"""Small early-exit networks of the kinds researchers bring, written for the tests (our own code).
+"""Small early-exit networks of the kinds researchers bring (our own code, used by the tests and the
+README): ``msdprof count --model examples/early_exit_models.py:SDNResNet --input-size 32``.
 
 Each ``forward(x, exits=None)`` returns one output per exit, exit 1 first, and with ``exits=k``
 returns right after output k is complete, having run exactly what the full forward runs until then
