@@ -41,6 +41,7 @@ from msdnet.config import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
 from .exits import ExitCosts, count_model
+from .saved_outputs import _first_line
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
 Program = Callable[[], Any]
@@ -218,12 +219,6 @@ def check_threads(value: Any) -> int:
 
 
 # --- the batch and the weights ---------------------------------------------------------------------
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def load_weights(model: MSDNet, path: str | os.PathLike) -> MSDNet:
