@@ -58,3 +58,4 @@ digits: setup-test
 
 bench: setup
 	$(PYTHON) benchmarks/bench_count.py
+	$(PYTHON) benchmarks/bench_any_model.py

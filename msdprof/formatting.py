@@ -156,20 +156,22 @@ def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]
     def ops(field: str) -> Callable[[ExitCost], str]:
         return lambda e: scaled(getattr(e, field), divisor)
 
+    p_divisor, p_prefix = op_scale(costs.total_params)  # M, or K for a small network
+
     def params(field: str) -> Callable[[ExitCost], str]:
-        return lambda e: scaled(getattr(e, field), 1e6)
+        return lambda e: scaled(getattr(e, field), p_divisor)
 
     layer = [("layer", lambda e: str(e.layer))] if costs.options is not None else []
     return [
         ("exit", lambda e: str(e.exit)),
         *layer,
         (f"cumulative\n{unit}", ops("macs")),
-        ("params\nM", params("params")),
+        (f"params\n{p_prefix}", params("params")),
         ("% of\nfull", lambda e: _percent(e.macs, costs.total_macs)),
         (f"block\n{unit}", ops("block_macs")),
         (f"head\n{unit}", ops("head_macs")),
         (f"direct\n{unit}", ops("direct_macs")),
-        ("direct\nparams M", params("direct_params")),
+        (f"direct\nparams {p_prefix}", params("direct_params")),
         (f"lazy\n{unit}", ops("lazy_macs")),
         ("lazy\nsaves %", lambda e: _percent(e.macs - e.lazy_macs, e.macs)),
     ]
