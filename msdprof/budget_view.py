@@ -36,11 +36,28 @@ _WIDE = 400  # wide enough that no row of a calibration table wraps: it takes it
 def _header(costs: ExitCosts, name: str | None) -> dict[str, Any]:
     data = costs.as_dict()
     head = {"options": data["options"], "convention": data["convention"], "input": data["input"]}
-    return {"preset": name, **head} if name else head
+    if costs.options is None:  # a --model network: its class and the input it was counted on
+        head = {"model": data["model"], "inputs": data["inputs"], **head}
+    return {"preset" if costs.options is not None else "spec": name, **head} if name else head
 
 
 def _network(costs: ExitCosts, name: str | None) -> str:
+    if costs.options is None:  # a model msdprof did not build (--model)
+        return f"{costs.model} {name}" if name else costs.model
     return f"{name} ({costs.options.describe()})" if name else costs.options.describe()
+
+
+def _kind(costs: ExitCosts) -> str:
+    """What the network is, in titles: ``MSDNet``, or the class of a --model network."""
+    return "MSDNet" if costs.options is not None else costs.model
+
+
+def _image(costs: ExitCosts) -> str:
+    """``One 3x32x32 image``, or the input shape(s) a --model network was counted on."""
+    if costs.input_size is None:
+        return "Input " + ", ".join("x".join(map(str, shape)) for shape in costs.input_shapes)
+    h, w = costs.input_size
+    return f"One 3x{h}x{w} image"
 
 
 def _unit(costs: ExitCosts) -> tuple[float, str]:
@@ -74,7 +91,8 @@ def _reach_line(what: str, reach: ExitReach | None, first: int, costs: ExitCosts
         return (f"{what}: no exit fits; exit 1 costs {scaled(first, divisor)} {unit} "
                 f"({first:,})")
     deepest = " (the last exit: every exit fits)" if reach.exit == len(costs) else ""
-    return (f"{what}: exit {reach.exit} (layer {reach.layer}), {scaled(reach.macs, divisor)} {unit} "
+    layer = f" (layer {reach.layer})" if reach.layer is not None else ""
+    return (f"{what}: exit {reach.exit}{layer}, {scaled(reach.macs, divisor)} {unit} "
             f"({reach.macs:,}){deepest}")
 
 
@@ -83,8 +101,8 @@ def anytime_renderable(costs: ExitCosts, choice: AnytimeChoice, steps: Sequence[
     """The answer (eager and lazy) and the table of the budgets at which it changes."""
     divisor, unit = _unit(costs)
     answer = Text("\n".join([
-        f"MSDNet anytime budget: {name}\n({costs.options.describe()})" if name
-        else f"MSDNet anytime budget: {costs.options.describe()}",
+        f"{_kind(costs)} anytime budget: {name}\n({costs.options.describe()})"
+        if name and costs.options is not None else f"{_kind(costs)} anytime budget: {name or _network(costs, name)}",
         f"Budget {choice.budget:,} {OP_NAMES[costs.convention]} per image "
         f"({scaled(choice.budget, divisor)} {unit}); the deepest exit whose cumulative cost fits:",
         "  " + _reach_line("eager", choice.eager, choice.first_macs, costs),
@@ -94,14 +112,13 @@ def anytime_renderable(costs: ExitCosts, choice: AnytimeChoice, steps: Sequence[
     eager = choice.eager.exit if choice.eager else None
     lazy = choice.lazy.exit if choice.lazy else None
     rows = [[
-        str(s.exit), str(s.layer), scaled(s.eager_budget, divisor), scaled(s.lazy_budget, divisor),
+        str(s.exit), "-" if s.layer is None else str(s.layer), scaled(s.eager_budget, divisor), scaled(s.lazy_budget, divisor),
         scaled(s.eager_budget - s.lazy_budget, divisor),
         " ".join(w for w, k in (("eager", eager), ("lazy", lazy)) if k == s.exit),
     ] for s in steps]
-    h, w = costs.input_size
     table = _table(
         "Budgets at which the answer changes",
-        f"One 3x{h}x{w} image, '{costs.convention}' convention. A budget of at least the eager "
+        f"{_image(costs)}, '{costs.convention}' convention. A budget of at least the eager "
         "(lazy) figure reaches the exit: eager = blocks 1..k + heads 1..k, as the authors count; "
         "lazy = heads 1..k and only the feature maps they read (the rest is deferred to later "
         "exits).",
@@ -175,10 +192,9 @@ def _family_note(distributions: Sequence[ExitDistribution]) -> str:
 def expected_renderable(costs: ExitCosts, rows: Sequence[ExpectedCost], name: str | None = None,
                         plain: bool = True) -> RenderableType:
     divisor, unit = _unit(costs)
-    h, w = costs.input_size
     return _table(
-        f"MSDNet budgeted batch, expected cost per image: {_network(costs, name)}",
-        f"One 3x{h}x{w} image, '{costs.convention}' convention. "
+        f"{_kind(costs)} budgeted batch, expected cost per image: {_network(costs, name)}",
+        f"{_image(costs)}, '{costs.convention}' convention. "
         f"{_family_note([r.distribution for r in rows])} Expected = "
         "sum over exits of fraction x cost: eager = blocks 1..k + heads 1..k; lazy = only the "
         "maps exits 1..k read (going on pays what was deferred).",
@@ -241,14 +257,13 @@ def source_name(outputs: SavedOutputs) -> str:
 def calibration_renderable(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calibration],
                            name: str | None = None, plain: bool = True) -> RenderableType:
     divisor, unit = _unit(costs)
-    h, w = costs.input_size
     return _table(
-        f"MSDNet budgeted batch on {source_name(outputs)}: {_network(costs, name)}",
+        f"{_kind(costs)} budgeted batch on {source_name(outputs)}: {_network(costs, name)}",
         f"Thresholds calibrated on the {outputs.val_samples} validation samples, evaluated on the "
         f"{outputs.test_samples} test samples, exactly as the authors' adaptive_inference.py. "
         f"{_family_note([r.distribution for r in rows])} An image leaves at the first exit whose top softmax probability is >= "
         "its threshold (1e8: none leaves there; -1e8: the last exit takes the rest). Expected "
-        f"cost per test image (one 3x{h}x{w} image, '{costs.convention}' convention): eager = "
+        f"cost per test image ({_image(costs).lower()}, '{costs.convention}' convention): eager = "
         "blocks 1..k + heads 1..k; lazy = only the maps exits 1..k read.",
         ["p", "target % leaving at\nexit 1, 2, ...", "thresholds at\nexit 1, 2, ...", "val\nacc %",
          "test\nacc %", "test % leaving at\nexit 1, 2, ...", f"expected\neager {unit}",
@@ -334,7 +349,7 @@ def accuracy_plot(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calibr
         ax.set_ylabel("test accuracy, top-1 (%)")
         ax.legend(fontsize=8, frameon=False, loc="lower right", title="cost of an exit",
                   title_fontsize=8)
-        what = f"{name}" if name else costs.options.describe()
+        what = f"{name}" if name else _network(costs, name)
         ax.set_title(f"Budgeted batch: accuracy vs expected cost\n{what}, outputs from "
                      f"{source_name(outputs)}", fontsize=10)
         return svg_bytes(figure)

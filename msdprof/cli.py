@@ -414,6 +414,7 @@ def _add_budget(sub: Any) -> None:
                     "adaptive_inference.py does: test accuracy vs expected cost.",
     )
     add_network_options(p)
+    add_model_options(p)
     p.add_argument("--anytime", metavar="BUDGET",
                    help="per-image budget in operations, e.g. 300M, 1.5G, 2e8 (K, M, G, T = "
                         "10^3, 10^6, 10^9, 10^12)")
@@ -463,12 +464,20 @@ def _run_budget(args: argparse.Namespace) -> None:
                                              "against expected cost")
     check_convention(args.convention)
     per_image = parse_count(args.anytime, "anytime") if args.anytime is not None else None
-    options, name = network_options(args)
-    given = given_fractions(args.fractions, options.nBlocks) if args.fractions is not None else None
-    family = geometric_family(options.nBlocks) if per_image is None and given is None else None
+    model = user_model(args)
+    costs = None
+    if model is not None:  # counted first: its number of exits is what the options are checked by
+        costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
+        name, exits = args.model, len(costs)
+    else:
+        options, name = network_options(args)
+        exits = options.nBlocks
+    given = given_fractions(args.fractions, exits) if args.fractions is not None else None
+    family = geometric_family(exits) if per_image is None and given is None else None
     check_output_and_plot(args)
-    outputs = load_outputs(args.logits, exits=options.nBlocks) if args.logits is not None else None
-    costs = exit_costs(options, convention=args.convention, input_size=args.input_size)
+    outputs = load_outputs(args.logits, exits=exits) if args.logits is not None else None
+    if costs is None:
+        costs = exit_costs(options, convention=args.convention, input_size=args.input_size)
     if per_image is not None:
         parts: tuple[Any, ...] = (costs, anytime(costs, per_image), anytime_steps(costs))
         renderable, render = budget_view.anytime_renderable, budget_view.render_anytime

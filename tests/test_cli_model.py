@@ -154,3 +154,18 @@ def test_a_checkpoint_that_does_not_fit_says_which_keys(folder, capsys):
     code, _, err = run(capsys, "count", "--model", "models.py:branchy", "--input-size", "8", "--checkpoint", "bad.pt")
     assert code == 2
     assert err.startswith("msdprof: error: --checkpoint bad.pt: does not fit the model: ")
+
+
+def test_budget_of_a_model_file_uses_its_exit_costs(folder, capsys):
+    code, out, _ = run(capsys, "budget", "--model", "models.py:sdn", "--input-size", "16",
+                       "--fractions", "0.5,0.3,0.2", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    macs = [e.macs for e in exit_costs(SDNResNet().eval(), input_size=16)]
+    assert data["spec"] == "models.py:sdn" and data["model"] == "SDNResNet"
+    assert data["distributions"][0]["expected_macs"] == pytest.approx(0.5 * macs[0] + 0.3 * macs[1] + 0.2 * macs[2])
+
+
+def test_budget_fractions_are_checked_against_the_models_exits(folder, capsys):
+    code, _, err = run(capsys, "budget", "--model", "models.py:sdn", "--input-size", "16", "--fractions", "0.5,0.5")
+    assert code == 2 and err.startswith("msdprof: error: --fractions 0.5,0.5: ") and "3" in err
