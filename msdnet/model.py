@@ -507,6 +507,8 @@ def build_model(
         target = torch.device(device) if device is not None else torch.device("cpu")
     except (RuntimeError, TypeError):
         raise OptionError("device", device, "must be a torch device such as 'cpu' or 'meta'") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError("device", device, "CUDA is not available on this machine (use 'cpu' or 'meta')")
     if target.type == "cpu":
         _check_fits_in_memory(plan)
     try:

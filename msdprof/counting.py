@@ -232,10 +232,12 @@ CONVENTIONS: dict[str, Callable[[OpCount], int]] = {
 
 def check_convention(name: str) -> str:
     """``name`` if it is a known convention, else :class:`OptionError` naming the known ones."""
-    if name not in CONVENTIONS:
+    if not isinstance(name, str) or name not in CONVENTIONS:
         raise OptionError(
             "convention", name,
-            "must be one of " + ", ".join(CONVENTIONS) + did_you_mean(name, CONVENTIONS),
+            "must be one of " + ", ".join(CONVENTIONS)
+            + (did_you_mean(name, CONVENTIONS) if isinstance(name, str) else " (a name, not a "
+               + type(name).__name__ + ")"),
         )
     return name
 

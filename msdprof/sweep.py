@@ -578,9 +578,14 @@ def _check_jobs(jobs: Any) -> int:
             jobs = int(jobs)
         except ValueError:
             pass
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise OptionError("jobs", jobs, "must be a whole number >= 1 (processes counting at once)")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise OptionError("jobs", jobs, f"must be a whole number from 1 to {MAX_JOBS} (processes "
+                                        "counting at once)")
     return jobs
+
+
+#: The most worker processes a sweep starts (more would only compete for the same cores).
+MAX_JOBS = 64
 
 
 #: Configurations per chunk at most: plans are counted in about a millisecond, so chunks are

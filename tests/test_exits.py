@@ -220,3 +220,14 @@ def test_exit_costs_lists_unsupported_modules_of_a_modified_model():
 def test_rules_per_module_type(module, shape, expected):
     counts = count_modules(nn.Sequential(module).eval(), torch.zeros(shape))
     assert {c: counts.total(c) for c in expected} == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_one_option_error():
+    with pytest.raises(OptionError, match=r"^device cuda: CUDA is not available on this machine"):
+        exit_costs("cifar10-batch", device="cuda")
+
+
+def test_a_convention_that_is_not_a_name_is_refused():
+    with pytest.raises(OptionError, match=r"^convention macs: must be one of msdnet, macs, flops \(a name, not a list\)$"):
+        exit_costs("cifar10-batch", convention=["macs"])

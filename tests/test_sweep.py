@@ -241,7 +241,7 @@ def test_cli_table_lists_the_skip_reasons_under_the_table(capsys):
     (["--nBlocks", "3:x"], "msdprof: error: --nBlocks 3:x: a range is a:b"),
     (["--reduction", "0.1:0.5"], "msdprof: error: --reduction 0.1:0.5: ranges a:b are for"),
     (["--stepmode", "evne"], "msdprof: error: --stepmode evne: must be one of even, lin_grow"),
-    (["--jobs", "0"], "msdprof: error: --jobs 0: must be a whole number >= 1"),
+    (["--jobs", "0"], "msdprof: error: --jobs 0: must be a whole number from 1 to 64"),
     (["--max-macs", "lots"], "msdprof: error: --max-macs lots: must be a count"),
     (["--format", "xml"], "msdprof: error: --format xml: must be one of"),
     (["--preset", "nope"], "msdprof: error: --preset nope: must be one of"),
