@@ -26,7 +26,8 @@ from .budget import (
 )
 from .costplot import SVG_PARAMS, svg_bytes
 from .exits import ExitCosts
-from .formatting import OP_NAMES, check_format, csv_text, op_unit, scaled, styled_table, to_text
+from .formatting import (OP_NAMES, check_format, csv_text, op_unit, scaled, shapes_text, styled_table,
+                         to_text)
 from .saved_outputs import SavedOutputs
 
 FORMATS = ("table", "json", "csv")
@@ -55,7 +56,7 @@ def _kind(costs: ExitCosts) -> str:
 def _image(costs: ExitCosts) -> str:
     """``One 3x32x32 image``, or the input shape(s) a --model network was counted on."""
     if costs.input_size is None:
-        return "Input " + ", ".join("x".join(map(str, shape)) for shape in costs.input_shapes)
+        return "Input " + shapes_text(costs.input_shapes)
     h, w = costs.input_size
     return f"One 3x{h}x{w} image"
 

@@ -692,13 +692,7 @@ def _run_latency(args: argparse.Namespace) -> None:
     if (args.logits is None) != (args.p is None):
         raise UsageError("--logits FILE and --p P go together: the thresholds calibrated on FILE "
                          "for the distribution P")
-    for option, path in (("output", args.output), ("plot", args.plot)):  # before any work
-        if path:
-            check_writable(path, args.force, option)
-    if args.plot is not None and not args.plot.lower().endswith(".svg"):
-        raise OptionError("plot", args.plot, "must be an .svg file")
-    if args.output and args.plot and os.path.abspath(args.output) == os.path.abspath(args.plot):
-        raise OptionError("plot", args.plot, "is also the -o file; give two names")
+    check_output_and_plot(args)  # before any work
     model = build_model(options, args.input_size, device="cpu")
     if args.weights is not None:
         latency.load_weights(model, args.weights)

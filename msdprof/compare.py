@@ -36,6 +36,7 @@ from msdnet.model import check_msdnet
 from msdnet.presets import model_from
 
 from .counting import CONVENTIONS, OpCount, count_modules
+from .dataflow import tensors_in
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
 #: (every block and head 1..k) and return the outputs of exits 1..k.
@@ -85,18 +86,6 @@ def msdnet_exits(model: nn.Module, x: torch.Tensor, k: int) -> list[torch.Tensor
     return model(x, exits=k)
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
-    """Every tensor in ``value`` (a tensor, or lists, tuples and dicts of them)."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
-
-
 class KeepAlive(nn.Module):
     """Runs ``outputs(model, x, k)`` and returns, as one tuple, every tensor that any module of
     ``model`` output during it, and the outputs.
@@ -115,7 +104,7 @@ class KeepAlive(nn.Module):
         kept: dict[int, torch.Tensor] = {}  # by id: an in-place module returns its input again
 
         def keep(module: nn.Module, inputs: tuple, output: Any) -> None:
-            for t in _tensors(output):
+            for t in tensors_in(output):
                 kept.setdefault(id(t), t)
 
         handles = []
@@ -126,7 +115,7 @@ class KeepAlive(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
-        for t in _tensors(result):
+        for t in tensors_in(result):
             kept.setdefault(id(t), t)
         return tuple(kept.values())
 

@@ -23,7 +23,6 @@ shape-only shortcuts of :mod:`msdprof.meta_shapes`.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from msdnet.config import OptionError
 
 from . import meta_shapes
 from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, OpCount, rule_for
+from .formatting import shape_text, shapes_text
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,16 @@ class OutputError(ValueError):
     """What a model returned is not one tensor per exit (the message says what it was)."""
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
+def tensors_in(value: Any) -> Iterator[torch.Tensor]:
     """The tensors in ``value`` and in the lists, tuples and dict values inside it."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _tensors(item)
+            yield from tensors_in(item)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _tensors(item)
+            yield from tensors_in(item)
 
 
 def function_name(func: Callable[..., Any]) -> str:
@@ -182,7 +182,7 @@ class _Recorder(TorchFunctionMode):
         return entry[1] if entry is not None and entry[0]() is tensor else None
 
     def producers_of(self, value: Any) -> tuple[int, ...]:
-        found = {p for t in _tensors(value) if (p := self.producer(t)) is not None}
+        found = {p for t in tensors_in(value) if (p := self.producer(t)) is not None}
         return tuple(sorted(found))
 
     def param_key(self, p: nn.Parameter) -> int:
@@ -199,7 +199,7 @@ class _Recorder(TorchFunctionMode):
 
     def add(self, output: Any, **fields: Any) -> None:
         index = len(self.ops)
-        tensors = list(_tensors(output))
+        tensors = list(tensors_in(output))
         shape = tuple(tensors[0].shape) if tensors else None
         self.ops.append(Op(index=index, shape=shape, **fields))
         for t in tensors:
@@ -264,11 +264,11 @@ class _Recorder(TorchFunctionMode):
                     counted.unknown_functions.append(function_name(func))
             return result
         frame = self.stack[-1] if self.stack else None
-        if next(_tensors(result), None) is None:
+        if next(tensors_in(result), None) is None:
             return result  # sizes, shapes, numbers: no data flows on
         name = function_name(func)
         owner = frame.name if frame is not None else ""
-        params = tuple(self.param_key(t) for t in _tensors((args, kwargs)) if isinstance(t, nn.Parameter))
+        params = tuple(self.param_key(t) for t in tensors_in((args, kwargs)) if isinstance(t, nn.Parameter))
         self.add(
             result, name=self.unique(f"{owner}/{name}" if owner else name), kind="function",
             type=name, module=owner,
@@ -369,7 +369,7 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None)
     in pixels (3 channels unless given) -- on the model's device, in its floating-point dtype."""
     if inputs is not None:
         if input_size is not None:
-            raise OptionError("input_size", _shape_text(input_size), "give input_size or inputs, not both")
+            raise OptionError("input_size", shape_text(input_size), "give input_size or inputs, not both")
         given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs) if isinstance(
             inputs, (tuple, list)) else None
         if not given or not all(isinstance(t, torch.Tensor) for t in given):
@@ -392,13 +392,9 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None)
 MAX_INPUT_SIDE = 16384
 
 
-def _shape_text(value: Any) -> str:
-    return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
-
-
 def parse_input_size(value: Any) -> tuple[int, int, int]:
     """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
-    text = _shape_text(value)
+    text = shape_text(value)
     if isinstance(value, str):
         try:
             value = tuple(int(part) for part in value.lower().split("x"))
@@ -439,7 +435,7 @@ def record_network(
         except OutputError as error:
             raise OptionError("model", type(model).__name__, f"returns {error}") from error
         except Exception as error:  # the model's own forward refused the inputs
-            what = ", ".join("x".join(map(str, s)) for s in shapes)
+            what = shapes_text(shapes)
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise OptionError(
                 "inputs" if inputs is not None else "input-size", what,
@@ -449,5 +445,6 @@ def record_network(
 
 __all__ = [
     "Call", "Dataflow", "Op", "OutputError", "evaluating", "example_inputs", "function_name",
+    "tensors_in",
     "parse_input_size", "record", "record_network",
 ]

@@ -30,6 +30,16 @@ if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and pa
 
 FORMATS = ("table", "json", "csv", "markdown")
 
+
+def shape_text(shape: Any) -> str:
+    """``1x3x32x32`` for a shape (a tuple or list), anything else as ``str``."""
+    return "x".join(map(str, shape)) if isinstance(shape, (tuple, list)) else str(shape)
+
+
+def shapes_text(shapes: Iterable[Any]) -> str:
+    """``1x3x32x32, 1x10``: the shapes of a model's inputs."""
+    return ", ".join(shape_text(s) for s in shapes)
+
 #: The columns of a sweep row that ``msdprof sweep --sort`` can order by (besides the options).
 ROW_COLUMNS = ("index", "exits", "layers", "first_macs", "total_macs", "total_params", "budget_exits")
 
@@ -128,7 +138,7 @@ def caption(costs: ExitCosts) -> str:
     unit = f"{OP_NAMES[costs.convention]} counted by the '{costs.convention}' convention: " \
            f"{CONVENTION_HELP[costs.convention]}."
     if costs.options is None:
-        shapes = ", ".join("x".join(map(str, s)) for s in costs.input_shapes)
+        shapes = shapes_text(costs.input_shapes)
         exits = ", ".join(f"{i}={n}" for i, n in enumerate(costs.exit_names, 1)
                           if n != str(i))
         if costs.convention != "msdnet":

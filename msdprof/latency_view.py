@@ -10,7 +10,7 @@ two y axes (the helpers of :mod:`msdprof.costplot`).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
