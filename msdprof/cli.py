@@ -635,13 +635,17 @@ def _add_latency(sub: Any) -> None:
         "latency", help="measured time per exit, eager and lazy; predicted vs real early exit",
         description="Time every exit with torch.utils.benchmark (warm-up, a fixed thread count, "
                     "blocked_autorange; CUDA synchronised): eager = model(x, exits=k), lazy = heads "
-                    "1..k and only the maps they read. Per exit: median and inter-quartile range "
-                    "in ms, runs, ms per G-op, and the rank correlation of time with operations. "
-                    "With --thresholds, or --logits FILE and --p P, also MSDNet.early_exit on the "
-                    "batch: measured time per image against sum_k fraction_k x time to exit k and "
-                    "against the operation-count prediction. Timings depend on the machine.",
+                    "1..k and only the maps they read; and, for any model (--model too), the time "
+                    "to each output within one full forward, read by timestamp hooks only where "
+                    "the outputs are made, with the hooks' cost measured. Per exit: median and "
+                    "inter-quartile range in ms, runs, ms per G-op, and the rank correlation of "
+                    "time with operations. With --thresholds, or --logits FILE and --p P, also "
+                    "MSDNet.early_exit on the batch: measured time per image against sum_k "
+                    "fraction_k x time to exit k and against the operation-count prediction. "
+                    "Timings depend on the machine.",
     )
     add_network_options(p)
+    add_model_options(p)
     add_convention_option(p, "unit of the operation counts")
     p.add_argument("--batch", metavar="N",
                    help="images per call (default 1; with --inputs: all of them, or the first N)")
@@ -654,8 +658,9 @@ def _add_latency(sub: Any) -> None:
                    help="a state dict to load (torch.save(model.state_dict()); read with "
                         "weights_only=True); default: the authors' random initialisation")
     p.add_argument("--inputs", metavar="FILE",
-                   help="images [N, 3, H, W]: .npz (one array, or one named x) or a torch.save'd "
-                        "tensor; default: --batch images of seeded random noise")
+                   help="images [N, C, H, W] (C = 3 for an MSDNet; with --model the shape of "
+                        "--input-size): .npz (one array, or one named x) or a torch.save'd tensor; "
+                        "default: --batch images of seeded random noise")
     p.add_argument("--thresholds", metavar="T1,T2,...",
                    help="time MSDNet.early_exit with these thresholds, one per exit (the last is "
                         "ignored)")
@@ -678,6 +683,7 @@ def _run_latency(args: argparse.Namespace) -> None:
     from . import latency, latency_view
     from .budget import calibrate, geometric
     from .counting import check_convention
+    from .dataflow import parse_input_size
     from .saved_outputs import load_outputs
 
     fmt = formatting.check_format(args.format, latency_view.FORMATS)
@@ -692,18 +698,30 @@ def _run_latency(args: argparse.Namespace) -> None:
     if (args.logits is None) != (args.p is None):
         raise UsageError("--logits FILE and --p P go together: the thresholds calibrated on FILE "
                          "for the distribution P")
+    if args.model is not None:
+        mine = {"weights": "give your model's state dict with --checkpoint",
+                "thresholds": "timing an early exit needs MSDNet.early_exit (an MSDNet msdprof builds)",
+                "logits": "timing an early exit needs MSDNet.early_exit (an MSDNet msdprof builds)"}
+        for option, why in mine.items():
+            if getattr(args, option) is not None:
+                raise OptionError(option, getattr(args, option), f"is not for --model: {why}")
     check_output_and_plot(args)  # before any work
-    model = build_model(options, args.input_size, device="cpu")
-    if args.weights is not None:
-        latency.load_weights(model, args.weights)
+    model = user_model(args)
+    if model is not None:
+        name, shape = args.model, parse_input_size(args.input_size)
+    else:
+        model = build_model(options, args.input_size, device="cpu")
+        shape = (3, *model.plan.input_size)
+        if args.weights is not None:
+            latency.load_weights(model, args.weights)
     if args.inputs is not None:
-        x = latency.load_inputs(args.inputs, model.plan.input_size)
+        x = latency.load_inputs(args.inputs, shape)
         if batch is not None and batch > len(x):
             raise OptionError("batch", args.batch, f"is more than the {len(x)} images of "
                                                    f"{args.inputs}")
         x, inputs = x[:batch], f"images of {args.inputs}"
     else:
-        x, inputs = latency.random_batch(batch or 1, model.plan.input_size), "random normal images"
+        x, inputs = latency.random_batch(batch or 1, shape), "random normal images"
     thresholds, source = None, "--thresholds"
     if args.thresholds is not None:
         thresholds = [t.strip() for t in args.thresholds.split(",")]

@@ -278,8 +278,9 @@ class _Recorder(TorchFunctionMode):
         )
         return result
 
-def _select(result: Any, outputs: Callable[[Any], Any] | None) -> tuple[list[torch.Tensor], tuple[str, ...]]:
-    """The exits' tensors and names in what a run returned (see :func:`record`)."""
+def select_exits(result: Any, outputs: Callable[[Any], Any] | None = None) -> tuple[list[torch.Tensor], tuple[str, ...]]:
+    """The exits' tensors and names in what a run returned (see :func:`record`); :class:`OutputError`
+    when they are not one tensor per exit."""
     if outputs is not None:
         result = outputs(result)
     if isinstance(result, torch.Tensor):
@@ -337,7 +338,7 @@ def record(
     produced: tuple[int, ...] = ()
     exit_names: tuple[str, ...] = ()
     if outputs is not False:
-        tensors, exit_names = _select(result, outputs)
+        tensors, exit_names = select_exits(result, outputs)
         found = []
         for name, tensor in zip(exit_names, tensors):
             index = recorder.producer(tensor)
@@ -446,5 +447,5 @@ def record_network(
 __all__ = [
     "Call", "Dataflow", "Op", "OutputError", "evaluating", "example_inputs", "function_name",
     "tensors_in",
-    "parse_input_size", "record", "record_network",
+    "parse_input_size", "record", "record_network", "select_exits",
 ]

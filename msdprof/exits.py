@@ -211,21 +211,46 @@ def unsupported_of(flow: Dataflow, convention: str) -> tuple[Unsupported, ...]:
     )
 
 
-def count_model(model: MSDNet, convention: str = "msdnet") -> ExitCosts:
-    """Per-exit costs of a built ``model`` (any device; ``meta`` costs nothing), for one image."""
-    check_convention(convention)
+def record_exits(
+    model: nn.Module,
+    *,
+    input_size: Any = None,
+    inputs: Any = None,
+    outputs: Callable[[Any], Any] | None = None,
+) -> Dataflow:
+    """The dataflow of one forward pass of ``model`` in eval mode (every submodule's mode restored
+    afterwards), its exits selected: an ``MSDNet`` on one zero image of its plan's size on its own
+    device, any other model as :func:`msdprof.dataflow.record_network` runs it (on ``inputs`` or one
+    zero image of ``input_size``)."""
+    if not isinstance(model, MSDNet):
+        return record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)
     check_msdnet(model)
     height, width = model.plan.input_size
     image = torch.zeros(1, 3, height, width, device=next(model.parameters()).device)
     with evaluating(model):
-        flow = record(model, lambda: model(image), outputs=None, input_shapes=(tuple(image.shape),))
-    exits = tuple(
-        ExitCost(**{**asdict(e), "layer": layer})
-        for e, layer in zip(costs_from_dataflow(flow, convention), model.plan.exit_layers)
-    )
+        return record(model, lambda: model(image), outputs=None, input_shapes=(tuple(image.shape),))
+
+
+def costs_of(model: nn.Module, flow: Dataflow, convention: str = "msdnet") -> ExitCosts:
+    """:class:`ExitCosts` of ``model`` from its record ``flow`` (:func:`record_exits`); an MSDNet's
+    exits get their layers, options and input size from its plan."""
+    check_convention(convention)
+    exits = costs_from_dataflow(flow, convention)
+    if not isinstance(model, MSDNet):
+        return ExitCosts(None, convention, None, exits, unsupported_of(flow, convention),
+                         type(model).__name__, flow.input_shapes, flow.exit_names)
+    exits = tuple(ExitCost(**{**asdict(e), "layer": layer})
+                  for e, layer in zip(exits, model.plan.exit_layers))
     return ExitCosts(model.options, convention, model.plan.input_size, exits,
                      unsupported_of(flow, convention), input_shapes=flow.input_shapes,
                      exit_names=flow.exit_names)
+
+
+def count_model(model: MSDNet, convention: str = "msdnet") -> ExitCosts:
+    """Per-exit costs of a built ``model`` (any device; ``meta`` costs nothing), for one image."""
+    check_convention(convention)
+    check_msdnet(model)
+    return costs_of(model, record_exits(model), convention)
 
 
 def count_network(
@@ -241,9 +266,7 @@ def count_network(
     eval mode, every submodule's mode restored afterwards."""
     check_convention(convention)
     flow = record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)
-    return ExitCosts(None, convention, None, costs_from_dataflow(flow, convention),
-                     unsupported_of(flow, convention), type(model).__name__, flow.input_shapes,
-                     flow.exit_names)
+    return costs_of(model, flow, convention)
 
 
 def exit_costs(
@@ -285,6 +308,6 @@ def exit_costs(
 
 
 __all__ = [
-    "CONVENTIONS", "ExitCost", "ExitCosts", "Unsupported", "costs_from_dataflow", "count_model",
-    "count_network", "exit_costs", "unsupported_of",
+    "CONVENTIONS", "ExitCost", "ExitCosts", "Unsupported", "costs_from_dataflow", "costs_of",
+    "count_model", "count_network", "exit_costs", "record_exits", "unsupported_of",
 ]

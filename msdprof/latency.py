@@ -1,7 +1,13 @@
-"""Measured time per exit of an MSDNet, and of its early exit, with ``torch.utils.benchmark``.
+"""Measured time per exit of an early-exit network, and of an MSDNet's early exit.
 
 Every figure elsewhere in msdprof is an operation count; this module measures what the counts
-stand for.  Per exit ``k`` two *programs* are timed:
+stand for.  For every model -- an MSDNet or any ``nn.Module`` returning one output per exit -- the
+full forward ``model(x)`` is timed with timestamps read only where the outputs are made
+(:mod:`msdprof.stamps`): the time to each output within one forward, the eager cost's time.  What
+those timestamp hooks cost is measured and shown: the full forward is timed with and without them
+(:class:`ForwardLatency`), and one hook call on its own.
+
+For an MSDNet, per exit ``k`` two *programs* are timed as well:
 
 - **eager**: ``model(x, exits=k)`` -- blocks and heads 1..k;
 - **lazy**: heads 1..k and only the feature maps they read, run by the cascade
@@ -9,9 +15,8 @@ stand for.  Per exit ``k`` two *programs* are timed:
   for exits 1..k in turn.
 
 A program is a callable of no arguments made by a :data:`Programs` function ``(model, x, k)``;
-:data:`PROGRAMS` holds the two above.  This is the seam where a model msdprof did not build can be
-given its own way of reaching exit k (e.g. the time to each output within one full forward), with
-nothing else here changing.
+:data:`PROGRAMS` holds the two above.  A model msdprof did not build has no way of stopping at exit k
+or of running only what exits 1..k read, so it gets the in-forward times alone (lazy time: none).
 
 Each program is timed by :func:`time_program`: a few warm-up calls, then
 ``torch.utils.benchmark.Timer.blocked_autorange`` at a fixed thread count (the timer synchronises
@@ -40,8 +45,10 @@ from msdnet import MSDNet
 from msdnet.config import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
-from .exits import ExitCosts, count_model
+from .dataflow import evaluating, select_exits
+from .exits import ExitCosts, costs_of, record_exits
 from .saved_outputs import _first_line
+from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
 Program = Callable[[], Any]
@@ -108,6 +115,12 @@ class Timing:
         blocks = len(measurement.times)
         return cls(measurement.median * 1e3, measurement.iqr * 1e3 if blocks > 1 else None, blocks,
                    measurement.number_per_run)
+
+    @classmethod
+    def of_runs(cls, ms: Sequence[float]) -> "Timing":
+        """From single calls' times in ms (each call its own block)."""
+        q1, median, q3 = np.percentile(np.asarray(ms, dtype=float), [25, 50, 75])
+        return cls(float(median), float(q3 - q1) if len(ms) > 1 else None, len(ms), 1)
 
     def as_dict(self) -> dict[str, Any]:
         return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "runs": self.runs,
@@ -253,10 +266,16 @@ def load_weights(model: MSDNet, path: str | os.PathLike) -> MSDNet:
     return model
 
 
-def load_inputs(path: str | os.PathLike, input_size: tuple[int, int]) -> torch.Tensor:
-    """Images ``[N, 3, height, width]`` (float32) from ``path``: an ``.npz`` holding one array (or
+def _image_shape(input_size: Sequence[int]) -> tuple[int, int, int]:
+    """(channels, height, width) from (height, width) -- 3 channels -- or (channels, height, width)."""
+    return (3, *input_size) if len(input_size) == 2 else tuple(input_size)  # type: ignore[return-value]
+
+
+def load_inputs(path: str | os.PathLike, input_size: Sequence[int]) -> torch.Tensor:
+    """Images ``[N, C, height, width]`` (float32) from ``path``: an ``.npz`` holding one array (or
     one named ``x``) or a tensor saved with ``torch.save`` (read with ``weights_only=True``);
-    :class:`OptionError` naming the file when it holds anything else."""
+    ``input_size`` is (height, width) (C = 3) or (C, height, width).  :class:`OptionError` naming
+    the file when it holds anything else."""
     path = Path(path)
 
     def fail(what: str):
@@ -278,19 +297,19 @@ def load_inputs(path: str | os.PathLike, input_size: tuple[int, int]) -> torch.T
         raise
     except Exception as error:  # a corrupt file fails in many ways
         fail(f"cannot be read: {_first_line(error)}")
-    h, w = input_size
+    c, h, w = _image_shape(input_size)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or \
-            tuple(x.shape[1:]) != (3, h, w) or len(x) == 0:
+            tuple(x.shape[1:]) != (c, h, w) or len(x) == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        fail(f"holds {shape}: must hold float images [N, 3, {h}, {w}] (N >= 1) for this network")
+        fail(f"holds {shape}: must hold float images [N, {c}, {h}, {w}] (N >= 1) for this network")
     return x.to(torch.float32)
 
 
-def random_batch(batch: int, input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
-    """``batch`` images ``[batch, 3, height, width]`` of standard normal noise, the same for the
-    same ``seed`` (timing does not depend on the pixel values; early-exit decisions do)."""
-    h, w = input_size
-    return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
+def random_batch(batch: int, input_size: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """``batch`` images ``[batch, C, height, width]`` of standard normal noise (``input_size``:
+    (height, width) with C = 3, or (C, height, width)), the same for the same ``seed`` (timing does
+    not depend on the pixel values; early-exit decisions do)."""
+    return torch.randn(batch, *_image_shape(input_size), generator=torch.Generator().manual_seed(seed))
 
 
 # --- per exit -------------------------------------------------------------------------------------
@@ -298,27 +317,71 @@ def random_batch(batch: int, input_size: tuple[int, int], seed: int = 0) -> torc
 
 @dataclass(frozen=True)
 class ExitLatency:
-    """Exit ``exit``'s operations for one image (``macs``: eager, ``lazy_macs``: lazy, in the costs'
-    convention) and the measured time of its eager and lazy program on the whole batch;
-    ``*_ms_per_gop``: median milliseconds per 10^9 operations of the batch."""
+    """Exit ``exit`` (named ``name``; ``layer``: an MSDNet's layer, else ``None``): its operations
+    for one image (``macs``: eager, ``lazy_macs``: lazy, in the costs' convention) and measured
+    times on the whole batch, in ms.
+
+    ``forward``: from the start of the full forward ``model(x)`` to output ``exit``, read where
+    ``stamp`` says (every model).  ``eager``/``lazy``: the exit's eager and lazy programs (an MSDNet;
+    ``None`` for other models).  ``*_ms_per_gop``: median ms per 10^9 operations of the batch
+    (``forward`` and ``eager`` per ``macs``, ``lazy`` per ``lazy_macs``).
+    """
 
     exit: int
-    layer: int
+    name: str
+    layer: int | None
     macs: int
     lazy_macs: int
-    eager: Timing
-    lazy: Timing
-    eager_ms_per_gop: float
-    lazy_ms_per_gop: float
+    stamp: Stamp
+    forward: Timing
+    forward_ms_per_gop: float
+    eager: Timing | None = None
+    lazy: Timing | None = None
+    eager_ms_per_gop: float | None = None
+    lazy_ms_per_gop: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        def ms(t: Timing | None, field: str) -> Any:
+            return None if t is None else getattr(t, field)
+
         return {
             "exit": self.exit, "layer": self.layer, "macs": self.macs, "lazy_macs": self.lazy_macs,
-            "eager_ms": self.eager.median_ms, "eager_iqr_ms": self.eager.iqr_ms,
-            "eager_runs": self.eager.runs, "eager_ms_per_gop": self.eager_ms_per_gop,
-            "lazy_ms": self.lazy.median_ms, "lazy_iqr_ms": self.lazy.iqr_ms,
-            "lazy_runs": self.lazy.runs, "lazy_ms_per_gop": self.lazy_ms_per_gop,
+            "eager_ms": ms(self.eager, "median_ms"), "eager_iqr_ms": ms(self.eager, "iqr_ms"),
+            "eager_runs": ms(self.eager, "runs"), "eager_ms_per_gop": self.eager_ms_per_gop,
+            "lazy_ms": ms(self.lazy, "median_ms"), "lazy_iqr_ms": ms(self.lazy, "iqr_ms"),
+            "lazy_runs": ms(self.lazy, "runs"), "lazy_ms_per_gop": self.lazy_ms_per_gop,
+            "name": self.name,
+            "forward_ms": self.forward.median_ms, "forward_iqr_ms": self.forward.iqr_ms,
+            "forward_runs": self.forward.runs, "forward_ms_per_gop": self.forward_ms_per_gop,
+            "stamp": self.stamp.as_dict(),
         }
+
+
+@dataclass(frozen=True)
+class ForwardLatency:
+    """The full forward ``model(x)`` on the batch, in ms: ``plain`` without hooks and ``stamped``
+    with the timestamp hooks, timed in alternation with the same clock
+    (:func:`msdprof.stamps.timed_runs`), so ``overhead_ms = stamped - plain`` is what the hooks cost
+    (noise can make it negative: compare it with the IQRs).  ``hook_calls``: hook calls per forward; ``hook_ns``: one stamping hook call timed
+    on its own, in ns, so ``hook_calls * hook_ns`` is the hooks' own Python time per forward."""
+
+    plain: Timing
+    stamped: Timing
+    hook_calls: int
+    hook_ns: float
+
+    @property
+    def overhead_ms(self) -> float:
+        return self.stamped.median_ms - self.plain.median_ms
+
+    @property
+    def hooks_ms(self) -> float:
+        return self.hook_calls * self.hook_ns / 1e6
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plain": self.plain.as_dict(), "stamped": self.stamped.as_dict(),
+                "overhead_ms": self.overhead_ms, "hook_calls": self.hook_calls,
+                "hook_ns": self.hook_ns, "hooks_ms": self.hooks_ms}
 
 
 # --- early exit --------------------------------------------------------------------------------
@@ -375,28 +438,41 @@ class EarlyExitLatency:
 
 @dataclass(frozen=True)
 class Latency:
-    """What :func:`measure_latency` measured: per exit (exit 1 first), the machine, and the early
-    exit when thresholds were given.  ``spearman_eager``/``spearman_lazy``: rank correlation across
-    exits of the measured median time with ``macs``/``lazy_macs`` (``None`` for one exit)."""
+    """What :func:`measure_latency` measured: per exit (exit 1 first), the full forward, the machine,
+    and the early exit when thresholds were given.  ``spearman_*``: rank correlation across exits of
+    the measured median time with ``macs`` (``forward``, ``eager``) or ``lazy_macs`` (``lazy``);
+    ``None`` for one exit, and ``eager``/``lazy`` for a model that is not an MSDNet."""
 
     costs: ExitCosts
     machine: Machine
     batch: int
     min_time: float
     exits: tuple[ExitLatency, ...]
-    spearman_eager: float | None
-    spearman_lazy: float | None
+    forward: ForwardLatency
+    spearman_forward: float | None
+    spearman_eager: float | None = None
+    spearman_lazy: float | None = None
     early_exit: EarlyExitLatency | None = None
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def programs(self) -> bool:
+        """Whether each exit's eager and lazy programs were timed (an MSDNet)."""
+        return self.exits[0].eager is not None
 
     def as_dict(self) -> dict[str, Any]:
-        m = self.machine
+        m, costs = self.machine, self.costs
         return {
-            "options": self.costs.options.as_dict(), "convention": self.costs.convention,
-            "input": [3, *self.costs.input_size],
+            "model": costs.model, "options": costs.options.as_dict() if costs.options else None,
+            "convention": costs.convention,
+            "input": [3, *costs.input_size] if costs.input_size else list(self.input_shapes[0][1:]),
+            "input_shapes": [list(s) for s in self.input_shapes],
             "device": m.device, "threads": m.threads, "batch": self.batch, "torch": m.torch,
             "cpu": m.cpu, "gpu": m.gpu, "cores": m.cores, "min_time_s": self.min_time,
             "warmup_calls": WARMUP,
             "exits": [e.as_dict() for e in self.exits],
+            "forward": self.forward.as_dict(),
+            "spearman_forward": self.spearman_forward,
             "spearman_eager": self.spearman_eager, "spearman_lazy": self.spearman_lazy,
             "early_exit": self.early_exit.as_dict() if self.early_exit else None,
         }
@@ -433,9 +509,33 @@ def check_thresholds(model: MSDNet, thresholds: Sequence[float]) -> tuple[float,
     return tuple(float(t) for t in thresholds)
 
 
+def _inputs(x: Any) -> tuple[torch.Tensor, ...]:
+    given = (x,) if isinstance(x, torch.Tensor) else tuple(x) if isinstance(x, (tuple, list)) else ()
+    if not given or not all(isinstance(t, torch.Tensor) and t.dim() >= 1 and len(t) for t in given):
+        raise OptionError("inputs", type(x).__name__, "must be a batch tensor (or a tuple of them) "
+                          "with at least one item")
+    return given
+
+
+def _time_forward(model: nn.Module, xs: tuple[torch.Tensor, ...], stamps: Sequence[Stamp],
+                  select: Callable[[Any], Sequence[torch.Tensor]], threads: int, min_time: float,
+                  ) -> tuple[list[Timing], ForwardLatency]:
+    """Per stamp, the time from the forward's start to it; and the full forward with and without
+    the stamp hooks (see :class:`ForwardLatency`)."""
+    stamper = Stamper(model, stamps, xs[0].device.type)
+    with stamper:
+        check_stamps(stamper, xs, select)
+        hook_calls = stamper.hook_calls
+    stamped, plain = timed_runs(stamper, xs, threads, min_time, WARMUP)
+    columns = list(zip(*stamped))
+    forward = ForwardLatency(Timing.of_runs(plain), Timing.of_runs(columns[-1]), hook_calls,
+                             stamper.mark_cost_ns(threads))
+    return [Timing.of_runs(column) for column in columns[:-1]], forward
+
+
 def measure_latency(
-    model: MSDNet,
-    x: torch.Tensor,
+    model: nn.Module,
+    x: torch.Tensor | Sequence[torch.Tensor],
     *,
     threads: int = 1,
     min_time: float = MIN_TIME,
@@ -443,50 +543,71 @@ def measure_latency(
     thresholds: Sequence[float] | None = None,
     source: str = "thresholds",
     programs: Mapping[str, Programs] | None = None,
+    outputs: Callable[[Any], Any] | None = None,
 ) -> Latency:
-    """Time exits 1..nBlocks of ``model`` on the batch ``x`` (on the model's device), eager and lazy;
-    with ``thresholds`` (one per exit, as :meth:`MSDNet.early_exit` takes them) also the early exit
-    on ``x``, next to its predictions.  ``source`` says where the thresholds came from (shown).
+    """Time every exit of ``model`` on the batch ``x`` (on the model's device).
 
-    ``programs``: ``{"eager": ..., "lazy": ...}`` (default :data:`PROGRAMS`).  The model is run in
-    eval mode and its mode restored afterwards.  Operation counts come from
-    :func:`msdprof.exits.count_model` (one image, ``convention``).
+    Any early-exit model (an ``nn.Module`` whose forward returns one output per exit; ``outputs``
+    picks them out of a richer return value, as for :func:`msdprof.exits.exit_costs`; ``x`` a
+    tensor, or a tuple of tensors for a forward of several arguments): the time to each output
+    within one full forward and the full forward with and without the timestamp hooks.  An
+    :class:`msdnet.MSDNet` also gets each exit's eager and lazy program timed (``programs``:
+    ``{"eager": ..., "lazy": ...}``, default :data:`PROGRAMS`) and, with ``thresholds`` (one per
+    exit, as :meth:`MSDNet.early_exit` takes them), its early exit on ``x`` next to its predictions;
+    ``source`` says where the thresholds came from (shown).
+
+    The model is run in eval mode and every submodule's mode restored afterwards.  Operation
+    counts are for one item of the batch (an MSDNet: one image of its plan), in ``convention``.
     """
-    net = check_msdnet(model)
     threads, min_time = check_threads(threads), check_min_time(min_time)
-    programs = dict(PROGRAMS if programs is None else programs)
-    if set(programs) != {"eager", "lazy"}:
-        raise ValueError("programs must map 'eager' and 'lazy' to a Programs function")
-    device = x.device.type
-    costs = count_model(net, convention)
-    if thresholds is not None:
-        thresholds = check_thresholds(net, thresholds)
-    was_training = net.training
-    net.eval()
-    try:
-        batch = len(x)
+    xs = _inputs(x)
+    msdnet = isinstance(model, MSDNet)
+    if msdnet:
+        check_msdnet(model)
+        programs = dict(PROGRAMS if programs is None else programs)
+        if set(programs) != {"eager", "lazy"}:
+            raise ValueError("programs must map 'eager' and 'lazy' to a Programs function")
+        if thresholds is not None:
+            thresholds = check_thresholds(model, thresholds)
+        if outputs is not None:
+            raise OptionError("outputs", "given", "is for a model msdprof did not build")
+    elif programs is not None or thresholds is not None:
+        raise OptionError("programs" if programs is not None else "thresholds", "given",
+                          f"need an MSDNet ({type(model).__name__} has no exits= to stop at, nor "
+                          "early_exit)")
+    flow = record_exits(model, inputs=None if msdnet else tuple(t[:1] for t in xs), outputs=outputs)
+    costs = costs_of(model, flow, convention)
+    stamps = stamp_points(flow)
+    batch = len(xs[0])
+    with evaluating(model):
+        forward_times, forward = _time_forward(
+            model, xs, stamps, lambda out: select_exits(out, outputs)[0], threads, min_time)
         exits = []
-        for e in costs:
-            eager = time_program(programs["eager"](net, x, e.exit), threads, min_time)
-            lazy = time_program(programs["lazy"](net, x, e.exit), threads, min_time)
-            exits.append(ExitLatency(
-                e.exit, e.layer, e.macs, e.lazy_macs, eager, lazy,
-                _per_gop(eager.median_ms, e.macs * batch), _per_gop(lazy.median_ms, e.lazy_macs * batch),
-            ))
+        for e, stamp, t in zip(costs, stamps, forward_times):
+            timed: dict[str, Any] = {}
+            if msdnet:
+                eager = time_program(programs["eager"](model, xs[0], e.exit), threads, min_time)
+                lazy = time_program(programs["lazy"](model, xs[0], e.exit), threads, min_time)
+                timed = dict(eager=eager, lazy=lazy,
+                             eager_ms_per_gop=_per_gop(eager.median_ms, e.macs * batch),
+                             lazy_ms_per_gop=_per_gop(lazy.median_ms, e.lazy_macs * batch))
+            exits.append(ExitLatency(e.exit, stamp.name, e.layer, e.macs, e.lazy_macs, stamp, t,
+                                     _per_gop(t.median_ms, e.macs * batch), **timed))
         early = (None if thresholds is None else
-                 _early_exit(net, x, thresholds, source, exits, threads, min_time))
-    finally:
-        net.train(was_training)
+                 _early_exit(model, xs[0], thresholds, source, exits, threads, min_time))
+    macs = [e.macs for e in exits]
     return Latency(
-        costs, Machine.here(device, threads), batch, min_time, tuple(exits),
-        spearman([e.macs for e in exits], [e.eager.median_ms for e in exits]),
-        spearman([e.lazy_macs for e in exits], [e.lazy.median_ms for e in exits]),
-        early,
+        costs, Machine.here(xs[0].device.type, threads), batch, min_time, tuple(exits), forward,
+        spearman(macs, [e.forward.median_ms for e in exits]),
+        spearman(macs, [e.eager.median_ms for e in exits]) if msdnet else None,
+        spearman([e.lazy_macs for e in exits], [e.lazy.median_ms for e in exits]) if msdnet else None,
+        early, tuple(tuple(t.shape) for t in xs),
     )
 
 
 __all__ = [
-    "DEVICES", "EarlyExitLatency", "ExitLatency", "Latency", "MIN_TIME", "Machine", "PROGRAMS",
+    "DEVICES", "EarlyExitLatency", "ExitLatency", "ForwardLatency", "Latency", "MIN_TIME", "Machine",
+    "PROGRAMS",
     "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_device", "check_min_time",
     "check_thresholds", "check_threads", "cpu_name", "eager_program", "lazy_program",
     "measure_latency", "spearman", "time_program",

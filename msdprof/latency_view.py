@@ -1,5 +1,8 @@
 """Showing measured time per exit (:mod:`msdprof.latency`): a table, JSON, CSV, Markdown and a plot.
 
+An MSDNet's table has, per exit, its eager and lazy programs' times and the time to the exit within
+one full forward ("fwd ms"); any other model's has the in-forward time alone (it has no programs).
+
 Times are milliseconds with three significant decimals for the whole batch (per image for the early
 exit); operations are scaled to M (K for tiny networks) with two decimals.  JSON holds every
 figure unrounded, with the machine; CSV one row per exit (the early exit is in the table, Markdown
@@ -10,6 +13,7 @@ two y axes (the helpers of :mod:`msdprof.costplot`).
 from __future__ import annotations
 
 import json
+import math
 from typing import Callable, Sequence
 
 import matplotlib
@@ -37,24 +41,70 @@ def _rho(value: float | None) -> str:
 
 
 def title(result: Latency, name: str | None = None) -> str:
-    options = result.costs.options.describe()
+    costs = result.costs
+    if costs.options is None:
+        return f"{costs.model} measured time per exit: {name or costs.model}"
+    options = costs.options.describe()
     return f"MSDNet measured time per exit: {f'{name} ({options})' if name else options}"
 
 
-def caption(result: Latency, inputs: str = "random normal images") -> str:
-    h, w = result.costs.input_size
-    convention = result.costs.convention
-    runs = sorted({t.runs for e in result.exits for t in (e.eager, e.lazy)})
-    spread = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
+def _runs(timings: Sequence[Timing]) -> str:
+    runs = sorted({t.runs for t in timings})
+    return f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
+
+
+def _inexact(result: Latency) -> str:
+    """The exits whose time is an upper bound (made by a functional op no hook sees)."""
+    loose = [e for e in result.exits if not e.stamp.exact]
+    if not loose:
+        return ""
+    return (" Upper bounds (the output is made by a functional op, so its time is read at the next "
+            "hook, functional ops in between included): "
+            + "; ".join(f"exit {e.name} at {e.stamp.describe()}" for e in loose) + ".")
+
+
+def forward_caption(result: Latency) -> str:
+    """The in-forward times: how they are taken, and what the full forward and the hooks cost."""
+    f = result.forward
+    share = 100 * f.overhead_ms / f.plain.median_ms if f.plain.median_ms else math.nan
     return (
-        f"Batch of {result.batch} 3x{h}x{w} {inputs} on {result.machine.describe()}. ms: median "
-        f"time of one call on the whole batch, IQR its inter-quartile range, over {spread} timed "
+        "fwd ms: time from the start of the full forward model(x) to output k, read by a timestamp "
+        f"hook only where output k is made (median and IQR over {_runs([e.forward for e in result.exits])} "
+        f"forwards, each followed by one without hooks, for at least {result.min_time:g} s after "
+        f"{WARMUP} warm-up pairs). Full forward: {_ms(f.plain.median_ms)} ms without hooks (IQR "
+        f"{_ms(f.plain.iqr_ms)}), {_ms(f.stamped.median_ms)} ms with the timestamp hooks (IQR "
+        f"{_ms(f.stamped.iqr_ms)}): measured hook cost {f.overhead_ms * 1e3:+,.1f} us ({share:+.1f}%, "
+        f"within noise when smaller than the IQRs); {f.hook_calls} hook call{'s' * (f.hook_calls != 1)} x {f.hook_ns:,.0f} ns "
+        f"= {f.hooks_ms * 1e3:,.1f} us of hook code per forward. Spearman rank correlation of fwd "
+        f"time with ops: {_rho(result.spearman_forward)}." + _inexact(result)
+    )
+
+
+def _batch(result: Latency, inputs: str) -> str:
+    shapes = result.input_shapes or ((result.batch, 3, *result.costs.input_size),)
+    what = " and ".join("x".join(map(str, s[1:])) for s in shapes)
+    return f"Batch of {result.batch} {what} {inputs} on {result.machine.describe()}."
+
+
+def caption(result: Latency, inputs: str = "random normal images") -> str:
+    convention = result.costs.convention
+    per_gop = (f"ms/G = ms per 10^9 {OP_NAMES[convention]} of the batch ('{convention}' convention"
+               f"{'' if not result.programs else '; lazy ms per lazy ops'}); % full: of the last "
+               "exit's ops and time.")
+    if not result.programs:
+        return (f"{_batch(result, inputs)} Eager ops (everything that ran before output k was "
+                f"complete) for one item of the batch. {per_gop} {forward_caption(result)} No lazy "
+                f"time: {result.costs.model} runs as written (only an MSDNet msdprof builds can run "
+                "just what exits 1..k read).")
+    return (
+        f"{_batch(result, inputs)} ms: median "
+        f"time of one call on the whole batch, IQR its inter-quartile range, over "
+        f"{_runs([t for e in result.exits for t in (e.eager, e.lazy)])} timed "
         f"calls per program (torch.utils.benchmark blocked_autorange, at least {result.min_time:g} s "
         f"per program after {WARMUP} warm-up calls). eager = model(x, exits=k): blocks and heads "
-        "1..k; lazy = heads 1..k and only the maps they read. ms/G = ms per 10^9 "
-        f"{OP_NAMES[convention]} of the batch ('{convention}' convention); % full: of the last "
-        "exit's ops and time. Spearman rank correlation of time with ops across exits: eager "
-        f"{_rho(result.spearman_eager)}, lazy {_rho(result.spearman_lazy)}."
+        f"1..k; lazy = heads 1..k and only the maps they read. {per_gop} Spearman rank correlation "
+        f"of time with ops across exits: eager {_rho(result.spearman_eager)}, lazy "
+        f"{_rho(result.spearman_lazy)}. {forward_caption(result)}"
     )
 
 
@@ -62,19 +112,30 @@ def exit_columns(result: Latency) -> list[tuple[str, Callable[[ExitLatency], str
     """(header, cell) pairs shared by the rich and the Markdown table."""
     divisor, unit = op_unit(max(e.macs for e in result.exits), result.costs.convention)
     last = result.exits[-1]
+    ops = [(f"eager\n{unit}", lambda e: scaled(e.macs, divisor))]
+    share = [("ops %\nfull", lambda e: f"{100 * e.macs / last.macs:.1f}")]
+    if not result.programs:
+        named = any(e.name != str(e.exit) for e in result.exits)
+        return [
+            ("exit", lambda e: str(e.exit)), *([("name", lambda e: e.name)] if named else []), *ops,
+            ("fwd\nms", lambda e: _ms(e.forward.median_ms)),
+            ("IQR\nms", lambda e: _ms(e.forward.iqr_ms)),
+            ("ms/G", lambda e: f"{e.forward_ms_per_gop:,.1f}"), *share,
+            ("time %\nfull", lambda e: f"{100 * e.forward.median_ms / last.forward.median_ms:.1f}"),
+            ("runs", lambda e: str(e.forward.runs)),
+        ]
     return [
-        ("exit", lambda e: str(e.exit)),
-        (f"eager\n{unit}", lambda e: scaled(e.macs, divisor)),
+        ("exit", lambda e: str(e.exit)), *ops,
         ("eager\nms", lambda e: _ms(e.eager.median_ms)),
         ("IQR\nms", lambda e: _ms(e.eager.iqr_ms)),
-        ("ms/G", lambda e: f"{e.eager_ms_per_gop:,.1f}"),
-        ("ops %\nfull", lambda e: f"{100 * e.macs / last.macs:.1f}"),
+        ("ms/G", lambda e: f"{e.eager_ms_per_gop:,.1f}"), *share,
         ("time %\nfull", lambda e: f"{100 * e.eager.median_ms / last.eager.median_ms:.1f}"),
         (f"lazy\n{unit}", lambda e: scaled(e.lazy_macs, divisor)),
         ("lazy\nms", lambda e: _ms(e.lazy.median_ms)),
         ("IQR\nms", lambda e: _ms(e.lazy.iqr_ms)),
         ("ms/G", lambda e: f"{e.lazy_ms_per_gop:,.1f}"),
         ("runs\ne/l", lambda e: f"{e.eager.runs}/{e.lazy.runs}"),
+        ("fwd\nms", lambda e: _ms(e.forward.median_ms)),
     ]
 
 
@@ -151,14 +212,17 @@ def renderable(result: Latency, name: str | None = None, inputs: str = "random n
 
 
 def render_json(result: Latency, name: str | None = None, inputs: str = "random normal images") -> str:
+    """``name``: the preset (an MSDNet) or the ``--model`` spec, under ``preset`` or ``spec``."""
     data = result.as_dict()
-    return json.dumps({"preset": name, "inputs": inputs, **data} if name else {"inputs": inputs, **data},
+    key = "preset" if result.costs.options is not None else "spec"
+    return json.dumps({key: name, "inputs": inputs, **data} if name else {"inputs": inputs, **data},
                       indent=2) + "\n"
 
 
 def render_csv(result: Latency, name: str | None = None, inputs: str = "random normal images") -> str:
-    rows = [{**e.as_dict(), "batch": result.batch, "device": result.machine.device,
-             "threads": result.machine.threads} for e in result.exits]
+    rows = [{**e.as_dict(), "stamp": e.stamp.describe(), "batch": result.batch,
+             "device": result.machine.device, "threads": result.machine.threads}
+            for e in result.exits]
     return csv_text(list(rows[0]), rows)
 
 
@@ -197,14 +261,16 @@ def latency_plot(result: Latency, name: str | None = None) -> bytes:
         ops.spines["right"].set_visible(True)
         ops.grid(False)
         lines = []
-        for what, timing, colour, marker in (("eager ms", "eager", "#1f77b4", "o"),
-                                             ("lazy ms", "lazy", "#2ca02c", "^")):
+        timed = (("eager ms", "eager", "#1f77b4", "o"), ("lazy ms", "lazy", "#2ca02c", "^"),
+                 ("in-forward ms", "forward", "#d62728", "v"))
+        for what, timing, colour, marker in timed if result.programs else timed[2:]:
             t = [getattr(e, timing) for e in result.exits]
             lines.append(ax.errorbar(exits, [x.median_ms for x in t],
                                      yerr=[(x.iqr_ms or 0) / 2 for x in t],
                                      color=colour, marker=marker, markersize=4, linewidth=1.6,
                                      capsize=3, label=what + " (median, bar = IQR)"))
-        for what, field, style in (("eager", "macs", "--"), ("lazy", "lazy_macs", ":")):
+        for what, field, style in (("eager", "macs", "--"), ("lazy", "lazy_macs", ":"))[
+                :2 if result.programs else 1]:
             lines += ops.plot(exits, [getattr(e, field) / divisor for e in result.exits],
                               linestyle=style, color="#7f7f7f", marker="s", markersize=3,
                               linewidth=1.2, label=f"{what} {unit}")
@@ -221,5 +287,5 @@ def latency_plot(result: Latency, name: str | None = None) -> bytes:
         return svg_bytes(figure)
 
 
-__all__ = ["FORMATS", "caption", "early_rows", "exit_columns", "latency_plot", "render",
-           "renderable", "title"]
+__all__ = ["FORMATS", "caption", "early_rows", "exit_columns", "forward_caption", "latency_plot",
+           "render", "renderable", "title"]
