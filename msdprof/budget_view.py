@@ -17,7 +17,6 @@ from typing import Any, Sequence
 import matplotlib
 from matplotlib.figure import Figure
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from .budget import (
@@ -26,7 +25,7 @@ from .budget import (
 )
 from .costplot import SVG_PARAMS, svg_bytes
 from .exits import ExitCosts
-from .formatting import (OP_NAMES, check_format, csv_text, op_unit, scaled, shapes_text, styled_table,
+from .formatting import (OP_NAMES, check_format, csv_text, op_unit, scaled, shapes_text, filled_table,
                          to_text)
 from .saved_outputs import SavedOutputs
 
@@ -73,16 +72,6 @@ def _percent(value: Fraction | float) -> str:
     return f"{100 * float(value):.1f}"
 
 
-def _table(title: str, caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-           plain: bool, left: Sequence[int] = (), drop_order: Sequence[int] | None = None) -> Table:
-    table = styled_table(title, caption, plain, drop_order)
-    for i, header in enumerate(headers):
-        table.add_column(header, justify="left" if i in left else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 # --- anytime ----------------------------------------------------------------------------------
 
 
@@ -117,7 +106,7 @@ def anytime_renderable(costs: ExitCosts, choice: AnytimeChoice, steps: Sequence[
         scaled(s.eager_budget - s.lazy_budget, divisor),
         " ".join(w for w, k in (("eager", eager), ("lazy", lazy)) if k == s.exit),
     ] for s in steps]
-    table = _table(
+    table = filled_table(
         "Budgets at which the answer changes",
         f"{_image(costs)}, '{costs.convention}' convention. A budget of at least the eager "
         "(lazy) figure reaches the exit: eager = blocks 1..k + heads 1..k, as the authors count; "
@@ -193,7 +182,7 @@ def _family_note(distributions: Sequence[ExitDistribution]) -> str:
 def expected_renderable(costs: ExitCosts, rows: Sequence[ExpectedCost], name: str | None = None,
                         plain: bool = True) -> RenderableType:
     divisor, unit = _unit(costs)
-    return _table(
+    return filled_table(
         f"{_kind(costs)} budgeted batch, expected cost per image: {_network(costs, name)}",
         f"{_image(costs)}, '{costs.convention}' convention. "
         f"{_family_note([r.distribution for r in rows])} Expected = "
@@ -258,7 +247,7 @@ def source_name(outputs: SavedOutputs) -> str:
 def calibration_renderable(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calibration],
                            name: str | None = None, plain: bool = True) -> RenderableType:
     divisor, unit = _unit(costs)
-    return _table(
+    return filled_table(
         f"{_kind(costs)} budgeted batch on {source_name(outputs)}: {_network(costs, name)}",
         f"Thresholds calibrated on the {outputs.val_samples} validation samples, evaluated on the "
         f"{outputs.test_samples} test samples, exactly as the authors' adaptive_inference.py. "

@@ -263,6 +263,18 @@ def styled_table(title: str, caption: str, plain: bool = False,
     return table
 
 
+def filled_table(title: str, caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                 plain: bool = False, left: Sequence[int] = (),
+                 drop_order: Sequence[int] | None = None) -> FittedTable:
+    """:func:`styled_table` with its columns (right-aligned, but those at ``left``) and rows."""
+    table = styled_table(title, caption, plain, drop_order)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i in left else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def to_text(renderable: Any, width: int = 120) -> str:
     """A ``rich`` renderable as plain text at a fixed console ``width`` (what goes to a pipe, a
     file or a golden file)."""

@@ -20,11 +20,10 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 from rich.console import Group, RenderableType
-from rich.table import Table
 
 from .costplot import SVG_PARAMS, svg_bytes
 from . import formatting
-from .formatting import OP_NAMES, csv_text, markdown_table, op_unit, scaled, styled_table, to_text
+from .formatting import OP_NAMES, csv_text, filled_table, markdown_table, op_unit, scaled, to_text
 from .latency import WARMUP, ExitLatency, Latency, Timing
 
 FORMATS = formatting.FORMATS
@@ -189,25 +188,15 @@ def early_caption(result: Latency) -> str:
     )
 
 
-def _table(title_: str, caption_: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-           plain: bool, left: Sequence[int] = ()) -> Table:
-    table = styled_table(title_, caption_, plain)
-    for i, header in enumerate(headers):
-        table.add_column(header, justify="left" if i in left else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 def renderable(result: Latency, name: str | None = None, inputs: str = "random normal images",
                plain: bool = True) -> RenderableType:
     columns = exit_columns(result)
-    per_exit = _table(title(result, name), caption(result, inputs), [h for h, _ in columns],
+    per_exit = filled_table(title(result, name), caption(result, inputs), [h for h, _ in columns],
                       [[cell(e) for _, cell in columns] for e in result.exits], plain)
     if result.early_exit is None:
         return per_exit
     headers, rows = early_rows(result)
-    return Group(per_exit, "", _table("Early exit: measured vs predicted", early_caption(result),
+    return Group(per_exit, "", filled_table("Early exit: measured vs predicted", early_caption(result),
                                       headers, rows, plain, left=(0, 5)))
 
 
