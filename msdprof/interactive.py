@@ -39,9 +39,9 @@ from msdnet.presets import model_from
 
 from . import drawing
 from .counting import CONVENTIONS, check_convention, format_count
-from .exits import ExitCosts, exit_costs
+from .exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
-from .graph import layout_graph
+from .graph import dataflow_graph, layout_graph
 from .output import check_writable, write_atomic
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -264,14 +264,18 @@ def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense:
     check_convention(convention)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         model = preset_or_config  # any early-exit model: its dataflow graph, counted on input_size
-        graphs = {c: layout_graph(model, input_size=input_size, convention=c) for c in CONVENTIONS}
-        costs = {c: exit_costs(model, input_size=input_size, convention=c) for c in CONVENTIONS}
+        flow = record_exits(model, input_size=input_size)  # one pass: the graph and every convention
+        graphs = {c: dataflow_graph(flow, c) for c in CONVENTIONS}
+        for graph in graphs.values():
+            graph.graph["model"] = type(model).__name__
+        costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
         title = title or type(model).__name__ + (f" {name}" if name else "")
         return page(graphs, costs, convention, f"{title}: what each exit needs and costs")
     model = preset_or_config if isinstance(preset_or_config, nn.Module) else model_from(
         preset_or_config, input_size, use="drawn", **options)
     graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}
-    costs = {c: exit_costs(model, convention=c) for c in CONVENTIONS}
+    flow = record_exits(model)
+    costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
     if name is None and isinstance(preset_or_config, str) and not options:
         name = preset_or_config
     if name is not None:
