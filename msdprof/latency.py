@@ -360,19 +360,22 @@ class ExitLatency:
 @dataclass(frozen=True)
 class ForwardLatency:
     """The full forward ``model(x)`` on the batch, in ms: ``plain`` without hooks and ``stamped``
-    with the timestamp hooks, timed in alternation with the same clock
-    (:func:`msdprof.stamps.timed_runs`), so ``overhead_ms = stamped - plain`` is what the hooks cost
-    (noise can make it negative: compare it with the IQRs).  ``hook_calls``: hook calls per forward; ``hook_ns``: one stamping hook call timed
-    on its own, in ns, so ``hook_calls * hook_ns`` is the hooks' own Python time per forward."""
+    with the timestamp hooks, timed in pairs (a stamped forward, then a plain one, with the same
+    clock: :func:`msdprof.stamps.timed_runs`).  ``overhead``: the pairs' differences (stamped minus
+    plain), their median and IQR -- what the hooks cost (noise can make it negative).
+    ``hook_calls``: hook calls per forward; ``hook_ns``: one stamping hook call timed on its own, in
+    ns, so ``hooks_ms = hook_calls * hook_ns`` is the hooks' own Python time per forward (PyTorch's
+    cost of calling hooks at all is in ``overhead`` only)."""
 
     plain: Timing
     stamped: Timing
+    overhead: Timing
     hook_calls: int
     hook_ns: float
 
     @property
     def overhead_ms(self) -> float:
-        return self.stamped.median_ms - self.plain.median_ms
+        return self.overhead.median_ms
 
     @property
     def hooks_ms(self) -> float:
@@ -380,8 +383,8 @@ class ForwardLatency:
 
     def as_dict(self) -> dict[str, Any]:
         return {"plain": self.plain.as_dict(), "stamped": self.stamped.as_dict(),
-                "overhead_ms": self.overhead_ms, "hook_calls": self.hook_calls,
-                "hook_ns": self.hook_ns, "hooks_ms": self.hooks_ms}
+                "overhead_ms": self.overhead_ms, "overhead_iqr_ms": self.overhead.iqr_ms,
+                "hook_calls": self.hook_calls, "hook_ns": self.hook_ns, "hooks_ms": self.hooks_ms}
 
 
 # --- early exit --------------------------------------------------------------------------------
@@ -528,7 +531,8 @@ def _time_forward(model: nn.Module, xs: tuple[torch.Tensor, ...], stamps: Sequen
         hook_calls = stamper.hook_calls
     stamped, plain = timed_runs(stamper, xs, threads, min_time, WARMUP)
     columns = list(zip(*stamped))
-    forward = ForwardLatency(Timing.of_runs(plain), Timing.of_runs(columns[-1]), hook_calls,
+    forward = ForwardLatency(Timing.of_runs(plain), Timing.of_runs(columns[-1]),
+                             Timing.of_runs([a - b for a, b in zip(columns[-1], plain)]), hook_calls,
                              stamper.mark_cost_ns(threads))
     return [Timing.of_runs(column) for column in columns[:-1]], forward
 

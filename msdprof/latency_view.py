@@ -66,15 +66,17 @@ def forward_caption(result: Latency) -> str:
     """The in-forward times: how they are taken, and what the full forward and the hooks cost."""
     f = result.forward
     share = 100 * f.overhead_ms / f.plain.median_ms if f.plain.median_ms else math.nan
+    spread = "" if f.overhead.iqr_ms is None else f", IQR {f.overhead.iqr_ms * 1e3:,.1f} us"
     return (
         "fwd ms: time from the start of the full forward model(x) to output k, read by a timestamp "
         f"hook only where output k is made (median and IQR over {_runs([e.forward for e in result.exits])} "
         f"forwards, each followed by one without hooks, for at least {result.min_time:g} s after "
         f"{WARMUP} warm-up pairs). Full forward: {_ms(f.plain.median_ms)} ms without hooks (IQR "
         f"{_ms(f.plain.iqr_ms)}), {_ms(f.stamped.median_ms)} ms with the timestamp hooks (IQR "
-        f"{_ms(f.stamped.iqr_ms)}): measured hook cost {f.overhead_ms * 1e3:+,.1f} us ({share:+.1f}%, "
-        f"within noise when smaller than the IQRs); {f.hook_calls} hook call{'s' * (f.hook_calls != 1)} x {f.hook_ns:,.0f} ns "
-        f"= {f.hooks_ms * 1e3:,.1f} us of hook code per forward. Spearman rank correlation of fwd "
+        f"{_ms(f.stamped.iqr_ms)}); the hooks cost {f.overhead_ms * 1e3:+,.1f} us per forward "
+        f"({share:+.1f}%; median of the pairs' differences{spread}), of which "
+        f"{f.hook_calls} hook call{'s' * (f.hook_calls != 1)} x {f.hook_ns:,.0f} ns = "
+        f"{f.hooks_ms * 1e3:,.1f} us is the hooks' own code. Spearman rank correlation of fwd "
         f"time with ops: {_rho(result.spearman_forward)}." + _inexact(result)
     )
 
