@@ -231,16 +231,20 @@ def record_exits(
         return record(model, lambda: model(image), outputs=None, input_shapes=(tuple(image.shape),))
 
 
+def _as_any_model(model: nn.Module, flow: Dataflow, convention: str) -> ExitCosts:
+    return ExitCosts(None, convention, None, costs_from_dataflow(flow, convention),
+                     unsupported_of(flow, convention), type(model).__name__, flow.input_shapes,
+                     flow.exit_names)
+
+
 def costs_of(model: nn.Module, flow: Dataflow, convention: str = "msdnet") -> ExitCosts:
     """:class:`ExitCosts` of ``model`` from its record ``flow`` (:func:`record_exits`); an MSDNet's
     exits get their layers, options and input size from its plan."""
     check_convention(convention)
-    exits = costs_from_dataflow(flow, convention)
     if not isinstance(model, MSDNet):
-        return ExitCosts(None, convention, None, exits, unsupported_of(flow, convention),
-                         type(model).__name__, flow.input_shapes, flow.exit_names)
+        return _as_any_model(model, flow, convention)
     exits = tuple(ExitCost(**{**asdict(e), "layer": layer})
-                  for e, layer in zip(exits, model.plan.exit_layers))
+                  for e, layer in zip(costs_from_dataflow(flow, convention), model.plan.exit_layers))
     return ExitCosts(model.options, convention, model.plan.input_size, exits,
                      unsupported_of(flow, convention), input_shapes=flow.input_shapes,
                      exit_names=flow.exit_names)
@@ -266,7 +270,7 @@ def count_network(
     eval mode, every submodule's mode restored afterwards."""
     check_convention(convention)
     flow = record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)
-    return costs_of(model, flow, convention)
+    return _as_any_model(model, flow, convention)
 
 
 def exit_costs(
