@@ -337,9 +337,12 @@ def _add_report(sub: Any) -> None:
                     "the cost of every exit, totals, and beside it a cost-vs-exit plot and the "
                     "layout picture as SVG files (the layout needs Graphviz; without it the report "
                     "says so in its place). -o FILE.md writes Markdown, -o FILE.html HTML (its "
-                    "layout section shows the interactive page FILE-layout.html, written beside it).",
+                    "layout section shows the interactive page FILE-layout.html, written beside it). "
+                    "With --model, a report on your own early-exit network: the model, the cost of "
+                    "every exit, what had no counting rule, totals, the plot and its dataflow graph.",
     )
     add_network_options(p)
+    add_model_options(p)
     p.add_argument(
         "--compare", nargs="+", metavar="ITEM",
         help="several networks side by side; each ITEM is PRESET, PRESET:OPTION=V,OPTION=V or "
@@ -365,9 +368,13 @@ def _run_report(args: argparse.Namespace) -> None:
 
     check_convention(args.convention)
     given = given_options(args)
+    if args.model is not None and args.compare:
+        raise OptionError("compare", " ".join(args.compare), "cannot be used with --model: a report "
+                                                             "on your own network is on it alone")
     if args.all:
-        for option, value in (("preset", args.preset), ("input-size", args.input_size),
-                              *given.items(), ("compare", args.compare and " ".join(args.compare))):
+        for option, value in (("model", args.model), ("preset", args.preset),
+                              ("input-size", args.input_size), *given.items(),
+                              ("compare", args.compare and " ".join(args.compare))):
             if value is not None:
                 raise OptionError(option, value, "cannot be used with --all, which reports every "
                                                  "preset as it is")
@@ -378,7 +385,11 @@ def _run_report(args: argparse.Namespace) -> None:
         return
     path, _ = report.check_report_path(args.output, args.html)
     check_writable(path, args.force)  # before any work
-    if args.compare:
+    model = user_model(args)
+    if model is not None:
+        configs = [report.model_configuration(model, args.model, args.input_size, args.convention,
+                                              args.model_kwargs, args.checkpoint)]
+    elif args.compare:
         configs = report.compare_configurations(args.compare, args.preset, given, args.input_size,
                                                 args.convention)
     else:

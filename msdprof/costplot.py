@@ -53,7 +53,7 @@ def svg_bytes(figure: Figure) -> bytes:
 
 def cost_plot(series: Sequence[Series], title: str) -> bytes:
     """SVG of operations vs exit: cumulative (solid), direct (dashed) and lazy (dotted) for each
-    series.  One series: exits on the x axis and the layer each exit
+    series.  One series: exits on the x axis and, for an MSDNet, the layer each exit
     reads on the top axis.  Several: one colour per series and one line style per kind of cost, on a
     log axis when their totals differ more than tenfold.  Operations in M (K for tiny networks) of
     the first series' convention.
@@ -66,10 +66,15 @@ def cost_plot(series: Sequence[Series], title: str) -> bytes:
         figure = Figure(figsize=(7.5, 4.2))
         ax = figure.add_subplot()
         several = len(series) > 1
+        msdnets = all(s.costs.options is not None for s in series)
         kinds = [
             ("cumulative (blocks 1..k + heads 1..k)", "macs", "-", "o"),
             ("direct (blocks 1..k + head k)", "direct_macs", "--", "s"),
             ("lazy (only the maps exits 1..k read)", "lazy_macs", ":", "^"),
+        ] if msdnets else [  # any early-exit model: the dataflow definitions
+            ("cumulative (all that ran until output k)", "macs", "-", "o"),
+            ("direct (cumulative less heads 1..k-1)", "direct_macs", "--", "s"),
+            ("lazy (what outputs 1..k read)", "lazy_macs", ":", "^"),
         ]
         for i, s in enumerate(series):
             exits = [e.exit for e in s.costs]
@@ -100,14 +105,15 @@ def cost_plot(series: Sequence[Series], title: str) -> bytes:
                 bbox_to_anchor=(1.01, 0.0), title="cost", title_fontsize=8,
             )
         else:
-            ax.legend(fontsize=8, frameon=False, loc="upper left")
+            ax.legend(fontsize=8, frameon=False, loc="upper left" if msdnets else "best")
         longest = max(series, key=lambda s: len(s.costs)).costs
         ax.xaxis.set_major_locator(FixedLocator([e.exit for e in longest]))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("exit k")
-        ax.set_ylabel(f"{unit} ({convention} convention), one image")
+        ax.set_ylabel(f"{unit} ({convention} convention), one image" if msdnets else
+                      f"{unit} ({convention} convention), the inputs counted")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}"))
-        if not several:
+        if not several and msdnets:
             top = ax.secondary_xaxis("top")
             layers = {e.exit: e.layer for e in longest}
             top.xaxis.set_major_locator(FixedLocator(list(layers)))

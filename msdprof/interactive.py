@@ -39,6 +39,7 @@ from msdnet.presets import model_from
 
 from . import drawing
 from .counting import CONVENTIONS, check_convention, format_count
+from .dataflow import Dataflow
 from .exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
 from .graph import dataflow_graph, layout_graph
@@ -254,6 +255,20 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
     )
 
 
+def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
+                  title: str | None = None) -> str:
+    """:func:`page` of any early-exit ``model`` from its dataflow record ``flow``
+    (:func:`msdprof.exits.record_exits`): its graph and costs in every convention, from that one
+    record; ``title`` (default: the model's class name) heads the page."""
+    check_convention(convention)
+    graphs = {c: dataflow_graph(flow, c) for c in CONVENTIONS}
+    for graph in graphs.values():
+        graph.graph["model"] = type(model).__name__
+    costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
+    return page(graphs, costs, convention,
+                f"{title or type(model).__name__}: what each exit needs and costs")
+
+
 def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense: bool = False,
                  convention: str = "msdnet", name: str | None = None, title: str | None = None,
                  **options: Any) -> str:
@@ -264,13 +279,8 @@ def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense:
     check_convention(convention)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         model = preset_or_config  # any early-exit model: its dataflow graph, counted on input_size
-        flow = record_exits(model, input_size=input_size)  # one pass: the graph and every convention
-        graphs = {c: dataflow_graph(flow, c) for c in CONVENTIONS}
-        for graph in graphs.values():
-            graph.graph["model"] = type(model).__name__
-        costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
         title = title or type(model).__name__ + (f" {name}" if name else "")
-        return page(graphs, costs, convention, f"{title}: what each exit needs and costs")
+        return dataflow_page(model, record_exits(model, input_size=input_size), convention, title)
     model = preset_or_config if isinstance(preset_or_config, nn.Module) else model_from(
         preset_or_config, input_size, use="drawn", **options)
     graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}
@@ -567,4 +577,4 @@ render();
 })();
 """
 
-__all__ = ["FIGURES", "interactive_svg", "network_page", "page", "page_data", "write_page"]
+__all__ = ["FIGURES", "dataflow_page", "interactive_svg", "network_page", "page", "page_data", "write_page"]

@@ -1,4 +1,5 @@
-"""Reports: one page per MSDNet configuration (or several side by side), with its pictures.
+"""Reports: one page per MSDNet configuration (or several side by side), or on any early-exit
+network of the user's (``--model``), with its pictures.
 
 A report says, for one image: the options and the layer plan (layers per block, exit layers, scales
 per layer, transitions); per exit, the cumulative operations and parameters, the share of the full
@@ -9,7 +10,9 @@ without it the report says so in its place).
 :func:`report_files` returns every file of a report as ``{file name: bytes}`` (Markdown or HTML,
 pictures as SVG beside it); :func:`preset_files` does so for every preset plus an index.  Nothing
 in them depends on the date, the machine or the output directory, so regenerating gives the same
-bytes.  :func:`write_files` writes such a set atomically: all targets are checked first, and a new
+bytes.  A network of the user's (:func:`model_configuration`) has no options nor layer plan: its
+report has a section on the model in their place, its dataflow graph as the layout picture, and
+what ran with no counting rule listed.  :func:`write_files` writes such a set atomically: all targets are checked first, and a new
 directory appears whole or not at all.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,10 +32,12 @@ from msdnet.config import OptionError, format_value
 from . import drawing, interactive
 from .costplot import Series, cost_plot
 from .counting import CONVENTION_HELP, check_convention
+from .dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
-from .exits import ExitCosts, exit_costs
-from .formatting import OP_NAMES, op_unit, scaled, table_columns
-from .graph import layout_graph
+from .exits import ExitCosts, costs_of, exit_costs, record_exits
+from .formatting import (OP_NAMES, op_scale, op_unit, scaled, shape_text, shapes_text, table_columns,
+                         unsupported_note)
+from .graph import dataflow_graph, layout_graph
 from .output import check_writable, write_directory
 
 #: Report formats and the suffix of their files.
@@ -41,16 +47,31 @@ INDEX = {"markdown": "README.md", "html": "index.html"}
 
 
 @dataclass(frozen=True)
+class UserModel:
+    """A network of the user's, as ``msdprof report --model`` was given it: the ``spec``
+    (``FILE.py:FACTORY``), the factory's keyword arguments as typed (JSON, or ``None``), the
+    checkpoint loaded (or ``None``), the model built and the dataflow record of one forward pass."""
+
+    spec: str
+    kwargs: str | None
+    checkpoint: str | None
+    model: Any  # torch.nn.Module
+    flow: Dataflow
+
+
+@dataclass(frozen=True)
 class Configuration:
     """One network of a report: the name it is shown under, its layer plan and per-exit costs.
 
-    ``preset`` is the preset the options were taken from (``None`` for options alone).
+    ``preset`` is the preset the options were taken from (``None`` for options alone).  A network
+    of the user's (:func:`model_configuration`) has ``plan`` ``None`` and ``user`` set.
     """
 
     label: str
     preset: str | None
-    plan: LayerPlan
+    plan: LayerPlan | None
     costs: ExitCosts
+    user: UserModel | None = None
 
     @property
     def options(self) -> Options:
@@ -97,6 +118,18 @@ def configuration(
     plan = build_plan(options, input_size)
     costs = exit_costs(options, convention=convention, input_size=input_size)
     return Configuration(label(options, preset, input_size), preset, plan, costs)
+
+
+def model_configuration(
+    model: Any, spec: str, input_size: Any, convention: str = "msdnet", kwargs: str | None = None,
+    checkpoint: str | None = None,
+) -> Configuration:
+    """A network of the user's, counted on one zero input of ``input_size`` (a side, ``HxW`` or
+    ``CxHxW``) from one dataflow record (which also draws its graph); shown under ``spec``."""
+    check_convention(convention)
+    flow = record_exits(model, input_size=input_size)
+    costs = costs_of(model, flow, convention)
+    return Configuration(spec, None, None, costs, UserModel(spec, kwargs, checkpoint, model, flow))
 
 
 def preset_configuration(name: str, convention: str = "msdnet") -> Configuration:
@@ -178,6 +211,17 @@ def _joined(values: Iterable[Any]) -> str:
 def command(config: Configuration, output: str | None = None) -> str:
     """The ``msdprof report`` command that makes this configuration's report."""
     parts = ["msdprof report"]
+    if config.user is not None:
+        user = config.user
+        parts.append(f"--model {shlex.quote(user.spec)}")
+        if user.kwargs is not None:
+            parts.append(f"--model-kwargs {shlex.quote(user.kwargs)}")
+        if user.checkpoint is not None:
+            parts.append(f"--checkpoint {shlex.quote(user.checkpoint)}")
+        parts.append(f"--input-size {shape_text(config.costs.input_shapes[0][1:])}")
+        if config.costs.convention != "msdnet":
+            parts.append(f"--convention {config.costs.convention}")
+        return " ".join(parts + ([f"-o {output}"] if output else []))
     base = PRESETS[config.preset] if config.preset else Options()
     if config.preset:
         parts.append(f"--preset {config.preset}")
@@ -206,8 +250,11 @@ def _percent(part: int, whole: int) -> str:
 
 def caption(costs: ExitCosts, image: bool = True) -> str:
     """What the figures count, for the line under a table; ``image``: name the input size."""
-    h, w = costs.input_size
-    what = f"For one 3×{h}×{w} image" if image else "For one image (its size in the table)"
+    if costs.input_size is None:
+        what = f"For the inputs {shapes_text(costs.input_shapes)}"
+    else:
+        h, w = costs.input_size
+        what = f"For one 3×{h}×{w} image" if image else "For one image (its size in the table)"
     return (f"{what}; {OP_NAMES[costs.convention]} of the `{costs.convention}` "
             f"convention — {CONVENTION_HELP[costs.convention]}.")
 
@@ -239,18 +286,23 @@ def plan_facts(config: Configuration) -> Facts:
     ))
 
 
+def _params_unit(config: Configuration) -> tuple[float, str]:
+    """Parameters in M for an MSDNet (as they always were), M or K for a network of the user's."""
+    return (1e6, "M") if config.user is None else op_scale(config.costs.total_params)
+
+
 def exit_table(config: Configuration) -> Table:
     """Per exit, scaled: the columns of ``msdprof count`` and the lazy parameters."""
     costs = config.costs
-    columns = [*table_columns(costs), ("lazy params M", lambda e: scaled(e.lazy_params, 1e6))]
+    divisor, prefix = _params_unit(config)
+    columns = [*table_columns(costs), (f"lazy params {prefix}", lambda e: scaled(e.lazy_params, divisor))]
     headers = [h.replace("\n", " ") for h, _ in columns]
     rows = tuple(tuple(cell(e) for _, cell in columns) for e in costs)
-    return Table(
-        tuple(headers), rows, align="r" * len(headers),
-        caption=caption(costs) + " Cumulative = blocks 1..k + heads 1..k (what early-exit inference "
+    meaning = _MODEL_NOTE if config.user is not None else (
+        " Cumulative = blocks 1..k + heads 1..k (what early-exit inference "
         "pays to reach exit k); block, head = block k, head k alone; direct = blocks 1..k + head k "
-        "(the exit chosen in advance)." + _LAZY_NOTE,
-    )
+        "(the exit chosen in advance)." + _LAZY_NOTE)
+    return Table(tuple(headers), rows, align="r" * len(headers), caption=caption(costs) + meaning)
 
 
 _LAZY_NOTE = (" Lazy = only the maps exits 1..k read (their ancestors in the layout graph) and "
@@ -258,18 +310,29 @@ _LAZY_NOTE = (" Lazy = only the maps exits 1..k read (their ancestors in the lay
               "saving on the cumulative cost.")
 
 
+_MODEL_NOTE = (
+    " Cumulative (eager) = everything that ran until outputs 1..k were complete, in execution "
+    "order (what early-exit inference pays to reach exit k; the authors' op counter's running "
+    "total); head k = the outermost submodule call that made output k and feeds no other output; "
+    "block k = the rest of what ran after output k−1; direct = cumulative less heads 1..k−1; lazy = "
+    "only the dataflow ancestors of outputs 1..k (what they read); lazy saves = its saving on the "
+    "cumulative cost."
+)
+
+
 def exact_table(config: Configuration) -> Table:
     """Per exit, every figure as an exact integer."""
     costs = config.costs
     unit = OP_NAMES[costs.convention]
     parts = ["", "block", "head", "direct", "lazy"]
-    headers = ["exit", "layer"]
+    layers = costs.options is not None
+    headers = ["exit", "layer"] if layers else ["exit"]
     for part in parts:
         name = part or "cumulative"
         headers += [f"{name} {unit}", f"{name} params"]
     rows = []
     for e in costs:
-        row = [str(e.exit), str(e.layer)]
+        row = [str(e.exit), str(e.layer)] if layers else [str(e.exit)]
         for part in parts:
             prefix = f"{part}_" if part else ""
             row += [str(getattr(e, f"{prefix}macs")), str(getattr(e, f"{prefix}params"))]
@@ -281,6 +344,7 @@ def totals_table(config: Configuration) -> Table:
     """Blocks, heads and the full network: operations and parameters, with their shares."""
     costs = config.costs
     divisor, unit = _unit(costs)
+    p_divisor, p_prefix = _params_unit(config)
     blocks = sum(e.block_macs for e in costs), sum(e.block_params for e in costs)
     heads = sum(e.head_macs for e in costs), sum(e.head_params for e in costs)
     full = costs.total_macs, costs.total_params
@@ -288,11 +352,11 @@ def totals_table(config: Configuration) -> Table:
 
     def row(name: str, value: tuple[int, int]) -> tuple[str, ...]:
         return (name, scaled(value[0], divisor), _percent(value[0], full[0]), str(value[0]),
-                scaled(value[1], 1e6), _percent(value[1], full[1]), str(value[1]))
+                scaled(value[1], p_divisor), _percent(value[1], full[1]), str(value[1]))
 
     n = len(costs)
     return Table(
-        ("", unit, "% of full", unit.split(" ", 1)[1], "params M", "% of full", "params"),
+        ("", unit, "% of full", unit.split(" ", 1)[1], f"params {p_prefix}", "% of full", "params"),
         (row(f"blocks 1..{n}", blocks), row(f"heads 1..{n}", heads), row("full network", full),
          row("exit 1 (cumulative)", first)),
     )
@@ -305,6 +369,8 @@ def _layout_blocks(config: Configuration, src: str, graphviz: bool, page: str | 
             "was not found when this report was made: install Graphviz (`apt-get install graphviz`) "
             "and make the report again."
         )]
+    if config.user is not None:
+        return _graph_blocks(config, src, page)
     if page is not None:
         return [Frame(
             page, f"interactive layout of {config.label}",
@@ -319,6 +385,49 @@ def _layout_blocks(config: Configuration, src: str, graphviz: bool, page: str | 
     )]
 
 
+def _graph_blocks(config: Configuration, src: str, page: str | None) -> list[Block]:
+    """The layout section of a network of the user's: its dataflow graph."""
+    if page is not None:
+        return [Frame(
+            page, f"interactive dataflow graph of {config.label}",
+            "Click an exit: the operations it needs light up, and the panel gives its eager, lazy "
+            "and direct cost; hover an operation for its shape and cost; drag to pan, wheel to "
+            f"zoom. Full page: [{page}]({page}); static picture: [{src}]({src}).",
+        )]
+    return [Image(
+        src, f"dataflow graph of {config.label}",
+        "Module calls (and the functional ops that cost something or read a parameter) in "
+        "execution order, left to right, an edge where one reads another's result; exits marked. "
+        f"Full size: [{src}]({src}).", wide=True,
+    )]
+
+
+def _exit_names(costs: ExitCosts) -> str:
+    """`` (early, final)`` when the exits have names of their own (a dict's keys), else ``""``."""
+    numbered = costs.exit_names == tuple(str(k) for k in range(1, len(costs) + 1))
+    return "" if numbered else f" ({', '.join(costs.exit_names)})"
+
+
+def model_facts(config: Configuration) -> Facts:
+    """What the report's network of the user's is: the model, the factory, the inputs, the exits."""
+    user, costs = config.user, config.costs
+    assert user is not None
+    ops = user.flow.ops
+    modules = sum(1 for op in ops if op.kind == "module")
+    functions = len(ops) - modules
+    return Facts((
+        ("model", f"{costs.model}, made by `{user.spec}`"
+                  + (f" with `{user.kwargs}`" if user.kwargs is not None else "")),
+        ("weights", f"`{user.checkpoint}` (counts do not depend on them)" if user.checkpoint
+         else "as the factory made them (counts do not depend on them)"),
+        ("inputs", f"{shapes_text(costs.input_shapes)} (zeros)"),
+        ("exits", f"{len(costs)}{_exit_names(costs)}"),
+        ("recorded", f"{modules} module call{'s' * (modules != 1)} and {functions} functional "
+                     f"op{'s' * (functions != 1)} in one forward pass"),
+        ("parameters", f"{costs.total_params:,}"),
+    ))
+
+
 def configuration_blocks(
     config: Configuration, level: int, layout: str, graphviz: bool, cost: str | None = None,
     output: str | None = None, page: str | None = None,
@@ -326,20 +435,31 @@ def configuration_blocks(
     """Every section about one configuration; headings at ``level``.  ``layout`` and ``cost`` are
     the file names of its pictures (``cost`` ``None``: no plot of its own); ``page`` that of its
     interactive layout page, shown in place of the layout picture (HTML reports)."""
-    blocks: list[Block] = [
-        Heading("Options", level),
-        options_table(config),
-        Paragraph(f"Command line: `{command(config, output)}`"),
-        Heading("Layer plan", level),
-        plan_facts(config),
+    if config.user is not None:
+        blocks: list[Block] = [
+            Heading("Model", level),
+            model_facts(config),
+            Paragraph(f"Command line: `{command(config, output)}`"),
+        ]
+    else:
+        blocks = [
+            Heading("Options", level),
+            options_table(config),
+            Paragraph(f"Command line: `{command(config, output)}`"),
+            Heading("Layer plan", level),
+            plan_facts(config),
+        ]
+    blocks += [
         Heading("Cost per exit", level),
         exit_table(config),
+        *([Note(unsupported_note(config.costs).strip())] if config.costs.unsupported else []),
         Heading("Totals", level),
         totals_table(config),
     ]
     if cost is not None:
         blocks += [Heading("Cost vs exit", level), Image(cost, f"cost vs exit of {config.label}")]
-    blocks += [Heading("Layout", level), *_layout_blocks(config, layout, graphviz, page)]
+    blocks += [Heading("Layout" if config.user is None else "Dataflow graph", level),
+               *_layout_blocks(config, layout, graphviz, page)]
     blocks += [Heading("Exact counts", level), exact_table(config)]
     return blocks
 
@@ -348,6 +468,15 @@ def _summary(config: Configuration) -> str:
     costs = config.costs
     divisor, unit = _unit(costs)
     first, full = costs[0], costs[-1]
+    if config.user is not None:
+        p_divisor, p_prefix = _params_unit(config)
+        return (
+            f"{costs.model} **{config.label}**: {len(costs)} exits{_exit_names(costs)}, "
+            f"counted on {shapes_text(costs.input_shapes)}. Reaching exit 1 costs "
+            f"{scaled(first.macs, divisor)} {unit} ({_percent(first.macs, full.macs)}% of the full "
+            f"network's {scaled(full.macs, divisor)} {unit}); the network has "
+            f"{scaled(costs.total_params, p_divisor)} {p_prefix} parameters."
+        )
     return (
         f"MSDNet **{config.label}**: {len(costs)} exits over {config.options.nLayers} layers, "
         f"{config.options.nScales} scales, {config.options.data}. Reaching exit 1 costs "
@@ -394,12 +523,20 @@ def check_format(fmt: str) -> str:
 
 
 def _layout_svg(config: Configuration) -> bytes:
+    if config.user is not None:
+        graph = dataflow_graph(config.user.flow, config.costs.convention)
+        graph.graph["model"], graph.graph["spec"] = config.costs.model, config.label
+        return drawing.render(graph, "svg")
     graph = layout_graph(config.options, input_size=config.plan.input_size, convention=config.costs.convention)
     graph.graph["preset"] = config.label
     return drawing.render(graph, "svg")
 
 
 def _interactive_page(config: Configuration) -> bytes:
+    if config.user is not None:
+        return interactive.dataflow_page(
+            config.user.model, config.user.flow, convention=config.costs.convention,
+            title=f"{config.costs.model} {config.label}").encode("utf-8")
     return interactive.network_page(config.options, input_size=config.plan.input_size,
                                     convention=config.costs.convention,
                                     name=config.label).encode("utf-8")
@@ -427,6 +564,9 @@ def report_files(
         raise OptionError("compare", "''", "give at least one configuration")
     if graphviz is None:
         graphviz = graphviz_available()
+    if len(configs) > 1 and any(c.user is not None for c in configs):
+        raise OptionError("compare", next(c.label for c in configs if c.user is not None),
+                          "a network of your own is reported alone (no --compare)")
     slugs = [c.slug for c in configs]
     for i, slug in enumerate(slugs):
         if slug in slugs[:i]:
@@ -438,7 +578,7 @@ def report_files(
         (config,) = configs
         layout = f"{stem}-layout.svg"
         interactive_page = f"{stem}-layout.html" if fmt == "html" and graphviz else None
-        title = f"MSDNet report: {config.label}"
+        title = f"{'MSDNet' if config.user is None else config.costs.model} report: {config.label}"
         blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
         blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page,
                                        page=interactive_page)
@@ -555,8 +695,8 @@ def write_report(
 
 
 __all__ = [
-    "Configuration", "INDEX", "SUFFIXES", "check_report_path", "compare_configurations",
-    "comparison_table", "configuration",
+    "Configuration", "INDEX", "SUFFIXES", "UserModel", "check_report_path", "compare_configurations",
+    "comparison_table", "configuration", "model_configuration", "model_facts",
     "graphviz_available", "label", "parse_item", "preset_configuration", "preset_files", "report_files",
     "write_files", "write_report",
 ]
