@@ -397,7 +397,7 @@ function render() {
   if (current === null) {
     var total = data.total[convention];
     html = "<h2>Click an exit</h2><p>Click a red exit box (or a button below) to light up the " +
-      "maps it needs, and read what it costs. Hover any box for its shape and cost.</p>" +
+      "feature maps or operations it needs, and read what it costs. Hover any box for its shape and cost.</p>" +
       exitButtons() + '<p>Whole network: <span data-field="total-ops" data-value="' + total.ops +
       '">' + esc(total.ops_text) + '</span>, <span data-field="total-params" data-value="' +
       total.params + '">' + esc(total.params_text) + "</span>.</p>";
