@@ -33,6 +33,10 @@ def single():
 
 def not_a_model():
     return 42
+
+def msdnet():
+    from msdnet import build_model, preset
+    return build_model(preset("cifar10-anytime"))
 '''
 
 
@@ -106,7 +110,7 @@ ERRORS = [
     (["--model", "models.py"], "--model models.py: must be FILE.py:FACTORY or package.module:FACTORY"),
     (["--model", "nowhere.py:sdn"], "--model nowhere.py:sdn: no file nowhere.py"),
     (["--model", "models.py:resnet"], "--model models.py:resnet: models.py defines no resnet (it defines: "
-                                      "branchy, broken, not_a_model, sdn, single)"),
+                                      "branchy, broken, msdnet, not_a_model, sdn, single)"),
     (["--model", "no_such_package.models:sdn"], "--model no_such_package.models:sdn: no module "
                                                 "'no_such_package' to import (or give FILE.py:FACTORY)"),
     (["--model", "models.py:broken"], "--model models.py:broken: calling broken() failed: RuntimeError: "
@@ -169,3 +173,10 @@ def test_budget_of_a_model_file_uses_its_exit_costs(folder, capsys):
 def test_budget_fractions_are_checked_against_the_models_exits(folder, capsys):
     code, _, err = run(capsys, "budget", "--model", "models.py:sdn", "--input-size", "16", "--fractions", "0.5,0.5")
     assert code == 2 and err.startswith("msdprof: error: --fractions 0.5,0.5: ") and "3" in err
+
+
+def test_count_of_a_factory_returning_an_msdnet_equals_its_preset(folder, capsys):
+    code, out, _ = run(capsys, "count", "--model", "models.py:msdnet", "--input-size", "32",
+                       "--format", "json")
+    assert code == 0
+    assert json.loads(out)["exits"] == json.loads(json.dumps(exit_costs("cifar10-anytime").as_dict()))["exits"]

@@ -44,6 +44,17 @@ def test_model_instance_with_options_is_rejected():
         exit_costs(model, nBlocks=3)
 
 
+def test_a_built_model_takes_the_input_size_it_was_built_for():
+    model = build_model(PRESETS["cifar100-batch"], device="meta")
+    assert exit_costs(model, input_size="3x32x32") == exit_costs(model, input_size=32) == exit_costs(model)
+
+
+def test_a_built_model_refuses_another_input_size():
+    model = build_model(PRESETS["cifar100-batch"], device="meta")
+    with pytest.raises(OptionError, match="input-size 40: this MSDNet is built for 3x32x32 images"):
+        exit_costs(model, input_size=40)
+
+
 def test_count_model_takes_only_an_msdnet():
     with pytest.raises(OptionError, match=r"^model Linear: must be an msdnet.MSDNet \(its layer plan is needed\)$"):
         count_model(nn.Linear(2, 2))
