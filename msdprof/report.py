@@ -364,8 +364,9 @@ def totals_table(config: Configuration) -> Table:
 
 def _layout_blocks(config: Configuration, src: str, graphviz: bool, page: str | None = None) -> list[Block]:
     if not graphviz:
+        program = "dot" if config.user is not None else drawing.GRAPHVIZ_PROGRAM  # dataflow: dot
         return [Note(
-            "The layout picture needs Graphviz's `" + drawing.GRAPHVIZ_PROGRAM + "` program, which "
+            "The layout picture needs Graphviz's `" + program + "` program, which "
             "was not found when this report was made: install Graphviz (`apt-get install graphviz`) "
             "and make the report again."
         )]

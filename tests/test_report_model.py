@@ -175,3 +175,11 @@ def test_the_api_reports_a_model_from_one_record(tmp_path):
     assert config.plan is None and config.costs == exit_costs(Gated().eval(), input_size=8)
     written = write_report(tmp_path / "g.md", [config])
     assert tmp_path / "g.md" in written
+
+
+def test_without_graphviz_a_model_report_says_dot_is_needed_and_draws_no_layout():
+    from msdprof.report import model_configuration, report_files
+
+    files = report_files([model_configuration(Gated().eval(), "gated", 8)], "g", graphviz=False)
+    assert set(files) == {"g.md", "g-cost.svg"}
+    assert "needs Graphviz's `dot` program, which was not found" in files["g.md"].decode()
