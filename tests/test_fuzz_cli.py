@@ -17,14 +17,14 @@ from msdprof.cli import main
 OPTIONS = ["--nBlocks", "--step", "--base", "--stepmode", "--nChannels", "--growthRate", "--grFactor",
            "--bnFactor", "--prune", "--reduction", "--bottleneck", "--data", "--input-size", "--preset",
            "--convention", "--format", "-o", "--anytime", "--fractions", "--max-macs", "--sort", "--top",
-           "--exit", "--model", "--nblocks", "--"]
+           "--exit", "--model", "--nblocks", "--compare", "--all", "--html", "--"]
 VALUES = ["0", "1", "2", "3", "-1", "1.5", "1e3", "nan", "inf", "", " ", "x", "true", "maybe", "1-2",
           "1-2-4", "2:3", "3:2", "1:2:0", "even", "lin_grow", "min", "ImageNet", "cifar100", "16x16",
           "0x0", "cifar10-batch", "imagenet", "json", "csv", "yaml", "out.txt", "out.svg", "m.py:f",
-          "300M", "0.5,0.5", "-", "☃", "1" * 30]
+          "300M", "0.5,0.5", "-", "☃", "1" * 30, "out.md", "r.html"]
 
 
-@pytest.mark.parametrize("command", ["count", "graph", "budget", "sweep"])
+@pytest.mark.parametrize("command", ["count", "graph", "budget", "sweep", "report"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(args=st.lists(st.sampled_from(OPTIONS + VALUES), max_size=5))
 def test_any_arguments_exit_0_or_2_and_a_failure_writes_nothing(command, args, tmp_path, capsys):
