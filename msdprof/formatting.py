@@ -134,6 +134,15 @@ def unsupported_note(costs: ExitCosts) -> str:
             f"they feed are too low): {items}.")
 
 
+def any_model_note(convention: str) -> str:
+    """What a convention counts beyond its MSDNet wording (:data:`CONVENTION_HELP`) on a model
+    msdprof did not build: ``" For any model, ..."``, or ``""`` for ``msdnet``."""
+    if convention == "msdnet":
+        return ""
+    return (" For any model, other convolutions, attention and functional conv, linear and matmul "
+            "count too.")
+
+
 def caption(costs: ExitCosts) -> str:
     unit = f"{OP_NAMES[costs.convention]} counted by the '{costs.convention}' convention: " \
            f"{CONVENTION_HELP[costs.convention]}."
@@ -141,9 +150,7 @@ def caption(costs: ExitCosts) -> str:
         shapes = shapes_text(costs.input_shapes)
         exits = ", ".join(f"{i}={n}" for i, n in enumerate(costs.exit_names, 1)
                           if n != str(i))
-        if costs.convention != "msdnet":
-            unit += (" For any model, other convolutions, attention and functional conv, linear and "
-                     "matmul count too.")
+        unit += any_model_note(costs.convention)
         return (f"Input {shapes}{f'; exits {exits}' if exits else ''}; {unit} Cumulative = all that "
                 "ran until outputs 1..k were complete; block = what ran after output k-1, less head "
                 "k; direct = cumulative less heads 1..k-1; lazy = only what outputs 1..k read (saves % "

@@ -35,8 +35,8 @@ from .counting import CONVENTION_HELP, check_convention
 from .dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from .exits import ExitCosts, costs_of, exit_costs, record_exits
-from .formatting import (OP_NAMES, op_scale, op_unit, scaled, shape_text, shapes_text, table_columns,
-                         unsupported_note)
+from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled, shape_text, shapes_text,
+                         table_columns, unsupported_note)
 from .graph import dataflow_graph, layout_graph
 from .output import check_writable, write_directory
 
@@ -250,13 +250,14 @@ def _percent(part: int, whole: int) -> str:
 
 def caption(costs: ExitCosts, image: bool = True) -> str:
     """What the figures count, for the line under a table; ``image``: name the input size."""
+    more = ""
     if costs.input_size is None:
-        what = f"For the inputs {shapes_text(costs.input_shapes)}"
+        what, more = f"For the inputs {shapes_text(costs.input_shapes)}", any_model_note(costs.convention)
     else:
         h, w = costs.input_size
         what = f"For one 3×{h}×{w} image" if image else "For one image (its size in the table)"
     return (f"{what}; {OP_NAMES[costs.convention]} of the `{costs.convention}` "
-            f"convention — {CONVENTION_HELP[costs.convention]}.")
+            f"convention — {CONVENTION_HELP[costs.convention]}.{more}")
 
 
 # --- blocks --------------------------------------------------------------------------------------
