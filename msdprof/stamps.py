@@ -41,8 +41,6 @@ from msdnet.config import OptionError
 
 from .dataflow import Dataflow, tensors_in
 
-#: Where a stamp reads the clock: when a module call returns, when one starts, when forward returns.
-WHEN = ("end", "start", "return")
 #: Timed forward passes at the least, however short ``min_time`` is (for a median and an IQR).
 MIN_RUNS = 5
 
@@ -124,7 +122,6 @@ class Stamper:
             self.where.setdefault(s.module, {}).setdefault(s.when, {}).setdefault(s.call, []).append(slot)
         self.modules = {name: modules[name] for name in self.where}
         self.counts: dict[str, int] = dict.fromkeys(self.where, 0)
-        self.clock: Callable[[], Any] = time.perf_counter
         if self.cuda:
             self.events = [torch.cuda.Event(enable_timing=True) for _ in range(len(self.stamps) + 2)]
         self.marks: list[Any] = [None] * len(self.stamps)
@@ -188,12 +185,9 @@ class Stamper:
 
     # --- one forward --------------------------------------------------------------------------
 
-    def run(self, *inputs: torch.Tensor) -> tuple[list[float], Any]:
-        """``model(*inputs)`` under ``torch.no_grad()``: (ms to each stamp and then to the return,
-        what the model returned)."""
-        for name in self.counts:
-            self.counts[name] = 0
-        self.marks = [None] * len(self.stamps)
+    def _forward(self, inputs: Sequence[torch.Tensor]) -> tuple[Any, Any, Any]:
+        """``model(*inputs)`` under ``torch.no_grad()`` between two clock readings: (start, what it
+        returned, end) -- ``perf_counter`` seconds on CPU, recorded events on CUDA (synchronised)."""
         with torch.no_grad():
             if self.cuda:
                 start, end = self.events[-2], self.events[-1]
@@ -201,38 +195,38 @@ class Stamper:
                 out = self.model(*inputs)
                 end.record()
                 torch.cuda.synchronize()
-                total = start.elapsed_time(end)
-                times = [total if s.when == "return" else start.elapsed_time(self.events[i])
-                         for i, s in enumerate(self.stamps)]
-                return [*times, total], out
+                return start, out, end
             start = time.perf_counter()
             out = self.model(*inputs)
-            end = time.perf_counter()
-        unfired = [s for s, mark in zip(self.stamps, self.marks) if mark is None and s.when != "return"]
+            return start, out, time.perf_counter()
+
+    def _ms(self, start: Any, mark: Any) -> float:
+        return start.elapsed_time(mark) if self.cuda else 1e3 * (mark - start)
+
+    def run(self, *inputs: torch.Tensor) -> tuple[list[float], Any]:
+        """``model(*inputs)`` under ``torch.no_grad()``: (ms to each stamp and then to the return,
+        what the model returned)."""
+        for name in self.counts:
+            self.counts[name] = 0
+        self.marks = [None] * len(self.stamps)
+        start, out, end = self._forward(inputs)
+        marks = self.events[:len(self.stamps)] if self.cuda else self.marks
+        unfired = [s for s, mark in zip(self.stamps, marks) if mark is None and s.when != "return"]
         if unfired:
             raise OptionError("model", type(self.model).__name__,
                               f"took another path on these inputs: exit {unfired[0].name}'s stamp "
                               f"({unfired[0].describe()}) did not fire; time it on inputs like the "
                               "ones it was recorded on")
-        return [1e3 * ((end if s.when == "return" else mark) - start)
-                for s, mark in zip(self.stamps, self.marks)] + [1e3 * (end - start)], out
+        return [self._ms(start, end if s.when == "return" else mark)
+                for s, mark in zip(self.stamps, marks)] + [self._ms(start, end)], out
 
     def plain(self, *inputs: torch.Tensor) -> float:
         """ms of ``model(*inputs)`` under ``torch.no_grad()`` with the same clock as :meth:`run`;
         call it outside the ``with`` block (no hooks)."""
         if self.handles:
             raise RuntimeError("Stamper.plain runs the model without hooks: call it outside the with block")
-        with torch.no_grad():
-            if self.cuda:
-                start, end = self.events[-2], self.events[-1]
-                start.record()
-                self.model(*inputs)
-                end.record()
-                torch.cuda.synchronize()
-                return start.elapsed_time(end)
-            start = time.perf_counter()
-            self.model(*inputs)
-            return 1e3 * (time.perf_counter() - start)
+        start, _, end = self._forward(inputs)
+        return self._ms(start, end)
 
     def mark_cost_ns(self, threads: int = 1, min_time: float = 0.2) -> float:
         """Measured nanoseconds of one stamping hook call: the forward hook of the first "end" stamp
@@ -310,4 +304,4 @@ def timed_runs(stamper: Stamper, inputs: Sequence[torch.Tensor], threads: int, m
             gc.enable()
 
 
-__all__ = ["MIN_RUNS", "Stamp", "Stamper", "WHEN", "check_stamps", "stamp_points", "timed_runs"]
+__all__ = ["MIN_RUNS", "Stamp", "Stamper", "check_stamps", "stamp_points", "timed_runs"]
