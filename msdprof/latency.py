@@ -45,7 +45,7 @@ from msdnet import MSDNet
 from msdnet.config import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
-from .dataflow import evaluating, select_exits
+from .dataflow import evaluating, example_inputs, select_exits
 from .exits import ExitCosts, costs_of, record_exits
 from .saved_outputs import _first_line
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
@@ -328,7 +328,6 @@ class ExitLatency:
     """
 
     exit: int
-    name: str
     layer: int | None
     macs: int
     lazy_macs: int
@@ -339,6 +338,11 @@ class ExitLatency:
     lazy: Timing | None = None
     eager_ms_per_gop: float | None = None
     lazy_ms_per_gop: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The exit's name (a returned dict's key, else its number)."""
+        return self.stamp.name
 
     def as_dict(self) -> dict[str, Any]:
         def ms(t: Timing | None, field: str) -> Any:
@@ -444,19 +448,20 @@ class Latency:
     """What :func:`measure_latency` measured: per exit (exit 1 first), the full forward, the machine,
     and the early exit when thresholds were given.  ``spearman_*``: rank correlation across exits of
     the measured median time with ``macs`` (``forward``, ``eager``) or ``lazy_macs`` (``lazy``);
-    ``None`` for one exit, and ``eager``/``lazy`` for a model that is not an MSDNet."""
+    ``None`` for one exit, and ``eager``/``lazy`` for a model that is not an MSDNet.
+    ``input_shapes``: the shapes of the timed batch's tensors."""
 
     costs: ExitCosts
     machine: Machine
     batch: int
     min_time: float
     exits: tuple[ExitLatency, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
     forward: ForwardLatency
     spearman_forward: float | None
     spearman_eager: float | None = None
     spearman_lazy: float | None = None
     early_exit: EarlyExitLatency | None = None
-    input_shapes: tuple[tuple[int, ...], ...] = ()
 
     @property
     def programs(self) -> bool:
@@ -468,7 +473,7 @@ class Latency:
         return {
             "model": costs.model, "options": costs.options.as_dict() if costs.options else None,
             "convention": costs.convention,
-            "input": [3, *costs.input_size] if costs.input_size else list(self.input_shapes[0][1:]),
+            "input": list(self.input_shapes[0][1:]),
             "input_shapes": [list(s) for s in self.input_shapes],
             "device": m.device, "threads": m.threads, "batch": self.batch, "torch": m.torch,
             "cpu": m.cpu, "gpu": m.gpu, "cores": m.cores, "min_time_s": self.min_time,
@@ -512,9 +517,11 @@ def check_thresholds(model: MSDNet, thresholds: Sequence[float]) -> tuple[float,
     return tuple(float(t) for t in thresholds)
 
 
-def _inputs(x: Any) -> tuple[torch.Tensor, ...]:
-    given = (x,) if isinstance(x, torch.Tensor) else tuple(x) if isinstance(x, (tuple, list)) else ()
-    if not given or not all(isinstance(t, torch.Tensor) and t.dim() >= 1 and len(t) for t in given):
+def _inputs(model: nn.Module, x: Any) -> tuple[torch.Tensor, ...]:
+    """``x`` as a tuple of batch tensors (:func:`msdprof.dataflow.example_inputs`), each with at
+    least one item."""
+    given = example_inputs(model, inputs=x)
+    if not all(t.dim() >= 1 and len(t) for t in given):
         raise OptionError("inputs", type(x).__name__, "must be a batch tensor (or a tuple of them) "
                           "with at least one item")
     return given
@@ -564,7 +571,7 @@ def measure_latency(
     counts are for one item of the batch (an MSDNet: one image of its plan), in ``convention``.
     """
     threads, min_time = check_threads(threads), check_min_time(min_time)
-    xs = _inputs(x)
+    xs = _inputs(model, x)
     msdnet = isinstance(model, MSDNet)
     if msdnet:
         check_msdnet(model)
@@ -595,17 +602,18 @@ def measure_latency(
                 timed = dict(eager=eager, lazy=lazy,
                              eager_ms_per_gop=_per_gop(eager.median_ms, e.macs * batch),
                              lazy_ms_per_gop=_per_gop(lazy.median_ms, e.lazy_macs * batch))
-            exits.append(ExitLatency(e.exit, stamp.name, e.layer, e.macs, e.lazy_macs, stamp, t,
+            exits.append(ExitLatency(e.exit, e.layer, e.macs, e.lazy_macs, stamp, t,
                                      _per_gop(t.median_ms, e.macs * batch), **timed))
         early = (None if thresholds is None else
                  _early_exit(model, xs[0], thresholds, source, exits, threads, min_time))
     macs = [e.macs for e in exits]
     return Latency(
-        costs, Machine.here(xs[0].device.type, threads), batch, min_time, tuple(exits), forward,
+        costs, Machine.here(xs[0].device.type, threads), batch, min_time, tuple(exits),
+        tuple(tuple(t.shape) for t in xs), forward,
         spearman(macs, [e.forward.median_ms for e in exits]),
         spearman(macs, [e.eager.median_ms for e in exits]) if msdnet else None,
         spearman([e.lazy_macs for e in exits], [e.lazy.median_ms for e in exits]) if msdnet else None,
-        early, tuple(tuple(t.shape) for t in xs),
+        early,
     )
 
 

@@ -82,8 +82,7 @@ def forward_caption(result: Latency) -> str:
 
 
 def _batch(result: Latency, inputs: str) -> str:
-    shapes = result.input_shapes or ((result.batch, 3, *result.costs.input_size),)
-    what = " and ".join("x".join(map(str, s[1:])) for s in shapes)
+    what = " and ".join("x".join(map(str, s[1:])) for s in result.input_shapes)
     return f"Batch of {result.batch} {what} {inputs} on {result.machine.describe()}."
 
 

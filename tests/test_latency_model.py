@@ -227,6 +227,13 @@ def test_thresholds_and_programs_need_an_msdnet():
         latency.measure_latency(SDNResNet(), x, min_time=0.001, programs=latency.PROGRAMS)
 
 
+def test_an_empty_batch_and_a_non_tensor_are_refused():
+    with pytest.raises(OptionError, match="inputs Tensor: must be a batch tensor .* at least one item"):
+        latency.measure_latency(SDNResNet(), torch.zeros(0, 3, 8, 8), min_time=0.001)
+    with pytest.raises(OptionError, match="inputs str: must be a tensor or a tuple of tensors"):
+        latency.measure_latency(SDNResNet(), "x", min_time=0.001)
+
+
 def test_an_msdnet_gets_in_forward_times_beside_its_programs():
     torch.manual_seed(0)
     model = build_model(preset("cifar10-anytime"))
