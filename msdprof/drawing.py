@@ -167,7 +167,7 @@ def dataflow_dot(graph: nx.DiGraph) -> str:
     if graph.graph.get("highlight") is not None:
         target = f"exit{graph.graph['highlight']}"
         marked = nx.ancestors(graph, target) | {target}
-    title = graph.graph.get("spec") or graph.graph.get("model", "model")
+    title = graph.graph.get("spec") or graph.graph.get("model") or "model"
     if marked:
         title += f" -- what exit {graph.graph['highlight']} needs"
     dot = graphviz.Digraph("dataflow", graph_attr={

@@ -104,6 +104,11 @@ class ExitCosts(Sequence[ExitCost]):
     def __len__(self) -> int:
         return len(self.exits)
 
+    @property
+    def named_exits(self) -> bool:
+        """Whether the exits have names of their own (a returned dict's keys), not ``1``, ``2`` ..."""
+        return bool(self.exit_names) and self.exit_names != tuple(str(k) for k in range(1, len(self) + 1))
+
     def __getitem__(self, index):  # type: ignore[override]
         return self.exits[index]
 

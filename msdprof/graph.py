@@ -162,7 +162,7 @@ def graph_from_model(
     return graph
 
 
-def dataflow_graph(flow: Dataflow, convention: str = "msdnet") -> nx.DiGraph:
+def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None = None) -> nx.DiGraph:
     """The dataflow graph of a recorded pass of any early-exit model (:func:`msdprof.dataflow.record`
     with its exits selected), as a ``networkx.DiGraph``.
 
@@ -177,12 +177,14 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet") -> nx.DiGraph:
     ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost)
     follows its producer (nodes are added in execution order, each exit right after its producer),
     so ``nx.ancestors(graph, "exit2")`` is everything output 2 reads.
-    Graph attributes: ``dataflow`` (True), ``convention``, ``model``, ``input_shapes``.
+    Graph attributes: ``dataflow`` (True), ``convention``, ``model`` (the name given, the model's
+    class name), ``input_shapes``.
     """
     check_convention(convention)
     to_number = CONVENTIONS[convention]
     firsts = flow.first_reads()
-    graph = nx.DiGraph(dataflow=True, convention=convention, input_shapes=[list(s) for s in flow.input_shapes])
+    graph = nx.DiGraph(dataflow=True, convention=convention, model=model,
+                       input_shapes=[list(s) for s in flow.input_shapes])
     sources: list[set[str]] = []  # per op, the kept nodes its result comes from
     exits_of: dict[int, list[int]] = {}
     for k, producer in enumerate(flow.outputs, start=1):
@@ -235,9 +237,7 @@ def layout_graph(
             raise OptionError("model", type(preset_or_config).__name__,
                               "is drawn as built: pass no MSDNet options (nor dense) with a model")
         flow = record_network(preset_or_config, input_size=input_size, inputs=inputs, outputs=outputs)
-        graph = dataflow_graph(flow, convention)
-        graph.graph["model"] = type(preset_or_config).__name__
-        return graph
+        return dataflow_graph(flow, convention, type(preset_or_config).__name__)
     model = model_from(preset_or_config, input_size, use="drawn", **options)
     graph = graph_from_model(model, dense, convention)
     if isinstance(preset_or_config, str) or (preset_or_config is None and not options):

@@ -261,9 +261,7 @@ def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
     (:func:`msdprof.exits.record_exits`): its graph and costs in every convention, from that one
     record; ``title`` (default: the model's class name) heads the page."""
     check_convention(convention)
-    graphs = {c: dataflow_graph(flow, c) for c in CONVENTIONS}
-    for graph in graphs.values():
-        graph.graph["model"] = type(model).__name__
+    graphs = {c: dataflow_graph(flow, c, type(model).__name__) for c in CONVENTIONS}
     costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
     return page(graphs, costs, convention,
                 f"{title or type(model).__name__}: what each exit needs and costs")

@@ -115,9 +115,9 @@ def exit_columns(result: Latency) -> list[tuple[str, Callable[[ExitLatency], str
     ops = [(f"eager\n{unit}", lambda e: scaled(e.macs, divisor))]
     share = [("ops %\nfull", lambda e: f"{100 * e.macs / last.macs:.1f}")]
     if not result.programs:
-        named = any(e.name != str(e.exit) for e in result.exits)
         return [
-            ("exit", lambda e: str(e.exit)), *([("name", lambda e: e.name)] if named else []), *ops,
+            ("exit", lambda e: str(e.exit)),
+            *([("name", lambda e: e.name)] if result.costs.named_exits else []), *ops,
             ("fwd\nms", lambda e: _ms(e.forward.median_ms)),
             ("IQR\nms", lambda e: _ms(e.forward.iqr_ms)),
             ("ms/G", lambda e: f"{e.forward_ms_per_gop:,.1f}"), *share,

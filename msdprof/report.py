@@ -406,8 +406,7 @@ def _graph_blocks(config: Configuration, src: str, page: str | None) -> list[Blo
 
 def _exit_names(costs: ExitCosts) -> str:
     """`` (early, final)`` when the exits have names of their own (a dict's keys), else ``""``."""
-    numbered = costs.exit_names == tuple(str(k) for k in range(1, len(costs) + 1))
-    return "" if numbered else f" ({', '.join(costs.exit_names)})"
+    return f" ({', '.join(costs.exit_names)})" if costs.named_exits else ""
 
 
 def model_facts(config: Configuration) -> Facts:
@@ -526,8 +525,8 @@ def check_format(fmt: str) -> str:
 
 def _layout_svg(config: Configuration) -> bytes:
     if config.user is not None:
-        graph = dataflow_graph(config.user.flow, config.costs.convention)
-        graph.graph["model"], graph.graph["spec"] = config.costs.model, config.label
+        graph = dataflow_graph(config.user.flow, config.costs.convention, config.costs.model)
+        graph.graph["spec"] = config.label
         return drawing.render(graph, "svg")
     graph = layout_graph(config.options, input_size=config.plan.input_size, convention=config.costs.convention)
     graph.graph["preset"] = config.label

@@ -90,9 +90,8 @@ def stamp_points(flow: Dataflow) -> tuple[Stamp, ...]:
         if op.kind == "module":
             calls[op.module] = calls.get(op.module, 0) + 1
             number[op.index] = calls[op.module]
-    names = flow.exit_names or tuple(str(k) for k in range(1, len(flow.outputs) + 1))
     stamps = []
-    for k, (name, producer) in enumerate(zip(names, flow.outputs), start=1):
+    for k, (name, producer) in enumerate(zip(flow.exit_names, flow.outputs), start=1):
         op = flow.ops[producer]
         if op.kind == "module":
             stamps.append(Stamp(k, name, "end", op.module, number[producer]))
