@@ -4,6 +4,7 @@ original where the checkout has it beside it)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,6 +26,21 @@ def load_reference() -> dict:
 
 
 REFERENCE = load_reference()
+
+
+@pytest.fixture
+def model_folder(tmp_path, monkeypatch):
+    """``model_folder(FACTORIES)``: the test's folder, made the working directory, holding
+    ``models.py`` (the factories' source, for ``--model models.py:NAME``) beside a copy of
+    ``examples/early_exit_models.py`` (which they may import)."""
+
+    def make(factories: str) -> Path:
+        shutil.copy(EXAMPLES / "early_exit_models.py", tmp_path)
+        (tmp_path / "models.py").write_text(factories)
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+
+    return make
 
 
 @pytest.fixture(params=sorted(REFERENCE), ids=sorted(REFERENCE))

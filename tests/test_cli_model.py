@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -41,12 +40,9 @@ def msdnet():
 
 
 @pytest.fixture
-def folder(tmp_path, monkeypatch):
+def folder(model_folder):
     """A folder holding models.py (the factories) beside a copy of the test models."""
-    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "early_exit_models.py", tmp_path)
-    (tmp_path / "models.py").write_text(FACTORIES)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return model_folder(FACTORIES)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -246,8 +246,6 @@ def test_an_msdnet_gets_in_forward_times_beside_its_programs():
 
 
 MODEL_FILE = '''
-import sys
-sys.path.insert(0, {examples!r})
 from early_exit_models import SDNResNet
 
 
@@ -257,12 +255,9 @@ def make(width=8):
 
 
 @pytest.fixture()
-def model_file(tmp_path):
-    from pathlib import Path
-
-    path = tmp_path / "nets.py"
-    path.write_text(MODEL_FILE.format(examples=str(Path(__file__).parent.parent / "examples")))
-    return f"{path}:make"
+def model_file(model_folder):
+    model_folder(MODEL_FILE)
+    return "models.py:make"
 
 
 def test_command_times_a_model_file_and_writes_json_and_a_plot(model_file, tmp_path, capsys):

@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-from pathlib import Path
 
 import pytest
 
-from early_exit_models import BranchyDict, Gated, SDNResNet
+from early_exit_models import Gated, SDNResNet
 from msdprof import exit_costs
 from msdprof.cli import main
 
@@ -37,12 +36,9 @@ def gated():
 
 
 @pytest.fixture
-def folder(tmp_path, monkeypatch):
+def folder(model_folder):
     """A folder holding models.py (the factories) beside a copy of the test models."""
-    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "early_exit_models.py", tmp_path)
-    (tmp_path / "models.py").write_text(FACTORIES)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return model_folder(FACTORIES)
 
 
 def report(capsys, *argv: str) -> tuple[int, str]:
