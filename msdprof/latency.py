@@ -60,6 +60,11 @@ DEVICES = ("cpu", "cuda")
 WARMUP = 3
 #: Default seconds of timing per program (``blocked_autorange(min_run_time=...)``).
 MIN_TIME = 1.0
+#: Most images per timed call, torch intra-op threads, and numbers in a random batch (4 GiB of
+#: float32): bounds that refuse an absurd value at once (a huge thread count crashes torch).
+MAX_BATCH = 65536
+MAX_THREADS = 1024
+MAX_BATCH_NUMBERS = 2 ** 30
 
 
 def eager_program(model: nn.Module, x: torch.Tensor, k: int) -> Program:
@@ -224,11 +229,21 @@ def check_min_time(value: Any) -> float:
 
 
 def check_batch(value: Any) -> int:
-    return _whole("batch", value, 1)
+    return _whole("batch", value, 1, MAX_BATCH, "images per timed call")
 
 
 def check_threads(value: Any) -> int:
-    return _whole("threads", value, 1)
+    return _whole("threads", value, 1, MAX_THREADS, "torch intra-op threads")
+
+
+def check_batch_numbers(batch: int, input_size: Sequence[int]) -> None:
+    """:class:`OptionError` when ``batch`` images of ``input_size`` ((height, width) or (C, height,
+    width)) hold more than :data:`MAX_BATCH_NUMBERS` numbers (checked before they are made)."""
+    numbers = batch * math.prod(_image_shape(input_size))
+    if numbers > MAX_BATCH_NUMBERS:
+        shape = "x".join(map(str, _image_shape(input_size)))
+        raise OptionError("batch", batch, f"of {shape} images holds {numbers:,} numbers: at most "
+                                          f"{MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the README's limits)")
 
 
 # --- the batch and the weights ---------------------------------------------------------------------
@@ -309,6 +324,7 @@ def random_batch(batch: int, input_size: Sequence[int], seed: int = 0) -> torch.
     """``batch`` images ``[batch, C, height, width]`` of standard normal noise (``input_size``:
     (height, width) with C = 3, or (C, height, width)), the same for the same ``seed`` (timing does
     not depend on the pixel values; early-exit decisions do)."""
+    check_batch_numbers(batch, input_size)
     return torch.randn(batch, *_image_shape(input_size), generator=torch.Generator().manual_seed(seed))
 
 
@@ -618,9 +634,10 @@ def measure_latency(
 
 
 __all__ = [
-    "DEVICES", "EarlyExitLatency", "ExitLatency", "ForwardLatency", "Latency", "MIN_TIME", "Machine",
-    "PROGRAMS",
-    "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_device", "check_min_time",
+    "DEVICES", "EarlyExitLatency", "ExitLatency", "ForwardLatency", "Latency", "MAX_BATCH",
+    "MAX_BATCH_NUMBERS", "MAX_THREADS", "MIN_TIME", "Machine", "PROGRAMS",
+    "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_batch_numbers", "check_device",
+    "check_min_time",
     "check_thresholds", "check_threads", "cpu_name", "eager_program", "lazy_program",
     "measure_latency", "spearman", "time_program",
 ]

@@ -313,3 +313,11 @@ def test_command_refuses_inputs_of_another_shape(model_file, tmp_path, capsys):
 def test_command_needs_the_input_size_with_a_model(model_file, capsys):
     assert main(["latency", "--model", model_file, *QUICK]) == 2
     assert "--input-size missing" in capsys.readouterr().err
+
+
+def test_command_refuses_a_batch_too_large_to_make_before_making_it(model_file, capsys):
+    assert main(["latency", "--model", model_file, "--input-size", "3x4096x4096", "--batch", "100",
+                 *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err == ("msdprof: error: --batch 100: of 3x4096x4096 images holds 5,033,164,800 numbers: "
+                   "at most 1,073,741,824 (4 GiB of float32; see the README's limits)\n")
