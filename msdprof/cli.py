@@ -746,9 +746,14 @@ def _run_latency(args: argparse.Namespace) -> None:
         outputs = load_outputs(args.logits, exits=options.nBlocks)
         thresholds, source = calibrate(outputs.val_pred, p), f"calibrated on {args.logits}, p={p.p}"
     model, x = model.to(device), x.to(device)
-    result = latency.measure_latency(model, x, threads=threads, min_time=min_time,
-                                     convention=args.convention, thresholds=thresholds,
-                                     source=source)
+    try:
+        result = latency.measure_latency(model, x, threads=threads, min_time=min_time,
+                                         convention=args.convention, thresholds=thresholds,
+                                         source=source)
+    except OptionError as error:
+        if error.option == "inputs" and args.inputs is None:  # the batch was made of --input-size
+            raise OptionError("input-size", args.input_size, error.allowed) from error
+        raise
     if args.plot:
         write_atomic(args.plot, latency_view.latency_plot(result, name), force=args.force,
                      option="plot")

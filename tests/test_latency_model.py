@@ -321,3 +321,11 @@ def test_command_refuses_a_batch_too_large_to_make_before_making_it(model_file, 
     err = capsys.readouterr().err
     assert err == ("msdprof: error: --batch 100: of 3x4096x4096 images holds 5,033,164,800 numbers: "
                    "at most 1,073,741,824 (4 GiB of float32; see the README's limits)\n")
+
+
+def test_command_names_the_input_size_when_the_model_refuses_the_batch_made_of_it(model_folder, capsys):
+    model_folder(MODEL_FILE)
+    assert main(["latency", "--model", "models.py:make", "--input-size", "1x32x32", *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("msdprof: error: --input-size 1x32x32: SDNResNet failed on it: ")
+    assert len(err.strip().splitlines()) == 1
