@@ -32,7 +32,7 @@ from typing import Callable
 
 import torch
 
-from msdnet.presets import model_from
+from msdnet.model import model_from
 from msdprof import drawing, exit_costs, layout_graph
 from msdprof.counting import CONVENTIONS
 from msdprof.interactive import page, write_page

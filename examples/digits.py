@@ -5,7 +5,7 @@ budget analysis on its real per-exit outputs.
 
 The data set is ``sklearn.datasets.load_digits`` (1797 grey 8x8 images of the digits 0-9, shipped
 inside scikit-learn: nothing is downloaded).  Each image is upsampled bilinearly to the smallest
-side the network takes (:func:`msdnet.config.input_size_range`) and its grey channel repeated three
+side the network takes (:func:`msdnet.plan.input_size_range`) and its grey channel repeated three
 times.  A seeded split gives train / validation / test (60/20/20); every exit is trained jointly
 (the sum of the exits' cross-entropies, as the authors do) with the authors' CIFAR optimiser and
 schedule.  The softmax outputs of the validation and test images, ``[exits, samples, classes]``,
@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from msdnet import MSDNet, Options, build_model
-from msdnet.config import format_value, input_size_range
+from msdnet.options import format_value
+from msdnet.plan import input_size_range
 from msdprof import exit_costs
 from msdprof.budget import Calibration, budgeted_batch, geometric_family
 from msdprof.budget_view import accuracy_plot

@@ -6,7 +6,8 @@ The options, layer plan and presets need no torch; the model (``MSDNet``, ``buil
 
 from typing import Any
 
-from .config import LayerPlan, OptionError, Options, build_plan
+from .options import OptionError, Options
+from .plan import LayerPlan, build_plan
 from .presets import DEFAULT_PRESET, PRESETS, preset, resolve
 
 _MODEL_NAMES = ("EarlyExit", "MSDNet", "build_model")

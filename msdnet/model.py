@@ -1,4 +1,4 @@
-"""The MSDNet ``nn.Module``, built from a :class:`~msdnet.config.LayerPlan` (SPEC section 1).
+"""The MSDNet ``nn.Module``, built from a :class:`~msdnet.plan.LayerPlan` (SPEC section 1).
 
 The module tree mirrors the authors' PyTorch port: ``blocks[i]`` is an ``nn.Sequential`` of the
 stem (block 0 only), the layers and the transitions of block ``i+1``; ``classifiers[i]`` is exit
@@ -17,7 +17,9 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from .config import ConvUnit, FeatureMap, Head, Layer, LayerPlan, OptionError, Options, Transition, build_plan
+from .options import OptionError, Options
+from .plan import ConvUnit, FeatureMap, Head, Layer, LayerPlan, Transition, build_plan, parse_input_size
+from .presets import preset, resolve
 
 
 class ConvBasic(nn.Sequential):
@@ -496,8 +498,6 @@ def build_model(
     all counting needs.  A CPU build that would not fit in memory raises :class:`OptionError`.
     """
     if isinstance(options, str):
-        from .presets import preset  # presets import the config this module imports
-
         options = preset(options)
     if options is not None and not isinstance(options, Options):
         raise OptionError("options", type(options).__name__,
@@ -520,3 +520,43 @@ def build_model(
         raise OptionError("device", str(target), "ran out of memory allocating the model's "
                                                  "weights; count on the meta device (the default), "
                                                  "which allocates nothing") from None
+
+
+def _check_built_size(model: MSDNet, input_size: Any) -> None:
+    """An ``input_size`` given with a built MSDNet (``--model`` on a factory returning one) must be
+    the size it was built for: a side, ``HxW``, or ``3xHxW``; :class:`OptionError` otherwise."""
+    value = input_size
+    if isinstance(value, str) and value.lower().count("x") == 2 and value.lower().startswith("3x"):
+        value = value[2:]
+    elif isinstance(value, (tuple, list)) and len(value) == 3 and value[0] == 3:
+        value = tuple(value[1:])
+    height, width = model.plan.input_size
+    if parse_input_size(value, model.options) != (height, width):
+        shown = input_size if isinstance(input_size, (str, int)) else "x".join(map(str, input_size))
+        raise OptionError("input-size", shown, f"this MSDNet is built for 3x{height}x{width} images: "
+                                               f"give {height}x{width} (or none)")
+
+
+def model_from(
+    preset_or_config: str | Options | nn.Module | None = None,
+    input_size: Any = None,
+    device: str | torch.device = "meta",
+    *,
+    use: str = "used",
+    **overrides: object,
+) -> MSDNet:
+    """The :class:`MSDNet` a caller of the public API means: a built model as it is (then no
+    options may be given: :class:`OptionError` saying it "is ``use`` as built"; an ``input_size``
+    must be the one it was built for),
+    else :func:`build_model` of :func:`resolve` ``(preset_or_config, **overrides)`` on ``device``."""
+    if isinstance(preset_or_config, nn.Module):
+        if overrides:
+            raise OptionError(
+                "model", type(preset_or_config).__name__,
+                f"is {use} as built: pass no options with a model",
+            )
+        model = check_msdnet(preset_or_config)
+        if input_size is not None:
+            _check_built_size(model, input_size)
+        return model
+    return build_model(resolve(preset_or_config, **overrides), input_size, device=device)

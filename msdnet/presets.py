@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Mapping
 
-from .config import Options, OptionError, check_option_name, did_you_mean
-
-if TYPE_CHECKING:  # torch is imported by model_from only: the presets are plain options
-    import torch
-    from torch import nn
-
-    from .model import MSDNet
+from .options import Options, OptionError, check_option_name, did_you_mean
 
 _CIFAR = dict(nChannels=16, growthRate=6, grFactor=(1, 2, 4), bnFactor=(1, 2, 4))
 _IMAGENET = dict(data="ImageNet", nChannels=32, growthRate=16, grFactor=(1, 2, 4, 4), bnFactor=(1, 2, 4, 4))
@@ -60,49 +54,3 @@ def resolve(preset_or_config: str | Options | None = None, **overrides: object) 
             "preset", type(preset_or_config).__name__, "must be a preset name or an msdnet.Options"
         )
     return dataclasses.replace(base, **overrides) if overrides else base
-
-
-def _check_built_size(model: MSDNet, input_size: Any) -> None:
-    """An ``input_size`` given with a built MSDNet (``--model`` on a factory returning one) must be
-    the size it was built for: a side, ``HxW``, or ``3xHxW``; :class:`OptionError` otherwise."""
-    from .config import parse_input_size
-
-    value = input_size
-    if isinstance(value, str) and value.lower().count("x") == 2 and value.lower().startswith("3x"):
-        value = value[2:]
-    elif isinstance(value, (tuple, list)) and len(value) == 3 and value[0] == 3:
-        value = tuple(value[1:])
-    height, width = model.plan.input_size
-    if parse_input_size(value, model.options) != (height, width):
-        shown = input_size if isinstance(input_size, (str, int)) else "x".join(map(str, input_size))
-        raise OptionError("input-size", shown, f"this MSDNet is built for 3x{height}x{width} images: "
-                                               f"give {height}x{width} (or none)")
-
-
-def model_from(
-    preset_or_config: str | Options | nn.Module | None = None,
-    input_size: Any = None,
-    device: str | torch.device = "meta",
-    *,
-    use: str = "used",
-    **overrides: object,
-) -> MSDNet:
-    """The :class:`MSDNet` a caller of the public API means: a built model as it is (then no
-    options may be given: :class:`OptionError` saying it "is ``use`` as built"; an ``input_size``
-    must be the one it was built for),
-    else :func:`build_model` of :func:`resolve` ``(preset_or_config, **overrides)`` on ``device``."""
-    from torch import nn
-
-    from .model import build_model, check_msdnet
-
-    if isinstance(preset_or_config, nn.Module):
-        if overrides:
-            raise OptionError(
-                "model", type(preset_or_config).__name__,
-                f"is {use} as built: pass no options with a model",
-            )
-        model = check_msdnet(preset_or_config)
-        if input_size is not None:
-            _check_built_size(model, input_size)
-        return model
-    return build_model(resolve(preset_or_config, **overrides), input_size, device=device)

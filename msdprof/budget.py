@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 
 from .exits import ExitCosts
 from .formatting import parse_count

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
-from msdnet.config import OPTION_NAMES, OptionError, format_value
+from msdnet.options import OPTION_NAMES, OptionError, format_value
 
 from . import drawing, formatting
 from .conventions import CONVENTION_HELP
@@ -689,7 +689,7 @@ def _add_latency(sub: Any) -> None:
 
 def _run_latency(args: argparse.Namespace) -> None:
     from msdnet import build_model
-    from msdnet.config import _whole
+    from msdnet.options import _whole
 
     from . import latency, latency_view
     from .budget import calibrate, geometric

@@ -31,9 +31,9 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdnet.model import check_msdnet
-from msdnet.presets import model_from
+from msdnet.model import model_from
 
 from .counting import CONVENTIONS, OpCount, count_modules
 from .dataflow import tensors_in

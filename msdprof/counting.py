@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msdnet.config import OptionError, did_you_mean
+from msdnet.options import OptionError, did_you_mean
 
 from .conventions import CONVENTION_HELP  # noqa: F401  (re-exported: what each convention counts)
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 
 from . import meta_shapes
 from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, OpCount, rule_for
@@ -426,7 +426,7 @@ def record_network(
     """:func:`record` of one forward pass of any early-exit ``model`` in eval mode (every
     submodule's mode restored afterwards), its exits selected, on :func:`example_inputs`.
 
-    A user's mistake is an :class:`~msdnet.config.OptionError`: outputs that are not one tensor per
+    A user's mistake is an :class:`~msdnet.options.OptionError`: outputs that are not one tensor per
     exit, inputs the model's ``forward`` refuses (its exception's first line is named)."""
     given = example_inputs(model, input_size, inputs)
     shapes = tuple(tuple(t.shape) for t in given)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import graphviz
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 
 from .formatting import OP_NAMES
 from .output import check_writable, write_atomic

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from msdnet import MSDNet, Options
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdnet.model import check_msdnet
-from msdnet.presets import model_from
+from msdnet.model import model_from
 
 from .counting import CONVENTIONS, check_convention
 from .dataflow import Dataflow, evaluating, record, record_network

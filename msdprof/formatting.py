@@ -20,7 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from msdnet.config import OptionError, Options, did_you_mean, format_value
+from msdnet.options import OptionError, Options, did_you_mean, format_value
 from msdnet.presets import PRESETS
 
 from .conventions import CONVENTION_HELP

@@ -34,9 +34,9 @@ import torch
 from torch import nn
 
 from msdnet import DEFAULT_PRESET, MSDNet, Options
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdnet.model import Part, check_msdnet
-from msdnet.presets import model_from
+from msdnet.model import model_from
 
 from .counting import CONVENTIONS, Counts, check_convention, count_modules
 from .dataflow import Dataflow, evaluating, record_network

@@ -35,7 +35,7 @@ import networkx as nx
 from torch import nn
 
 from msdnet import MSDNet
-from msdnet.presets import model_from
+from msdnet.model import model_from
 
 from . import drawing
 from .counting import CONVENTIONS, check_convention, format_count

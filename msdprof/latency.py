@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils import benchmark
 
 from msdnet import MSDNet
-from msdnet.config import OptionError, _whole
+from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
 from .dataflow import evaluating, example_inputs, select_exits

@@ -25,7 +25,7 @@ import stat
 from pathlib import Path
 from typing import Callable, Mapping
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 
 #: The mode of a new file (a replaced file keeps its own).
 NEW_FILE_MODE = 0o644

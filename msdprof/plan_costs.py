@@ -1,7 +1,7 @@
 """Per-exit costs from the layer plan alone, no torch modules: :func:`plan_costs`.
 
 :func:`msdprof.exits.exit_costs` builds the network (on ``meta``) and counts it under forward
-hooks -- the reference method.  This module reads the same :class:`msdnet.config.LayerPlan` the
+hooks -- the reference method.  This module reads the same :class:`msdnet.plan.LayerPlan` the
 model is built from and adds up, for every module the model would hold (SPEC section 1), what
 the counting rules of :mod:`msdprof.counting` charge for it (SPEC section 2): in a few hundred
 integer operations, a few hundred times faster, for sweeps over many configurations.  The result
@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from msdnet import Options, resolve
-from msdnet.config import ConvUnit, FeatureMap, LayerPlan, build_plan, conv_out
+from msdnet.plan import ConvUnit, FeatureMap, LayerPlan, build_plan, conv_out
 
 from .counting import check_convention
 from .exits import ExitCost, ExitCosts

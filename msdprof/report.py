@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from msdnet import PRESETS, LayerPlan, Options, build_plan, resolve
-from msdnet.config import OptionError, format_value
+from msdnet.options import OptionError, format_value
 
 from . import drawing, interactive
 from .costplot import Series, cost_plot

@@ -6,7 +6,7 @@ The authors' ``adaptive_inference.py`` saves ``(val_pred, val_target, test_pred,
 row per exit, and ``*_target`` the classes, ``[samples]`` (their code stores them as float tensors
 of whole numbers).  :func:`load_outputs` reads that tuple from a ``.pt`` file (``torch.load`` with
 ``weights_only=True``: no code in the file is run) or the same four arrays, by name, from an
-``.npz`` file, and refuses anything else with one :class:`~msdnet.config.OptionError` naming the file
+``.npz`` file, and refuses anything else with one :class:`~msdnet.options.OptionError` naming the file
 and what is wrong.
 """
 
@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Callable, Mapping, NoReturn
 import numpy as np
 import torch
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 
 from .output import write_atomic
 

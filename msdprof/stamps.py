@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 
 from .dataflow import Dataflow, tensors_in
 

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from msdnet import DEFAULT_PRESET, PRESETS, Options, build_plan, resolve
-from msdnet.config import (  # check_value: the per-value rules Options itself applies
+from msdnet.options import (  # check_value: the per-value rules Options itself applies
     OPTION_NAMES, WHOLE_NUMBER_OPTIONS, OptionError, check_option_name, check_value, did_you_mean,
     format_value,
 )

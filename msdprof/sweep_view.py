@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from msdnet.config import format_value
+from msdnet.options import format_value
 
 from .counting import CONVENTION_HELP, format_count
 from .formatting import OP_NAMES, check_format, csv_text, markdown_table, op_unit, scaled, styled_table, to_text

@@ -8,7 +8,7 @@ a checkpoint holding it under ``state_dict`` (as the authors' ``main.py`` saves 
 prefixed ``module.`` (saved from ``nn.DataParallel``) are understood.  Counts do not depend on the
 weights; the checkpoint is loaded so that the model counted is the model the user has.
 
-Every failure is an :class:`~msdnet.config.OptionError` naming the file, the factory and, for an
+Every failure is an :class:`~msdnet.options.OptionError` naming the file, the factory and, for an
 exception the user's code raised, its type and first line (``--debug`` shows the traceback).
 """
 
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 
 FORMS = "FILE.py:FACTORY or package.module:FACTORY"
 

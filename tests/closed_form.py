@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from msdnet.config import LayerPlan, conv_out
+from msdnet.plan import LayerPlan, conv_out
 
 
 def _conv(cin: int, cout: int, k: int, h: int, w: int, relu: bool = True, bias: bool = False):

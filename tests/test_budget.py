@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from msdnet import Options
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdprof import exit_costs
 from msdprof.budget import (
     anytime, anytime_steps, budgeted_batch, calibrate, evaluate, expected_cost, geometric,

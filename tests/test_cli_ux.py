@@ -49,7 +49,7 @@ def test_an_option_like_none_gets_no_hint(capsys):
 def test_data_imagenet_alone_says_what_imagenet_needs(capsys):
     code, _, err = run(capsys, "count", "--data", "ImageNet")
     assert code == 2
-    # 224 px works with 4 scales only (msdnet.config.input_size_range); 65..192 with 3
+    # 224 px works with 4 scales only (msdnet.plan.input_size_range); 65..192 with 3
     assert err == ("msdprof: error: --data ImageNet: its default 224x224 input needs 4 scales "
                    "(--grFactor 1-2-4-4 --bnFactor 1-2-4-4, as in --preset imagenet-step4), these "
                    "options have 3 (grFactor 1-2-4); or give --input-size: sides from 65 to 192 "

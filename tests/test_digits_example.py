@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from msdnet import build_model
-from msdnet.config import input_size_range
+from msdnet.plan import input_size_range
 from msdprof import latency
 from msdprof.budget_view import accuracy_plot
 from msdprof.cli import main as cli_main

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdprof.cli import main
 from msdprof.saved_outputs import load_outputs
 

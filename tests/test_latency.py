@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from msdnet import Options, build_model, preset
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdprof import latency
 from msdprof.cli import main
 from msdprof.counting import count_modules

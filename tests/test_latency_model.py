@@ -19,7 +19,7 @@ from torch import nn
 
 from early_exit_models import BranchyDict, CoarseToFine, SDNResNet, SharedBlock
 from msdnet import build_model, preset
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdprof import latency
 from msdprof.cli import main
 from msdprof.exits import record_exits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from msdnet import OptionError, Options, PRESETS, resolve
-from msdnet.config import parse_input_size
+from msdnet.plan import parse_input_size
 
 
 def test_defaults_are_the_authors():

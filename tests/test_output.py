@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from msdnet.config import OptionError
+from msdnet.options import OptionError
 from msdprof import output
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from msdnet import Options, build_plan, preset
-from msdnet.config import has_transition, scales_alive
+from msdnet.options import has_transition, scales_alive
 
 
 def scales_per_layer(plan):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from msdnet import OptionError, Options, PRESETS, build_model, build_plan
-from msdnet.config import input_size_range
+from msdnet.plan import input_size_range
 from msdprof import exit_costs
 from msdprof.counting import CONVENTIONS
 from msdprof.exits import count_model

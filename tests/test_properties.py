@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from msdnet import Options, build_model
-from msdnet.config import input_size_range
+from msdnet.plan import input_size_range
 from msdprof import exit_costs, layout_graph
 
 from closed_form import cumulative, lazy_cumulative, needed, pieces
