@@ -30,7 +30,7 @@ import torch
 from msdnet.options import OptionError
 
 from .exits import ExitCosts
-from .formatting import parse_count
+from .units import parse_count
 from .saved_outputs import SavedOutputs
 
 #: The authors' geometric family: p = 1..39, q = p/20, fractions proportional to q^k.
@@ -108,7 +108,7 @@ def _deepest(costs: ExitCosts, budget: int, lazy: bool) -> ExitReach | None:
 
 def anytime(costs: ExitCosts, budget: int | float | str) -> AnytimeChoice:
     """The deepest exit that fits ``budget`` operations per image (``300M``, ``1.5G``, ``2e8`` or a
-    number; :func:`msdprof.formatting.parse_count`), eager and lazy.  A budget exactly equal to an
+    number; :func:`msdprof.units.parse_count`), eager and lazy.  A budget exactly equal to an
     exit's cost reaches it."""
     budget = parse_count(budget, "anytime")
     return AnytimeChoice(budget, costs.convention, _deepest(costs, budget, lazy=False),

@@ -25,9 +25,10 @@ from .budget import (
 )
 from .costplot import SVG_PARAMS, svg_bytes
 from .exits import ExitCosts
-from .formatting import (OP_NAMES, check_format, csv_text, op_unit, scaled, shapes_text, filled_table,
+from .formatting import (OP_NAMES, check_format, csv_text, op_unit, scaled, filled_table,
                          to_text)
 from .saved_outputs import SavedOutputs
+from .units import shapes_text
 
 FORMATS = ("table", "json", "csv")
 _WIDE = 400  # wide enough that no row of a calibration table wraps: it takes its natural width

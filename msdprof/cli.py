@@ -20,7 +20,7 @@ from msdnet.options import OPTION_NAMES, OptionError, format_value
 
 from . import drawing, formatting
 from .conventions import CONVENTION_HELP
-from .formatting import parse_count
+from .units import ROW_COLUMNS, parse_count
 from .output import check_writable, write_atomic
 
 # Everything that imports torch, networkx or matplotlib (the counting, the graph, the views) is
@@ -543,7 +543,7 @@ def _add_sweep(sub: Any) -> None:
                    help="keep only the configurations no other one beats in both total cost and "
                         "total parameters (no worse in both, better in one), after the filters")
     p.add_argument("--sort", metavar="COLUMN",
-                   help="order the rows by a column, smallest first: " + ", ".join(formatting.ROW_COLUMNS)
+                   help="order the rows by a column, smallest first: " + ", ".join(ROW_COLUMNS)
                         + " (budget_exits with --exit-budget) or an option name; --sort=-COLUMN "
                         "for the largest first; ties keep grid order")
     p.add_argument("--top", metavar="N",

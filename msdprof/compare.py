@@ -35,8 +35,8 @@ from msdnet.options import OptionError
 from msdnet.model import check_msdnet
 from msdnet.model import model_from
 
-from .counting import CONVENTIONS, OpCount, count_modules
-from .dataflow import tensors_in
+from .counting import CONVENTIONS, OpCount
+from .dataflow import count_modules, tensors_in
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
 #: (every block and head 1..k) and return the outputs of exits 1..k.

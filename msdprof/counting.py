@@ -272,51 +272,7 @@ class Counts:
         return sum(c.params for name, c in self.modules.items() if name.startswith(prefix))
 
 
-def count_modules(
-    model: nn.Module, *args: Any, run: Callable[..., Any] | None = None, **kwargs: Any
-) -> Counts:
-    """Run ``model(*args, **kwargs)`` once and count every module call, per module name.
-
-    ``run``: call ``run(*args, **kwargs)`` instead, with ``model``'s modules recorded -- to count
-    another entry point of the model (e.g. ``run=model.early_exit``).
-
-    A per-module view of :func:`msdprof.dataflow.record`: a functional op is charged to the module
-    whose ``forward`` called it.  The model is left exactly as it was (no attributes, buffers,
-    hooks or patched functions).  Each parameter is counted once, by the first module that reads it.
-    """
-    from .dataflow import record  # the recorder counts with this module's rules
-
-    flow = record(model, lambda: (model if run is None else run)(*args, **kwargs))
-    ops: dict[str, OpCount] = {}
-    params: dict[str, int] = {}
-    calls: dict[str, int] = {}
-    unsupported: dict[str, int] = {}
-    for op, firsts in zip(flow.ops, flow.first_reads()):
-        if op.kind == "function" and op.count == OpCount() and not firsts:
-            continue  # free and reading no parameter (cat, view, +): nothing to charge its caller
-        ops[op.module] = ops.get(op.module, OpCount()) + op.count
-        params[op.module] = params.get(op.module, 0) + sum(flow.param_sizes[p] for p in firsts)
-        if op.kind == "module":
-            calls[op.module] = calls.get(op.module, 0) + 1
-        if op.unknown_module:
-            unsupported[op.type] = unsupported.get(op.type, 0) + 1
-    for call in flow.calls:
-        if call.module in ops:
-            calls[call.module] = calls.get(call.module, 0) + 1
-    modules = {name: ModuleCount(ops[name], params[name], calls.get(name, 0)) for name in ops}
-    return Counts(modules, unsupported)
-
-
-def format_count(value: float, unit: str = "") -> str:
-    """A count in K/M/G/T with two decimals (``1.36 G``); exact below 1000."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= factor:
-            return f"{value / factor:.2f} {prefix}{unit}".rstrip()
-    return f"{value:g} {unit}".rstrip() if isinstance(value, float) else f"{value} {unit}".rstrip()
-
-
 __all__ = [
     "CONVENTIONS", "CONVENTION_HELP", "Counts", "FUNCTION_RULES", "MULTIPLY_ADD_FUNCTIONS",
-    "ModuleCount", "OpCount", "RULES", "check_convention", "count_modules", "format_count",
-    "function_rule", "rule", "rule_for",
+    "ModuleCount", "OpCount", "RULES", "check_convention", "function_rule", "rule", "rule_for",
 ]

@@ -35,8 +35,8 @@ from torch.overrides import TorchFunctionMode
 from msdnet.options import OptionError
 
 from . import meta_shapes
-from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, OpCount, rule_for
-from .formatting import shape_text, shapes_text
+from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, Counts, ModuleCount, OpCount, rule_for
+from .units import shape_text, shapes_text
 
 
 @dataclass(frozen=True)
@@ -444,8 +444,41 @@ def record_network(
             ) from error
 
 
+def count_modules(
+    model: nn.Module, *args: Any, run: Callable[..., Any] | None = None, **kwargs: Any
+) -> Counts:
+    """Run ``model(*args, **kwargs)`` once and count every module call, per module name.
+
+    ``run``: call ``run(*args, **kwargs)`` instead, with ``model``'s modules recorded -- to count
+    another entry point of the model (e.g. ``run=model.early_exit``).
+
+    A per-module view of :func:`record`: a functional op is charged to the module
+    whose ``forward`` called it.  The model is left exactly as it was (no attributes, buffers,
+    hooks or patched functions).  Each parameter is counted once, by the first module that reads it.
+    """
+    flow = record(model, lambda: (model if run is None else run)(*args, **kwargs))
+    ops: dict[str, OpCount] = {}
+    params: dict[str, int] = {}
+    calls: dict[str, int] = {}
+    unsupported: dict[str, int] = {}
+    for op, firsts in zip(flow.ops, flow.first_reads()):
+        if op.kind == "function" and op.count == OpCount() and not firsts:
+            continue  # free and reading no parameter (cat, view, +): nothing to charge its caller
+        ops[op.module] = ops.get(op.module, OpCount()) + op.count
+        params[op.module] = params.get(op.module, 0) + sum(flow.param_sizes[p] for p in firsts)
+        if op.kind == "module":
+            calls[op.module] = calls.get(op.module, 0) + 1
+        if op.unknown_module:
+            unsupported[op.type] = unsupported.get(op.type, 0) + 1
+    for call in flow.calls:
+        if call.module in ops:
+            calls[call.module] = calls.get(call.module, 0) + 1
+    modules = {name: ModuleCount(ops[name], params[name], calls.get(name, 0)) for name in ops}
+    return Counts(modules, unsupported)
+
+
 __all__ = [
-    "Call", "Dataflow", "Op", "OutputError", "evaluating", "example_inputs", "function_name",
+    "Call", "Dataflow", "Op", "OutputError", "count_modules", "evaluating", "example_inputs", "function_name",
     "tensors_in",
     "parse_input_size", "record", "record_network", "select_exits",
 ]

@@ -114,7 +114,7 @@ def _dense_arc(tail: tuple[float, float], head: tuple[float, float]) -> str:
 
 
 def _tooltip(node: str, d: dict[str, Any], unit: str) -> str:
-    from .counting import format_count  # torch: not imported by `msdprof graph --help`
+    from .units import format_count  # torch: not imported by `msdprof graph --help`
 
     what = f"exit {d['exit']}: {d['channels']} classes" if d["kind"] == "classifier" else (
         f"{d['kind']} {_size(d['channels'], d['height'], d['width'])}")
@@ -160,7 +160,7 @@ def dataflow_dot(graph: nx.DiGraph) -> str:
     attribute ``highlight`` = k, exit k and its ancestors filled, the rest greyed."""
     import networkx as nx
 
-    from .counting import format_count  # torch: not imported by `msdprof graph --help`
+    from .units import format_count  # torch: not imported by `msdprof graph --help`
 
     unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
     marked: set[str] = set()

@@ -24,6 +24,7 @@ from msdnet.options import OptionError, Options, did_you_mean, format_value
 from msdnet.presets import PRESETS
 
 from .conventions import CONVENTION_HELP
+from .units import shapes_text
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and parse_count
     from .exits import ExitCost, ExitCosts
@@ -31,51 +32,8 @@ if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and pa
 FORMATS = ("table", "json", "csv", "markdown")
 
 
-def shape_text(shape: Any) -> str:
-    """``1x3x32x32`` for a shape (a tuple or list), anything else as ``str``."""
-    return "x".join(map(str, shape)) if isinstance(shape, (tuple, list)) else str(shape)
-
-
-def shapes_text(shapes: Iterable[Any]) -> str:
-    """``1x3x32x32, 1x10``: the shapes of a model's inputs."""
-    return ", ".join(shape_text(s) for s in shapes)
-
-#: The columns of a sweep row that ``msdprof sweep --sort`` can order by (besides the options).
-ROW_COLUMNS = ("index", "exits", "layers", "first_macs", "total_macs", "total_params", "budget_exits")
-
 #: What one counted operation is called in each convention.
 OP_NAMES = {"msdnet": "ops", "macs": "MACs", "flops": "FLOPs"}
-
-
-_PREFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-
-
-def parse_count(text: str | int | float, option: str = "budget") -> int:
-    """An operation count from ``300M``, ``1.5G``, ``2e8`` or ``120000`` (K/M/G/T = 10^3/6/9/12).
-
-    Raises :class:`OptionError` (naming ``option``) for anything else or a negative count.
-    """
-    allowed = "must be a count like 300M, 1.5G or 120000 (K, M, G, T = 10^3, 10^6, 10^9, 10^12)"
-    if isinstance(text, bool):
-        raise OptionError(option, text, allowed)
-    if isinstance(text, (int, float)):
-        try:
-            value = float(text)
-        except OverflowError:  # an int past float's range
-            raise OptionError(option, text, allowed + "; at most about 1.8e308") from None
-    else:
-        raw = str(text).strip().replace("_", "").replace(",", "")
-        prefix = raw[-1:].upper() if raw[-1:].isalpha() else ""
-        number = raw[:-1] if prefix else raw
-        if prefix not in _PREFIXES or not number:
-            raise OptionError(option, text, allowed)
-        try:
-            value = float(number) * _PREFIXES[prefix]
-        except ValueError:
-            raise OptionError(option, text, allowed) from None
-    if not value >= 0 or value == float("inf"):
-        raise OptionError(option, text, allowed)
-    return int(round(value))
 
 
 def check_format(name: str, formats: tuple[str, ...] = FORMATS) -> str:

@@ -38,8 +38,8 @@ from msdnet.options import OptionError
 from msdnet.model import Part, check_msdnet
 from msdnet.model import model_from
 
-from .counting import CONVENTIONS, Counts, check_convention, count_modules
-from .dataflow import Dataflow, evaluating, record_network
+from .counting import CONVENTIONS, Counts, check_convention
+from .dataflow import Dataflow, count_modules, evaluating, record_network
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")

@@ -38,12 +38,13 @@ from msdnet import MSDNet
 from msdnet.model import model_from
 
 from . import drawing
-from .counting import CONVENTIONS, check_convention, format_count
+from .counting import CONVENTIONS, check_convention
 from .dataflow import Dataflow
 from .exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
 from .graph import dataflow_graph, layout_graph
 from .output import check_writable, write_atomic
+from .units import format_count
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"

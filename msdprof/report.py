@@ -35,10 +35,11 @@ from .counting import CONVENTION_HELP, check_convention
 from .dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from .exits import ExitCosts, costs_of, exit_costs, record_exits
-from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled, shape_text, shapes_text,
+from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          table_columns, unsupported_note)
 from .graph import dataflow_graph, layout_graph
 from .output import check_writable, write_directory
+from .units import shape_text, shapes_text
 
 #: Report formats and the suffix of their files.
 SUFFIXES = {"markdown": ".md", "html": ".html"}

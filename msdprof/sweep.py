@@ -64,7 +64,7 @@ from msdnet.options import (  # check_value: the per-value rules Options itself 
 
 from .counting import check_convention
 from .exits import ExitCost, ExitCosts, exit_costs
-from .formatting import ROW_COLUMNS, parse_count
+from .units import ROW_COLUMNS, parse_count
 from .plan_costs import plan_costs
 
 #: The most configurations one sweep counts (with --verify, over an hour of counting on two cores).

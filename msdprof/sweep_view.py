@@ -15,7 +15,8 @@ from rich.text import Text
 
 from msdnet.options import format_value
 
-from .counting import CONVENTION_HELP, format_count
+from .counting import CONVENTION_HELP
+from .units import format_count
 from .formatting import OP_NAMES, check_format, csv_text, markdown_table, op_unit, scaled, styled_table, to_text
 from .sweep import SweepResult
 

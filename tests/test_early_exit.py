@@ -17,7 +17,7 @@ import torch
 
 from msdnet import Options, build_model
 from msdprof.budget import ExitDistribution, evaluate, expected_cost
-from msdprof.counting import count_modules
+from msdprof.dataflow import count_modules
 from msdprof.exits import exit_costs
 
 # A small random network: 4 exits at layers 1-4 over 3 scales, the finest scale dropped at layer 3

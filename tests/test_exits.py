@@ -13,7 +13,7 @@ from msdnet import OptionError, Options, PRESETS, build_model
 from msdprof import exit_costs
 from msdprof.compare import KeepAlive
 from msdprof.exits import Unsupported, count_model
-from msdprof.counting import count_modules
+from msdprof.dataflow import count_modules
 
 
 def test_cumulative_ops_equal_the_authors_counter(reference):

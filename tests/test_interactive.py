@@ -20,7 +20,8 @@ import pytest
 from msdnet import Options
 from msdprof import drawing, exit_costs, layout_graph
 from msdprof.cli import main
-from msdprof.counting import CONVENTIONS, format_count
+from msdprof.counting import CONVENTIONS
+from msdprof.units import format_count
 from msdprof.exits import ExitCost, ExitCosts
 from msdprof.interactive import network_page, page, page_data
 

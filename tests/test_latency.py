@@ -21,7 +21,7 @@ from msdnet import Options, build_model, preset
 from msdnet.options import OptionError
 from msdprof import latency
 from msdprof.cli import main
-from msdprof.counting import count_modules
+from msdprof.dataflow import count_modules
 from msdprof.exits import exit_costs
 from msdprof.saved_outputs import save_outputs, synthetic_outputs
 
