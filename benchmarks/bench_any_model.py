@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from early_exit_models import SDNResNet  # noqa: E402
 from msdnet import PRESETS, build_model  # noqa: E402
 from msdprof import exit_costs  # noqa: E402
-from msdprof.compare import KeepAlive  # noqa: E402
+from msdprof.analysis.compare import KeepAlive  # noqa: E402
 
 RUNS = 5
 

@@ -104,7 +104,7 @@ def count_msdprof_meta(preset: str) -> list[int]:
 
 
 def count_msdprof_plan(preset: str) -> list[int]:
-    from msdprof.plan_costs import options_costs
+    from msdprof.core.plan_costs import options_costs
 
     return [e.macs for e in options_costs(preset, convention="macs")]
 
@@ -215,7 +215,7 @@ def measure_sweep(grid: str, top: int | None) -> dict[str, float]:
     this process above the RSS before it (MB), and the configurations counted."""
     import gc
 
-    from msdprof.sweep import sweep
+    from msdprof.analysis.sweep import sweep
 
     gc.disable()  # as every timing here; the sweep itself pauses the collector while counting
     try:
@@ -248,7 +248,7 @@ def sample_configurations(count: int) -> list:
     import random
 
     from msdnet import OptionError, resolve
-    from msdprof.sweep import check_grid
+    from msdprof.analysis.sweep import check_grid
 
     grid = check_grid(SWEEP_GRID)
     combos = list(itertools.product(*(values for _, values in grid)))
@@ -268,7 +268,7 @@ def per_configuration(quick: bool) -> list[dict[str, object]]:
     sweep grid: median seconds of each (after one untimed run) and whether they agree."""
     from msdnet import PRESETS as ALL_PRESETS
     from msdprof import exit_costs
-    from msdprof.plan_costs import options_costs
+    from msdprof.core.plan_costs import options_costs
 
     configs = [(name, options) for name, options in ALL_PRESETS.items()]
     configs += [(f"sample {i + 1}", options)

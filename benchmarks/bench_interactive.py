@@ -2,7 +2,7 @@
 
     python benchmarks/bench_interactive.py [--runs N]
 
-For ``imagenet-step4`` and ``imagenet-step7``: the seconds :func:`msdprof.interactive.write_page`
+For ``imagenet-step4`` and ``imagenet-step7``: the seconds :func:`msdprof.render.interactive.write_page`
 takes from the preset name to the file on disk (a meta model counted in all three conventions,
 the Graphviz picture, the page), against the static alternative it embeds, ``.svg`` as
 ``msdprof graph -o layout.svg`` writes it (``layout_graph`` + ``drawing.write_graph``: one
@@ -33,9 +33,10 @@ from typing import Callable
 import torch
 
 from msdnet.model import model_from
-from msdprof import drawing, exit_costs, layout_graph
-from msdprof.counting import CONVENTIONS
-from msdprof.interactive import page, write_page
+from msdprof import exit_costs, layout_graph
+from msdprof.render import drawing
+from msdprof.core.counting import CONVENTIONS
+from msdprof.render.interactive import page, write_page
 
 PRESETS = ("imagenet-step4", "imagenet-step7")
 TARGET_SECONDS = 2.0

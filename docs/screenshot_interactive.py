@@ -12,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from msdprof.interactive import write_page
+from msdprof.render.interactive import write_page
 
 OUT = Path(__file__).with_name("layout-imagenet-step4-exit2.png")
 

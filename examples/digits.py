@@ -9,10 +9,10 @@ side the network takes (:func:`msdnet.plan.input_size_range`) and its grey chann
 times.  A seeded split gives train / validation / test (60/20/20); every exit is trained jointly
 (the sum of the exits' cross-entropies, as the authors do) with the authors' CIFAR optimiser and
 schedule.  The softmax outputs of the validation and test images, ``[exits, samples, classes]``,
-are saved with :func:`msdprof.saved_outputs.save_outputs`; msdprof then calibrates the authors'
+are saved with :func:`msdprof.files.saved_outputs.save_outputs`; msdprof then calibrates the authors'
 geometric family of exit distributions on validation, evaluates it on test
-(:func:`msdprof.budget.budgeted_batch`), draws accuracy against expected cost
-(:func:`msdprof.budget_view.accuracy_plot`) and checks :meth:`msdnet.MSDNet.early_exit` on the
+(:func:`msdprof.analysis.budget.budgeted_batch`), draws accuracy against expected cost
+(:func:`msdprof.render.budget_view.accuracy_plot`) and checks :meth:`msdnet.MSDNet.early_exit` on the
 trained network against the calibration.
 
 Writes into ``--out`` (replacing what an earlier run wrote there): ``digits-outputs.npz``,
@@ -43,12 +43,12 @@ from msdnet import MSDNet, Options, build_model
 from msdnet.options import format_value
 from msdnet.plan import input_size_range
 from msdprof import exit_costs
-from msdprof.budget import Calibration, budgeted_batch, geometric_family
-from msdprof.budget_view import accuracy_plot
-from msdprof.exits import ExitCosts
-from msdprof.formatting import op_scale, scaled
-from msdprof.output import write_atomic
-from msdprof.saved_outputs import SavedOutputs, outputs_from, save_outputs
+from msdprof.analysis.budget import Calibration, budgeted_batch, geometric_family
+from msdprof.render.budget_view import accuracy_plot
+from msdprof.core.exits import ExitCosts
+from msdprof.render.formatting import op_scale, scaled
+from msdprof.files.output import write_atomic
+from msdprof.files.saved_outputs import SavedOutputs, outputs_from, save_outputs
 
 #: The tiny network: 5 exits, one layer per block, thin maps; CIFAR heads for the 10 classes.
 OPTIONS = Options(nBlocks=5, stepmode="even", step=1, base=1, nChannels=8, growthRate=4,

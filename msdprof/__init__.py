@@ -8,7 +8,8 @@ import importlib
 from typing import Any
 
 #: Public name -> the module defining it.
-_API = {"ExitCost": "exits", "ExitCosts": "exits", "exit_costs": "exits", "layout_graph": "graph"}
+_API = {"ExitCost": "core.exits", "ExitCosts": "core.exits", "exit_costs": "core.exits",
+        "layout_graph": "analysis.graph"}
 
 __all__ = ["ExitCost", "ExitCosts", "exit_costs", "layout_graph"]
 

@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from msdnet import OptionError, PRESETS, build_model
 from msdprof import exit_costs
-from msdprof.exits import Unsupported, count_model, count_network
+from msdprof.core.exits import Unsupported, count_model, count_network
 
 from authors_op_counter import running_totals
 from early_exit_models import MODELS, BranchyDict, Gated, SDNResNet, SharedBlock, TwoExitTiny, WithAuxiliary

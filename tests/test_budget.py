@@ -22,13 +22,13 @@ import torch
 from msdnet import Options
 from msdnet.options import OptionError
 from msdprof import exit_costs
-from msdprof.budget import (
+from msdprof.analysis.budget import (
     anytime, anytime_steps, budgeted_batch, calibrate, evaluate, expected_cost, geometric,
     geometric_family, given_fractions,
 )
 from msdprof.cli import main
-from msdprof.exits import ExitCost, ExitCosts
-from msdprof.saved_outputs import (
+from msdprof.core.exits import ExitCost, ExitCosts
+from msdprof.files.saved_outputs import (
     SavedOutputs, load_outputs, outputs_from, save_outputs, synthetic_outputs,
 )
 

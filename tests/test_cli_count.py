@@ -14,7 +14,7 @@ import pytest
 
 from msdprof import exit_costs
 from msdprof.cli import main
-from msdprof.formatting import render_table
+from msdprof.render.formatting import render_table
 
 GOLDEN = Path(__file__).parent / "golden"
 

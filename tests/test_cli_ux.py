@@ -8,7 +8,7 @@ import pytest
 
 from msdprof import exit_costs
 from msdprof.cli import main
-from msdprof.formatting import network_name, title
+from msdprof.render.formatting import network_name, title
 from msdnet import Options
 
 
@@ -118,8 +118,8 @@ def test_sweep_without_a_grid_says_what_it_needs(capsys):
 
 
 def test_sweep_of_one_configuration_is_singular():
-    from msdprof import sweep_view
-    from msdprof.sweep import sweep
+    from msdprof.render import sweep_view
+    from msdprof.analysis.sweep import sweep
 
     result = sweep({}, "cifar10-batch")
     assert sweep_view.title(result) == "MSDNet sweep: 1 configuration (no option varied): cifar10-batch"

@@ -1,5 +1,5 @@
 """`msdprof compare`: msdprof's conventions, fvcore and FlopCounterMode per exit, every gap explained
-operator by operator (msdprof.compare, msdprof.compare_view)."""
+operator by operator (msdprof.analysis.compare, msdprof.render.compare_view)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import msdnet.model
 from msdnet import Options, build_model
 from msdprof import exit_costs
 from msdprof.cli import main
-from msdprof.compare import (TOOLS, KeepAlive, ToolCount, compare, compare_msdnet, explain,
+from msdprof.analysis.compare import (TOOLS, KeepAlive, ToolCount, compare, compare_msdnet, explain,
                              msdnet_exits)
-from msdprof.compare_view import render, terms_text
-from msdprof.counting import CONVENTIONS
+from msdprof.render.compare_view import render, terms_text
+from msdprof.core.counting import CONVENTIONS
 
 # Two small real CPU models: CIFAR (ReLU, 3x3 convs, avg-pool heads) and ImageNet (+ a biased 7x7
 # stem conv and max pooling).

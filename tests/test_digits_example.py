@@ -19,10 +19,10 @@ import torch
 
 from msdnet import build_model
 from msdnet.plan import input_size_range
-from msdprof import latency
-from msdprof.budget_view import accuracy_plot
+from msdprof.analysis import latency
+from msdprof.render.budget_view import accuracy_plot
 from msdprof.cli import main as cli_main
-from msdprof.saved_outputs import load_outputs
+from msdprof.files.saved_outputs import load_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "reports" / "digits"

@@ -3,7 +3,7 @@
 The reference for every decision is the authors' rule (``dynamic_eval_with_threshold`` in their
 ``adaptive_inference.py``) applied to the logits of a full forward pass: an image leaves at the first
 exit whose largest softmax probability is ``>=`` that exit's threshold, else at the last exit.  The
-reference for every cost is ``msdprof.exits.exit_costs`` of the same model: an image that leaves at
+reference for every cost is ``msdprof.core.exits.exit_costs`` of the same model: an image that leaves at
 exit k costs ``macs`` (blocks and heads 1..k) eagerly and ``lazy_macs`` lazily.
 """
 
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from msdnet import Options, build_model
-from msdprof.budget import ExitDistribution, evaluate, expected_cost
-from msdprof.dataflow import count_modules
-from msdprof.exits import exit_costs
+from msdprof.analysis.budget import ExitDistribution, evaluate, expected_cost
+from msdprof.core.dataflow import count_modules
+from msdprof.core.exits import exit_costs
 
 # A small random network: 4 exits at layers 1-4 over 3 scales, the finest scale dropped at layer 3
 # with a transition after it; exits 1-3 do not read every map of their blocks, so lazy < eager there.
@@ -151,7 +151,7 @@ def test_lazy_counted_cost_is_the_sum_of_each_images_lazy_exit_cost(model, image
 def test_counted_cost_per_image_is_the_budget_modules_expected_cost_for_the_exits_taken(
     model, images, thresholds, lazy
 ):
-    # Issue 6: what the dynamic run really spends = the expected cost (msdprof.budget) of the same
+    # Issue 6: what the dynamic run really spends = the expected cost (msdprof.analysis.budget) of the same
     # exit distribution; and budget.evaluate on the full forward pass sends images to the same exits.
     results = []
     counts = count_modules(model, run=lambda: results.append(model.early_exit(images, thresholds, lazy=lazy)))

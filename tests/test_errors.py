@@ -21,7 +21,7 @@ import torch
 
 from msdnet.options import OptionError
 from msdprof.cli import main
-from msdprof.saved_outputs import load_outputs
+from msdprof.files.saved_outputs import load_outputs
 
 BAD_INPUTS = [
     # (arguments, text the one line must contain)

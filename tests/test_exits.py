@@ -11,9 +11,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from msdnet import OptionError, Options, PRESETS, build_model
 from msdprof import exit_costs
-from msdprof.compare import KeepAlive
-from msdprof.exits import Unsupported, count_model
-from msdprof.dataflow import count_modules
+from msdprof.analysis.compare import KeepAlive
+from msdprof.core.exits import Unsupported, count_model
+from msdprof.core.dataflow import count_modules
 
 
 def test_cumulative_ops_equal_the_authors_counter(reference):

@@ -20,8 +20,8 @@ import torch
 from msdnet import PRESETS, OptionError, Options, build_model, build_plan, resolve
 from msdprof import exit_costs, layout_graph
 from msdprof.cli import main
-from msdprof.drawing import render, to_dot, to_json, write_graph
-from msdprof.graph import node_id
+from msdprof.render.drawing import render, to_dot, to_json, write_graph
+from msdprof.analysis.graph import node_id
 
 HAS_GRAPHVIZ = shutil.which("neato") is not None
 needs_graphviz = pytest.mark.skipif(not HAS_GRAPHVIZ, reason="Graphviz is not installed")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from msdprof import conventions, counting
+from msdprof.core import conventions, counting
 from msdprof.cli import COMMANDS, build_parser
 
 HEAVY = ("torch", "networkx", "matplotlib")
@@ -64,8 +64,8 @@ def test_lazy_package_names_resolve():
     import msdnet
     import msdprof
 
-    assert msdprof.exit_costs.__module__ == "msdprof.exits"
-    assert msdprof.layout_graph.__module__ == "msdprof.graph"
+    assert msdprof.exit_costs.__module__ == "msdprof.core.exits"
+    assert msdprof.layout_graph.__module__ == "msdprof.analysis.graph"
     assert msdnet.MSDNet.__module__ == "msdnet.model"
     with pytest.raises(AttributeError):
         msdprof.no_such_name

@@ -1,4 +1,4 @@
-"""The interactive layout page (msdprof.interactive): what it holds, read from the file, and what it
+"""The interactive layout page (msdprof.render.interactive): what it holds, read from the file, and what it
 does, in a real browser (Chromium driven by Playwright; `make setup-test` installs both).
 
 Oracles: networkx.ancestors of msdprof.layout_graph for the marked maps, and exit_costs for every
@@ -18,12 +18,13 @@ import networkx as nx
 import pytest
 
 from msdnet import Options
-from msdprof import drawing, exit_costs, layout_graph
+from msdprof import exit_costs, layout_graph
+from msdprof.render import drawing
 from msdprof.cli import main
-from msdprof.counting import CONVENTIONS
-from msdprof.units import format_count
-from msdprof.exits import ExitCost, ExitCosts
-from msdprof.interactive import network_page, page, page_data
+from msdprof.core.counting import CONVENTIONS
+from msdprof.core.units import format_count
+from msdprof.core.exits import ExitCost, ExitCosts
+from msdprof.render.interactive import network_page, page, page_data
 
 needs_graphviz = pytest.mark.skipif(shutil.which(drawing.GRAPHVIZ_PROGRAM) is None,
                                     reason="Graphviz is not installed")
@@ -200,7 +201,7 @@ def test_an_html_page_without_graphviz_is_refused_before_writing(capsys, tmp_pat
 
 
 def test_write_graph_sends_html_to_the_page_writer(tmp_path):
-    with pytest.raises(ValueError, match="use msdprof.interactive.write_page"):
+    with pytest.raises(ValueError, match="use msdprof.render.interactive.write_page"):
         drawing.write_graph(layout_graph(), tmp_path / "layout.html")
 
 
@@ -359,7 +360,7 @@ def test_a_graph_with_other_ids_behaves_the_same_in_the_browser(opened):
 def test_the_page_of_any_early_exit_model_marks_its_dataflow_graph():
     from early_exit_models import BranchyDict
 
-    from msdprof.interactive import network_page
+    from msdprof.render.interactive import network_page
 
     model = BranchyDict().eval()
     html_text = network_page(model, input_size=16, name="models.py:branchy")

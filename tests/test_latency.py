@@ -1,4 +1,4 @@
-"""``msdprof.latency`` and ``msdprof latency`` (issue 13): the machinery of measuring time per exit.
+"""``msdprof.analysis.latency`` and ``msdprof latency`` (issue 13): the machinery of measuring time per exit.
 
 A timing is never asserted here (it depends on the machine and on what else runs on it).  What is
 checked: each exit's timed program runs exactly that exit's modules -- eager: every module of
@@ -19,11 +19,11 @@ import torch
 
 from msdnet import Options, build_model, preset
 from msdnet.options import OptionError
-from msdprof import latency
+from msdprof.analysis import latency
 from msdprof.cli import main
-from msdprof.dataflow import count_modules
-from msdprof.exits import exit_costs
-from msdprof.saved_outputs import save_outputs, synthetic_outputs
+from msdprof.core.dataflow import count_modules
+from msdprof.core.exits import exit_costs
+from msdprof.files.saved_outputs import save_outputs, synthetic_outputs
 
 # The network of tests/test_early_exit.py: 4 exits over 3 scales, lazy < eager at exits 1-3.
 SMALL = Options(nBlocks=4, step=1, base=1, nChannels=8, growthRate=4)
@@ -261,8 +261,8 @@ def test_command_json_has_the_per_exit_keys_and_the_early_exit(capsys):
 
 def test_command_calibrates_thresholds_on_saved_outputs_for_p(tmp_path, capsys):
     save_outputs(tmp_path / "o.npz", synthetic_outputs(exits=4, val_samples=200, test_samples=10))
-    from msdprof.budget import calibrate, geometric
-    from msdprof.saved_outputs import load_outputs
+    from msdprof.analysis.budget import calibrate, geometric
+    from msdprof.files.saved_outputs import load_outputs
 
     want = calibrate(load_outputs(tmp_path / "o.npz").val_pred, geometric(20, 4))
     assert main(["latency", *SMALL_ARGS, *QUICK, "--logits", str(tmp_path / "o.npz"), "--p", "20",

@@ -1,5 +1,5 @@
 """``msdprof latency`` on any early-exit network (issue 13): the time to each output within one full
-forward, from timestamps read only where the outputs are made (:mod:`msdprof.stamps`).
+forward, from timestamps read only where the outputs are made (:mod:`msdprof.analysis.stamps`).
 
 No timing is asserted (it depends on the machine).  What is checked: each stamp sits where the
 output is made -- against an independent finder (forward hooks on every module, looking for the
@@ -20,10 +20,10 @@ from torch import nn
 from early_exit_models import BranchyDict, CoarseToFine, SDNResNet, SharedBlock
 from msdnet import build_model, preset
 from msdnet.options import OptionError
-from msdprof import latency
+from msdprof.analysis import latency
 from msdprof.cli import main
-from msdprof.exits import record_exits
-from msdprof.stamps import Stamp, Stamper, check_stamps, stamp_points
+from msdprof.core.exits import record_exits
+from msdprof.analysis.stamps import Stamp, Stamper, check_stamps, stamp_points
 
 QUICK = ["--min-time", "0.001"]  # the machinery, not a measurement
 
@@ -192,7 +192,7 @@ def test_a_model_msdprof_did_not_build_gets_in_forward_times_and_no_programs(mea
 
 
 def test_its_operations_are_the_exit_costs_of_one_item_of_the_batch(measured):
-    from msdprof.exits import exit_costs
+    from msdprof.core.exits import exit_costs
 
     costs = exit_costs(BranchyDict(), input_size=32)
     assert [(e.macs, e.lazy_macs) for e in measured.exits] == [(c.macs, c.lazy_macs) for c in costs]
@@ -206,7 +206,7 @@ def test_the_full_forward_is_timed_with_and_without_the_hooks_alike(measured):
 
 
 def test_json_of_a_model_names_its_spec_stamps_and_forward(measured):
-    from msdprof import latency_view
+    from msdprof.render import latency_view
 
     data = json.loads(latency_view.render_json(measured, "m.py:make"))
     assert data["spec"] == "m.py:make" and data["model"] == "BranchyDict" and data["options"] is None

@@ -1,4 +1,4 @@
-"""The meta-device shortcuts of the counter (`msdprof.meta_shapes`): while counting, batch
+"""The meta-device shortcuts of the counter (`msdprof.core.meta_shapes`): while counting, batch
 norm, conv2d, linear, 2-d pooling and `torch.cat` of meta tensors return the empty result directly
 instead of running torch's slow Python meta kernels.  The shapes they give must be torch's own:
 each call below is made with and without the shortcuts and the results compared; calls torch
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from msdprof.meta_shapes import MetaShapes
+from msdprof.core.meta_shapes import MetaShapes
 
 
 def meta(*shape, dtype=torch.float32):

@@ -1,7 +1,7 @@
 """Writes stay whole under races, failures and kills (issue 17).
 
 The window between writing and swapping in is widened deterministically with the
-``msdprof.output.before_swap`` hook instead of relying on timing luck.
+``msdprof.files.output.before_swap`` hook instead of relying on timing luck.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from msdnet.options import OptionError
-from msdprof import output
+from msdprof.files import output
 
 
 def _tree(directory):
@@ -45,7 +45,7 @@ def test_a_failed_swap_rolls_back_what_was_swapped_in(tmp_path, monkeypatch):
 KILL_AT = """
 import os, signal, sys
 from pathlib import Path
-from msdprof import output
+from msdprof.files import output
 count = [0]
 def kill(path):
     count[0] += 1

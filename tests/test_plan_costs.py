@@ -1,4 +1,4 @@
-"""`msdprof.plan_costs`: per-exit costs from the layer plan alone equal what the forward hooks count
+"""`msdprof.core.plan_costs`: per-exit costs from the layer plan alone equal what the forward hooks count
 on the built model (`exit_costs`, the reference method), in every field of `ExitCost` and every
 convention -- on every preset, over the option space (hypothesis), on the authors' reference
 figures (tests/data) and on the independent closed form of tests/closed_form.py.
@@ -15,9 +15,9 @@ from torch import nn
 from msdnet import OptionError, Options, PRESETS, build_model, build_plan
 from msdnet.plan import input_size_range
 from msdprof import exit_costs
-from msdprof.counting import CONVENTIONS
-from msdprof.exits import count_model
-from msdprof.plan_costs import options_costs, plan_costs, plan_costs_all
+from msdprof.core.counting import CONVENTIONS
+from msdprof.core.exits import count_model
+from msdprof.core.plan_costs import options_costs, plan_costs, plan_costs_all
 
 from closed_form import cumulative, lazy_cumulative
 

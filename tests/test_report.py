@@ -12,12 +12,12 @@ import pytest
 
 from msdnet import PRESETS, preset
 from msdprof import exit_costs
-from msdprof import output
-from msdprof import report as report_module
+from msdprof.files import output
+from msdprof.render import report as report_module
 from msdprof.cli import main
-from msdprof.costplot import Series, cost_plot
-from msdprof.exits import ExitCost
-from msdprof.report import compare_configurations, parse_item, preset_configuration, report_files
+from msdprof.render.costplot import Series, cost_plot
+from msdprof.core.exits import ExitCost
+from msdprof.render.report import compare_configurations, parse_item, preset_configuration, report_files
 
 from conftest import REFERENCE
 

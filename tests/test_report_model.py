@@ -165,7 +165,7 @@ def test_an_existing_report_is_not_replaced_without_force(folder, capsys):
 
 
 def test_the_api_reports_a_model_from_one_record(tmp_path):
-    from msdprof.report import model_configuration, write_report
+    from msdprof.render.report import model_configuration, write_report
 
     config = model_configuration(Gated().eval(), "gated", 8)
     assert config.plan is None and config.costs == exit_costs(Gated().eval(), input_size=8)
@@ -174,7 +174,7 @@ def test_the_api_reports_a_model_from_one_record(tmp_path):
 
 
 def test_without_graphviz_a_model_report_says_dot_is_needed_and_draws_no_layout():
-    from msdprof.report import model_configuration, report_files
+    from msdprof.render.report import model_configuration, report_files
 
     files = report_files([model_configuration(Gated().eval(), "gated", 8)], "g", graphviz=False)
     assert set(files) == {"g.md", "g-cost.svg"}

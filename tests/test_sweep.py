@@ -1,4 +1,4 @@
-"""`msdprof sweep` and `msdprof.sweep.sweep`: the grid syntax, rows equal to `exit_costs`, skipped
+"""`msdprof sweep` and `msdprof.analysis.sweep.sweep`: the grid syntax, rows equal to `exit_costs`, skipped
 configurations with their reasons, the filters and the Pareto front, and the command line.
 
 The networks are tiny (2 scales, 4 stem channels, 16-pixel images) so that the whole file runs in
@@ -19,10 +19,10 @@ import pytest
 from msdnet import Options, OptionError, resolve
 from msdprof import exit_costs
 from msdprof.cli import main
-from msdprof import sweep_view
-from msdprof.formatting import to_text
-from msdprof.plan_costs import plan_costs
-from msdprof.sweep import VerificationError, check_grid, pareto_front, parse_values, sweep
+from msdprof.render import sweep_view
+from msdprof.render.formatting import to_text
+from msdprof.core.plan_costs import plan_costs
+from msdprof.analysis.sweep import VerificationError, check_grid, pareto_front, parse_values, sweep
 
 BASE = Options(nChannels=4, growthRate=2, grFactor=(1, 2), bnFactor=(1, 2), base=1)
 SIZE = 16  # pixels: the sides 9..24 suit two scales and the CIFAR heads
@@ -296,7 +296,7 @@ def test_verify_counts_by_the_hooks_too_and_gives_the_same_rows(small):
 
 
 def test_verify_raises_at_the_first_difference_naming_the_configuration_and_field(monkeypatch, capsys):
-    import msdprof.sweep as module
+    import msdprof.analysis.sweep as module
 
     def off_by_one(plan, convention):  # a plan count that is wrong for two blocks
         costs = plan_costs(plan, convention)
@@ -396,7 +396,7 @@ def test_the_plain_table_is_what_rich_lays_out_for_every_row(width):
 
 
 def test_points_hold_every_counted_configuration_and_the_front_is_what_pareto_keeps(small):
-    from msdprof.sweep_plot import front
+    from msdprof.render.sweep_plot import front
 
     limit = sorted(row.total_macs for row in small.rows)[8]
     result = sweep(GRID, BASE, input_size=SIZE, points=True, max_macs=limit)

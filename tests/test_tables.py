@@ -10,11 +10,11 @@ import pytest
 
 from msdnet import PRESETS
 from msdprof import exit_costs
-from msdprof.budget import anytime, anytime_steps, expected_cost, geometric_family
-from msdprof.budget_view import anytime_renderable, expected_renderable
-from msdprof.formatting import render_table, table_columns, to_text
-from msdprof.sweep import sweep
-from msdprof.sweep_view import render_table as render_sweep
+from msdprof.analysis.budget import anytime, anytime_steps, expected_cost, geometric_family
+from msdprof.render.budget_view import anytime_renderable, expected_renderable
+from msdprof.render.formatting import render_table, table_columns, to_text
+from msdprof.analysis.sweep import sweep
+from msdprof.render.sweep_view import render_table as render_sweep
 
 GOLDEN = Path(__file__).parent / "golden"
 

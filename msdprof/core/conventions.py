@@ -1,7 +1,7 @@
 """The counting conventions' names and what each counts, without torch: for ``--help`` texts,
 captions and report footnotes.
 
-:mod:`msdprof.counting` turns counts into each convention's number (its ``CONVENTIONS``) and
+:mod:`msdprof.core.counting` turns counts into each convention's number (its ``CONVENTIONS``) and
 imports torch; this module only names them.  ``tests/test_help.py`` checks that the two agree.
 """
 

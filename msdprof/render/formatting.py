@@ -23,11 +23,11 @@ from rich.text import Text
 from msdnet.options import OptionError, Options, did_you_mean, format_value
 from msdnet.presets import PRESETS
 
-from .conventions import CONVENTION_HELP
-from .units import shapes_text
+from ..core.conventions import CONVENTION_HELP
+from ..core.units import shapes_text
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and parse_count
-    from .exits import ExitCost, ExitCosts
+    from ..core.exits import ExitCost, ExitCosts
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -282,7 +282,7 @@ def render_json(costs: ExitCosts, name: str | None = None) -> str:
 
 def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     """Exact integers, one row per exit; the ``convention`` column names the unit of ``*_macs``."""
-    from .exits import ExitCost
+    from ..core.exits import ExitCost
 
     names = [f.name for f in fields(ExitCost)]
     return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))

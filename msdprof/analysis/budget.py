@@ -5,7 +5,7 @@ cost fits it (:func:`anytime`), and :func:`anytime_steps` lists the budgets at w
 changes.  *Budgeted batch*: an average budget spread unevenly over easy and hard images; given the
 fraction of images that leaves at each exit (:class:`ExitDistribution`: fractions given, or the
 authors' geometric family), :func:`expected_cost` is the cost per image; given saved per-exit
-softmax outputs (:mod:`msdprof.saved_outputs`), :func:`budgeted_batch` calibrates confidence
+softmax outputs (:mod:`msdprof.files.saved_outputs`), :func:`budgeted_batch` calibrates confidence
 thresholds on the validation split and evaluates them on the test split exactly as the authors'
 ``adaptive_inference.py`` does (quirks included), vectorised over samples.
 
@@ -13,7 +13,7 @@ Every cost has two readings: *eager* (``ExitCost.macs``: blocks 1..k and heads 1
 authors count) and *lazy* (``ExitCost.lazy_macs``: only the feature maps exits 1..k read; going on
 from exit k to k+1 pays ``lazy_macs(k+1) - lazy_macs(k)``, the deferred rest, so an image leaving at
 exit k has paid ``lazy_macs(k)`` in all).  Operation counts are in the convention of the
-:class:`~msdprof.exits.ExitCosts` given (``costs.convention``) and are for one image.
+:class:`~msdprof.core.exits.ExitCosts` given (``costs.convention``) and are for one image.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import torch
 
 from msdnet.options import OptionError
 
-from .exits import ExitCosts
-from .units import parse_count
-from .saved_outputs import SavedOutputs
+from ..core.exits import ExitCosts
+from ..core.units import parse_count
+from ..files.saved_outputs import SavedOutputs
 
 #: The authors' geometric family: p = 1..39, q = p/20, fractions proportional to q^k.
 GEOMETRIC_P = tuple(range(1, 40))
@@ -108,7 +108,7 @@ def _deepest(costs: ExitCosts, budget: int, lazy: bool) -> ExitReach | None:
 
 def anytime(costs: ExitCosts, budget: int | float | str) -> AnytimeChoice:
     """The deepest exit that fits ``budget`` operations per image (``300M``, ``1.5G``, ``2e8`` or a
-    number; :func:`msdprof.units.parse_count`), eager and lazy.  A budget exactly equal to an
+    number; :func:`msdprof.core.units.parse_count`), eager and lazy.  A budget exactly equal to an
     exit's cost reaches it."""
     budget = parse_count(budget, "anytime")
     return AnytimeChoice(budget, costs.convention, _deepest(costs, budget, lazy=False),

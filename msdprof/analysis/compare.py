@@ -4,8 +4,8 @@ exit, and every gap between two of them explained operator by operator.
 Each tool counts exactly what early-exit inference runs to reach exit k (cumulative: blocks and
 heads 1..k), on the same model:
 
-- ``msdnet``, ``macs``, ``flops``: :func:`msdprof.counting.count_modules` of that run, in each
-  convention (:data:`msdprof.counting.CONVENTIONS`), grouped by the operator each module is;
+- ``msdnet``, ``macs``, ``flops``: :func:`msdprof.core.counting.count_modules` of that run, in each
+  convention (:data:`msdprof.core.counting.CONVENTIONS`), grouped by the operator each module is;
 - ``fvcore``: ``fvcore.nn.FlopCountAnalysis`` with its default handles (what a user gets by calling
   it) on :class:`KeepAlive`, which returns every module's output so that the JIT trace keeps all of
   that work (a trace drops whatever no returned tensor depends on);
@@ -35,8 +35,8 @@ from msdnet.options import OptionError
 from msdnet.model import check_msdnet
 from msdnet.model import model_from
 
-from .counting import CONVENTIONS, OpCount
-from .dataflow import count_modules, tensors_in
+from ..core.counting import CONVENTIONS, OpCount
+from ..core.dataflow import count_modules, tensors_in
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
 #: (every block and head 1..k) and return the outputs of exits 1..k.
@@ -68,7 +68,7 @@ MODULE_OPERATORS: dict[type[nn.Module], str] = {
     nn.AdaptiveAvgPool2d: "adaptive_avg_pool2d",
 }
 
-#: Where the ``extra`` operations of a module type (see :class:`msdprof.counting.OpCount`) are
+#: Where the ``extra`` operations of a module type (see :class:`msdprof.core.counting.OpCount`) are
 #: shown apart from its multiply-adds: a Linear layer's bias adds, which only ``msdnet`` counts.
 EXTRA_OPERATORS: dict[type[nn.Module], str] = {nn.Linear: "linear bias"}
 

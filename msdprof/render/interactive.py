@@ -2,14 +2,14 @@
 
 :func:`page` turns a connectivity graph (one ``networkx.DiGraph`` per convention, as
 :func:`msdprof.layout_graph` returns it) and the per-exit costs (:func:`msdprof.exit_costs`, one
-:class:`~msdprof.exits.ExitCosts` per convention) into a single HTML file: the Graphviz picture of
-:mod:`msdprof.drawing` as inline SVG, inline CSS and a small inline script; nothing is fetched.
+:class:`~msdprof.core.exits.ExitCosts` per convention) into a single HTML file: the Graphviz picture of
+:mod:`msdprof.render.drawing` as inline SVG, inline CSS and a small inline script; nothing is fetched.
 
 Every graph node is an SVG element with ``data-node="<node id>"``.  Clicking an exit gives it the
 class ``selected`` and exactly its ancestors (``networkx.ancestors``) the class ``ancestor``; the
 maps the exits before it need (and those exits) get ``earlier``, and the maps computed so far that
 lazy evaluation defers get ``deferred``.  A side panel shows the exit's eager, lazy and direct
-operations and parameters (the :class:`~msdprof.exits.ExitCost` figures given), how many of the
+operations and parameters (the :class:`~msdprof.core.exits.ExitCost` figures given), how many of the
 maps computed so far it needs, and what lazy defers.  Hovering a node shows its shape, operations
 and parameters; a switch changes the convention; the picture pans (drag) and zooms (wheel, + / -).
 
@@ -38,13 +38,13 @@ from msdnet import MSDNet
 from msdnet.model import model_from
 
 from . import drawing
-from .counting import CONVENTIONS, check_convention
-from .dataflow import Dataflow
-from .exits import ExitCosts, costs_of, record_exits
+from ..core.counting import CONVENTIONS, check_convention
+from ..core.dataflow import Dataflow
+from ..core.exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
-from .graph import dataflow_graph, layout_graph
-from .output import check_writable, write_atomic
-from .units import format_count
+from ..analysis.graph import dataflow_graph, layout_graph
+from ..files.output import check_writable, write_atomic
+from ..core.units import format_count
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -228,7 +228,7 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
     """The interactive HTML page of one network (see the module docstring).
 
     ``graphs``, ``costs``: by convention, as :func:`page_data` takes them.  ``svg``: the picture
-    (default: :func:`msdprof.drawing.render` of the initial convention's graph, which needs
+    (default: :func:`msdprof.render.drawing.render` of the initial convention's graph, which needs
     Graphviz).  ``title``: the page's heading.
     """
     data = page_data(graphs, costs, initial, title)
@@ -259,7 +259,7 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
 def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
                   title: str | None = None) -> str:
     """:func:`page` of any early-exit ``model`` from its dataflow record ``flow``
-    (:func:`msdprof.exits.record_exits`): its graph and costs in every convention, from that one
+    (:func:`msdprof.core.exits.record_exits`): its graph and costs in every convention, from that one
     record; ``title`` (default: the model's class name) heads the page."""
     check_convention(convention)
     graphs = {c: dataflow_graph(flow, c, type(model).__name__) for c in CONVENTIONS}

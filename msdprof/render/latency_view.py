@@ -1,4 +1,4 @@
-"""Showing measured time per exit (:mod:`msdprof.latency`): a table, JSON, CSV, Markdown and a plot.
+"""Showing measured time per exit (:mod:`msdprof.analysis.latency`): a table, JSON, CSV, Markdown and a plot.
 
 An MSDNet's table has, per exit, its eager and lazy programs' times and the time to the exit within
 one full forward ("fwd ms"); any other model's has the in-forward time alone (it has no programs).
@@ -7,7 +7,7 @@ Times are milliseconds with three significant decimals for the whole batch (per 
 exit); operations are scaled to M (K for tiny networks) with two decimals.  JSON holds every
 figure unrounded, with the machine; CSV one row per exit (the early exit is in the table, Markdown
 and JSON only).  The plot draws the measured time and the operations per exit on one figure with
-two y axes (the helpers of :mod:`msdprof.costplot`).
+two y axes (the helpers of :mod:`msdprof.render.costplot`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rich.console import Group, RenderableType
 from .costplot import SVG_PARAMS, svg_bytes
 from . import formatting
 from .formatting import OP_NAMES, csv_text, filled_table, markdown_table, op_unit, scaled, to_text
-from .latency import WARMUP, ExitLatency, Latency, Timing
+from ..analysis.latency import WARMUP, ExitLatency, Latency, Timing
 
 FORMATS = formatting.FORMATS
 

@@ -5,8 +5,8 @@ takes.  Its configurations are every combination of them (the first option of th
 slowest, as ``itertools.product``), each laid over a *base* (a preset name, an ``Options``, or with
 neither the default recipe — the authors' defaults once the grid names an option, as for
 ``msdprof count``).  Each configuration is counted from its layer plan alone by
-:func:`msdprof.plan_costs.plan_costs` (no module is built): a sweep row holds exactly what
-:func:`msdprof.exits.exit_costs` returns for that configuration, as the tests check over the option
+:func:`msdprof.core.plan_costs.plan_costs` (no module is built): a sweep row holds exactly what
+:func:`msdprof.core.exits.exit_costs` returns for that configuration, as the tests check over the option
 space.  ``verify=True`` also counts every configuration by the forward hooks (``exit_costs`` on the
 ``meta`` device, a few hundred times slower) and raises :class:`VerificationError` at the first
 difference.
@@ -35,7 +35,7 @@ Then ``sort`` orders the kept rows by a column (:func:`sort_columns`; ties keep 
 ``top`` keeps the first N of that order (of grid order without ``sort``).  Rows stream through the
 filters: the sweep holds the rows it will return (``top`` of them with ``top``; the front with
 ``pareto``), never every configuration's costs; with ``points`` it also keeps three integers per
-counted configuration for :mod:`msdprof.sweep_plot`.
+counted configuration for :mod:`msdprof.render.sweep_plot`.
 
 Rows come back in grid order (or the ``sort`` order) whatever ``jobs`` is: the results of a
 parallel sweep are identical to a sequential one.
@@ -62,10 +62,10 @@ from msdnet.options import (  # check_value: the per-value rules Options itself 
     format_value,
 )
 
-from .counting import check_convention
-from .exits import ExitCost, ExitCosts, exit_costs
-from .units import ROW_COLUMNS, parse_count
-from .plan_costs import plan_costs
+from ..core.counting import check_convention
+from ..core.exits import ExitCost, ExitCosts, exit_costs
+from ..core.units import ROW_COLUMNS, parse_count
+from ..core.plan_costs import plan_costs
 
 #: The most configurations one sweep counts (with --verify, over an hour of counting on two cores).
 MAX_CONFIGURATIONS = 100_000

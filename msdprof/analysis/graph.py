@@ -38,8 +38,8 @@ from msdnet.options import OptionError
 from msdnet.model import Part, check_msdnet
 from msdnet.model import model_from
 
-from .counting import CONVENTIONS, Counts, check_convention
-from .dataflow import Dataflow, count_modules, evaluating, record_network
+from ..core.counting import CONVENTIONS, Counts, check_convention
+from ..core.dataflow import Dataflow, count_modules, evaluating, record_network
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -163,11 +163,11 @@ def graph_from_model(
 
 
 def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None = None) -> nx.DiGraph:
-    """The dataflow graph of a recorded pass of any early-exit model (:func:`msdprof.dataflow.record`
+    """The dataflow graph of a recorded pass of any early-exit model (:func:`msdprof.core.dataflow.record`
     with its exits selected), as a ``networkx.DiGraph``.
 
     Nodes are the module calls, and the functional ops that cost something in some convention,
-    read a parameter or have no rule, by :attr:`msdprof.dataflow.Op.name` (``"layer1.0.conv1"``,
+    read a parameter or have no rule, by :attr:`msdprof.core.dataflow.Op.name` (``"layer1.0.conv1"``,
     ``"head#2"``, ``"layer1.0/add"``); free functional ops between them (``cat``, ``view``, ``+``
     ...) are left out and their inputs joined to their readers, so ancestry is as in the full
     record.  Attributes: ``kind`` (``module`` or ``function``), ``type``, ``module`` (the module

@@ -1,7 +1,7 @@
 """Per-exit cost of an early-exit network: ``exit_costs``.
 
 The network runs once (an MSDNet msdprof builds on the ``meta`` device by default: no weight is
-allocated) with its dataflow recorded (:mod:`msdprof.dataflow`): every operation, its count, what
+allocated) with its dataflow recorded (:mod:`msdprof.core.dataflow`): every operation, its count, what
 it read.  The per-exit figures are read off that one record by the definitions of SPEC section 4,
 the same for an ``msdnet.MSDNet`` and for any ``nn.Module`` that returns one output per exit:
 
@@ -225,7 +225,7 @@ def record_exits(
 ) -> Dataflow:
     """The dataflow of one forward pass of ``model`` in eval mode (every submodule's mode restored
     afterwards), its exits selected: an ``MSDNet`` on one zero image of its plan's size on its own
-    device, any other model as :func:`msdprof.dataflow.record_network` runs it (on ``inputs`` or one
+    device, any other model as :func:`msdprof.core.dataflow.record_network` runs it (on ``inputs`` or one
     zero image of ``input_size``)."""
     if not isinstance(model, MSDNet):
         return record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)

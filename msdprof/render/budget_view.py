@@ -1,10 +1,10 @@
-"""Showing what a budget buys (:mod:`msdprof.budget`): tables, JSON, CSV and the accuracy-vs-cost plot.
+"""Showing what a budget buys (:mod:`msdprof.analysis.budget`): tables, JSON, CSV and the accuracy-vs-cost plot.
 
 Tables scale operation counts to M (K for tiny networks) with two decimals and percentages to one;
 JSON and CSV carry exact integers where the figure is one (budgets, per-exit costs, test-set
 totals), float32 thresholds as they are, and exact rationals as ``"numerator/denominator"``
 strings beside the floats where a figure is a fraction.  The plot is a deterministic SVG drawn with
-the helpers of :mod:`msdprof.costplot`.
+the helpers of :mod:`msdprof.render.costplot`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from matplotlib.figure import Figure
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from .budget import (
+from ..analysis.budget import (
     LAST_EXIT_THRESHOLD, NO_EXIT_THRESHOLD, AnytimeChoice, AnytimeStep, Calibration,
     ExitDistribution, ExitReach, ExpectedCost,
 )
 from .costplot import SVG_PARAMS, svg_bytes
-from .exits import ExitCosts
+from ..core.exits import ExitCosts
 from .formatting import (OP_NAMES, check_format, csv_text, op_unit, scaled, filled_table,
                          to_text)
-from .saved_outputs import SavedOutputs
-from .units import shapes_text
+from ..files.saved_outputs import SavedOutputs
+from ..core.units import shapes_text
 
 FORMATS = ("table", "json", "csv")
 _WIDE = 400  # wide enough that no row of a calibration table wraps: it takes its natural width

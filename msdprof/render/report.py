@@ -4,7 +4,7 @@ network of the user's (``--model``), with its pictures.
 A report says, for one image: the options and the layer plan (layers per block, exit layers, scales
 per layer, transitions); per exit, the cumulative operations and parameters, the share of the full
 network, the block and head parts, the direct cost and the lazy cost (scaled, then again as
-exact integers); the totals; a cost-vs-exit plot (:mod:`msdprof.costplot`) and the layout picture (:mod:`msdprof.drawing`, which needs Graphviz;
+exact integers); the totals; a cost-vs-exit plot (:mod:`msdprof.render.costplot`) and the layout picture (:mod:`msdprof.render.drawing`, which needs Graphviz;
 without it the report says so in its place).
 
 :func:`report_files` returns every file of a report as ``{file name: bytes}`` (Markdown or HTML,
@@ -31,15 +31,15 @@ from msdnet.options import OptionError, format_value
 
 from . import drawing, interactive
 from .costplot import Series, cost_plot
-from .counting import CONVENTION_HELP, check_convention
-from .dataflow import Dataflow
+from ..core.counting import CONVENTION_HELP, check_convention
+from ..core.dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
-from .exits import ExitCosts, costs_of, exit_costs, record_exits
+from ..core.exits import ExitCosts, costs_of, exit_costs, record_exits
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          table_columns, unsupported_note)
-from .graph import dataflow_graph, layout_graph
-from .output import check_writable, write_directory
-from .units import shape_text, shapes_text
+from ..analysis.graph import dataflow_graph, layout_graph
+from ..files.output import check_writable, write_directory
+from ..core.units import shape_text, shapes_text
 
 #: Report formats and the suffix of their files.
 SUFFIXES = {"markdown": ".md", "html": ".html"}
@@ -557,7 +557,7 @@ def report_files(
     One configuration: ``STEM.md`` (or ``.html``), ``STEM-cost.svg``, ``STEM-layout.svg``.  Several:
     a comparison table and one plot of them all (``STEM-cost.svg``), then a section per
     configuration with its layout ``STEM-<label>-layout.svg``.  HTML reports also get each
-    layout's interactive page (:mod:`msdprof.interactive`), ``STEM-layout.html`` or
+    layout's interactive page (:mod:`msdprof.render.interactive`), ``STEM-layout.html`` or
     ``STEM-<label>-layout.html``, shown in the layout section.  ``graphviz`` (default: whether it
     is installed) ``False`` leaves the layout pictures out and says so in their place.
     """
@@ -678,7 +678,7 @@ def write_files(directory: str | os.PathLike, files: dict[str, bytes], force: bo
     Every target is checked before anything is written; an existing file is replaced only with
     ``force``.  All files are written before any is swapped in, the pictures first and the pages
     (the index last) after them, and a failure rolls back what was swapped in
-    (:func:`msdprof.output.write_together`); a directory that does not exist yet is filled under a
+    (:func:`msdprof.files.output.write_together`); a directory that does not exist yet is filled under a
     temporary name and renamed into place, so it appears whole.
     """
     check_targets(directory, files, force)

@@ -7,7 +7,7 @@ counting an MSDNet), and the first conv, pooling, ``cat`` or biased ``linear`` o
 sympy and ``torch._dynamo`` (about 1.5 s).  :func:`compute` returns an empty tensor of the result's
 shape directly for these; anything a shortcut is not sure of (other dtypes or devices, string
 padding, shapes torch would reject) goes to torch itself.  Nothing of torch is patched: the counter's
-scoped torch-function mode (:mod:`msdprof.dataflow`) calls :func:`compute`, and
+scoped torch-function mode (:mod:`msdprof.core.dataflow`) calls :func:`compute`, and
 :class:`MetaShapes` is the same as a mode of its own.
 """
 

@@ -4,7 +4,7 @@ One dot per counted configuration: exit 1's cumulative cost (y) against the whol
 operations in the sweep's convention.  Configurations the filters (``--max-macs``,
 ``--exit-budget``) leave out are pale; the Pareto front in (total operations, parameters) among the
 others -- the configurations ``--pareto`` keeps -- is highlighted.  Log axes when the costs span more
-than tenfold.  Drawn as :mod:`msdprof.costplot` draws (no pyplot, text as paths, salted ids).
+than tenfold.  Drawn as :mod:`msdprof.render.costplot` draws (no pyplot, text as paths, salted ids).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .costplot import SVG_PARAMS, svg_bytes
 from .formatting import op_unit
-from .sweep import Point, SweepResult, pareto_front
+from ..analysis.sweep import Point, SweepResult, pareto_front
 
 _LABELLED = 12  # front configurations labelled with their grid position, at most
 

@@ -1,10 +1,10 @@
 """Time to each output within one full forward pass, from timestamps taken only where outputs are made.
 
-This is how :mod:`msdprof.latency` times a network msdprof did not build (and, as a cross-check, an
+This is how :mod:`msdprof.analysis.latency` times a network msdprof did not build (and, as a cross-check, an
 MSDNet): the model runs as written, ``model(x)``, and the clock is read at the moments its outputs
 become complete.  Where those moments are comes from the network's dataflow record
-(:func:`msdprof.exits.record_exits`): output k was made by one operation of the record
-(:attr:`msdprof.dataflow.Dataflow.outputs`), and :func:`stamp_points` turns it into a
+(:func:`msdprof.core.exits.record_exits`): output k was made by one operation of the record
+(:attr:`msdprof.core.dataflow.Dataflow.outputs`), and :func:`stamp_points` turns it into a
 :class:`Stamp`:
 
 - made by a module call (``classifiers.0``, the 2nd call of ``shared``): the clock is read in a
@@ -21,7 +21,7 @@ in a ``finally``.  On CPU the clock is :func:`time.perf_counter`; on CUDA each s
 
 :func:`check_stamps` runs the stamped forward once and checks that every stamp fired and that every
 "end" stamp saw exactly the tensor the model returned for its exit.  What the hooks cost is measured,
-not assumed (:class:`msdprof.latency.ForwardLatency`): the full forward timed with and without them,
+not assumed (:class:`msdprof.analysis.latency.ForwardLatency`): the full forward timed with and without them,
 and one stamping hook call timed on its own.
 """
 
@@ -39,7 +39,7 @@ from torch.utils import benchmark
 
 from msdnet.options import OptionError
 
-from .dataflow import Dataflow, tensors_in
+from ..core.dataflow import Dataflow, tensors_in
 
 #: Timed forward passes at the least, however short ``min_time`` is (for a median and an IQR).
 MIN_RUNS = 5

@@ -3,7 +3,7 @@
 Every figure elsewhere in msdprof is an operation count; this module measures what the counts
 stand for.  For every model -- an MSDNet or any ``nn.Module`` returning one output per exit -- the
 full forward ``model(x)`` is timed with timestamps read only where the outputs are made
-(:mod:`msdprof.stamps`): the time to each output within one forward, the eager cost's time.  What
+(:mod:`msdprof.analysis.stamps`): the time to each output within one forward, the eager cost's time.  What
 those timestamp hooks cost is measured and shown: the full forward is timed with and without them
 (:class:`ForwardLatency`), and one hook call on its own.
 
@@ -45,9 +45,9 @@ from msdnet import MSDNet
 from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
-from .dataflow import evaluating, example_inputs, select_exits
-from .exits import ExitCosts, costs_of, record_exits
-from .saved_outputs import _first_line
+from ..core.dataflow import evaluating, example_inputs, select_exits
+from ..core.exits import ExitCosts, costs_of, record_exits
+from ..files.saved_outputs import _first_line
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
@@ -381,7 +381,7 @@ class ExitLatency:
 class ForwardLatency:
     """The full forward ``model(x)`` on the batch, in ms: ``plain`` without hooks and ``stamped``
     with the timestamp hooks, timed in pairs (a stamped forward, then a plain one, with the same
-    clock: :func:`msdprof.stamps.timed_runs`).  ``overhead``: the pairs' differences (stamped minus
+    clock: :func:`msdprof.analysis.stamps.timed_runs`).  ``overhead``: the pairs' differences (stamped minus
     plain), their median and IQR -- what the hooks cost (noise can make it negative).
     ``hook_calls``: hook calls per forward; ``hook_ns``: one stamping hook call timed on its own, in
     ns, so ``hooks_ms = hook_calls * hook_ns`` is the hooks' own Python time per forward (PyTorch's
@@ -534,7 +534,7 @@ def check_thresholds(model: MSDNet, thresholds: Sequence[float]) -> tuple[float,
 
 
 def _inputs(model: nn.Module, x: Any) -> tuple[torch.Tensor, ...]:
-    """``x`` as a tuple of batch tensors (:func:`msdprof.dataflow.example_inputs`), each with at
+    """``x`` as a tuple of batch tensors (:func:`msdprof.core.dataflow.example_inputs`), each with at
     least one item."""
     given = example_inputs(model, inputs=x)
     if not all(t.dim() >= 1 and len(t) for t in given):
@@ -575,7 +575,7 @@ def measure_latency(
     """Time every exit of ``model`` on the batch ``x`` (on the model's device).
 
     Any early-exit model (an ``nn.Module`` whose forward returns one output per exit; ``outputs``
-    picks them out of a richer return value, as for :func:`msdprof.exits.exit_costs`; ``x`` a
+    picks them out of a richer return value, as for :func:`msdprof.core.exits.exit_costs`; ``x`` a
     tensor, or a tuple of tensors for a forward of several arguments): the time to each output
     within one full forward and the full forward with and without the timestamp hooks.  An
     :class:`msdnet.MSDNet` also gets each exit's eager and lazy program timed (``programs``:

@@ -1,15 +1,15 @@
 """Per-exit costs from the layer plan alone, no torch modules: :func:`plan_costs`.
 
-:func:`msdprof.exits.exit_costs` builds the network (on ``meta``) and counts it under forward
+:func:`msdprof.core.exits.exit_costs` builds the network (on ``meta``) and counts it under forward
 hooks -- the reference method.  This module reads the same :class:`msdnet.plan.LayerPlan` the
 model is built from and adds up, for every module the model would hold (SPEC section 1), what
-the counting rules of :mod:`msdprof.counting` charge for it (SPEC section 2): in a few hundred
+the counting rules of :mod:`msdprof.core.counting` charge for it (SPEC section 2): in a few hundred
 integer operations, a few hundred times faster, for sweeps over many configurations.  The result
-is the same :class:`~msdprof.exits.ExitCosts`, field for field, in every convention; the tests
+is the same :class:`~msdprof.core.exits.ExitCosts`, field for field, in every convention; the tests
 (``tests/test_plan_costs.py``) compare the two on every preset and over the option space, and
 ``msdprof sweep --verify`` compares them on every configuration of a sweep.
 
-A *piece* is what one graph node of :mod:`msdprof.graph` is charged: the stem's map at a scale,
+A *piece* is what one graph node of :mod:`msdprof.analysis.graph` is charged: the stem's map at a scale,
 a layer's output map at a scale, a transition's output at a scale, or an exit's classifier.  Each
 piece's operations are kept as multiply-adds of weights (``macs``) and the other operations the
 authors' counter charges (``extra``: ReLU elements, pooling windows, Linear bias adds), so that
@@ -135,7 +135,7 @@ def _pieces(plan: LayerPlan) -> _Pieces:
 
 def _lazy(pieces: _Pieces, n_exits: int) -> list[tuple[int, int, int]]:
     """Per exit k, ``(macs, extra, params)`` of the pieces exits 1..k read (their classifiers and
-    everything these read, directly or not): the lazy cost, as :func:`msdprof.exits.lazy_costs`
+    everything these read, directly or not): the lazy cost, as :func:`msdprof.core.exits.lazy_costs`
     reads it from the graph.  Each piece is visited once over all exits."""
     heads = [0] * n_exits
     for index, owner in enumerate(pieces.owner):
@@ -188,7 +188,7 @@ class _Totals:
         self.lazy = _lazy(pieces, n)
 
     def exit_costs(self, plan: LayerPlan, convention: str) -> ExitCosts:
-        """The per-exit figures in ``convention``, assembled as :func:`msdprof.exits.attribute`
+        """The per-exit figures in ``convention``, assembled as :func:`msdprof.core.exits.attribute`
         assembles the hooks' counts (SPEC section 2)."""
         to_number = _IN_CONVENTION[convention]
         exits = []
@@ -219,7 +219,7 @@ class _Totals:
 def plan_costs(plan: LayerPlan, convention: str = "msdnet") -> ExitCosts:
     """What each exit of the network of ``plan`` costs, for one image, from the plan alone.
 
-    Equal, field for field, to :func:`msdprof.exits.exit_costs` of the same options and input
+    Equal, field for field, to :func:`msdprof.core.exits.exit_costs` of the same options and input
     size: operations in ``convention`` (``msdnet``, ``macs`` or ``flops``), parameters.  No module
     is built.
     """
@@ -241,7 +241,7 @@ def options_costs(
     **options: Any,
 ) -> ExitCosts:
     """:func:`plan_costs` of a preset name or :class:`msdnet.Options` (``None``: the default
-    recipe) with keyword ``options`` laid over it, as :func:`msdprof.exits.exit_costs` takes them
+    recipe) with keyword ``options`` laid over it, as :func:`msdprof.core.exits.exit_costs` takes them
     (a built model is not taken: count it with ``exit_costs``).  ``input_size``: side or (height,
     width) in pixels; default 32 (CIFAR) or 224 (ImageNet)."""
     check_convention(convention)

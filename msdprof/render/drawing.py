@@ -20,7 +20,7 @@ import graphviz
 from msdnet.options import OptionError
 
 from .formatting import OP_NAMES
-from .output import check_writable, write_atomic
+from ..files.output import check_writable, write_atomic
 
 if TYPE_CHECKING:  # networkx is imported where a graph is written: `msdprof graph --help` needs none
     import networkx as nx
@@ -114,7 +114,7 @@ def _dense_arc(tail: tuple[float, float], head: tuple[float, float]) -> str:
 
 
 def _tooltip(node: str, d: dict[str, Any], unit: str) -> str:
-    from .units import format_count  # torch: not imported by `msdprof graph --help`
+    from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
 
     what = f"exit {d['exit']}: {d['channels']} classes" if d["kind"] == "classifier" else (
         f"{d['kind']} {_size(d['channels'], d['height'], d['width'])}")
@@ -155,12 +155,12 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
 
 
 def dataflow_dot(graph: nx.DiGraph) -> str:
-    """The Graphviz ``dot`` source (left to right) of a :func:`msdprof.graph.dataflow_graph`:
+    """The Graphviz ``dot`` source (left to right) of a :func:`msdprof.analysis.graph.dataflow_graph`:
     a box per operation (name, type, output shape, cost), an oval per exit; with the graph
     attribute ``highlight`` = k, exit k and its ancestors filled, the rest greyed."""
     import networkx as nx
 
-    from .units import format_count  # torch: not imported by `msdprof graph --help`
+    from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
 
     unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
     marked: set[str] = set()
@@ -338,7 +338,7 @@ WRITERS: dict[str, Callable[[nx.DiGraph], str | bytes]] = {
     ".json": to_json,
     ".graphml": to_graphml,
 }
-#: The interactive page: written by :func:`msdprof.interactive.write_page`, which needs the
+#: The interactive page: written by :func:`msdprof.render.interactive.write_page`, which needs the
 #: per-exit costs as well as the graph (so not by :func:`write_graph`); it embeds the SVG.
 PAGE = ".html"
 SUFFIXES = (*WRITERS, PAGE)
@@ -366,7 +366,7 @@ def write_graph(graph: nx.DiGraph, path: str | Path, force: bool = False) -> Pat
     path = check_output(path, force)
     if path.suffix.lower() == PAGE:
         raise ValueError(f"{path}: the {PAGE} page needs the exit costs too: use "
-                         "msdprof.interactive.write_page")
+                         "msdprof.render.interactive.write_page")
     return write_atomic(path, WRITERS[path.suffix.lower()](graph), force)
 
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
-from .exits import ExitCosts
+from ..core.exits import ExitCosts
 from .formatting import op_unit
 
 #: rcParams every plot is drawn under; see the module docstring.

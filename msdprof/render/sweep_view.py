@@ -1,4 +1,4 @@
-"""Showing a sweep (:mod:`msdprof.sweep`): a table (rich or plain), Markdown, JSON and CSV.
+"""Showing a sweep (:mod:`msdprof.analysis.sweep`): a table (rich or plain), Markdown, JSON and CSV.
 
 Tables scale operation counts to one unit for the whole sweep (M, or K when every network is
 tiny) with two decimals and parameters to M; JSON and CSV hold exact integers.  Every format says
@@ -15,10 +15,10 @@ from rich.text import Text
 
 from msdnet.options import format_value
 
-from .counting import CONVENTION_HELP
-from .units import format_count
+from ..core.counting import CONVENTION_HELP
+from ..core.units import format_count
 from .formatting import OP_NAMES, check_format, csv_text, markdown_table, op_unit, scaled, styled_table, to_text
-from .sweep import SweepResult
+from ..analysis.sweep import SweepResult
 
 FORMATS = ("table", "json", "csv", "markdown")
 _WIDTH = 120  # the console width of plain tables (pipes, files)
@@ -224,7 +224,7 @@ def render(result: SweepResult, fmt: str) -> str:
 
 
 class ProgressBar:
-    """``progress(done, total)`` for :func:`msdprof.sweep.sweep`: a rich progress bar on stderr,
+    """``progress(done, total)`` for :func:`msdprof.analysis.sweep.sweep`: a rich progress bar on stderr,
     started at the first call (once every worker process has started) and gone when closed."""
 
     def __init__(self, console: Console | None = None):

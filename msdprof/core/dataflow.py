@@ -2,10 +2,10 @@
 
 :func:`record` runs a callable once with forward hooks on every module of a model and a scoped
 torch-function mode, and returns a :class:`Dataflow`: the operations that ran, in execution order,
-each with its count (:class:`msdprof.counting.OpCount`), the operations whose results it read, the
+each with its count (:class:`msdprof.core.counting.OpCount`), the operations whose results it read, the
 parameters it read and its output shape.  An operation is
 
-- a call of a *counted* module: one whose type has a rule in :data:`msdprof.counting.RULES`, or a
+- a call of a *counted* module: one whose type has a rule in :data:`msdprof.core.counting.RULES`, or a
   leaf module (one with no children; an empty ``nn.Sequential`` is a pass-through, not a leaf).  What runs inside it is part of it; a leaf whose type has no
   rule is recorded all the same, marked ``unknown_module``, with the multiply-adds of the functional
   ops it calls (``functional_macs``);
@@ -18,7 +18,7 @@ its result's producer the op itself.  Every module call that is not an operation
 
 Nothing is left behind: hooks are removed in a ``finally``, the mode is scoped to a ``with`` block,
 nothing is attached to the model or patched in torch.  On ``meta`` tensors the mode also takes the
-shape-only shortcuts of :mod:`msdprof.meta_shapes`.
+shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Showing a comparison of counters (:mod:`msdprof.compare`): a table (rich or plain), Markdown,
+"""Showing a comparison of counters (:mod:`msdprof.analysis.compare`): a table (rich or plain), Markdown,
 JSON and CSV.
 
 The table of totals scales every count to M (K for tiny networks) with two decimals; the
@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from .compare import TOOL_HELP, TOOLS, Comparison, ExitComparison, Gap
+from ..analysis.compare import TOOL_HELP, TOOLS, Comparison, ExitComparison, Gap
 from . import formatting
 from .formatting import check_format, csv_text, markdown_table, op_scale, scaled, styled_table, to_text
 

@@ -1,0 +1,57 @@
+"""``msdprof count``: what each exit costs in operations and parameters, for one image."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from msdnet.options import OptionError
+
+from ..files.output import check_writable
+from ..render import formatting
+from .options import (
+    add_convention_option, add_format_option, add_model_options, add_network_options,
+    add_output_options, network_options, show, user_model,
+)
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "count", help="per-exit multiply-adds and parameters",
+        description="What each exit costs in operations and parameters, for one image. Exit k's "
+                    "cumulative figure holds blocks 1..k and heads 1..k, as the authors count it.",
+    )
+    add_network_options(p)
+    add_model_options(p)
+    add_convention_option(p, "how operations are counted (msdnet agrees with the authors' op "
+                             "counter, macs with fvcore's conv + linear, flops with "
+                             "FlopCounterMode; 'msdprof compare' shows the gaps)", explain=True)
+    add_format_option(p, formatting.FORMATS)
+    p.add_argument("--device", metavar="DEV",
+                   help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
+                        "refused if its weights would not fit in memory); with --model the "
+                        "default is where the factory built it")
+    add_output_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..core.exits import exit_costs
+
+    fmt = formatting.check_format(args.format)
+    options, name = network_options(args)
+    if args.output:
+        check_writable(args.output, args.force)  # before any work
+    if args.device not in (None, "meta", "cpu"):
+        raise OptionError("device", args.device, "must be meta or cpu")
+    model = user_model(args)
+    if model is not None:
+        name = args.model
+        if args.device is not None:
+            model = model.to(args.device)
+        costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
+    else:
+        costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
+                           device=args.device or "meta")
+    show(args, fmt, lambda: formatting.rich_table(costs, name),
+         lambda: formatting.render(costs, fmt, name))
