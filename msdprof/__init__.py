@@ -1,17 +1,38 @@
 """msdprof: what each exit of an early-exit network (MSDNet) costs, exactly.
 
-The names below are imported when first used (they need torch and networkx), so that
-``msdprof --help`` starts without them.
+The public API is the names below, importable from ``msdprof`` directly.  They are imported when
+first used (they need torch and networkx), so that ``msdprof --help`` starts without them.
+
+The package is built in floors, each importing only the floors beneath it (``tests/test_architecture.py``
+keeps it so): ``core`` (counting rules, the dataflow record, per-exit costs) < ``files`` (models and
+outputs read, files written) < ``analysis`` (graph, budget, sweep, compare, latency) < ``render``
+(tables, pictures, pages, reports) < ``cli`` (one module per command).  The README's
+"Architecture" section walks one command through them.
 """
 
 import importlib
 from typing import Any
 
-#: Public name -> the module defining it.
-_API = {"ExitCost": "core.exits", "ExitCosts": "core.exits", "exit_costs": "core.exits",
-        "layout_graph": "analysis.graph"}
+#: The module defining each public name, by floor.
+_MODULES = {
+    "core.exits": ("ExitCost", "ExitCosts", "Unsupported", "exit_costs"),
+    "core.dataflow": ("count_modules",),
+    "core.plan_costs": ("plan_costs",),
+    "files.saved_outputs": ("SavedOutputs", "load_outputs", "outputs_from", "save_outputs",
+                            "synthetic_outputs"),
+    "analysis.graph": ("layout_graph",),
+    "analysis.budget": ("AnytimeChoice", "AnytimeStep", "Calibration", "Evaluation", "ExitDistribution",
+                        "ExpectedCost", "anytime", "anytime_steps", "budgeted_batch", "calibrate",
+                        "evaluate", "expected_cost", "geometric", "geometric_family",
+                        "given_fractions"),
+    "analysis.compare": ("Comparison", "compare", "compare_msdnet"),
+    "analysis.latency": ("Latency", "measure_latency", "random_batch"),
+    "analysis.sweep": ("SweepResult", "sweep"),
+    "render.interactive": ("write_page",),
+}
+_API = {name: module for module, names in _MODULES.items() for name in names}
 
-__all__ = ["ExitCost", "ExitCosts", "exit_costs", "layout_graph"]
+__all__ = sorted(_API)
 
 
 def __getattr__(name: str) -> Any:

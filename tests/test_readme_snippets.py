@@ -3,6 +3,7 @@ own, in a fresh interpreter in an empty directory, and must exit 0 without a tra
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -26,3 +27,25 @@ def test_readme_python_block_runs_as_pasted(block, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []  # a snippet leaves no file behind
+
+
+def _imported_modules(block: str) -> set[str]:
+    tree = ast.parse(block)
+    found = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return found | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+
+
+def test_readme_python_imports_only_the_two_packages():
+    """Issue 22: what the README shows users is the public API, importable from ``msdprof`` and
+    ``msdnet`` themselves, so that moving a module inside them breaks nobody's code."""
+    ours = {m for block in BLOCKS for m in _imported_modules(block) if m.split(".")[0] in ("msdprof", "msdnet")}
+    assert ours == {"msdprof", "msdnet"}
+
+
+def test_every_msdprof_name_the_readme_imports_is_in_all():
+    import msdprof
+
+    names = {alias.name for block in BLOCKS for node in ast.walk(ast.parse(block))
+             if isinstance(node, ast.ImportFrom) and node.module == "msdprof" for alias in node.names}
+    assert names and names <= set(msdprof.__all__)
+    assert all(getattr(msdprof, name) is not None for name in names)
