@@ -288,3 +288,16 @@ def test_a_symbolic_link_is_replaced_only_with_force(tmp_path, kind):
 def test_an_empty_output_name_is_refused():
     with pytest.raises(OptionError, match="^output '': must name a file$"):
         output.check_writable("")
+
+
+def test_a_directory_whose_parent_is_not_writable_is_written_file_by_file_and_says_so(tmp_path, monkeypatch):
+    out = _report_directory(tmp_path)
+    mkdir = os.mkdir
+    def refused_beside_out(path, *args, **kwargs):  # what a read-only parent does (the tests run as root)
+        if Path(path).parent == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return mkdir(path, *args, **kwargs)
+    monkeypatch.setattr(os, "mkdir", refused_beside_out)
+    with pytest.warns(output.WriteWarning, match=f"one by one, not as one set: its parent directory {tmp_path} is not writable"):
+        output.write_directory(out, {name: "new" for name in SET}, force=True)
+    assert _check_one_set(out) == "new" and os.listdir(tmp_path) == ["out"]

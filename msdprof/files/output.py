@@ -386,9 +386,10 @@ def _settle(old: Path, directory: Path, held: dict[str, int], skip: set[str]) ->
         os.replace(entry.path, target)
 
 
-def _swap_directory(directory: Path, files: Mapping[str, str | bytes], force: bool, option: str) -> list[Path] | None:
-    """:func:`write_directory` into the existing ``directory`` by one exchange; ``None`` when
-    what it holds cannot be hard-linked (the caller then writes file by file)."""
+def _swap_directory(directory: Path, files: Mapping[str, str | bytes], force: bool, option: str) -> list[Path] | str:
+    """:func:`write_directory` into the existing ``directory`` by one exchange; or why it cannot
+    be (the caller then writes file by file): its parent is not writable, or what it holds cannot
+    be hard-linked."""
     parent = directory.parent if str(directory.parent) else Path(".")
     for name in files:
         check_writable(directory / name, force, option)
@@ -401,6 +402,8 @@ def _swap_directory(directory: Path, files: Mapping[str, str | bytes], force: bo
     try:
         os.mkdir(staging)
     except OSError as error:
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"its parent directory {parent} is not writable"
         raise _error(option, directory, error) from None
     old = None  # where the old directory is once the new one is in place
     try:
@@ -410,7 +413,7 @@ def _swap_directory(directory: Path, files: Mapping[str, str | bytes], force: bo
         except OSError as error:
             if not _hard_links_unsupported(error) and not isinstance(error, shutil.Error):
                 raise
-            return None
+            return "what it holds cannot be hard-linked (another file system inside it?)"
         os.chmod(staging, stat.S_IMODE(os.stat(directory).st_mode))
         if before_swap is not None:
             before_swap(directory)
@@ -458,11 +461,10 @@ def write_directory(
         real, here = Path(os.path.realpath(directory)), Path.cwd()
         why = ("it is this process's working directory" if real == here or real in here.parents else
                "it is a mount point" if os.path.ismount(real) else None)
-        written = None if why else _swap_directory(real, files, force, option)
-        if written is None:
+        written = why or _swap_directory(real, files, force, option)
+        if isinstance(written, str):
             warnings.warn(WriteWarning(
-                f"{directory}: its files were swapped in one by one, not as one set: "
-                f"{why or 'what it holds cannot be hard-linked (another file system inside it?)'}"),
+                f"{directory}: its files were swapped in one by one, not as one set: {written}"),
                 stacklevel=2)
             written = write_together(directory, files, force, option)
         return [directory / p.name for p in written]
