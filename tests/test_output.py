@@ -183,7 +183,7 @@ def test_a_directory_write_killed_at_any_step_leaves_one_whole_set_and_a_rerun_n
 def test_a_directory_write_killed_30_times_at_random_never_leaves_a_mixed_set(tmp_path):
     out = _report_directory(tmp_path)
     inodes = _inodes(out)
-    seen = set()
+    seen, mid_write = set(), 0
     for _ in range(30):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, "directory", str(out), "0", *SET],
                                   stdout=subprocess.PIPE)
@@ -192,8 +192,9 @@ def test_a_directory_write_killed_30_times_at_random_never_leaves_a_mixed_set(tm
         writer.kill()
         writer.wait()
         seen.add(_check_one_set(out, inodes))
+        mid_write += bool(_temporary(tmp_path))
         assert all(re.fullmatch(r"\.out\.msdprof-\d+-[0-9a-f]{8}\.tmp", n) for n in _temporary(tmp_path))
-    assert len(seen) > 1  # the writer did write between kills
+    assert len(seen) > 1 and mid_write > 0  # the writer wrote between kills, and some killed it mid-write
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         output.write_directory(out, {name: "final" for name in SET}, force=True)
@@ -301,3 +302,21 @@ def test_a_directory_whose_parent_is_not_writable_is_written_file_by_file_and_sa
     with pytest.warns(output.WriteWarning, match=f"one by one, not as one set: its parent directory {tmp_path} is not writable"):
         output.write_directory(out, {name: "new" for name in SET}, force=True)
     assert _check_one_set(out) == "new" and os.listdir(tmp_path) == ["out"]
+
+
+def test_a_name_longer_than_the_file_system_allows_is_refused_naming_its_size(tmp_path):
+    with pytest.raises(OptionError, match="its name is 260 bytes, more than the 255 the file system allows"):
+        output.check_writable(tmp_path / ("x" * 256 + ".svg"))
+
+
+def test_the_command_line_reports_leftovers_in_one_warning_line(tmp_path, capsys):
+    from msdprof.cli.entry import main
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".r.md.msdprof-{dead}-abcd.old").write_text("x")
+    assert main(["count", "--preset", "cifar10-batch", "-o", str(tmp_path / "t.csv")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"msdprof: warning: {tmp_path}: left as it is .r.md.msdprof-{dead}-abcd.old: what a killed "
+        "msdprof write left (files it replaced or was writing); delete when not needed",
+        f"msdprof count: wrote {tmp_path / 't.csv'}",
+    ]

@@ -84,6 +84,10 @@ def check_writable(path: str | os.PathLike, force: bool = False, option: str = "
         raise OptionError(option, "", "must name a file")
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
+    size, limit = len(os.fsencode(path.name)), _name_max(parent)
+    if size > limit:
+        raise OptionError(option, str(path), f"its name is {size} bytes, more than the {limit} the "
+                                             "file system allows; give a shorter name")
     if path.is_dir():
         raise OptionError(option, str(path), "is a directory; give a file name")
     if not parent.is_dir():
