@@ -330,7 +330,8 @@ def record(
     ``outputs``: ``False`` (default) to select no exits; ``None`` to take the exits from what
     ``run()`` returned (a list, tuple or dict of tensors); a callable to pick them out of it first
     (``lambda out: out[0]``).  Raises :class:`OutputError` when they are not one tensor per exit.
-    Whatever ``run()`` raises is raised as it is, after the hooks are removed.
+    Whatever ``run()`` raises is raised as it is, after the hooks are removed.  The model is held
+    for this thread meanwhile: a record of it (or of a submodule) from another thread waits.
     """
     names = {m: name for name, m in model.named_modules()}
     recorder = _Recorder(names)
