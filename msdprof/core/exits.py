@@ -28,8 +28,8 @@ from msdnet.options import OptionError
 from msdnet.model import check_msdnet
 from msdnet.model import model_from
 
-from .counting import CONVENTIONS, check_convention
-from .dataflow import Dataflow, evaluating, record, record_network
+from .counting import CONVENTIONS, check_convention, counted_macs
+from .dataflow import Dataflow, Op, evaluating, record, record_network
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,11 @@ class ExitCost:
 
 @dataclass(frozen=True)
 class Unsupported:
-    """Operations that ran with no counting rule: a module ``type`` (the ``msdnet`` convention) or a
-    functional op with multiply-adds (``macs``, ``flops``), how many ``calls``, and the ``exits``
-    (1-based) whose outputs they feed.  They are counted as 0 and always reported."""
+    """Operations that ran work their convention did not count: a module ``type`` with no rule (the
+    ``msdnet`` convention), or a module or functional op whose ATen kernels did multiply-adds its
+    rule did not count (or that has no rule), in any convention; how many ``calls``, and the
+    ``exits`` (1-based) whose outputs they feed.  What was not counted is 0 in the figures, and
+    always reported."""
 
     type: str
     calls: int
@@ -198,18 +200,26 @@ def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]
     return tuple(exits)
 
 
+def uncounted(op: Op, convention: str) -> bool:
+    """Whether ``op`` ran work ``convention`` did not count: a module type with no rule (``msdnet``:
+    the authors' counter charges every module by a rule), or kernels whose multiply-adds by torch's
+    formulas exceed what the convention counted for it, or that multiply matrices by amounts no
+    formula gives while it counted none."""
+    if op.unknown_module and convention == "msdnet":
+        return True
+    counted = counted_macs(op.count, convention)
+    return op.aten_macs > counted or (bool(op.opaque) and counted == 0)
+
+
 def unsupported_of(flow: Dataflow, convention: str) -> tuple[Unsupported, ...]:
-    """What ran without a rule that ``convention`` needs: module types with no rule (``msdnet``:
-    the authors' counter knows modules only), functional ops with multiply-adds and no rule
-    (``macs``, ``flops``), with their calls and the exits they feed."""
+    """What ran with work ``convention`` did not count (:func:`uncounted`): per module type or
+    functional op name, its calls and the exits they feed."""
     reach = flow.reach()
     found: dict[str, tuple[int, int]] = {}
     for op in flow.ops:
-        kinds = [op.type] if op.unknown_module and convention == "msdnet" else (
-            list(op.unknown_functions) if convention != "msdnet" else [])
-        for kind in kinds:
-            calls, mask = found.get(kind, (0, 0))
-            found[kind] = (calls + 1, mask | reach[op.index])
+        if uncounted(op, convention):
+            calls, mask = found.get(op.type, (0, 0))
+            found[op.type] = (calls + 1, mask | reach[op.index])
     return tuple(
         Unsupported(kind, calls, tuple(k + 1 for k in range(len(flow.outputs)) if mask >> k & 1))
         for kind, (calls, mask) in sorted(found.items())
