@@ -31,6 +31,7 @@ shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,7 +102,8 @@ class Dataflow:
     exit, the index of the operation that produced it (``()`` when no exits were selected);
     ``exit_names``: the exits' names (a dict's keys, else ``"1"``, ``"2"`` ...); ``param_sizes``:
     elements of each parameter read, by key; ``input_shapes``: shapes of the tensors given to the
-    model.
+    model; ``model``: the class name of the module recorded and ``wrapper`` what it was wrapped in
+    (see :func:`unwrap`), set by :func:`record_network`.
     """
 
     ops: tuple[Op, ...]
@@ -110,6 +112,8 @@ class Dataflow:
     exit_names: tuple[str, ...] = ()
     param_sizes: dict[int, int] = field(default_factory=dict)
     input_shapes: tuple[tuple[int, ...], ...] = ()
+    model: str = ""
+    wrapper: str = ""
 
     def reach(self) -> list[int]:
         """Per operation, the exits its result flows into, as a bit mask (bit k-1 = exit k).
@@ -475,6 +479,37 @@ def parse_input_size(value: Any) -> tuple[int, int, int]:
     return value[0], value[1], value[2]
 
 
+#: Wrappers counted through the module they wrap: (class, attribute holding it, what to call it).
+WRAPPERS: tuple[tuple[type, str, str], ...] = (
+    (nn.DataParallel, "module", "DataParallel"),
+    (nn.parallel.DistributedDataParallel, "module", "DistributedDataParallel"),
+)
+
+
+def unwrap(model: nn.Module) -> tuple[nn.Module, str]:
+    """The module ``model`` wraps and what wraps it (``"torch.compile"``, ``"DataParallel"`` ...;
+    ``""`` when nothing does): wrappers are counted through the module inside, which runs the same
+    operations eagerly.  A TorchScript module (``torch.jit.script``/``trace``) is an
+    :class:`OptionError`: its graph runs without Python, so it cannot be recorded."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise OptionError(
+            "model", type(model).__name__,
+            "is TorchScript (torch.jit.script or trace), which cannot be recorded: pass the eager "
+            "nn.Module it was made from",
+        )
+    wrappers = []
+    while True:
+        inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
+            model, what = inner, "torch.compile"
+        else:
+            found = next(((attr, name) for cls, attr, name in WRAPPERS if isinstance(model, cls)), None)
+            if found is None:
+                return model, " in ".join(reversed(wrappers))
+            model, what = getattr(model, found[0]), found[1]
+        wrappers.append(what)
+
+
 def record_network(
     model: nn.Module,
     *,
@@ -486,12 +521,16 @@ def record_network(
     submodule's mode restored afterwards), its exits selected, on :func:`example_inputs`.
 
     A user's mistake is an :class:`~msdnet.options.OptionError`: outputs that are not one tensor per
-    exit, inputs the model's ``forward`` refuses (its exception's first line is named)."""
+    exit, inputs the model's ``forward`` refuses (its exception's first line is named), a
+    TorchScript model.  A wrapped model (``torch.compile``, ``DataParallel``,
+    ``DistributedDataParallel``) is recorded through the module it wraps (:func:`unwrap`)."""
+    model, wrapper = unwrap(model)
     given = example_inputs(model, input_size, inputs)
     shapes = tuple(tuple(t.shape) for t in given)
     with evaluating(model):
         try:
-            return record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
+            flow = record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
+            return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper)
         except OutputError as error:
             raise OptionError("model", type(model).__name__, f"returns {error}") from error
         except Exception as error:  # the model's own forward refused the inputs
@@ -539,5 +578,5 @@ def count_modules(
 __all__ = [
     "Call", "Dataflow", "Op", "OutputError", "count_modules", "evaluating", "example_inputs", "function_name",
     "tensors_in",
-    "parse_input_size", "record", "record_network", "select_exits",
+    "parse_input_size", "record", "record_network", "select_exits", "unwrap", "WRAPPERS",
 ]
