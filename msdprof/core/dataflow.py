@@ -7,7 +7,8 @@ parameters it read and its output shape.  An operation is
 
 - a call of a *counted* module: one whose type has a rule in :data:`msdprof.core.counting.RULES`, or a
   leaf module (one with no children; an empty ``nn.Sequential`` is a pass-through, not a leaf).
-  The model itself never is: a model with no children is recorded by its functional ops.  What
+  The model itself is never a leaf: a model with no children and no rule is recorded by its
+  functional ops.  What
   runs inside a counted module is part of it, except the submodules that run inside a module whose
   rule is its base class's (a ``BatchNormAct2d(nn.BatchNorm2d)`` with an ``act`` child): the rule
   knows the base class's work only, so they are operations of their own.  A leaf whose type has no
@@ -257,7 +258,7 @@ class _Recorder(TorchFunctionMode):
             known = rule_for(module) is not None
             leaf = next(module.children(), None) is None
             container = isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
-            counted = name != "" and (known or (leaf and not container))  # the root is never a leaf
+            counted = known or (leaf and not container and name != "")  # the root is never a leaf
             frame = _Frame(name, counted, counted and not known, outer is not None, len(self.ops),
                            swallows=not known or leaf or type(module) in RULES,
                            kernel_macs=self.kernels.macs, kernel_opaque=len(self.kernels.opaque))

@@ -129,8 +129,8 @@ class IMTAStyle(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.blocks = nn.ModuleList([cbr(3, 8), cbr(8, 8, 2), cbr(8, 16, 2)])
-        self.heads = nn.ModuleList([head(8), head(8), head(16)])
+        self.blocks = nn.ModuleList([cbr(3, 8), cbr(8, 16, 2), cbr(16, 32, 2)])
+        self.heads = nn.ModuleList([head(8), head(16), head(32)])
 
     def forward(self, x, exits=None):
         features = []
