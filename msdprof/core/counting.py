@@ -126,6 +126,14 @@ def _linear(m: nn.Linear, inputs: tuple, output: torch.Tensor) -> OpCount:
     return OpCount(macs=rows * m.in_features * m.out_features, extra=bias)
 
 
+@rule(nn.Bilinear)
+def _bilinear(m: nn.Bilinear, inputs: tuple, output: torch.Tensor) -> OpCount:
+    """Each output element is ``x1 A_o x2``: in1 x in2 multiply-adds; bias adds as Linear's."""
+    rows = output.numel() // m.out_features
+    bias = output.numel() if m.bias is not None else 0
+    return OpCount(macs=rows * m.in1_features * m.in2_features * m.out_features, extra=bias)
+
+
 @rule(nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
       nn.Hardsigmoid, nn.Softmax)
 def _activation(m: nn.Module, inputs: tuple, output: torch.Tensor) -> OpCount:
@@ -174,7 +182,7 @@ def _rows(x: Any) -> int:
     return x.numel() // x.shape[-1]
 
 
-@rule(nn.RNN, nn.LSTM, nn.GRU)
+@rule(nn.RNNBase)
 def _recurrent(m: nn.RNNBase, inputs: tuple, output: Any) -> OpCount:
     """At every time step of every sequence, each layer and direction multiplies its input by
     ``weight_ih`` (``G*H x in``), its hidden state by ``weight_hh`` (``G*H x H``, or ``G*H x P``
