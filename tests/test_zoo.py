@@ -22,7 +22,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from msdnet import PRESETS
 from msdprof import exit_costs
+from msdprof.render.formatting import render_table
 from zoo import ENTRIES, convnets, eager_forward, lazy_forward
 
 NAMES = sorted(ENTRIES)
@@ -104,6 +106,16 @@ def test_models_computing_later_exits_first_get_the_eager_lazy_line(name):
     model = built(name)
     costs = exit_costs(model, inputs=ENTRIES[name].inputs("cpu"))
     assert costs.lazy_gap is costs[0]
+    saves = f"{100 * (costs[0].macs - costs[0].lazy_macs) / costs[0].macs:.1f}"
+    assert (f"Exit 1: lazy is {saves}% below cumulative -- the forward computes work for later exits "
+            "before this output is complete; an early exit pays the cumulative figure as the model "
+            "runs, the lazy one only if its forward stops at what the exit reads.") in " ".join(
+        render_table(costs, width=400).split())
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_no_msdnet_preset_gets_the_eager_lazy_line(preset):
+    assert exit_costs(preset).lazy_gap is None
 
 
 class FirstOutputs(nn.Module):
