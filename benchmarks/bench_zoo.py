@@ -7,7 +7,8 @@ and torch uses the threads said.  Before timing, the two methods' per-exit figur
 - The zoo (``tests/zoo``, 26 tiny early-exit networks, CPU, one thread): msdprof counts every exit
   (eager, lazy, direct, head, block; ``flops``) from one recorded forward; FlopCounterMode has no
   notion of exits, so its best per-exit method is one forward stopped at each exit k (the zoo's
-  hand-written ``exits=k``), under the MATH attention backend.  Models with an ``nn.LSTM`` are
+  hand-written ``exits=k``), under the MATH attention backend and with grad enabled (under
+  ``no_grad`` an ``nn.MultiheadAttention`` in eval mode runs a fused kernel it counts 0 for).  Models with an ``nn.LSTM`` are
   left out of the FlopCounterMode column's check on CPU (it counts 0 there: ``mkldnn_rnn_layer``)
   and timed all the same.
 - A Llama-7B-shaped early-exit decoder (32 layers, hidden 4096, 32 heads, MLP 11008, vocabulary
@@ -56,7 +57,7 @@ def flop_counter_per_exit(model, inputs, exits: int) -> list[int]:
     """FlopCounterMode's best per-exit method: one forward stopped at each exit."""
     totals = []
     for k in range(1, exits + 1):
-        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
             eager_forward(model, inputs, k)
         totals.append(counter.get_total_flops())
     return totals
