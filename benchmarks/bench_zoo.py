@@ -18,39 +18,21 @@ and torch uses the threads said.  Before timing, the two methods' per-exit figur
 
 from __future__ import annotations
 
-import gc
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Callable
-
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from bench_any_model import median_seconds  # noqa: E402  (the same timing: warm-up, gc off)
 from msdprof import exit_costs  # noqa: E402
 from zoo import ENTRIES, eager_forward  # noqa: E402
 from zoo.attention import LlamaSharedHead  # noqa: E402
 
 RUNS = 3
-
-
-def median_seconds(f: Callable[[], object], runs: int = RUNS) -> float:
-    f()  # warm-up: first calls import and compile
-    times = []
-    gc.disable()
-    try:
-        for _ in range(runs):
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
-    finally:
-        gc.enable()
-    return statistics.median(times)
 
 
 def flop_counter_per_exit(model, inputs, exits: int) -> list[int]:
@@ -81,7 +63,7 @@ def zoo_rows() -> list[tuple[str, float, float]]:
 
         if not entry.lstm_on_cpu:
             assert ours() == theirs(), f"{name}: the two methods disagree"
-        rows.append((name, median_seconds(ours), median_seconds(theirs)))
+        rows.append((name, median_seconds(ours, RUNS), median_seconds(theirs, RUNS)))
     return rows
 
 
@@ -97,7 +79,7 @@ def llama_rows() -> tuple[float, float]:
         return flop_counter_per_exit(model, (ids,), 8)
 
     assert ours() == theirs(), "the two methods disagree on the Llama-7B shape"
-    return median_seconds(ours), median_seconds(theirs)
+    return median_seconds(ours, RUNS), median_seconds(theirs, RUNS)
 
 
 def main() -> int:
