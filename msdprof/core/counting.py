@@ -292,11 +292,12 @@ FORMULAS: dict[Any, Callable[..., int]] = {**flop_counter.flop_registry, **EXTRA
 MULTIPLY_ADD_WORDS = frozenset({
     "mm", "bmm", "addmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "vdot", "matmul", "conv",
     "convolution", "rnn", "lstm", "gru", "attention", "transformer", "linear", "bilinear",
-    "trilinear", "einsum", "tensordot", "conv1d", "conv2d", "conv3d", "conv3d", "tbc",
+    "trilinear", "einsum", "tensordot", "conv1d", "conv2d", "conv3d", "tbc",
 })
 
 #: Kernels whose names hold such a word but that do no multiply-adds of their own: the pointwise
-#: parts of fused RNN cells (their matrix products ran before them) and interpolation.
+#: parts of fused RNN cells (their matrix products ran before them).  Interpolation kernels
+#: (``upsample_bilinear2d`` ...) are left out by their prefix.
 POINTWISE_KERNELS = frozenset({"_thnn_fused_lstm_cell", "_thnn_fused_gru_cell"})
 
 _KINDS: dict[Any, Callable[..., int] | bool] = {}
