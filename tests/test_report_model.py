@@ -101,8 +101,9 @@ def test_the_layout_picture_is_what_graph_model_draws(folder, capsys):
 def test_what_had_no_counting_rule_is_listed_under_the_cost_table(folder, capsys):
     report(capsys, "--model", "models.py:gated", "--input-size", "3x8x8", "-o", "r.md")
     costs = section((folder / "r.md").read_text(), "Cost per exit")
-    assert ("> **Note.** NOT COUNTED (no 'msdnet' rule, taken as 0, so the figures of the exits they "
-            "feed are too low): Softplus x1 (feeds exit 2).") in costs
+    assert ("> **Note.** NOT COUNTED (work with no 'msdnet' rule, or that its rule missed, taken as 0, "
+            "so the figures of the exits they feed are too low): Softplus x1 (feeds exit 2); einsum x1 "
+            "(feeds exit 2).") in costs
 
 
 def test_a_model_with_every_rule_has_no_not_counted_note(folder, capsys):

@@ -13,9 +13,13 @@ outside any counted module (``F.conv2d``, ``F.linear``, ``torch.matmul`` ...): i
 - ``flops``: ``2 * (macs + functional_macs)``.
 
 Adding a module type is one small function decorated with :func:`rule`, a functional op one
-decorated with :func:`function_rule`.  Nothing without a rule is silently counted as 0: a leaf
-module of a type with no rule, and a functional op that does multiply-adds
-(:data:`MULTIPLY_ADD_FUNCTIONS`) with no rule, are reported as unsupported.
+decorated with :func:`function_rule`.  Nothing is silently counted as 0, by construction: while a
+pass is recorded, every ATen kernel each operation runs is seen (a dispatch-level view, where
+``einsum`` is already ``bmm`` and an RNN is its matrix products) and measured by torch's own FLOP
+formulas (:func:`aten_macs`: ``torch.utils.flop_counter``'s registry, plus :data:`EXTRA_FORMULAS`
+for kernels it is blind to).  An operation whose kernels did multiply-adds its convention did not
+count -- a module with no rule, a functional op with no rule, a rule that missed work -- is
+reported as unsupported (:func:`msdprof.core.exits.unsupported_of`), in every convention.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils import flop_counter
 
 from msdnet.options import OptionError, did_you_mean
 
@@ -121,6 +126,14 @@ def _linear(m: nn.Linear, inputs: tuple, output: torch.Tensor) -> OpCount:
     return OpCount(macs=rows * m.in_features * m.out_features, extra=bias)
 
 
+@rule(nn.Bilinear)
+def _bilinear(m: nn.Bilinear, inputs: tuple, output: torch.Tensor) -> OpCount:
+    """Each output element is ``x1 A_o x2``: in1 x in2 multiply-adds; bias adds as Linear's."""
+    rows = output.numel() // m.out_features
+    bias = output.numel() if m.bias is not None else 0
+    return OpCount(macs=rows * m.in1_features * m.in2_features * m.out_features, extra=bias)
+
+
 @rule(nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
       nn.Hardsigmoid, nn.Softmax)
 def _activation(m: nn.Module, inputs: tuple, output: torch.Tensor) -> OpCount:
@@ -159,6 +172,37 @@ def _attention(m: nn.MultiheadAttention, inputs: tuple, output: Any) -> OpCount:
     attention = 2 * lq * lk * e
     bias = (2 * lq + 2 * lk) * e if m.in_proj_bias is not None else 0
     return OpCount(macs=batch * (projections + attention), extra=batch * bias)
+
+
+def _rows(x: Any) -> int:
+    """Time steps of every sequence in a recurrent layer's input: a PackedSequence's rows, else
+    every element but the features (``L x N``, ``N x L`` or an unbatched ``L``)."""
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        return x.data.shape[0]
+    return x.numel() // x.shape[-1]
+
+
+@rule(nn.RNNBase)
+def _recurrent(m: nn.RNNBase, inputs: tuple, output: Any) -> OpCount:
+    """At every time step of every sequence, each layer and direction multiplies its input by
+    ``weight_ih`` (``G*H x in``), its hidden state by ``weight_hh`` (``G*H x H``, or ``G*H x P``
+    with ``proj_size`` P) and, with ``proj_size``, its new hidden state by ``weight_hr``
+    (``P x H``): one multiply-add per weight per step (G gates: 1 RNN, 3 GRU, 4 LSTM).  Every layer
+    and direction runs the same steps, so the multiply-adds are steps x all weight elements; bias
+    adds (``extra``, as Linear's) steps x all bias elements."""
+    rows = _rows(inputs[0])
+    weights = sum(p.numel() for name, p in m.named_parameters() if name.startswith("weight_"))
+    biases = sum(p.numel() for name, p in m.named_parameters() if name.startswith("bias_"))
+    return OpCount(macs=rows * weights, extra=rows * biases)
+
+
+@rule(nn.RNNCell, nn.LSTMCell, nn.GRUCell)
+def _recurrent_cell(m: nn.RNNCellBase, inputs: tuple, output: Any) -> OpCount:
+    """One step of :func:`_recurrent` for each row of the batch (one row unbatched)."""
+    x = inputs[0]
+    rows = x.shape[0] if x.dim() == 2 else 1
+    biases = m.bias_ih.numel() + m.bias_hh.numel() if m.bias else 0
+    return OpCount(macs=rows * (m.weight_ih.numel() + m.weight_hh.numel()), extra=rows * biases)
 
 
 @rule(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
@@ -215,13 +259,110 @@ def _f_attention(args: tuple, kwargs: dict, output: torch.Tensor) -> int:
     return scores * query.shape[-1] + scores * value.shape[-1]
 
 
-#: Functional ops that do multiply-adds but have no rule yet: reported as unsupported by the
-#: ``macs`` and ``flops`` conventions when called outside counted modules, never counted as 0.
-MULTIPLY_ADD_FUNCTIONS = frozenset({
-    torch.einsum, torch.tensordot, F.bilinear, torch.addbmm, torch.addmv, torch.mv, torch.dot,
-    torch.vdot, torch.inner, torch.chain_matmul, torch.Tensor.addbmm, torch.Tensor.addmv,
-    torch.Tensor.mv, torch.Tensor.dot, torch.Tensor.__rmatmul__, F.multi_head_attention_forward,
+# --- the dispatch-level view: torch's FLOP formulas on the ATen kernels an operation ran -------
+
+aten = torch.ops.aten
+
+
+def _rnn_layer_flops(input: Any, weight0: Any, weight1: Any, *args: Any, out_val: Any = None,
+                     **kwargs: Any) -> int:
+    """``mkldnn_rnn_layer`` (an LSTM layer on CPU): every step multiplies by ``weight_ih`` and
+    ``weight_hh``; 2 FLOPs a multiply-add, as torch's formulas."""
+    return 2 * input.numel() // input.shape[-1] * (weight0.numel() + weight1.numel())
+
+
+def _cpu_attention_flops(query: Any, key: Any, value: Any, *args: Any, out_val: Any = None,
+                         **kwargs: Any) -> int:
+    """``_scaled_dot_product_flash_attention_for_cpu``: torch's own SDPA formula."""
+    return flop_counter.sdpa_flop_count(query.shape, key.shape, value.shape)
+
+
+#: FLOP formulas for ATen kernels ``torch.utils.flop_counter`` has none for (it counts 0 for
+#: them: an LSTM on CPU, attention on CPU), called as torch's: ``f(*args, out_val=out, **kwargs)``.
+EXTRA_FORMULAS: dict[Any, Callable[..., int]] = {
+    aten.mkldnn_rnn_layer: _rnn_layer_flops,
+    aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+}
+
+FORMULAS: dict[Any, Callable[..., int]] = {**flop_counter.flop_registry, **EXTRA_FORMULAS}
+
+#: Words in an ATen kernel's name that say it multiplies matrices; a kernel named so with no
+#: formula is *opaque*: it did multiply-adds no one can measure here (``_int_mm``,
+#: ``_transformer_encoder_layer_fwd``, ``_native_multi_head_attention``, ``cudnn_rnn`` ...).
+MULTIPLY_ADD_WORDS = frozenset({
+    "mm", "bmm", "addmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "vdot", "matmul", "conv",
+    "convolution", "rnn", "lstm", "gru", "attention", "transformer", "linear", "bilinear",
+    "trilinear", "einsum", "tensordot", "conv1d", "conv2d", "conv3d", "tbc",
 })
+
+#: Kernels whose names hold such a word but that do no multiply-adds of their own: the pointwise
+#: parts of fused RNN cells (their matrix products ran before them).  Interpolation kernels
+#: (``upsample_bilinear2d`` ...) are left out by their prefix.
+POINTWISE_KERNELS = frozenset({"_thnn_fused_lstm_cell", "_thnn_fused_gru_cell"})
+
+_KINDS: dict[Any, Callable[..., int] | bool] = {}
+
+
+def _kind(packet: Any) -> Callable[..., int] | bool:
+    """A kernel's FLOP formula; else ``True`` when it is opaque, ``False`` when it does no
+    multiply-adds (cached per kernel)."""
+    found = _KINDS.get(packet)
+    if found is None:
+        found = FORMULAS.get(packet)
+        if found is None:
+            name = getattr(packet, "__name__", str(packet))
+            words = set(name.strip("_").split("_"))
+            found = (bool(words & MULTIPLY_ADD_WORDS) and name not in POINTWISE_KERNELS
+                     and not name.startswith("upsample"))
+        _KINDS[packet] = found
+    return found
+
+
+def aten_macs(func: Any, args: tuple, kwargs: dict, out: Any) -> int | None:
+    """Multiply-adds of one ATen kernel call by torch's formulas (FLOPs / 2); ``None`` when the
+    kernel is opaque (it multiplies matrices and no formula says how much); 0 when it does none."""
+    packet = getattr(func, "_overloadpacket", func)
+    kind = _kind(packet)
+    if kind is False:
+        return 0
+    if kind is True:
+        return None
+    return kind(*args, **kwargs, out_val=out) // 2
+
+
+def shortcut_macs(func: Callable[..., Any], args: tuple, kwargs: dict, out: torch.Tensor) -> int:
+    """What torch's formulas give for a call of ``func`` that :mod:`msdprof.core.meta_shapes`
+    answered without running a kernel: ``F.linear`` is ``mm``, ``F.conv2d`` a ``convolution``."""
+    if func is F.linear:
+        x, weight = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight")
+        rows = x.numel() // x.shape[-1]
+        return flop_counter.mm_flop([rows, x.shape[-1]], list(weight.shape)[::-1]) // 2
+    if func is F.conv2d:
+        x, weight = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight")
+        return flop_counter.conv_flop_count(list(x.shape), list(weight.shape), list(out.shape)) // 2
+    return 0
+
+
+@dataclass
+class KernelTally:
+    """Running totals of what the ATen kernels of a recorded pass did: their multiply-adds by
+    torch's formulas and the names of opaque kernels (see :func:`aten_macs`)."""
+
+    macs: int = 0
+    opaque: list[str] = field(default_factory=list)
+
+    def add(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        macs = aten_macs(func, args, kwargs, out)
+        if macs is None:
+            self.opaque.append(getattr(getattr(func, "_overloadpacket", func), "__name__", str(func)))
+        else:
+            self.macs += macs
+
+
+def counted_macs(count: OpCount, convention: str) -> int:
+    """The multiply-adds ``convention`` counts in ``count``: a module rule's (``msdnet``, whose
+    counter sees modules only), functional ones too (``macs``, ``flops``)."""
+    return count.macs + (count.functional_macs if convention != "msdnet" else 0)
 
 
 CONVENTIONS: dict[str, Callable[[OpCount], int]] = {
@@ -273,6 +414,7 @@ class Counts:
 
 
 __all__ = [
-    "CONVENTIONS", "CONVENTION_HELP", "Counts", "FUNCTION_RULES", "MULTIPLY_ADD_FUNCTIONS",
+    "CONVENTIONS", "CONVENTION_HELP", "Counts", "EXTRA_FORMULAS", "FORMULAS", "FUNCTION_RULES",
+    "KernelTally", "MULTIPLY_ADD_WORDS", "aten_macs", "counted_macs", "shortcut_macs",
     "ModuleCount", "OpCount", "RULES", "check_convention", "function_rule", "rule", "rule_for",
 ]

@@ -6,11 +6,20 @@ each with its count (:class:`msdprof.core.counting.OpCount`), the operations who
 parameters it read and its output shape.  An operation is
 
 - a call of a *counted* module: one whose type has a rule in :data:`msdprof.core.counting.RULES`, or a
-  leaf module (one with no children; an empty ``nn.Sequential`` is a pass-through, not a leaf).  What runs inside it is part of it; a leaf whose type has no
-  rule is recorded all the same, marked ``unknown_module``, with the multiply-adds of the functional
-  ops it calls (``functional_macs``);
+  leaf module (one with no children; an empty ``nn.Sequential`` is a pass-through, not a leaf).
+  The model itself is never a leaf: a model with no children and no rule is recorded by its
+  functional ops.  What
+  runs inside a counted module is part of it, except the submodules that run inside a module whose
+  rule is its base class's (a ``BatchNormAct2d(nn.BatchNorm2d)`` with an ``act`` child): the rule
+  knows the base class's work only, so they are operations of their own.  A leaf whose type has no
+  rule is recorded all the same, marked ``unknown_module``, with the multiply-adds of the
+  functional ops it calls (``functional_macs``);
 - a functional op called outside counted modules (``torch.cat``, ``+``, ``view``, indexing,
   ``F.interpolate``, ``F.conv2d``, ``matmul`` ...) whose result holds a tensor.
+
+Every ATen kernel an operation runs is seen too (a ``TorchDispatchMode``, meta tensors included),
+and measured by torch's own FLOP formulas: ``aten_macs`` and ``opaque`` of each :class:`Op` (see
+:func:`msdprof.core.counting.aten_macs`), against which what its rule counted is checked.
 
 Tensors are followed by identity (weak references, so nothing is kept alive); an in-place op makes
 its result's producer the op itself.  Every module call that is not an operation is kept as a
@@ -26,6 +35,7 @@ shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from contextlib import contextmanager
@@ -35,11 +45,12 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from msdnet.options import OptionError
 
-from . import meta_shapes
-from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, Counts, ModuleCount, OpCount, rule_for
+from . import counting, meta_shapes
+from .counting import FUNCTION_RULES, RULES, Counts, KernelTally, ModuleCount, OpCount, rule_for
 from .units import shape_text, shapes_text
 
 
@@ -56,8 +67,11 @@ class Op:
     the model itself).  ``count``: its operations, for the whole batch.  ``inputs``: indices of the
     operations whose results it read.  ``params``: keys of the parameters it read (see
     :attr:`Dataflow.param_sizes`).  ``shape``: the shape of its (first) output tensor.
-    ``unknown_module``: a leaf module whose type has no counting rule.  ``unknown_functions``: names
-    of functional ops with multiply-adds but no rule that it ran (itself, or inside an unknown leaf).
+    ``unknown_module``: a leaf module whose type has no counting rule.  ``unknown_functions``: the
+    functional op's name when it is one with no rule whose kernels did multiply-adds.
+    ``aten_macs``: the multiply-adds of the ATen kernels it ran, by torch's FLOP formulas (its
+    submodules that are operations of their own excluded); ``opaque``: the kernels it ran that
+    multiply matrices by amounts no formula gives (see :func:`msdprof.core.counting.aten_macs`).
     """
 
     index: int
@@ -71,6 +85,8 @@ class Op:
     shape: tuple[int, ...] | None
     unknown_module: bool = False
     unknown_functions: tuple[str, ...] = ()
+    aten_macs: int = 0
+    opaque: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,8 @@ class Dataflow:
     exit, the index of the operation that produced it (``()`` when no exits were selected);
     ``exit_names``: the exits' names (a dict's keys, else ``"1"``, ``"2"`` ...); ``param_sizes``:
     elements of each parameter read, by key; ``input_shapes``: shapes of the tensors given to the
-    model.
+    model; ``model``: the class name of the module recorded and ``wrapper`` what it was wrapped in
+    (see :func:`unwrap`), set by :func:`record_network`.
     """
 
     ops: tuple[Op, ...]
@@ -100,6 +117,8 @@ class Dataflow:
     exit_names: tuple[str, ...] = ()
     param_sizes: dict[int, int] = field(default_factory=dict)
     input_shapes: tuple[tuple[int, ...], ...] = ()
+    model: str = ""
+    wrapper: str = ""
 
     def reach(self) -> list[int]:
         """Per operation, the exits its result flows into, as a bit mask (bit k-1 = exit k).
@@ -157,11 +176,13 @@ class _Frame:
     name: str
     counted: bool  # the call is an operation (its type has a rule, or it is a leaf)
     unknown: bool  # a counted leaf whose type has no rule
-    nested: bool  # inside another counted call: part of that operation, not one of its own
+    nested: bool  # inside a call that swallows it: part of that operation, not one of its own
     first: int
+    swallows: bool = True  # what runs inside is part of it (not so for a rule through a base class)
     inputs: tuple[int, ...] = ()
     functional: int = 0  # multiply-adds of functional ops inside an unknown leaf
-    unknown_functions: list[str] = field(default_factory=list)
+    kernel_macs: int = 0  # the pass's kernel tally when the call began
+    kernel_opaque: int = 0
 
 
 class _Recorder(TorchFunctionMode):
@@ -179,6 +200,7 @@ class _Recorder(TorchFunctionMode):
         self.params_alive: list[nn.Parameter] = []  # keeps the ids above unique during the pass
         self.times: dict[str, int] = {}  # op names given so far
         self.busy = False  # inside a hook: tensor calls made by the counter itself are not the model's
+        self.kernels = KernelTally()  # what every ATen kernel of the model did, in running totals
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
@@ -210,9 +232,26 @@ class _Recorder(TorchFunctionMode):
         for t in tensors:
             self.producers[id(t)] = (weakref.ref(t), index)
 
+    def swallowing_frame(self) -> _Frame | None:
+        """The outermost counted module call in progress that swallows what runs inside it."""
+        return next((f for f in self.stack if f.counted and f.swallows), None)
+
     def counted_frame(self) -> _Frame | None:
-        """The outermost counted module call in progress: the operation being recorded, if any."""
-        return next((f for f in self.stack if f.counted), None)
+        """The operation a tensor call made now is part of: the outermost call that swallows what
+        runs inside it, else the innermost counted call, else ``None``."""
+        found = self.swallowing_frame()
+        return found if found is not None else next((f for f in reversed(self.stack) if f.counted), None)
+
+    def kernels_since(self, macs: int, opaque: int, first: int) -> tuple[int, tuple[str, ...]]:
+        """Kernel multiply-adds and opaque kernels since the tally read ``macs``, ``opaque``, less
+        those of the operations recorded from index ``first`` on (the submodules that were
+        operations of their own)."""
+        own_macs = self.kernels.macs - macs - sum(op.aten_macs for op in self.ops[first:])
+        names = list(self.kernels.opaque[opaque:])
+        for op in self.ops[first:]:
+            for name in op.opaque:
+                names.remove(name)
+        return own_macs, tuple(names)
 
     # --- module hooks --------------------------------------------------------------------------
 
@@ -221,12 +260,15 @@ class _Recorder(TorchFunctionMode):
             return
         self.busy = True
         try:
-            outer = self.counted_frame()
+            outer = self.swallowing_frame()
+            name = self.names[module]
             known = rule_for(module) is not None
+            leaf = next(module.children(), None) is None
             container = isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
-            counted = known or (next(module.children(), None) is None and not container)
-            frame = _Frame(self.names[module], counted, counted and not known, outer is not None,
-                           len(self.ops))
+            counted = known or (leaf and not container and name != "")  # the root is never a leaf
+            frame = _Frame(name, counted, counted and not known, outer is not None, len(self.ops),
+                           swallows=not known or leaf or type(module) in RULES,
+                           kernel_macs=self.kernels.macs, kernel_opaque=len(self.kernels.opaque))
             if counted and outer is None:
                 frame.inputs = self.producers_of((args, kwargs))
             self.stack.append(frame)
@@ -247,11 +289,13 @@ class _Recorder(TorchFunctionMode):
             found = rule_for(module)
             count = found(module, args, output) if found is not None else OpCount(
                 functional_macs=frame.functional)
-            params = tuple(self.param_key(p) for p in module.parameters())
+            params = tuple(self.param_key(p) for p in module.parameters(recurse=frame.swallows))
+            macs, opaque = self.kernels_since(frame.kernel_macs, frame.kernel_opaque, frame.first)
+            inside = tuple(range(frame.first, len(self.ops)))  # submodules that were operations
             self.add(
                 output, name=self.unique(frame.name), kind="module", type=type(module).__name__,
-                module=frame.name, count=count, inputs=frame.inputs, params=params,
-                unknown_module=frame.unknown, unknown_functions=tuple(frame.unknown_functions),
+                module=frame.name, count=count, inputs=tuple(sorted({*frame.inputs, *inside})),
+                params=params, unknown_module=frame.unknown, aten_macs=macs, opaque=opaque,
             )
         finally:
             self.busy = False
@@ -260,17 +304,19 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        result = meta_shapes.compute(func, args, kwargs)
         if self.busy:
-            return result
+            return meta_shapes.compute(func, args, kwargs)
+        macs, opaque = self.kernels.macs, len(self.kernels.opaque)
+        result = meta_shapes.shortcut(func, args, kwargs)
+        if result is None:
+            result = func(*args, **kwargs)
+        else:  # no kernel ran: torch's formula for the kernel it stands for
+            self.kernels.macs += counting.shortcut_macs(func, args, kwargs, result)
         rule = FUNCTION_RULES.get(func)
-        unknown = func in MULTIPLY_ADD_FUNCTIONS
         counted = self.counted_frame()
         if counted is not None:  # part of a counted module's call, which is the operation
             if counted.unknown:  # no rule for the module: its functional multiply-adds are what is known
                 counted.functional += rule(args, kwargs, result) if rule is not None else 0
-                if unknown:
-                    counted.unknown_functions.append(function_name(func))
             return result
         frame = self.stack[-1] if self.stack else None
         if next(tensors_in(result), None) is None:
@@ -278,14 +324,33 @@ class _Recorder(TorchFunctionMode):
         name = function_name(func)
         owner = frame.name if frame is not None else ""
         params = tuple(self.param_key(t) for t in tensors_in((args, kwargs)) if isinstance(t, nn.Parameter))
+        counted_macs = rule(args, kwargs, result) if rule is not None else 0
+        kernel_macs = self.kernels.macs - macs
         self.add(
             result, name=self.unique(f"{owner}/{name}" if owner else name), kind="function",
-            type=name, module=owner,
-            count=OpCount(functional_macs=rule(args, kwargs, result) if rule is not None else 0),
+            type=name, module=owner, count=OpCount(functional_macs=counted_macs),
             inputs=self.producers_of((args, kwargs)), params=params,
-            unknown_functions=(name,) if unknown else (),
+            unknown_functions=(name,) if rule is None and kernel_macs > 0 else (),
+            aten_macs=kernel_macs, opaque=tuple(self.kernels.opaque[opaque:]),
         )
         return result
+
+
+class _KernelView(TorchDispatchMode):
+    """Every ATen kernel the model runs during a :func:`record` pass, tallied by torch's FLOP
+    formulas into its recorder's running totals (the counter's own calls excluded)."""
+
+    def __init__(self, recorder: _Recorder):
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if not self.recorder.busy:
+            self.recorder.kernels.add(func, args, kwargs, out)
+        return out
+
 
 def select_exits(result: Any, outputs: Callable[[Any], Any] | None = None) -> tuple[list[torch.Tensor], tuple[str, ...]]:
     """The exits' tensors and names in what a run returned (see :func:`record`); :class:`OutputError`
@@ -341,7 +406,7 @@ def record(
             for module in names:
                 handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
                 handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
-            with torch.no_grad(), recorder:
+            with torch.no_grad(), recorder, _KernelView(recorder):
                 result = run()
         finally:
             for handle in handles:
@@ -457,6 +522,37 @@ def parse_input_size(value: Any) -> tuple[int, int, int]:
     return value[0], value[1], value[2]
 
 
+#: Wrappers counted through the module they wrap: (class, attribute holding it, what to call it).
+WRAPPERS: tuple[tuple[type, str, str], ...] = (
+    (nn.DataParallel, "module", "DataParallel"),
+    (nn.parallel.DistributedDataParallel, "module", "DistributedDataParallel"),
+)
+
+
+def unwrap(model: nn.Module) -> tuple[nn.Module, str]:
+    """The module ``model`` wraps and what wraps it (``"torch.compile"``, ``"DataParallel"`` ...;
+    ``""`` when nothing does): wrappers are counted through the module inside, which runs the same
+    operations eagerly.  A TorchScript module (``torch.jit.script``/``trace``) is an
+    :class:`OptionError`: its graph runs without Python, so it cannot be recorded."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise OptionError(
+            "model", type(model).__name__,
+            "is TorchScript (torch.jit.script or trace), which cannot be recorded: pass the eager "
+            "nn.Module it was made from",
+        )
+    wrappers = []
+    while True:
+        inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module):
+            model, what = inner, "torch.compile"
+        else:
+            found = next(((attr, name) for cls, attr, name in WRAPPERS if isinstance(model, cls)), None)
+            if found is None:
+                return model, " in ".join(reversed(wrappers))
+            model, what = getattr(model, found[0]), found[1]
+        wrappers.append(what)
+
+
 def record_network(
     model: nn.Module,
     *,
@@ -468,12 +564,16 @@ def record_network(
     submodule's mode restored afterwards), its exits selected, on :func:`example_inputs`.
 
     A user's mistake is an :class:`~msdnet.options.OptionError`: outputs that are not one tensor per
-    exit, inputs the model's ``forward`` refuses (its exception's first line is named)."""
+    exit, inputs the model's ``forward`` refuses (its exception's first line is named), a
+    TorchScript model.  A wrapped model (``torch.compile``, ``DataParallel``,
+    ``DistributedDataParallel``) is recorded through the module it wraps (:func:`unwrap`)."""
+    model, wrapper = unwrap(model)
     given = example_inputs(model, input_size, inputs)
     shapes = tuple(tuple(t.shape) for t in given)
     with evaluating(model):
         try:
-            return record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
+            flow = record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
+            return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper)
         except OutputError as error:
             raise OptionError("model", type(model).__name__, f"returns {error}") from error
         except Exception as error:  # the model's own forward refused the inputs
@@ -521,5 +621,5 @@ def count_modules(
 __all__ = [
     "Call", "Dataflow", "Op", "OutputError", "count_modules", "evaluating", "example_inputs", "function_name",
     "tensors_in",
-    "parse_input_size", "record", "record_network", "select_exits",
+    "parse_input_size", "record", "record_network", "select_exits", "unwrap", "WRAPPERS",
 ]

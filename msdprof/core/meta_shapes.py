@@ -144,17 +144,21 @@ SHORTCUTS: dict[Callable[..., Any], Callable[..., torch.Tensor | None]] = {
 }
 
 
+def shortcut(func: Callable[..., Any], args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``func(*args, **kwargs)`` by its shortcut, when it has one sure of the result; else ``None``."""
+    found = SHORTCUTS.get(func)
+    if found is None:
+        return None
+    try:
+        return found(*args, **kwargs)
+    except TypeError:  # a call shape the shortcut does not take: torch decides
+        return None
+
+
 def compute(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     """``func(*args, **kwargs)``, through its shortcut when it has one that is sure of the result."""
-    shortcut = SHORTCUTS.get(func)
-    if shortcut is not None:
-        try:
-            result = shortcut(*args, **kwargs)
-        except TypeError:  # a call shape the shortcut does not take: torch decides
-            result = None
-        if result is not None:
-            return result
-    return func(*args, **kwargs)
+    result = shortcut(func, args, kwargs)
+    return func(*args, **kwargs) if result is None else result
 
 
 class MetaShapes(TorchFunctionMode):
@@ -165,4 +169,4 @@ class MetaShapes(TorchFunctionMode):
         return compute(func, args, kwargs or {})
 
 
-__all__ = ["MetaShapes", "SHORTCUTS", "compute"]
+__all__ = ["MetaShapes", "SHORTCUTS", "compute", "shortcut"]

@@ -83,13 +83,30 @@ def title(costs: ExitCosts, name: str | None = None) -> str:
 
 
 def unsupported_note(costs: ExitCosts) -> str:
-    """One line naming what ran with no counting rule (counted as 0), or ``""``."""
+    """One line naming what ran work its convention did not count (taken as 0), or ``""``."""
     if not costs.unsupported:
         return ""
     items = "; ".join(f"{u.type} x{u.calls} (feeds exit{'s' if len(u.exits) != 1 else ''} "
                       f"{', '.join(map(str, u.exits)) or 'none'})" for u in costs.unsupported)
-    return (f" NOT COUNTED (no '{costs.convention}' rule, taken as 0, so the figures of the exits "
-            f"they feed are too low): {items}.")
+    return (f" NOT COUNTED (work with no '{costs.convention}' rule, or that its rule missed, taken "
+            f"as 0, so the figures of the exits they feed are too low): {items}.")
+
+
+def lazy_gap_note(costs: ExitCosts) -> str:
+    """One line when an exit's lazy count is far below its eager one (see
+    :attr:`~msdprof.core.exits.ExitCosts.lazy_gap`), else ``""``."""
+    gap = costs.lazy_gap
+    if gap is None:
+        return ""
+    return (f" Exit {gap.exit}: lazy is {_percent(gap.macs - gap.lazy_macs, gap.macs)}% below cumulative "
+            "-- the forward computes work for later exits before this output is complete; an early exit "
+            "pays the cumulative figure as the model runs, the lazy one only if its forward stops at "
+            "what the exit reads.")
+
+
+def wrapper_note(costs: ExitCosts) -> str:
+    """``" Counted through the module torch.compile wraps (Net)."``, or ``""``."""
+    return f" Counted through the module {costs.wrapper} wraps ({costs.model})." if costs.wrapper else ""
 
 
 def any_model_note(convention: str) -> str:
@@ -112,12 +129,12 @@ def caption(costs: ExitCosts) -> str:
         return (f"Input {shapes}{f'; exits {exits}' if exits else ''}; {unit} Cumulative = all that "
                 "ran until outputs 1..k were complete; block = what ran after output k-1, less head "
                 "k; direct = cumulative less heads 1..k-1; lazy = only what outputs 1..k read (saves % "
-                "of cumulative)." + unsupported_note(costs))
+                "of cumulative)." + wrapper_note(costs) + lazy_gap_note(costs) + unsupported_note(costs))
     h, w = costs.input_size
     return (f"One 3x{h}x{w} image; {unit} Cumulative = "
             "blocks 1..k + heads 1..k (early-exit inference); direct = blocks 1..k + head k; lazy = "
             "cumulative computing only the maps exits 1..k read (saves % of cumulative)."
-            + unsupported_note(costs))
+            + lazy_gap_note(costs) + unsupported_note(costs))
 
 
 def _percent(part: int, whole: int) -> str:

@@ -37,7 +37,7 @@ from ..core.dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from ..core.exits import ExitCosts, costs_of, exit_costs, record_exits
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
-                         table_columns, unsupported_note)
+                         lazy_gap_note, table_columns, unsupported_note, wrapper_note)
 from ..analysis.graph import dataflow_graph, layout_graph
 from ..files.output import check_writable, write_directory, write_together
 from ..core.units import shape_text, shapes_text
@@ -259,7 +259,8 @@ def caption(costs: ExitCosts, image: bool = True) -> str:
         h, w = costs.input_size
         what = f"For one 3×{h}×{w} image" if image else "For one image (its size in the table)"
     return (f"{what}; {OP_NAMES[costs.convention]} of the `{costs.convention}` "
-            f"convention — {CONVENTION_HELP[costs.convention]}.{more}")
+            f"convention — {CONVENTION_HELP[costs.convention]}.{more}"
+            + wrapper_note(costs) + lazy_gap_note(costs))
 
 
 # --- blocks --------------------------------------------------------------------------------------
