@@ -45,7 +45,7 @@ from msdnet import MSDNet
 from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
-from ..core.dataflow import evaluating, example_inputs, select_exits
+from ..core.dataflow import Inputs, Outputs, as_inputs, evaluating, select_exits
 from ..core.exits import ExitCosts, costs_of, record_exits
 from ..files.saved_outputs import _first_line
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
@@ -533,22 +533,22 @@ def check_thresholds(model: MSDNet, thresholds: Sequence[float]) -> tuple[float,
     return tuple(float(t) for t in thresholds)
 
 
-def _inputs(model: nn.Module, x: Any) -> tuple[torch.Tensor, ...]:
-    """``x`` as a tuple of batch tensors (:func:`msdprof.core.dataflow.example_inputs`), each with at
-    least one item."""
-    given = example_inputs(model, inputs=x)
-    if not all(t.dim() >= 1 and len(t) for t in given):
-        raise OptionError("inputs", type(x).__name__, "must be a batch tensor (or a tuple of them) "
-                          "with at least one item")
+def _inputs(x: Any) -> Inputs:
+    """``x`` as :class:`~msdprof.core.dataflow.Inputs` of batch tensors (see
+    :func:`msdprof.core.dataflow.as_inputs`), each with at least one item, all of one batch size."""
+    given = as_inputs(x)
+    if not all(t.dim() >= 1 and len(t) for t in given.tensors) or len({len(t) for t in given.tensors}) > 1:
+        raise OptionError("inputs", type(x).__name__, "must be batch tensors (a tensor, a tuple or a "
+                          "dict of them) of one batch size, with at least one item")
     return given
 
 
-def _time_forward(model: nn.Module, xs: tuple[torch.Tensor, ...], stamps: Sequence[Stamp],
+def _time_forward(model: nn.Module, xs: Inputs, stamps: Sequence[Stamp],
                   select: Callable[[Any], Sequence[torch.Tensor]], threads: int, min_time: float,
                   ) -> tuple[list[Timing], ForwardLatency]:
     """Per stamp, the time from the forward's start to it; and the full forward with and without
     the stamp hooks (see :class:`ForwardLatency`)."""
-    stamper = Stamper(model, stamps, xs[0].device.type)
+    stamper = Stamper(model, stamps, xs.tensors[0].device.type)
     with stamper:
         check_stamps(stamper, xs, select)
         hook_calls = stamper.hook_calls
@@ -562,7 +562,7 @@ def _time_forward(model: nn.Module, xs: tuple[torch.Tensor, ...], stamps: Sequen
 
 def measure_latency(
     model: nn.Module,
-    x: torch.Tensor | Sequence[torch.Tensor],
+    x: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor] | Inputs,
     *,
     threads: int = 1,
     min_time: float = MIN_TIME,
@@ -570,13 +570,14 @@ def measure_latency(
     thresholds: Sequence[float] | None = None,
     source: str = "thresholds",
     programs: Mapping[str, Programs] | None = None,
-    outputs: Callable[[Any], Any] | None = None,
+    outputs: Outputs = None,
 ) -> Latency:
     """Time every exit of ``model`` on the batch ``x`` (on the model's device).
 
     Any early-exit model (an ``nn.Module`` whose forward returns one output per exit; ``outputs``
     picks them out of a richer return value, as for :func:`msdprof.core.exits.exit_costs`; ``x`` a
-    tensor, or a tuple of tensors for a forward of several arguments): the time to each output
+    tensor, a tuple of tensors for a forward of several arguments, or a dict of keyword tensors, of
+    one batch size): the time to each output
     within one full forward and the full forward with and without the timestamp hooks.  An
     :class:`msdnet.MSDNet` also gets each exit's eager and lazy program timed (``programs``:
     ``{"eager": ..., "lazy": ...}``, default :data:`PROGRAMS`) and, with ``thresholds`` (one per
@@ -587,7 +588,7 @@ def measure_latency(
     counts are for one item of the batch (an MSDNet: one image of its plan), in ``convention``.
     """
     threads, min_time = check_threads(threads), check_min_time(min_time)
-    xs = _inputs(model, x)
+    xs = _inputs(x)
     msdnet = isinstance(model, MSDNet)
     if msdnet:
         check_msdnet(model)
@@ -602,10 +603,10 @@ def measure_latency(
         raise OptionError("programs" if programs is not None else "thresholds", "given",
                           f"need an MSDNet ({type(model).__name__} has no exits= to stop at, nor "
                           "early_exit)")
-    flow = record_exits(model, inputs=None if msdnet else tuple(t[:1] for t in xs), outputs=outputs)
+    flow = record_exits(model, inputs=None if msdnet else xs.map(lambda t: t[:1]), outputs=outputs)
     costs = costs_of(model, flow, convention)
     stamps = stamp_points(flow)
-    batch = len(xs[0])
+    batch = len(xs.tensors[0])
     with evaluating(model):
         forward_times, forward = _time_forward(
             model, xs, stamps, lambda out: select_exits(out, outputs)[0], threads, min_time)
@@ -613,19 +614,19 @@ def measure_latency(
         for e, stamp, t in zip(costs, stamps, forward_times):
             timed: dict[str, Any] = {}
             if msdnet:
-                eager = time_program(programs["eager"](model, xs[0], e.exit), threads, min_time)
-                lazy = time_program(programs["lazy"](model, xs[0], e.exit), threads, min_time)
+                eager = time_program(programs["eager"](model, xs.tensors[0], e.exit), threads, min_time)
+                lazy = time_program(programs["lazy"](model, xs.tensors[0], e.exit), threads, min_time)
                 timed = dict(eager=eager, lazy=lazy,
                              eager_ms_per_gop=_per_gop(eager.median_ms, e.macs * batch),
                              lazy_ms_per_gop=_per_gop(lazy.median_ms, e.lazy_macs * batch))
             exits.append(ExitLatency(e.exit, e.layer, e.macs, e.lazy_macs, stamp, t,
                                      _per_gop(t.median_ms, e.macs * batch), **timed))
         early = (None if thresholds is None else
-                 _early_exit(model, xs[0], thresholds, source, exits, threads, min_time))
+                 _early_exit(model, xs.tensors[0], thresholds, source, exits, threads, min_time))
     macs = [e.macs for e in exits]
     return Latency(
-        costs, Machine.here(xs[0].device.type, threads), batch, min_time, tuple(exits),
-        tuple(tuple(t.shape) for t in xs), forward,
+        costs, Machine.here(xs.tensors[0].device.type, threads), batch, min_time, tuple(exits),
+        xs.shapes, forward,
         spearman(macs, [e.forward.median_ms for e in exits]),
         spearman(macs, [e.eager.median_ms for e in exits]) if msdnet else None,
         spearman([e.lazy_macs for e in exits], [e.lazy.median_ms for e in exits]) if msdnet else None,
