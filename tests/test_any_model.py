@@ -241,5 +241,5 @@ def test_inputs_of_the_wrong_shape_name_the_shape_and_the_models_complaint():
 
 @pytest.mark.parametrize("size", [0, -3, (3, 0, 4), (1, 2, 3, 4), "3xax3", 10**9, 2.5])
 def test_a_bad_input_size_is_refused(size):
-    with pytest.raises(OptionError, match=r"^input-size .*: must be (an image: )?a side, HxW or CxHxW"):
+    with pytest.raises(OptionError, match=r"^input-size .*: must be (one image: )?a side, HxW or CxHxW"):
         exit_costs(TwoExitTiny(), input_size=size)

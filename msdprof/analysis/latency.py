@@ -45,7 +45,10 @@ from msdnet import MSDNet
 from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
-from ..core.dataflow import Inputs, Outputs, as_inputs, evaluating, select_exits
+from ..core.dataflow import (
+    InputSpec, Inputs, Outputs, as_inputs, evaluating, make_inputs, parse_inputs, select_exits,
+)
+from ..files.user_model import read_inputs
 from ..core.exits import ExitCosts, costs_of, record_exits
 from ..files.saved_outputs import _first_line
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
@@ -287,37 +290,43 @@ def _image_shape(input_size: Sequence[int]) -> tuple[int, int, int]:
 
 
 def load_inputs(path: str | os.PathLike, input_size: Sequence[int]) -> torch.Tensor:
-    """Images ``[N, C, height, width]`` (float32) from ``path``: an ``.npz`` holding one array (or
-    one named ``x``) or a tensor saved with ``torch.save`` (read with ``weights_only=True``);
-    ``input_size`` is (height, width) (C = 3) or (C, height, width).  :class:`OptionError` naming
-    the file when it holds anything else."""
-    path = Path(path)
-
-    def fail(what: str):
-        raise OptionError("inputs", str(path), what)
-
-    if not path.is_file():
-        fail("does not exist" if not path.exists() else "is not a file")
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                names = data.files
-                if "x" not in names and len(names) != 1:
-                    fail(f"holds the arrays {', '.join(names) or 'none'}: give one array, or one "
-                         "named x")
-                x = torch.from_numpy(np.array(data["x" if "x" in names else names[0]]))
-        else:
-            x = torch.load(path, map_location="cpu", weights_only=True)
-    except OptionError:
-        raise
-    except Exception as error:  # a corrupt file fails in many ways
-        fail(f"cannot be read: {_first_line(error)}")
+    """An MSDNet's images ``[N, C, height, width]`` (float32) from ``path``, read as
+    :func:`msdprof.files.user_model.read_inputs` reads any model's saved inputs (an ``.npz`` holding
+    one array, or one named ``x`` among others; a tensor saved with ``torch.save``, read with
+    ``weights_only=True``); ``input_size`` is (height, width) (C = 3) or (C, height, width).
+    :class:`OptionError` naming the file when it holds anything else."""
+    given = read_inputs(str(path))
+    x: Any = given.args[0] if len(given.args) == 1 and not given.kwargs else given.kwargs.get("x") if (
+        not given.args) else None
     c, h, w = _image_shape(input_size)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or \
             tuple(x.shape[1:]) != (c, h, w) or len(x) == 0:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        fail(f"holds {shape}: must hold float images [N, {c}, {h}, {w}] (N >= 1) for this network")
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else ", ".join(
+            f"{n}={tuple(t.shape)}" for n, t in given.kwargs.items()) or f"{len(given.args)} tensors"
+        raise OptionError("inputs", str(path), f"holds {shape}: must hold float images [N, {c}, {h}, {w}] "
+                                               "(N >= 1) for this network (in an .npz: one array, or x)")
     return x.to(torch.float32)
+
+
+def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, seed: int = 0) -> Inputs:
+    """Inputs of ``input_size`` (as :func:`msdprof.core.dataflow.parse_inputs` reads it) for
+    ``model``, their first dimension ``batch`` when given: floating-point ones standard normal noise,
+    the same for the same ``seed``; integer and boolean ones (token ids, masks) zeros."""
+    specs = parse_inputs(input_size)
+    if batch is not None:
+        specs = [InputSpec(s.name, (batch, *s.shape[1:]), s.dtype) for s in specs]
+    numbers = sum(math.prod(s.shape) for s in specs)
+    if numbers > MAX_BATCH_NUMBERS:
+        shapes = ", ".join("x".join(map(str, s.shape[1:])) for s in specs)
+        raise OptionError("batch", batch if batch is not None else 1, f"of {shapes} inputs holds {numbers:,} "
+                          f"numbers: at most {MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the README's limits)")
+    generator = torch.Generator().manual_seed(seed)
+
+    def noise(t: torch.Tensor) -> torch.Tensor:
+        return torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device) if (
+            t.is_floating_point() and t.device.type != "meta") else t
+
+    return make_inputs(model, specs).map(noise)
 
 
 def random_batch(batch: int, input_size: Sequence[int], seed: int = 0) -> torch.Tensor:
@@ -638,6 +647,7 @@ __all__ = [
     "DEVICES", "EarlyExitLatency", "ExitLatency", "ForwardLatency", "Latency", "MAX_BATCH",
     "MAX_BATCH_NUMBERS", "MAX_THREADS", "MIN_TIME", "Machine", "PROGRAMS",
     "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_batch_numbers", "check_device",
+    "random_inputs",
     "check_min_time",
     "check_thresholds", "check_threads", "cpu_name", "eager_program", "lazy_program",
     "measure_latency", "spearman", "time_program",

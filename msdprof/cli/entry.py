@@ -7,6 +7,7 @@ the API; what they share is :mod:`msdprof.cli.options`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -14,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 from msdnet.options import OptionError, format_value
 
+from ..core.units import one_line
 from . import budget, compare, count, graph, latency, report, sweep
 from .options import ArgumentParser, CommandFailed, UsageError
 
@@ -45,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        args.run(args)
+        args.stdout = sys.stdout  # the results' stream; meanwhile what the user's model prints goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            args.run(args)
     except UsageError as error:
         print(f"msdprof: error: {error}", file=sys.stderr)
         return 2
@@ -64,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {error.filename}" if error.filename else ""
         print(f"msdprof: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("msdprof: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # Ctrl-C, or the user's model raising it (said so)
+        print(f"msdprof: interrupted{' ' + one_line(error) if str(error) else ''}", file=sys.stderr)
         return 130
     return 0
 

@@ -23,7 +23,6 @@ shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 
 from __future__ import annotations
 
-import re
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from msdnet.options import OptionError
 
 from . import meta_shapes
 from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, Counts, ModuleCount, OpCount, rule_for
-from .units import shape_text, shapes_text
+from .units import INPUT_DTYPE_NAMES, INPUT_FORMS, first_line, one_line, shape_text, shapes_text
 
 
 @dataclass(frozen=True)
@@ -329,15 +328,6 @@ def _length(value: Any) -> str:
     return f" of {len(value)}" if isinstance(value, (list, tuple, dict)) else ""
 
 
-def one_line(error: BaseException) -> str:
-    """``str(error)`` on one line: ANSI escapes dropped, lines joined with ``; ``, at most 400
-    characters."""
-    text = _ANSI.sub("", str(error))
-    text = "; ".join(line.strip() for line in text.splitlines() if line.strip())
-    return text if len(text) <= 400 else text[:399] + "…"
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def record(
@@ -399,22 +389,11 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 # --- the inputs a model msdprof did not build is run on ----------------------------------------
 
 #: The dtypes an example input may be given in (``--input-size 1x128:long``), by name.
-INPUT_DTYPES: dict[str, torch.dtype] = {
-    "float": torch.float32, "float32": torch.float32, "half": torch.float16,
-    "float16": torch.float16, "bfloat16": torch.bfloat16, "double": torch.float64,
-    "float64": torch.float64, "long": torch.int64, "int64": torch.int64, "int": torch.int32,
-    "int32": torch.int32, "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8,
-    "bool": torch.bool,
-}
+INPUT_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in INPUT_DTYPE_NAMES}
 
 #: Largest side and channel count of a generic model's example image (a sanity bound), and the
 #: largest dimension of any example input.
 MAX_INPUT_SIDE = 16384
-
-#: How ``--input-size`` describes a generic model's example inputs (for messages and ``--help``).
-INPUT_FORMS = ("an image: a side, HxW or CxHxW (batch 1 and 3 channels added); anything else with "
-               "its full shape, batch first, and an optional :DTYPE and NAME= (a keyword input), "
-               "several joined by commas: 1x128:long or input_ids=1x128:long,attention_mask=1x128:long")
 
 
 @dataclass(frozen=True)
@@ -607,12 +586,6 @@ def record_network(
                               "code, not msdprof)") from error
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of ``str(error)``, ANSI escapes dropped."""
-    text = _ANSI.sub("", str(error)).strip()
-    return text.splitlines()[0] if text else ""
-
-
 def count_modules(
     model: nn.Module, *args: Any, run: Callable[..., Any] | None = None, **kwargs: Any
 ) -> Counts:
@@ -648,7 +621,7 @@ def count_modules(
 
 __all__ = [
     "Call", "Dataflow", "INPUT_DTYPES", "INPUT_FORMS", "InputSpec", "Inputs", "OUTPUTS_HINT", "Op",
-    "OutputError", "Outputs", "as_inputs", "count_modules", "evaluating", "example_inputs", "first_line",
-    "function_name", "make_inputs", "one_line", "parse_input_size", "parse_inputs", "record",
+    "OutputError", "Outputs", "as_inputs", "count_modules", "evaluating", "example_inputs",
+    "function_name", "make_inputs", "parse_input_size", "parse_inputs", "record",
     "record_network", "select_exits", "tensors_in",
 ]
