@@ -452,8 +452,8 @@ def as_inputs(value: Any, option: str = "inputs") -> Inputs:
 def parse_inputs(value: Any, dtype: str | None = None) -> tuple[InputSpec, ...]:
     """The example inputs ``value`` describes (the ``--input-size`` of a model msdprof did not
     build; see :data:`INPUT_FORMS`): a side, ``(H, W)`` or ``(C, H, W)`` image (batch 1 and 3
-    channels added), or text ``"[NAME=]SHAPE[:DTYPE],..."`` -- one floating-point input without a
-    name and of 1 to 3 dimensions is such an image, every other shape is the tensor's full shape;
+    channels added), or text ``"[NAME=]SHAPE[:DTYPE],..."`` -- one input of 1 to 3 dimensions with
+    neither a name nor a dtype is such an image, every other shape is the tensor's full shape;
     ``dtype``: the dtype of inputs given without one (``--input-dtype``).  Already parsed
     :class:`InputSpec` items are returned as they are."""
     if dtype is not None and dtype not in INPUT_DTYPES:
@@ -485,8 +485,7 @@ def parse_inputs(value: Any, dtype: str | None = None) -> tuple[InputSpec, ...]:
     if len(set(names)) != len(names):
         raise OptionError("input-size", value, "names a keyword input twice")
     only = specs[0]
-    if len(specs) == 1 and not only.name and len(only.shape) <= 3 and (
-            only.dtype is None or INPUT_DTYPES[only.dtype].is_floating_point):
+    if len(specs) == 1 and not only.name and len(only.shape) <= 3 and only.dtype is None:
         return (InputSpec("", (1, *parse_input_size(only.shape)), only.dtype),)
     return tuple(specs)
 

@@ -18,9 +18,9 @@ INPUT_DTYPE_NAMES = ("float", "float32", "half", "float16", "bfloat16", "double"
                      "int64", "int", "int32", "int16", "int8", "uint8", "bool")
 
 #: How ``--input-size`` describes the example inputs of a model msdprof did not build.
-INPUT_FORMS = ("one image: a side, HxW or CxHxW (batch 1 and 3 channels added); anything else "
-               "with its full shape, batch first, an optional :DTYPE and NAME= for a keyword input, "
-               "several joined by commas (e.g. 1x128:long or input_ids=1x128:long,attention_mask=1x128:long)")
+INPUT_FORMS = ("one image: a side, HxW or CxHxW (batch 1 and 3 channels added); with a :DTYPE, a "
+               "NAME= (a keyword input) or several joined by commas, full shapes, batch first (e.g. "
+               "1x12:float, 1x3x32x32,1x10 or input_ids=1x128:long,attention_mask=1x128:long)")
 
 
 def one_line(error: BaseException) -> str:
