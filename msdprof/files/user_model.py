@@ -106,7 +106,8 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise OptionError("model-kwargs", text, f"must be a JSON object like '{{\"width\": 8}}' ({error.msg})") from None
     except (ValueError, RecursionError) as error:  # an integer of thousands of digits, deep nesting
-        raise OptionError("model-kwargs", text, "must be a JSON object like '{\"width\": 8}' ("
+        shown = text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
+        raise OptionError("model-kwargs", shown, "must be a JSON object like '{\"width\": 8}' ("
                           + ("nested too deeply" if isinstance(error, RecursionError) else first_line(error))
                           + ")") from None
     if not isinstance(value, dict):
