@@ -48,9 +48,8 @@ from msdnet.model import _LazyCascade, check_msdnet
 from ..core.dataflow import (
     InputSpec, Inputs, Outputs, as_inputs, evaluating, make_inputs, parse_inputs, select_exits,
 )
-from ..files.user_model import read_inputs
+from ..files.user_model import load_failure, read_inputs
 from ..core.exits import ExitCosts, costs_of, record_exits
-from ..files.saved_outputs import _first_line
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
@@ -264,7 +263,7 @@ def load_weights(model: MSDNet, path: str | os.PathLike) -> MSDNet:
         state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     except Exception as error:  # a corrupt file fails in many ways
         raise OptionError("weights", str(path), "cannot be read by torch.load(weights_only=True): "
-                          + _first_line(error)) from None
+                          + load_failure(error)) from None
     if not isinstance(state, Mapping):
         raise OptionError("weights", str(path), f"holds a {type(state).__name__}: must hold a "
                           "state dict (torch.save(model.state_dict(), FILE))")

@@ -126,7 +126,7 @@ def load_checkpoint(model: Any, path: str) -> None:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:
         raise OptionError("checkpoint", path, "is not a state dict torch.load(weights_only=True) can read: "
-                          + _load_failure(error)) from error
+                          + load_failure(error)) from error
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
@@ -160,7 +160,7 @@ def _one_line_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _load_failure(error: BaseException) -> str:
+def load_failure(error: BaseException) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, on one line: for a pickled payload, the
     unpickler's own reason (``Unsupported global: GLOBAL os.system ...``), not the advice around it."""
     lines = [line.strip() for line in ANSI.sub("", str(error)).splitlines()]
@@ -229,7 +229,7 @@ def read_inputs(path: str) -> Any:
         else:
             value = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # a corrupt file fails in many ways
-        raise OptionError("inputs", path, f"cannot be read: {_load_failure(error)}") from error
+        raise OptionError("inputs", path, f"cannot be read: {load_failure(error)}") from error
     try:
         return as_inputs(value)
     except OptionError:
@@ -240,4 +240,7 @@ def read_inputs(path: str) -> Any:
                                           "inputs)") from None
 
 
-__all__ = ["FORMS", "load_checkpoint", "load_factory", "load_model", "parse_kwargs", "read_inputs", "users_code"]
+__all__ = [
+    "FORMS", "load_checkpoint", "load_factory", "load_failure", "load_model", "parse_kwargs", "read_inputs",
+    "users_code",
+]
