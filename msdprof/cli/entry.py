@@ -11,11 +11,13 @@ import contextlib
 import os
 import sys
 import traceback
+import warnings
 from typing import Any, Callable, Sequence
 
 from msdnet.options import OptionError, format_value
 
 from ..core.units import one_line
+from ..files.output import WriteWarning
 from . import budget, compare, count, graph, latency, report, sweep
 from .options import ArgumentParser, CommandFailed, UsageError
 
@@ -42,13 +44,26 @@ def cli_message(error: OptionError) -> str:
     return f"--{error.option} {format_value(error.value)}: {error.allowed}"
 
 
+def _one_line_warnings(shown: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints a :class:`WriteWarning` (what a write left alone) as
+    ``msdprof: warning: ...``, one line, and passes any other to ``shown``."""
+    def show(message: Any, category: type, *rest: Any, **kwargs: Any) -> None:
+        if issubclass(category, WriteWarning):
+            print(f"msdprof: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *rest, **kwargs)
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 for a user mistake)."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         args.stdout = sys.stdout  # the results' stream; meanwhile what the user's model prints goes to stderr
-        with contextlib.redirect_stdout(sys.stderr):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+            warnings.simplefilter("always", WriteWarning)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
             args.run(args)
     except UsageError as error:
         print(f"msdprof: error: {error}", file=sys.stderr)
