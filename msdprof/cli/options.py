@@ -172,7 +172,8 @@ def add_model_io_options(group: Any) -> None:
                        help="saved example inputs instead of --input-size, read without running code "
                             "(torch.load weights_only=True; .npz: numpy allow_pickle=False): a tensor, "
                             "a tuple or list of tensors (positional) or a dict of tensors (keyword "
-                            "inputs; in an .npz: arrays by name, arr_0, arr_1 ... positional); "
+                            "inputs; in an .npz: arrays by name, but one array alone or arr_0, arr_1 ... "
+                            "positional); "
                             "latency times this batch (and takes an MSDNet's images [N, 3, H, W] too)")
     group.add_argument("--outputs", metavar="I|FILE.py:FUNCTION",
                        help="pick one tensor per exit: an index or key taken of each exit's output "
