@@ -509,6 +509,11 @@ def build_model(
         raise OptionError("device", device, "must be a torch device such as 'cpu' or 'meta'") from None
     if target.type == "cuda" and not torch.cuda.is_available():
         raise OptionError("device", device, "CUDA is not available on this machine (use 'cpu' or 'meta')")
+    try:  # a device torch knows by name but cannot allocate on here (xla, mps ...)
+        torch.empty(0, device=target)
+    except (RuntimeError, NotImplementedError, AssertionError):
+        raise OptionError("device", device, f"{target.type} is not available on this machine "
+                                            "(use 'cpu' or 'meta')") from None
     if target.type == "cpu":
         _check_fits_in_memory(plan)
     try:

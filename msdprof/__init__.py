@@ -16,8 +16,9 @@ from typing import Any
 #: The module defining each public name, by floor.
 _MODULES = {
     "core.exits": ("ExitCost", "ExitCosts", "Unsupported", "exit_costs"),
-    "core.dataflow": ("count_modules",),
+    "core.dataflow": ("Inputs", "count_modules"),
     "core.plan_costs": ("plan_costs",),
+    "files.user_model": ("read_inputs",),
     "files.saved_outputs": ("SavedOutputs", "load_outputs", "outputs_from", "save_outputs",
                             "synthetic_outputs"),
     "analysis.graph": ("layout_graph",),

@@ -225,13 +225,14 @@ def test_a_model_runs_in_eval_mode_while_counted():
 
 
 def test_a_model_returning_one_tensor_is_refused():
-    with pytest.raises(OptionError, match=r"^model Sequential: returns 1 output \(a tensor\): an early-exit "
-                                          r"network returns one output per exit"):
+    with pytest.raises(OptionError, match=r"^outputs missing: Sequential returns 1 output \(a tensor\): an "
+                                          r"early-exit network returns one output per exit; pick one "
+                                          r"tensor per exit with --outputs \(outputs= in Python\)"):
         exit_costs(nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2)), input_size=(3, 4, 4))
 
 
 def test_outputs_that_pick_no_tensor_are_refused():
-    with pytest.raises(OptionError, match=r"^model WithAuxiliary: returns exit 1 is a list, not a tensor"):
+    with pytest.raises(OptionError, match=r"^outputs <lambda>: WithAuxiliary returns exit 1 as a list of 3, not a tensor"):
         exit_costs(WithAuxiliary().eval(), input_size=16, outputs=lambda out: [out[0]])
 
 
@@ -242,5 +243,5 @@ def test_inputs_of_the_wrong_shape_name_the_shape_and_the_models_complaint():
 
 @pytest.mark.parametrize("size", [0, -3, (3, 0, 4), (1, 2, 3, 4), "3xax3", 10**9, 2.5])
 def test_a_bad_input_size_is_refused(size):
-    with pytest.raises(OptionError, match=r"^input-size .*: must be a side, HxW or CxHxW"):
+    with pytest.raises(OptionError, match=r"^input-size .*: must be (one image: )?a side, HxW or CxHxW"):
         exit_costs(TwoExitTiny(), input_size=size)

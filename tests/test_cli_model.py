@@ -113,8 +113,9 @@ ERRORS = [
                                       "weights not found"),
     (["--model", "models.py:not_a_model"], "--model models.py:not_a_model: not_a_model() returned a int, "
                                            "not an nn.Module"),
-    (["--model", "models.py:single"], "--model Sequential: returns 1 output (a tensor): an early-exit network "
-                                      "returns one output per exit"),
+    (["--model", "models.py:single"], "--outputs missing: Sequential returns 1 output (a tensor): an early-exit "
+                                      "network returns one output per exit; pick one tensor per exit with "
+                                      "--outputs"),
     (["--model", "models.py:sdn", "--model-kwargs", "width=4"], "--model-kwargs width=4: must be a JSON object"),
     (["--model", "models.py:sdn", "--nBlocks", "3"], "--nBlocks 3: is an MSDNet option: --model counts "
                                                      "your model as built; give one or the other"),
@@ -139,8 +140,8 @@ def test_an_input_the_model_refuses_names_its_shape_and_the_complaint(folder, ca
 
 def test_model_needs_an_input_size(folder, capsys):
     code, _, err = run(capsys, "count", "--model", "models.py:sdn")
-    assert (code, err) == (2, "msdprof: error: --input-size missing: --model needs the input: a side, HxW "
-                              "or CxHxW (e.g. 3x32x32)\n")
+    assert (code, err) == (2, "msdprof: error: --input-size missing: --model needs its inputs: --input-size "
+                              "SIZE (e.g. 3x32x32 or 1x128:long) or --inputs FILE\n")
 
 
 def test_debug_prints_the_traceback_of_the_users_code(folder, capsys):

@@ -61,8 +61,8 @@ def test_count_model_takes_only_an_msdnet():
 
 
 def test_another_model_needs_an_input_size_or_inputs():
-    with pytest.raises(OptionError, match=r"^input_size missing: Linear is not an MSDNet msdprof built: "
-                                          r"give input_size"):
+    with pytest.raises(OptionError, match=r"^input-size missing: Linear is not an MSDNet msdprof built: "
+                                          r"give the sizes of its inputs \(--input-size, input_size= in Python"):
         exit_costs(nn.Linear(2, 2))
 
 

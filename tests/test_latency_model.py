@@ -228,9 +228,9 @@ def test_thresholds_and_programs_need_an_msdnet():
 
 
 def test_an_empty_batch_and_a_non_tensor_are_refused():
-    with pytest.raises(OptionError, match="inputs Tensor: must be a batch tensor .* at least one item"):
+    with pytest.raises(OptionError, match="inputs Tensor: must be batch tensors .* at least one item"):
         latency.measure_latency(SDNResNet(), torch.zeros(0, 3, 8, 8), min_time=0.001)
-    with pytest.raises(OptionError, match="inputs str: must be a tensor or a tuple of tensors"):
+    with pytest.raises(OptionError, match="inputs str: must be a tensor, a tuple or list of tensors"):
         latency.measure_latency(SDNResNet(), "x", min_time=0.001)
 
 
@@ -306,7 +306,7 @@ def test_command_refuses_inputs_of_another_shape(model_file, tmp_path, capsys):
     assert main(["latency", "--model", model_file, "--input-size", "32", "--inputs", str(path),
                  *QUICK]) == 2
     err = capsys.readouterr().err
-    assert "holds (4, 1, 32, 32): must hold float images [N, 3, 32, 32]" in err
+    assert "holds 4x1x32x32: not the inputs --input-size 32 says (1x3x32x32, any batch)" in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -319,7 +319,7 @@ def test_command_refuses_a_batch_too_large_to_make_before_making_it(model_file, 
     assert main(["latency", "--model", model_file, "--input-size", "3x4096x4096", "--batch", "100",
                  *QUICK]) == 2
     err = capsys.readouterr().err
-    assert err == ("msdprof: error: --batch 100: of 3x4096x4096 images holds 5,033,164,800 numbers: "
+    assert err == ("msdprof: error: --batch 100: of 3x4096x4096 inputs holds 5,033,164,800 numbers: "
                    "at most 1,073,741,824 (4 GiB of float32; see the README's limits)\n")
 
 

@@ -117,7 +117,7 @@ def test_the_command_line_shown_makes_the_same_report(folder, capsys):
     text = (folder / "r.md").read_text()
     shown = re.search(r"Command line: `(.*?)`", text).group(1)
     assert shown == ("msdprof report --model models.py:sdn --model-kwargs '{\"width\": 4}' "
-                     "--input-size 3x16x16 --convention macs -o r.md")
+                     "--input-size 16 --convention macs -o r.md")
     (folder / "again").mkdir()
     argv = shlex.split(shown)[2:-2] + ["-o", "again/r.md"]
     assert main(["report", *argv]) == 0
@@ -154,7 +154,7 @@ def test_msdnet_only_options_are_refused_with_one_line_and_nothing_written(folde
 
 def test_a_model_report_needs_the_input_size(folder, capsys):
     code, err = report(capsys, "--model", "models.py:sdn", "-o", "r.md")
-    assert code == 2 and "--input-size missing: --model needs the input" in err
+    assert code == 2 and "--input-size missing: --model needs its inputs" in err
     assert not (folder / "r.md").exists()
 
 

@@ -39,7 +39,7 @@ from msdnet.model import Part, check_msdnet
 from msdnet.model import model_from
 
 from ..core.counting import CONVENTIONS, Counts, check_convention
-from ..core.dataflow import Dataflow, count_modules, evaluating, record_network
+from ..core.dataflow import Dataflow, Outputs, count_modules, evaluating, record_network
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -217,7 +217,7 @@ def layout_graph(
     dense: bool = False,
     convention: str = "msdnet",
     inputs: Any = None,
-    outputs: Callable[[Any], Any] | None = None,
+    outputs: Outputs = None,
     **options: Any,
 ) -> nx.DiGraph:
     """The scale x layer connectivity graph of an MSDNet, as a ``networkx.DiGraph``; for any other

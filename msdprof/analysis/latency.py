@@ -45,9 +45,11 @@ from msdnet import MSDNet
 from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
-from ..core.dataflow import evaluating, example_inputs, select_exits
+from ..core.dataflow import (
+    InputSpec, Inputs, Outputs, as_inputs, evaluating, make_inputs, parse_inputs, select_exits,
+)
+from ..files.user_model import load_failure, read_inputs
 from ..core.exits import ExitCosts, costs_of, record_exits
-from ..files.saved_outputs import _first_line
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
@@ -261,7 +263,7 @@ def load_weights(model: MSDNet, path: str | os.PathLike) -> MSDNet:
         state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     except Exception as error:  # a corrupt file fails in many ways
         raise OptionError("weights", str(path), "cannot be read by torch.load(weights_only=True): "
-                          + _first_line(error)) from None
+                          + load_failure(error)) from None
     if not isinstance(state, Mapping):
         raise OptionError("weights", str(path), f"holds a {type(state).__name__}: must hold a "
                           "state dict (torch.save(model.state_dict(), FILE))")
@@ -287,37 +289,43 @@ def _image_shape(input_size: Sequence[int]) -> tuple[int, int, int]:
 
 
 def load_inputs(path: str | os.PathLike, input_size: Sequence[int]) -> torch.Tensor:
-    """Images ``[N, C, height, width]`` (float32) from ``path``: an ``.npz`` holding one array (or
-    one named ``x``) or a tensor saved with ``torch.save`` (read with ``weights_only=True``);
-    ``input_size`` is (height, width) (C = 3) or (C, height, width).  :class:`OptionError` naming
-    the file when it holds anything else."""
-    path = Path(path)
-
-    def fail(what: str):
-        raise OptionError("inputs", str(path), what)
-
-    if not path.is_file():
-        fail("does not exist" if not path.exists() else "is not a file")
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                names = data.files
-                if "x" not in names and len(names) != 1:
-                    fail(f"holds the arrays {', '.join(names) or 'none'}: give one array, or one "
-                         "named x")
-                x = torch.from_numpy(np.array(data["x" if "x" in names else names[0]]))
-        else:
-            x = torch.load(path, map_location="cpu", weights_only=True)
-    except OptionError:
-        raise
-    except Exception as error:  # a corrupt file fails in many ways
-        fail(f"cannot be read: {_first_line(error)}")
+    """An MSDNet's images ``[N, C, height, width]`` (float32) from ``path``, read as
+    :func:`msdprof.files.user_model.read_inputs` reads any model's saved inputs (an ``.npz`` holding
+    one array, or one named ``x`` among others; a tensor saved with ``torch.save``, read with
+    ``weights_only=True``); ``input_size`` is (height, width) (C = 3) or (C, height, width).
+    :class:`OptionError` naming the file when it holds anything else."""
+    given = read_inputs(str(path))
+    x: Any = given.args[0] if len(given.args) == 1 and not given.kwargs else given.kwargs.get("x") if (
+        not given.args) else None
     c, h, w = _image_shape(input_size)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4 or \
             tuple(x.shape[1:]) != (c, h, w) or len(x) == 0:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        fail(f"holds {shape}: must hold float images [N, {c}, {h}, {w}] (N >= 1) for this network")
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else ", ".join(
+            f"{n}={tuple(t.shape)}" for n, t in given.kwargs.items()) or f"{len(given.args)} tensors"
+        raise OptionError("inputs", str(path), f"holds {shape}: must hold float images [N, {c}, {h}, {w}] "
+                                               "(N >= 1) for this network (in an .npz: one array, or x)")
     return x.to(torch.float32)
+
+
+def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, seed: int = 0) -> Inputs:
+    """Inputs of ``input_size`` (as :func:`msdprof.core.dataflow.parse_inputs` reads it) for
+    ``model``, their first dimension ``batch`` when given: floating-point ones standard normal noise,
+    the same for the same ``seed``; integer and boolean ones (token ids, masks) zeros."""
+    specs = parse_inputs(input_size)
+    if batch is not None:
+        specs = [InputSpec(s.name, (batch, *s.shape[1:]), s.dtype) for s in specs]
+    numbers = sum(math.prod(s.shape) for s in specs)
+    if numbers > MAX_BATCH_NUMBERS:
+        shapes = ", ".join("x".join(map(str, s.shape[1:])) for s in specs)
+        raise OptionError("batch", batch if batch is not None else 1, f"of {shapes} inputs holds {numbers:,} "
+                          f"numbers: at most {MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the README's limits)")
+    generator = torch.Generator().manual_seed(seed)
+
+    def noise(t: torch.Tensor) -> torch.Tensor:
+        return torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device) if (
+            t.is_floating_point() and t.device.type != "meta") else t
+
+    return make_inputs(model, specs).map(noise)
 
 
 def random_batch(batch: int, input_size: Sequence[int], seed: int = 0) -> torch.Tensor:
@@ -533,22 +541,22 @@ def check_thresholds(model: MSDNet, thresholds: Sequence[float]) -> tuple[float,
     return tuple(float(t) for t in thresholds)
 
 
-def _inputs(model: nn.Module, x: Any) -> tuple[torch.Tensor, ...]:
-    """``x`` as a tuple of batch tensors (:func:`msdprof.core.dataflow.example_inputs`), each with at
-    least one item."""
-    given = example_inputs(model, inputs=x)
-    if not all(t.dim() >= 1 and len(t) for t in given):
-        raise OptionError("inputs", type(x).__name__, "must be a batch tensor (or a tuple of them) "
-                          "with at least one item")
+def _inputs(x: Any) -> Inputs:
+    """``x`` as :class:`~msdprof.core.dataflow.Inputs` of batch tensors (see
+    :func:`msdprof.core.dataflow.as_inputs`), each with at least one item, all of one batch size."""
+    given = as_inputs(x)
+    if not all(t.dim() >= 1 and len(t) for t in given.tensors) or len({len(t) for t in given.tensors}) > 1:
+        raise OptionError("inputs", type(x).__name__, "must be batch tensors (a tensor, a tuple or a "
+                          "dict of them) of one batch size, with at least one item")
     return given
 
 
-def _time_forward(model: nn.Module, xs: tuple[torch.Tensor, ...], stamps: Sequence[Stamp],
+def _time_forward(model: nn.Module, xs: Inputs, stamps: Sequence[Stamp],
                   select: Callable[[Any], Sequence[torch.Tensor]], threads: int, min_time: float,
                   ) -> tuple[list[Timing], ForwardLatency]:
     """Per stamp, the time from the forward's start to it; and the full forward with and without
     the stamp hooks (see :class:`ForwardLatency`)."""
-    stamper = Stamper(model, stamps, xs[0].device.type)
+    stamper = Stamper(model, stamps, xs.tensors[0].device.type)
     with stamper:
         check_stamps(stamper, xs, select)
         hook_calls = stamper.hook_calls
@@ -562,7 +570,7 @@ def _time_forward(model: nn.Module, xs: tuple[torch.Tensor, ...], stamps: Sequen
 
 def measure_latency(
     model: nn.Module,
-    x: torch.Tensor | Sequence[torch.Tensor],
+    x: torch.Tensor | Sequence[torch.Tensor] | Mapping[str, torch.Tensor] | Inputs,
     *,
     threads: int = 1,
     min_time: float = MIN_TIME,
@@ -570,13 +578,14 @@ def measure_latency(
     thresholds: Sequence[float] | None = None,
     source: str = "thresholds",
     programs: Mapping[str, Programs] | None = None,
-    outputs: Callable[[Any], Any] | None = None,
+    outputs: Outputs = None,
 ) -> Latency:
     """Time every exit of ``model`` on the batch ``x`` (on the model's device).
 
     Any early-exit model (an ``nn.Module`` whose forward returns one output per exit; ``outputs``
     picks them out of a richer return value, as for :func:`msdprof.core.exits.exit_costs`; ``x`` a
-    tensor, or a tuple of tensors for a forward of several arguments): the time to each output
+    tensor, a tuple of tensors for a forward of several arguments, or a dict of keyword tensors, of
+    one batch size): the time to each output
     within one full forward and the full forward with and without the timestamp hooks.  An
     :class:`msdnet.MSDNet` also gets each exit's eager and lazy program timed (``programs``:
     ``{"eager": ..., "lazy": ...}``, default :data:`PROGRAMS`) and, with ``thresholds`` (one per
@@ -587,7 +596,7 @@ def measure_latency(
     counts are for one item of the batch (an MSDNet: one image of its plan), in ``convention``.
     """
     threads, min_time = check_threads(threads), check_min_time(min_time)
-    xs = _inputs(model, x)
+    xs = _inputs(x)
     msdnet = isinstance(model, MSDNet)
     if msdnet:
         check_msdnet(model)
@@ -602,10 +611,10 @@ def measure_latency(
         raise OptionError("programs" if programs is not None else "thresholds", "given",
                           f"need an MSDNet ({type(model).__name__} has no exits= to stop at, nor "
                           "early_exit)")
-    flow = record_exits(model, inputs=None if msdnet else tuple(t[:1] for t in xs), outputs=outputs)
+    flow = record_exits(model, inputs=None if msdnet else xs.map(lambda t: t[:1]), outputs=outputs)
     costs = costs_of(model, flow, convention)
     stamps = stamp_points(flow)
-    batch = len(xs[0])
+    batch = len(xs.tensors[0])
     with evaluating(model):
         forward_times, forward = _time_forward(
             model, xs, stamps, lambda out: select_exits(out, outputs)[0], threads, min_time)
@@ -613,19 +622,19 @@ def measure_latency(
         for e, stamp, t in zip(costs, stamps, forward_times):
             timed: dict[str, Any] = {}
             if msdnet:
-                eager = time_program(programs["eager"](model, xs[0], e.exit), threads, min_time)
-                lazy = time_program(programs["lazy"](model, xs[0], e.exit), threads, min_time)
+                eager = time_program(programs["eager"](model, xs.tensors[0], e.exit), threads, min_time)
+                lazy = time_program(programs["lazy"](model, xs.tensors[0], e.exit), threads, min_time)
                 timed = dict(eager=eager, lazy=lazy,
                              eager_ms_per_gop=_per_gop(eager.median_ms, e.macs * batch),
                              lazy_ms_per_gop=_per_gop(lazy.median_ms, e.lazy_macs * batch))
             exits.append(ExitLatency(e.exit, e.layer, e.macs, e.lazy_macs, stamp, t,
                                      _per_gop(t.median_ms, e.macs * batch), **timed))
         early = (None if thresholds is None else
-                 _early_exit(model, xs[0], thresholds, source, exits, threads, min_time))
+                 _early_exit(model, xs.tensors[0], thresholds, source, exits, threads, min_time))
     macs = [e.macs for e in exits]
     return Latency(
-        costs, Machine.here(xs[0].device.type, threads), batch, min_time, tuple(exits),
-        tuple(tuple(t.shape) for t in xs), forward,
+        costs, Machine.here(xs.tensors[0].device.type, threads), batch, min_time, tuple(exits),
+        xs.shapes, forward,
         spearman(macs, [e.forward.median_ms for e in exits]),
         spearman(macs, [e.eager.median_ms for e in exits]) if msdnet else None,
         spearman([e.lazy_macs for e in exits], [e.lazy.median_ms for e in exits]) if msdnet else None,
@@ -637,6 +646,7 @@ __all__ = [
     "DEVICES", "EarlyExitLatency", "ExitLatency", "ForwardLatency", "Latency", "MAX_BATCH",
     "MAX_BATCH_NUMBERS", "MAX_THREADS", "MIN_TIME", "Machine", "PROGRAMS",
     "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_batch_numbers", "check_device",
+    "random_inputs",
     "check_min_time",
     "check_thresholds", "check_threads", "cpu_name", "eager_program", "lazy_program",
     "measure_latency", "spearman", "time_program",

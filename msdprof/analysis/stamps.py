@@ -39,7 +39,7 @@ from torch.utils import benchmark
 
 from msdnet.options import OptionError
 
-from ..core.dataflow import Dataflow, tensors_in
+from ..core.dataflow import Dataflow, Inputs, as_inputs, tensors_in
 
 #: Timed forward passes at the least, however short ``min_time`` is (for a median and an IQR).
 MIN_RUNS = 5
@@ -184,31 +184,31 @@ class Stamper:
 
     # --- one forward --------------------------------------------------------------------------
 
-    def _forward(self, inputs: Sequence[torch.Tensor]) -> tuple[Any, Any, Any]:
-        """``model(*inputs)`` under ``torch.no_grad()`` between two clock readings: (start, what it
+    def _forward(self, inputs: Sequence[torch.Tensor], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """``model(*inputs, **kwargs)`` under ``torch.no_grad()`` between two clock readings: (start, what it
         returned, end) -- ``perf_counter`` seconds on CPU, recorded events on CUDA (synchronised)."""
         with torch.no_grad():
             if self.cuda:
                 start, end = self.events[-2], self.events[-1]
                 start.record()
-                out = self.model(*inputs)
+                out = self.model(*inputs, **kwargs)
                 end.record()
                 torch.cuda.synchronize()
                 return start, out, end
             start = time.perf_counter()
-            out = self.model(*inputs)
+            out = self.model(*inputs, **kwargs)
             return start, out, time.perf_counter()
 
     def _ms(self, start: Any, mark: Any) -> float:
         return start.elapsed_time(mark) if self.cuda else 1e3 * (mark - start)
 
-    def run(self, *inputs: torch.Tensor) -> tuple[list[float], Any]:
-        """``model(*inputs)`` under ``torch.no_grad()``: (ms to each stamp and then to the return,
+    def run(self, *inputs: torch.Tensor, **kwargs: torch.Tensor) -> tuple[list[float], Any]:
+        """``model(*inputs, **kwargs)`` under ``torch.no_grad()``: (ms to each stamp and then to the return,
         what the model returned)."""
         for name in self.counts:
             self.counts[name] = 0
         self.marks = [None] * len(self.stamps)
-        start, out, end = self._forward(inputs)
+        start, out, end = self._forward(inputs, kwargs)
         marks = self.events[:len(self.stamps)] if self.cuda else self.marks
         unfired = [s for s, mark in zip(self.stamps, marks) if mark is None and s.when != "return"]
         if unfired:
@@ -219,12 +219,12 @@ class Stamper:
         return [self._ms(start, end if s.when == "return" else mark)
                 for s, mark in zip(self.stamps, marks)] + [self._ms(start, end)], out
 
-    def plain(self, *inputs: torch.Tensor) -> float:
-        """ms of ``model(*inputs)`` under ``torch.no_grad()`` with the same clock as :meth:`run`;
+    def plain(self, *inputs: torch.Tensor, **kwargs: torch.Tensor) -> float:
+        """ms of ``model(*inputs, **kwargs)`` under ``torch.no_grad()`` with the same clock as :meth:`run`;
         call it outside the ``with`` block (no hooks)."""
         if self.handles:
             raise RuntimeError("Stamper.plain runs the model without hooks: call it outside the with block")
-        start, _, end = self._forward(inputs)
+        start, _, end = self._forward(inputs, kwargs)
         return self._ms(start, end)
 
     def mark_cost_ns(self, threads: int = 1, min_time: float = 0.2) -> float:
@@ -248,7 +248,7 @@ class Stamper:
             self.counts.update(counts)
 
 
-def check_stamps(stamper: Stamper, inputs: Sequence[torch.Tensor],
+def check_stamps(stamper: Stamper, inputs: Sequence[torch.Tensor] | Inputs,
                  select: Callable[[Any], Sequence[torch.Tensor]]) -> None:
     """Run the stamped forward once and check every stamp: each fired, and each "end" stamp saw the
     very tensor the model returned for its exit (``select`` picks the exits' tensors out of what it
@@ -257,7 +257,7 @@ def check_stamps(stamper: Stamper, inputs: Sequence[torch.Tensor],
     stamper.checking, stamper.cuda = True, False  # the CPU clock tells which stamps fired
     stamper.seen.clear()
     try:
-        _, out = stamper.run(*inputs)
+        _, out = as_inputs(inputs).call(stamper.run)
     finally:
         stamper.checking, stamper.cuda = False, cuda
     tensors = list(select(out))
@@ -271,7 +271,7 @@ def check_stamps(stamper: Stamper, inputs: Sequence[torch.Tensor],
                               f"where it was recorded ({stamp.describe()})")
 
 
-def timed_runs(stamper: Stamper, inputs: Sequence[torch.Tensor], threads: int, min_time: float,
+def timed_runs(stamper: Stamper, inputs: Sequence[torch.Tensor] | Inputs, threads: int, min_time: float,
                warmup: int) -> tuple[list[list[float]], list[float]]:
     """Pairs of forwards, a stamped one then a plain one (no hooks), so that drift in the machine's
     speed hits both alike: ``warmup`` pairs, then as many as fit in ``min_time`` seconds (at least
@@ -283,11 +283,12 @@ def timed_runs(stamper: Stamper, inputs: Sequence[torch.Tensor], threads: int, m
     gc.disable()
     stamped: list[list[float]] = []
     plain: list[float] = []
+    given = as_inputs(inputs)
 
     def pair() -> None:
         with stamper:
-            stamped.append(stamper.run(*inputs)[0])
-        plain.append(stamper.plain(*inputs))
+            stamped.append(given.call(stamper.run)[0])
+        plain.append(given.call(stamper.plain))
 
     try:
         for _ in range(warmup):

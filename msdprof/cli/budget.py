@@ -13,7 +13,7 @@ from ..render import formatting
 from .options import (
     UsageError, add_convention_option, add_format_option, add_model_options, add_network_options,
     add_output_options, check_output_and_plot, network_options, notice, output_name, show,
-    user_model,
+    model_io, user_model,
 )
 
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
     model = user_model(args)
     costs = None
     if model is not None:  # counted first: its number of exits is what the options are checked by
-        costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
+        costs = exit_costs(model, convention=args.convention, **model_io(args))
         name, exits = args.model, len(costs)
     else:
         options, name = network_options(args)

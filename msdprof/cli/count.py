@@ -11,7 +11,7 @@ from ..files.output import check_writable
 from ..render import formatting
 from .options import (
     add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, network_options, show, user_model,
+    add_output_options, model_io, network_options, show, user_model,
 )
 
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> None:
         name = args.model
         if args.device is not None:
             model = model.to(args.device)
-        costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
+        costs = exit_costs(model, convention=args.convention, **model_io(args))
     else:
         costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
                            device=args.device or "meta")

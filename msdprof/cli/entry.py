@@ -7,6 +7,7 @@ the API; what they share is :mod:`msdprof.cli.options`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -15,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from msdnet.options import OptionError, format_value
 
+from ..core.units import one_line
 from ..files.output import WriteWarning
 from . import budget, compare, count, graph, latency, report, sweep
 from .options import ArgumentParser, CommandFailed, UsageError
@@ -58,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        with warnings.catch_warnings():
+        args.stdout = sys.stdout  # the results' stream; meanwhile what the user's model prints goes to stderr
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("always", WriteWarning)
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             args.run(args)
@@ -80,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {error.filename}" if error.filename else ""
         print(f"msdprof: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("msdprof: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # Ctrl-C, or the user's model raising it (said so)
+        print(f"msdprof: interrupted{' ' + one_line(error) if str(error) else ''}", file=sys.stderr)
         return 130
     return 0
 

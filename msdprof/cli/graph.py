@@ -10,7 +10,7 @@ from msdnet.options import OptionError
 from ..render import drawing
 from .options import (
     add_convention_option, add_model_options, add_network_options, add_output_options,
-    given_options, network_options, notice, user_model,
+    given_options, model_io, network_options, notice, user_model,
 )
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
         from ..render.interactive import write_page
 
         if model is not None:
-            write_page(path, model, input_size=args.input_size, convention=args.convention,
+            write_page(path, model, **model_io(args), convention=args.convention,
                        name=args.model, title=f"{type(model).__name__} {args.model}", force=args.force)
             return
         title = f"MSDNet {name}" if name and not given_options(args) else f"MSDNet {options.describe()}"
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
                    convention=args.convention, name=name, title=title, force=args.force)
         return
     if model is not None:
-        graph = layout_graph(model, input_size=args.input_size, convention=args.convention)
+        graph = layout_graph(model, **model_io(args), convention=args.convention)
         graph.graph["spec"] = args.model
         exits = sum(1 for _, d in graph.nodes(data=True) if d["kind"] == "exit")
         if args.exit is not None:

@@ -11,7 +11,7 @@ from ..files.output import write_atomic
 from ..render import formatting
 from .options import (
     UsageError, add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, check_output_and_plot, network_options, show, user_model,
+    add_output_options, check_output_and_plot, model_io, network_options, show, user_model,
 )
 
 
@@ -33,7 +33,8 @@ def add_parser(sub: Any) -> None:
     add_model_options(p)
     add_convention_option(p, "unit of the operation counts")
     p.add_argument("--batch", metavar="N",
-                   help="images per call (default 1; with --inputs: all of them, or the first N)")
+                   help="images (items) per call: default 1 of seeded random noise (token ids and "
+                        "masks: zeros); with --inputs: all of them, or the first N")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default) or cuda")
     p.add_argument("--threads", default="1", metavar="N",
                    help="torch intra-op threads while timing (default 1)")
@@ -42,10 +43,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--weights", metavar="FILE",
                    help="a state dict to load (torch.save(model.state_dict()); read with "
                         "weights_only=True); default: the authors' random initialisation")
-    p.add_argument("--inputs", metavar="FILE",
-                   help="images [N, C, H, W] (C = 3 for an MSDNet; with --model the shape of "
-                        "--input-size): .npz (one array, or one named x) or a torch.save'd tensor; "
-                        "default: --batch images of seeded random noise")
     p.add_argument("--thresholds", metavar="T1,T2,...",
                    help="time MSDNet.early_exit with these thresholds, one per exit (the last is "
                         "ignored)")
@@ -58,7 +55,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--plot", metavar="FILE.svg", help="draw ms and ops per exit (two axes)")
     add_format_option(p, formatting.FORMATS, "; csv holds the per-exit rows only")
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, msdnet_inputs=True)  # --inputs: an MSDNet's images too
 
 
 def run(args: argparse.Namespace) -> None:
@@ -69,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     from ..render import latency_view
     from ..analysis.budget import calibrate, geometric
     from ..core.counting import check_convention
-    from ..core.dataflow import parse_input_size
+    from ..core.dataflow import as_inputs
     from ..files.saved_outputs import load_outputs
 
     fmt = formatting.check_format(args.format, latency_view.FORMATS)
@@ -94,20 +91,25 @@ def run(args: argparse.Namespace) -> None:
     check_output_and_plot(args)  # before any work
     model = user_model(args)
     if model is not None:
-        name, shape = args.model, parse_input_size(args.input_size)
+        name, io = args.model, model_io(args)
+        x = io["inputs"] if io["inputs"] is not None else latency.random_inputs(model, io["input_size"], batch)
+        inputs = f"inputs of {args.inputs}" if args.inputs is not None else "random normal inputs"
     else:
         model = build_model(options, args.input_size, device="cpu")
         shape = (3, *model.plan.input_size)
         if args.weights is not None:
             latency.load_weights(model, args.weights)
+        if args.inputs is not None:
+            x, inputs = latency.load_inputs(args.inputs, shape), f"images of {args.inputs}"
+        else:
+            x, inputs = latency.random_batch(batch or 1, shape), "random normal images"
     if args.inputs is not None:
-        x = latency.load_inputs(args.inputs, shape)
-        if batch is not None and batch > len(x):
-            raise OptionError("batch", args.batch, f"is more than the {len(x)} images of "
-                                                   f"{args.inputs}")
-        x, inputs = x[:batch], f"images of {args.inputs}"
-    else:
-        x, inputs = latency.random_batch(batch or 1, shape), "random normal images"
+        x = as_inputs(x)
+        items = len(x.tensors[0]) if x.tensors[0].dim() else 0
+        if batch is not None and batch > items:
+            raise OptionError("batch", args.batch, f"is more than the {items} "
+                                                   f"{'items' if args.model else 'images'} of {args.inputs}")
+        x = x.map(lambda t: t[:batch])
     thresholds, source = None, "--thresholds"
     if args.thresholds is not None:
         thresholds = [t.strip() for t in args.thresholds.split(",")]
@@ -120,11 +122,11 @@ def run(args: argparse.Namespace) -> None:
         p = geometric(_whole("p", args.p, 1), options.nBlocks)
         outputs = load_outputs(args.logits, exits=options.nBlocks)
         thresholds, source = calibrate(outputs.val_pred, p), f"calibrated on {args.logits}, p={p.p}"
-    model, x = model.to(device), x.to(device)
+    model, x = model.to(device), as_inputs(x).map(lambda t: t.to(device))
     try:
         result = latency.measure_latency(model, x, threads=threads, min_time=min_time,
                                          convention=args.convention, thresholds=thresholds,
-                                         source=source)
+                                         source=source, outputs=io["outputs"] if args.model else None)
     except OptionError as error:
         if error.option == "inputs" and args.inputs is None:  # the batch was made of --input-size
             raise OptionError("input-size", args.input_size, error.allowed) from error

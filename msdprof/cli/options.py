@@ -17,6 +17,7 @@ from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
 from msdnet.options import OPTION_NAMES, OptionError
 
 from ..core.conventions import CONVENTION_HELP
+from ..core.units import INPUT_DTYPE_NAMES, INPUT_FORMS
 from ..files.output import check_writable, write_atomic
 
 # Everything that imports torch, networkx or matplotlib (the counting, the graph, the views) is
@@ -93,9 +94,9 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     for name in OPTION_NAMES:
         group.add_argument(f"--{name}", metavar="V", help=OPTION_HELP[name])
     group.add_argument(
-        "--input-size", metavar="S|HxW",
-        help="input image side in pixels (default 32 for CIFAR, 224 for ImageNet); with --model "
-             "also CxHxW (3 channels unless given)",
+        "--input-size", metavar="SIZE", action=OnceAction,
+        help="input image side or HxW in pixels (default 32 for CIFAR, 224 for ImageNet); with "
+             f"--model its inputs: {INPUT_FORMS}",
     )
 
 
@@ -104,7 +105,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "your own model",
         "Any nn.Module whose forward returns one output per exit (a list or tuple, exit 1 first, "
-        "or a dict). Counted as built, on one zero image of --input-size (needed).",
+        "or a dict; --outputs picks them out of anything else). Counted as built, on zero inputs "
+        "of --input-size or on the saved --inputs (one of them is needed).",
     )
     group.add_argument("--model", metavar="FILE.py:FACTORY",
                        help="the factory returning the model: FILE.py:FACTORY or "
@@ -116,6 +118,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                             "key and 'module.' prefixes are understood); counts do not depend on it")
     group.add_argument("--debug", action="store_true",
                        help="when your model's code raises, also print its traceback")
+    add_model_io_options(group)
 
 
 def given_options(args: argparse.Namespace) -> dict[str, str]:
@@ -129,16 +132,106 @@ def user_model(args: argparse.Namespace) -> Any:
         for option in ("model-kwargs", "checkpoint"):
             if getattr(args, option.replace("-", "_"), None) is not None:
                 raise OptionError(option, getattr(args, option.replace("-", "_")), "needs --model")
+        refuse_model_io(args)
         return None
     clash = ["preset"] * (args.preset is not None) + list(given_options(args))
     if clash:
         raise OptionError(clash[0], getattr(args, clash[0]),
                           "is an MSDNet option: --model counts your model as built; give one or the other")
-    if args.input_size is None:
-        raise OptionError("input-size", "missing", "--model needs the input: a side, HxW or CxHxW (e.g. 3x32x32)")
+    if args.input_size is None and args.inputs is None:
+        raise OptionError("input-size", "missing", "--model needs its inputs: --input-size SIZE (e.g. "
+                                                   "3x32x32 or 1x128:long) or --inputs FILE")
     from ..files.user_model import load_model
 
     return load_model(args.model, args.model_kwargs, args.checkpoint)
+
+
+# --- your own model's inputs and outputs (--input-size, --input-dtype, --inputs, --outputs) --------
+# One helper for every command taking --model (count, graph, report, budget, latency, compare):
+# the command adds them with add_model_options and passes model_io(args) to the API.
+
+
+class OnceAction(argparse.Action):
+    """An option that may be given once: given twice, a one-line error saying how to give several
+    values in one (``--input-size 1x128,1x128``) instead of argparse keeping the last."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            raise UsageError(f"{option_string} is given twice: give several inputs in one, joined by "
+                             f"commas ({option_string} {getattr(namespace, self.dest)},{values})")
+        setattr(namespace, self.dest, values)
+
+
+def add_model_io_options(group: Any) -> None:
+    """``--input-dtype``, ``--inputs FILE`` and ``--outputs``, beside ``--input-size``."""
+    group.add_argument("--input-dtype", metavar="DTYPE",
+                       help="dtype of the --input-size inputs given without one: "
+                            f"{', '.join(INPUT_DTYPE_NAMES)} (default: the model's floating-point "
+                            "dtype); long for token ids: --input-size 1x128 --input-dtype long")
+    group.add_argument("--inputs", metavar="FILE",
+                       help="saved example inputs instead of --input-size, read without running code "
+                            "(torch.load weights_only=True; .npz: numpy allow_pickle=False): a tensor, "
+                            "a tuple or list of tensors (positional) or a dict of tensors (keyword "
+                            "inputs; in an .npz: arrays by name, but one array alone or arr_0, arr_1 ... "
+                            "positional); "
+                            "latency times this batch (and takes an MSDNet's images [N, 3, H, W] too)")
+    group.add_argument("--outputs", metavar="I|FILE.py:FUNCTION",
+                       help="pick one tensor per exit: an index or key taken of each exit's output "
+                            "(0 for a model returning [(logits, features), ...]), or a function given "
+                            "what the model returns and returning one tensor per exit")
+
+
+def model_io(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's ``input_size``, ``inputs`` and ``outputs`` for ``--model`` (see
+    :func:`msdprof.exit_costs`): ``--input-size`` with ``--input-dtype``, the tensors of
+    ``--inputs``, ``--outputs`` as an index, key or function."""
+    from ..core.dataflow import parse_inputs
+    from ..core.units import shapes_text
+    from ..files.user_model import load_factory, read_inputs
+
+    if args.input_dtype is not None and args.input_size is None:
+        raise OptionError("input-dtype", args.input_dtype, "is the dtype of --input-size: give --input-size "
+                                                           "(a saved --inputs file has its own dtypes)")
+    outputs: Any = args.outputs
+    if outputs is not None:
+        text = outputs.strip()
+        if text.lstrip("-").isdigit():
+            outputs = int(text)
+        elif ":" in text:
+            outputs = load_factory(text, option="outputs")
+        elif not text.isidentifier():
+            raise OptionError("outputs", outputs, "must be an index (0), a key (logits) or FILE.py:FUNCTION")
+        else:
+            outputs = text
+    sizes = args.input_size if args.input_dtype is None else parse_inputs(args.input_size, args.input_dtype)
+    if args.inputs is None:
+        return {"input_size": sizes, "inputs": None, "outputs": outputs}
+    inputs = read_inputs(args.inputs)
+    if sizes is not None:  # both: the file must hold inputs of these sizes, in any batch
+        want = parse_inputs(sizes)
+        if [(s.name, s.shape[1:]) for s in want] != [("", tuple(t.shape[1:])) for t in inputs.args] + [
+                (k, tuple(t.shape[1:])) for k, t in inputs.kwargs.items()]:
+            raise OptionError("inputs", args.inputs, f"holds {shapes_text(inputs.shapes)}: not the inputs "
+                              f"--input-size {args.input_size} says ({shapes_text(s.shape for s in want)}, "
+                              "any batch); give one or the other")
+    return {"input_size": None, "inputs": inputs, "outputs": outputs}
+
+
+def typed_io(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """``--input-size``, ``--input-dtype``, ``--inputs`` and ``--outputs`` as typed (to show the
+    command that remakes a result)."""
+    return tuple((option, getattr(args, option.replace("-", "_"))) for option in
+                 ("input-size", "input-dtype", "inputs", "outputs")
+                 if getattr(args, option.replace("-", "_"), None) is not None)
+
+
+def refuse_model_io(args: argparse.Namespace, why: str = "an MSDNet is run on one image of its plan") -> None:
+    """Without ``--model``: ``--input-dtype``, ``--inputs`` and ``--outputs`` are refused, saying
+    ``why``."""
+    for option in ("input-dtype", "outputs") + ("inputs",) * (not getattr(args, "msdnet_inputs", False)):
+        value = getattr(args, option.replace("-", "_"), None)
+        if value is not None:
+            raise OptionError(option, value, f"needs --model ({why})")
 
 
 def network_options(args: argparse.Namespace) -> tuple[Options, str | None]:
@@ -168,6 +261,13 @@ def add_quiet_option(parser: argparse.ArgumentParser, more: str = "") -> None:
                         help="no line on stderr saying what was written where" + more)
 
 
+def results_stream(args: argparse.Namespace) -> Any:
+    """Where results go: the standard output :func:`msdprof.cli.entry.main` set aside before running
+    the command (``sys.stdout`` meanwhile goes to stderr, so that what the user's model prints does
+    not mix with the results), else ``sys.stdout``."""
+    return getattr(args, "stdout", None) or sys.stdout
+
+
 def notice(args: argparse.Namespace, line: str) -> None:
     """``msdprof CMD: LINE`` on stderr, unless ``--quiet``."""
     if not getattr(args, "quiet", False):
@@ -188,7 +288,7 @@ def emit(args: argparse.Namespace, text: str) -> None:
         write_atomic(args.output, text, force=args.force)
         notice(args, f"wrote {args.output}")
     else:
-        sys.stdout.write(text)
+        results_stream(args).write(text)
 
 
 def check_output_and_plot(args: argparse.Namespace) -> None:
@@ -206,9 +306,10 @@ def check_output_and_plot(args: argparse.Namespace) -> None:
 def show(args: argparse.Namespace, fmt: str, rich: Callable[[], Any], text: Callable[[], str]) -> None:
     """The ``table`` format in a terminal: the ``rich()`` renderable, in colour; anything else
     (another format, a pipe, ``--output``): ``text()`` through :func:`emit`."""
-    if fmt == "table" and not args.output and sys.stdout.isatty():
+    out = results_stream(args)
+    if fmt == "table" and not args.output and out.isatty():
         from rich.console import Console
 
-        Console().print(rich())
+        Console(file=out).print(rich())
     else:
         emit(args, text())

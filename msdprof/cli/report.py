@@ -12,7 +12,7 @@ from ..files.output import check_writable
 from ..render import drawing
 from .options import (
     add_convention_option, add_model_options, add_network_options, add_quiet_option, file_list,
-    given_options, network_options, notice, output_name, user_model,
+    given_options, model_io, network_options, notice, output_name, typed_io, user_model,
 )
 
 
@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> None:
     check_writable(path, args.force)  # before any work
     model = user_model(args)
     if model is not None:
-        configs = [report.model_configuration(model, args.model, args.input_size, args.convention,
-                                              args.model_kwargs, args.checkpoint)]
+        configs = [report.model_configuration(model, args.model, convention=args.convention,
+                                              kwargs=args.model_kwargs, checkpoint=args.checkpoint,
+                                              typed=typed_io(args), **model_io(args))]
     elif args.compare:
         configs = report.compare_configurations(args.compare, args.preset, given, args.input_size,
                                                 args.convention)

@@ -40,7 +40,7 @@ import threading
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ from msdnet.options import OptionError
 
 from . import counting, meta_shapes
 from .counting import FUNCTION_RULES, RULES, Counts, KernelTally, ModuleCount, OpCount, rule_for
-from .units import shape_text, shapes_text
+from .units import INPUT_DTYPE_NAMES, INPUT_FORMS, first_line, one_line, shape_text, shapes_text
 
 
 @dataclass(frozen=True)
@@ -352,49 +352,71 @@ class _KernelView(TorchDispatchMode):
         return out
 
 
-def select_exits(result: Any, outputs: Callable[[Any], Any] | None = None) -> tuple[list[torch.Tensor], tuple[str, ...]]:
-    """The exits' tensors and names in what a run returned (see :func:`record`); :class:`OutputError`
-    when they are not one tensor per exit."""
-    if outputs is not None:
-        result = outputs(result)
+#: How to pick one tensor per exit out of what a model returns (for messages).
+OUTPUTS_HINT = ("pick one tensor per exit with --outputs (outputs= in Python): an index or key "
+                "taken of each exit's output, such as 0, or FILE.py:FUNCTION given what it returns")
+
+#: What ``outputs=`` may be: a callable applied to what the model returns, or an index or key
+#: applied to each exit's output.
+Outputs = Callable[[Any], Any] | int | str | None
+
+
+def select_exits(result: Any, outputs: Outputs = None) -> tuple[list[torch.Tensor], tuple[str, ...]]:
+    """The exits' tensors and names in what a run returned (see :func:`record`): ``outputs`` a
+    callable is applied to it first; an ``int`` or ``str`` picks that item of each exit's output.
+    :class:`OutputError` when they are not one tensor per exit."""
+    if callable(outputs):
+        try:
+            result = outputs(result)
+        except Exception as error:
+            raise OutputError(f"what the model returned made the outputs function fail: "
+                              f"{type(error).__name__}: {one_line(error)}") from error
     if isinstance(result, torch.Tensor):
-        raise OutputError(
-            "1 output (a tensor): an early-exit network returns one output per exit (a list, "
-            "tuple or dict of tensors, exit 1 first); pass outputs= to pick them out of what it returns"
-        )
+        raise OutputError(f"1 output (a tensor): an early-exit network returns one output per exit; {OUTPUTS_HINT}")
     if isinstance(result, dict):
         names, values = tuple(str(k) for k in result), list(result.values())
     elif isinstance(result, (list, tuple)):
         values = list(result)
         names = tuple(str(k) for k in range(1, len(values) + 1))
     else:
-        raise OutputError(
-            f"a {type(result).__name__}: an early-exit network returns one tensor per exit (a "
-            "list, tuple or dict of tensors); pass outputs= to pick them out of what it returns"
-        )
+        raise OutputError(f"a {type(result).__name__}: an early-exit network returns one tensor per exit "
+                          f"(a list, tuple or dict of tensors); {OUTPUTS_HINT}")
     if not values:
         raise OutputError("no outputs (an empty collection): an early-exit network returns one tensor per exit")
+    if isinstance(outputs, (int, str)) and not isinstance(outputs, bool):
+        picked = []
+        for name, value in zip(names, values):
+            try:
+                picked.append(value[outputs])
+            except (IndexError, KeyError, TypeError):
+                raise OutputError(f"exit {name} as a {type(value).__name__}{_length(value)}, which has no item "
+                                  f"{outputs!r}; {OUTPUTS_HINT}") from None
+        values = picked
     for name, value in zip(names, values):
         if not isinstance(value, torch.Tensor):
-            raise OutputError(
-                f"exit {name} is a {type(value).__name__}, not a tensor: pass outputs= to pick one "
-                "tensor per exit out of what the model returns"
-            )
+            raise OutputError(f"exit {name} as a {type(value).__name__}{_length(value)}, not a tensor; {OUTPUTS_HINT}")
     return values, names
+
+
+def _length(value: Any) -> str:
+    return f" of {len(value)}" if isinstance(value, (list, tuple, dict)) else ""
+
+
 
 
 def record(
     model: nn.Module,
     run: Callable[[], Any],
     *,
-    outputs: Callable[[Any], Any] | None | bool = False,
+    outputs: Outputs | bool = False,
     input_shapes: tuple[tuple[int, ...], ...] = (),
 ) -> Dataflow:
     """Run ``run()`` once (under ``torch.no_grad()``) with ``model``'s modules recorded.
 
     ``outputs``: ``False`` (default) to select no exits; ``None`` to take the exits from what
     ``run()`` returned (a list, tuple or dict of tensors); a callable to pick them out of it first
-    (``lambda out: out[0]``).  Raises :class:`OutputError` when they are not one tensor per exit.
+    (``lambda out: out[0]``), an index or key to pick one item of each exit's output (see
+    :func:`select_exits`).  Raises :class:`OutputError` when they are not one tensor per exit.
     Whatever ``run()`` raises is raised as it is, after the hooks are removed.  The model is held
     for this thread meanwhile: a record of it (or of a submodule) from another thread waits.
     """
@@ -470,36 +492,141 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
                 m.training = training
 
 
-def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None) -> tuple[torch.Tensor, ...]:
-    """The tensors a model msdprof did not build is run on: ``inputs`` (a tensor or a tuple of
-    tensors) as given, else one zero image of ``input_size`` -- a side, ``(H, W)`` or ``(C, H, W)``
-    in pixels (3 channels unless given) -- on the model's device, in its floating-point dtype."""
-    if inputs is not None:
-        if input_size is not None:
-            raise OptionError("input_size", shape_text(input_size), "give input_size or inputs, not both")
-        given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs) if isinstance(
-            inputs, (tuple, list)) else None
-        if not given or not all(isinstance(t, torch.Tensor) for t in given):
-            raise OptionError("inputs", type(inputs).__name__, "must be a tensor or a tuple of tensors")
-        return given
-    if input_size is None:
-        raise OptionError(
-            "input_size", "missing",
-            f"{type(model).__name__} is not an MSDNet msdprof built: give input_size "
-            "(a side, (H, W) or (C, H, W)) or inputs (example tensors)",
-        )
-    shape = parse_input_size(input_size)
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    return (torch.zeros(1, *shape, device=device, dtype=dtype),)
+# --- the inputs a model msdprof did not build is run on ----------------------------------------
 
+#: The dtypes an example input may be given in (``--input-size 1x128:long``), by name.
+INPUT_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in INPUT_DTYPE_NAMES}
 
-#: Largest side and channel count of a generic model's example image (a sanity bound).
+#: Largest side and channel count of a generic model's example image (a sanity bound), and the
+#: largest dimension of any example input.
 MAX_INPUT_SIDE = 16384
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """One example input to make: ``name`` (``""``: positional, else the keyword of ``forward``),
+    its full ``shape`` (batch first) and ``dtype`` (a name of :data:`INPUT_DTYPES`; ``None``: the
+    model's floating-point dtype)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a model is called with: ``model(*args, **kwargs)``."""
+
+    args: tuple[torch.Tensor, ...] = ()
+    kwargs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """The positional tensors, then the keyword ones."""
+        return self.args + tuple(self.kwargs.values())
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(t.shape) for t in self.tensors)
+
+    def map(self, change: Callable[[torch.Tensor], torch.Tensor]) -> "Inputs":
+        """The same inputs, each tensor through ``change`` (``lambda t: t[:1]``, ``.to(device)``)."""
+        return Inputs(tuple(change(t) for t in self.args), {k: change(t) for k, t in self.kwargs.items()})
+
+    def call(self, function: Callable[..., Any]) -> Any:
+        """``function(*args, **kwargs)``."""
+        return function(*self.args, **self.kwargs)
+
+
+def as_inputs(value: Any, option: str = "inputs") -> Inputs:
+    """``value`` as :class:`Inputs`: a tensor, a tuple or list of tensors (positional), a dict of
+    tensors by name (keyword inputs), or :class:`Inputs`; :class:`OptionError` naming ``option``
+    for anything else."""
+    if isinstance(value, Inputs):
+        return value
+    if isinstance(value, torch.Tensor):
+        return Inputs((value,))
+    if isinstance(value, (tuple, list)) and value and all(isinstance(t, torch.Tensor) for t in value):
+        return Inputs(tuple(value))
+    if isinstance(value, dict) and value and all(
+            isinstance(k, str) and k.isidentifier() and isinstance(t, torch.Tensor) for k, t in value.items()):
+        return Inputs((), dict(value))
+    raise OptionError(option, type(value).__name__, "must be a tensor, a tuple or list of tensors "
+                      "(positional inputs) or a dict of tensors by name (keyword inputs)")
+
+
+def parse_inputs(value: Any, dtype: str | None = None) -> tuple[InputSpec, ...]:
+    """The example inputs ``value`` describes (the ``--input-size`` of a model msdprof did not
+    build; see :data:`INPUT_FORMS`): a side, ``(H, W)`` or ``(C, H, W)`` image (batch 1 and 3
+    channels added), or text ``"[NAME=]SHAPE[:DTYPE],..."`` -- one input of 1 to 3 dimensions with
+    neither a name nor a dtype is such an image, every other shape is the tensor's full shape;
+    ``dtype``: the dtype of inputs given without one (``--input-dtype``).  Already parsed
+    :class:`InputSpec` items are returned as they are."""
+    if dtype is not None and dtype not in INPUT_DTYPES:
+        raise OptionError("input-dtype", dtype, "must be one of " + ", ".join(INPUT_DTYPES))
+    if isinstance(value, InputSpec):
+        return (value,)
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, InputSpec) for v in value):
+        return tuple(value)
+    if not isinstance(value, str):
+        return (InputSpec("", (1, *parse_input_size(value)), dtype),)
+    specs = []
+    items = [item.strip() for item in value.split(",")]
+    for item in items:
+        name, sep, rest = item.rpartition("=")
+        shape_part, sep_dtype, item_dtype = rest.partition(":")
+        item_dtype = item_dtype.strip().lower() if sep_dtype else dtype
+        if sep and not name.strip().isidentifier():
+            raise OptionError("input-size", value, f"{name.strip()!r} is not a keyword name: give NAME=SHAPE")
+        if item_dtype is not None and item_dtype not in INPUT_DTYPES:
+            raise OptionError("input-size", value, f"{item_dtype!r} is not a dtype: one of " + ", ".join(INPUT_DTYPES))
+        try:
+            shape = tuple(int(part) for part in shape_part.strip().lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not shape or any(not 1 <= n <= MAX_INPUT_SIDE for n in shape):
+            raise OptionError("input-size", value, f"must be {INPUT_FORMS} (each size from 1 to {MAX_INPUT_SIDE})")
+        specs.append(InputSpec(name.strip(), shape, item_dtype))
+    names = [s.name for s in specs if s.name]
+    if len(set(names)) != len(names):
+        raise OptionError("input-size", value, "names a keyword input twice")
+    only = specs[0]
+    if len(specs) == 1 and not only.name and len(only.shape) <= 3 and only.dtype is None:
+        return (InputSpec("", (1, *parse_input_size(only.shape)), only.dtype),)
+    return tuple(specs)
+
+
+def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
+    """Zero tensors of ``specs`` on ``model``'s device; those without a dtype in its floating-point
+    dtype (float32 for a model without floating-point parameters or buffers)."""
+    first = next((t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), None)
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    floating = first.dtype if first is not None else torch.float32
+    made = [(s.name, torch.zeros(s.shape, device=device,
+                                 dtype=floating if s.dtype is None else INPUT_DTYPES[s.dtype])) for s in specs]
+    return Inputs(tuple(t for name, t in made if not name), {name: t for name, t in made if name})
+
+
+def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None) -> Inputs:
+    """The :class:`Inputs` a model msdprof did not build is run on: ``inputs`` as given (see
+    :func:`as_inputs`), else zero tensors of ``input_size`` (see :func:`parse_inputs`) on the
+    model's device, floating-point ones in its floating-point dtype."""
+    if inputs is not None:
+        if input_size is not None:
+            raise OptionError("input-size", shape_text(input_size), "give the inputs' sizes or saved inputs, not both")
+        return as_inputs(inputs)
+    if input_size is None:
+        raise OptionError(
+            "input-size", "missing",
+            f"{type(model).__name__} is not an MSDNet msdprof built: give the sizes of its inputs "
+            "(--input-size, input_size= in Python: e.g. 3x32x32 or 1x128:long) or example inputs "
+            "(--inputs FILE, inputs= in Python)",
+        )
+    return make_inputs(model, parse_inputs(input_size))
+
+
 def parse_input_size(value: Any) -> tuple[int, int, int]:
+    """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
     """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
     text = shape_text(value)
     if isinstance(value, str):
@@ -558,31 +685,45 @@ def record_network(
     *,
     input_size: Any = None,
     inputs: Any = None,
-    outputs: Callable[[Any], Any] | None = None,
+    outputs: Outputs = None,
 ) -> Dataflow:
     """:func:`record` of one forward pass of any early-exit ``model`` in eval mode (every
-    submodule's mode restored afterwards), its exits selected, on :func:`example_inputs`.
+    submodule's mode restored afterwards), its exits selected (``outputs``: see
+    :func:`select_exits`), on :func:`example_inputs`.
 
-    A user's mistake is an :class:`~msdnet.options.OptionError`: outputs that are not one tensor per
-    exit, inputs the model's ``forward`` refuses (its exception's first line is named), a
-    TorchScript model.  A wrapped model (``torch.compile``, ``DataParallel``,
-    ``DistributedDataParallel``) is recorded through the module it wraps (:func:`unwrap`)."""
+    A user's mistake is an :class:`~msdnet.options.OptionError` naming the option that fixes it:
+    outputs that are not one tensor per exit (``outputs``), inputs the model's ``forward`` refuses
+    (``input-size`` or ``inputs``; its exception's first line is named), a TorchScript model.
+    Anything else the model's code raises (``SystemExit``, any ``BaseException``) is an
+    ``OptionError`` naming the model; a ``KeyboardInterrupt`` stays one, saying where it came from.
+    A wrapped model (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``) is recorded
+    through the module it wraps (:func:`unwrap`)."""
     model, wrapper = unwrap(model)
     given = example_inputs(model, input_size, inputs)
-    shapes = tuple(tuple(t.shape) for t in given)
+    shapes = given.shapes
+    option = "inputs" if inputs is not None else "input-size"
     with evaluating(model):
         try:
-            flow = record(model, lambda: model(*given), outputs=outputs, input_shapes=shapes)
+            flow = record(model, lambda: given.call(model), outputs=outputs, input_shapes=shapes)
             return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper)
         except OutputError as error:
-            raise OptionError("model", type(model).__name__, f"returns {error}") from error
+            given_outputs = "missing" if outputs is None else getattr(outputs, "__name__", str(outputs))
+            raise OptionError("outputs", given_outputs, f"{type(model).__name__} returns {error}") from error
+        except OptionError:
+            raise
+        except KeyboardInterrupt as error:
+            raise KeyboardInterrupt(f"while {type(model).__name__}.forward ran (your model's code)") from error
         except Exception as error:  # the model's own forward refused the inputs
-            what = shapes_text(shapes)
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            hint = ("; give every input forward takes: several sizes joined by commas, NAME=SIZE for a "
+                    "keyword, or --inputs FILE" if isinstance(error, TypeError) else "")
             raise OptionError(
-                "inputs" if inputs is not None else "input-size", what,
-                f"{type(model).__name__} failed on it: {type(error).__name__}: {message}",
+                option, shapes_text(shapes),
+                f"{type(model).__name__} failed on it: {type(error).__name__}: {first_line(error)}{hint}",
             ) from error
+        except BaseException as error:  # SystemExit, GeneratorExit or the model's own: not msdprof's
+            raise OptionError("model", type(model).__name__, f"its forward raised {type(error).__name__}"
+                              f"{': ' + first_line(error) if str(error).strip() else ''} (your model's "
+                              "code, not msdprof)") from error
 
 
 def count_modules(
@@ -619,7 +760,8 @@ def count_modules(
 
 
 __all__ = [
-    "Call", "Dataflow", "Op", "OutputError", "count_modules", "evaluating", "example_inputs", "function_name",
-    "tensors_in",
-    "parse_input_size", "record", "record_network", "select_exits", "unwrap", "WRAPPERS",
+    "Call", "Dataflow", "INPUT_DTYPES", "INPUT_FORMS", "InputSpec", "Inputs", "OUTPUTS_HINT", "Op",
+    "OutputError", "Outputs", "WRAPPERS", "as_inputs", "count_modules", "evaluating", "example_inputs",
+    "function_name", "make_inputs", "parse_input_size", "parse_inputs", "record",
+    "record_network", "select_exits", "tensors_in", "unwrap",
 ]

@@ -18,7 +18,7 @@ the same for an ``msdnet.MSDNet`` and for any ``nn.Module`` that returns one out
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ from msdnet.model import check_msdnet
 from msdnet.model import model_from
 
 from .counting import CONVENTIONS, check_convention, counted_macs
-from .dataflow import Dataflow, Op, evaluating, record, record_network
+from .dataflow import Dataflow, Op, Outputs, evaluating, record, record_network
 
 
 #: An exit's lazy count below this fraction of its eager one is worth a word under the table
@@ -250,7 +250,7 @@ def record_exits(
     *,
     input_size: Any = None,
     inputs: Any = None,
-    outputs: Callable[[Any], Any] | None = None,
+    outputs: Outputs = None,
 ) -> Dataflow:
     """The dataflow of one forward pass of ``model`` in eval mode (every submodule's mode restored
     afterwards), its exits selected: an ``MSDNet`` on one zero image of its plan's size on its own
@@ -260,7 +260,8 @@ def record_exits(
         return record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)
     check_msdnet(model)
     height, width = model.plan.input_size
-    image = torch.zeros(1, 3, height, width, device=next(model.parameters()).device)
+    first = next(model.parameters())  # the image follows the model's device and dtype (.half())
+    image = torch.zeros(1, 3, height, width, device=first.device, dtype=first.dtype)
     with evaluating(model):
         return record(model, lambda: model(image), outputs=None, input_shapes=(tuple(image.shape),))
 
@@ -297,7 +298,7 @@ def count_network(
     convention: str = "msdnet",
     input_size: Any = None,
     inputs: Any = None,
-    outputs: Callable[[Any], Any] | None = None,
+    outputs: Outputs = None,
 ) -> ExitCosts:
     """Per-exit costs of any early-exit ``model``: an ``nn.Module`` whose ``forward`` returns one
     output per exit (see :func:`exit_costs`).  Counted as it is (any device, ``meta`` included), in
@@ -313,7 +314,7 @@ def exit_costs(
     convention: str = "msdnet",
     input_size: Any = None,
     inputs: Any = None,
-    outputs: Callable[[Any], Any] | None = None,
+    outputs: Outputs = None,
     device: str | torch.device = "meta",
     **options: Any,
 ) -> ExitCosts:
@@ -326,9 +327,14 @@ def exit_costs(
     224 for ImageNet).  Or a built ``nn.Module``, counted as it is on its own device: an ``MSDNet``
     for one image of its plan's size; any other model whose ``forward`` returns one output per exit
     (a list or tuple of tensors, exit 1 first, or a dict, exits in insertion order) on ``inputs`` (a
-    tensor or tuple of tensors) or on one zero image of ``input_size`` (a side, ``(H, W)`` or
-    ``(C, H, W)``; 3 channels unless given); ``outputs`` picks the exits out of a richer return value
-    (``lambda out: out[0]``).
+    tensor, a tuple of tensors, a dict of keyword tensors, or :class:`msdprof.core.dataflow.Inputs`)
+    or on zero tensors of ``input_size``: one image (a side, ``(H, W)`` or ``(C, H, W)``; batch 1 and
+    3 channels added) or the command line's text (``"1x128:long"``, ``"input_ids=1x128:long,
+    attention_mask=1x128:long"``: full shapes, dtypes, keywords; see
+    :func:`msdprof.core.dataflow.parse_inputs`), in the model's floating-point dtype unless a dtype
+    is given; ``outputs`` picks one tensor per exit out of a richer return value: a callable taking
+    what the model returns (``lambda out: out[0]``), or an index or key taken of each exit's output
+    (``0`` for a model returning ``[(logits, features), ...]``).
     ``convention``: ``msdnet`` (default), ``macs`` or ``flops`` (:data:`CONVENTIONS`).
     """
     check_convention(convention)

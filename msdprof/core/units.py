@@ -6,9 +6,37 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from msdnet.options import OptionError
+
+
+#: The dtypes an example input of a model may be given in (``--input-size 1x128:long``): names of
+#: ``torch`` dtypes.
+INPUT_DTYPE_NAMES = ("float", "float32", "half", "float16", "bfloat16", "double", "float64", "long",
+                     "int64", "int", "int32", "int16", "int8", "uint8", "bool")
+
+#: How ``--input-size`` describes the example inputs of a model msdprof did not build.
+INPUT_FORMS = ("one image: a side, HxW or CxHxW (batch 1 and 3 channels added); with a :DTYPE, a "
+               "NAME= (a keyword input) or several joined by commas, full shapes, batch first (e.g. "
+               "1x12:float, 1x3x32x32,1x10 or input_ids=1x128:long,attention_mask=1x128:long)")
+
+
+def one_line(error: BaseException) -> str:
+    """``str(error)`` on one line: ANSI escapes dropped, lines joined with ``; ``, at most 400
+    characters."""
+    text = ANSI.sub("", str(error))
+    text = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= 400 else text[:399] + "…"
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``str(error)``, ANSI escapes dropped."""
+    text = ANSI.sub("", str(error)).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def shape_text(shape: Any) -> str:

@@ -270,16 +270,18 @@ def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
 
 def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense: bool = False,
                  convention: str = "msdnet", name: str | None = None, title: str | None = None,
-                 **options: Any) -> str:
+                 inputs: Any = None, outputs: Any = None, **options: Any) -> str:
     """:func:`page` of a network given as :func:`msdprof.layout_graph` takes it, counted in every
     convention (on the ``meta`` device); ``convention`` is the one shown first.  ``name`` (default:
-    the preset name, if one is given) is shown in the picture's title; ``title`` heads the page
+    the preset name, if one is given) is shown in the picture's title; ``inputs`` and ``outputs``
+    as :func:`msdprof.exit_costs` takes them, for a model msdprof did not build; ``title`` heads the page
     (default ``MSDNet <name>``, else the options)."""
     check_convention(convention)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         model = preset_or_config  # any early-exit model: its dataflow graph, counted on input_size
         title = title or type(model).__name__ + (f" {name}" if name else "")
-        return dataflow_page(model, record_exits(model, input_size=input_size), convention, title)
+        flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs)
+        return dataflow_page(model, flow, convention, title)
     model = preset_or_config if isinstance(preset_or_config, nn.Module) else model_from(
         preset_or_config, input_size, use="drawn", **options)
     graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}

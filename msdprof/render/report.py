@@ -59,6 +59,7 @@ class UserModel:
     checkpoint: str | None
     model: Any  # torch.nn.Module
     flow: Dataflow
+    typed: tuple[tuple[str, str], ...] = ()  # --input-size, --input-dtype, --inputs, --outputs as given
 
 
 @dataclass(frozen=True)
@@ -123,15 +124,18 @@ def configuration(
 
 
 def model_configuration(
-    model: Any, spec: str, input_size: Any, convention: str = "msdnet", kwargs: str | None = None,
-    checkpoint: str | None = None,
+    model: Any, spec: str, input_size: Any = None, convention: str = "msdnet", kwargs: str | None = None,
+    checkpoint: str | None = None, *, inputs: Any = None, outputs: Any = None,
+    typed: tuple[tuple[str, str], ...] = (),
 ) -> Configuration:
-    """A network of the user's, counted on one zero input of ``input_size`` (a side, ``HxW`` or
-    ``CxHxW``) from one dataflow record (which also draws its graph); shown under ``spec``."""
+    """A network of the user's, counted on zero inputs of ``input_size`` or on ``inputs`` (exits
+    picked by ``outputs``; see :func:`msdprof.exit_costs`) from one dataflow record (which also
+    draws its graph); shown under ``spec``; ``typed``: the input and output options as the command
+    line gave them (``(("input-size", "1x128"), ("input-dtype", "long"))``), for the command shown."""
     check_convention(convention)
-    flow = record_exits(model, input_size=input_size)
+    flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs)
     costs = costs_of(model, flow, convention)
-    return Configuration(spec, None, None, costs, UserModel(spec, kwargs, checkpoint, model, flow))
+    return Configuration(spec, None, None, costs, UserModel(spec, kwargs, checkpoint, model, flow, typed))
 
 
 def preset_configuration(name: str, convention: str = "msdnet") -> Configuration:
@@ -220,7 +224,8 @@ def command(config: Configuration, output: str | None = None) -> str:
             parts.append(f"--model-kwargs {shlex.quote(user.kwargs)}")
         if user.checkpoint is not None:
             parts.append(f"--checkpoint {shlex.quote(user.checkpoint)}")
-        parts.append(f"--input-size {shape_text(config.costs.input_shapes[0][1:])}")
+        parts.extend(f"--{option} {shlex.quote(value)}" for option, value in user.typed or (
+            ("input-size", shape_text(config.costs.input_shapes[0][1:])),))
         if config.costs.convention != "msdnet":
             parts.append(f"--convention {config.costs.convention}")
         return " ".join(parts + ([f"-o {output}"] if output else []))
