@@ -136,12 +136,8 @@ class TwoExits(nn.Module):
         return out
 
 
-def two_exits(model, x, k):
-    return model(x, exits=k)
-
-
 def test_any_early_exit_module_is_compared_against_closed_forms():
-    comparison = compare(TwoExits(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    comparison = compare(TwoExits(), torch.zeros(1, 3, 8, 8))
     conv1, conv2 = 3 * 4 * 9 * 64, 4 * 4 * 9 * 64  # Cin * Cout * k^2 * Hout * Wout (bias not counted)
     relu, pool, linear, bias, bn = 4 * 64, 4 * 64, 4 * 2, 2, 2 * 4 * 64  # bn: fvcore's 2 per element
     exit1 = dict(msdnet=conv1 + relu + pool + linear + bias, macs=conv1 + linear,
@@ -158,7 +154,7 @@ def test_any_early_exit_module_is_compared_against_closed_forms():
 
 def test_comparing_leaves_the_model_in_its_mode_and_without_hooks():
     model = TwoExits()  # training mode
-    compare(model, torch.zeros(1, 3, 8, 8), 2, two_exits)
+    compare(model, torch.zeros(1, 3, 8, 8))
     assert model.training
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
@@ -181,7 +177,7 @@ class NoDispatchModes(TwoExits):
 
 
 def test_fvcore_raising_is_one_note_and_the_other_tools_still_count():
-    comparison = compare(Untraceable(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    comparison = compare(Untraceable(), torch.zeros(1, 3, 8, 8))
     assert comparison.notes[0] == ("fvcore raised RuntimeError: this model cannot be traced "
                                    "(on exits 1, 2)")
     for e in comparison:
@@ -191,14 +187,14 @@ def test_fvcore_raising_is_one_note_and_the_other_tools_still_count():
 
 
 def test_flop_counter_mode_raising_is_one_note():
-    comparison = compare(NoDispatchModes(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    comparison = compare(NoDispatchModes(), torch.zeros(1, 3, 8, 8))
     assert comparison.notes[0] == ("FlopCounterMode raised RuntimeError: no dispatch modes here "
                                    "(on exits 1, 2)")
     assert comparison[0].count("fvcore").total is not None
 
 
 def test_a_tool_that_did_not_run_shows_in_every_format():
-    comparison = compare(Untraceable(), torch.zeros(1, 3, 8, 8), 2, two_exits)
+    comparison = compare(Untraceable(), torch.zeros(1, 3, 8, 8))
     for fmt in ("table", "markdown"):
         text = render(comparison, fmt, "TwoExits")
         assert "not run" in text and "fvcore raised RuntimeError" in text
