@@ -31,17 +31,19 @@ note says which figure holds that work, and the gap's term under that operator i
 
 from __future__ import annotations
 
-import re
 import warnings
 import weakref
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import combinations
 from numbers import Number
 from typing import Any, Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from msdnet.options import OptionError
@@ -50,6 +52,7 @@ from msdnet.model import build_model, check_msdnet, model_from
 from ..core.counting import CONVENTIONS, OpCount
 from ..core.dataflow import Dataflow, evaluating, example_inputs, record_network, select_exits, tensors_in
 from ..core.exits import unsupported_of
+from ..core.meta_shapes import SHORTCUTS
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
 #: (every block and head 1..k) and return the outputs of exits 1..k (see :class:`KeepAlive`).
@@ -434,14 +437,38 @@ class _Moments(TorchDispatchMode):
         return entry[1]
 
 
-def _torch(model: nn.Module, given: tuple[torch.Tensor, ...], select: Any
+#: Functions FlopCounterMode has no formula for (they reach none of its ATen ops) whose meta
+#: kernels are slow Python (batch norm: most of a meta MSDNet's time): on an MSDNet's meta twin
+#: they take :data:`msdprof.core.meta_shapes.SHORTCUTS` and never reach the counter, which would
+#: have counted them 0.  Convolutions and Linear layers always reach it.
+UNCOUNTED_SHORTCUTS = {f: SHORTCUTS[f] for f in (F.batch_norm, F.max_pool2d, F.avg_pool2d, torch.cat)}
+
+
+class _Uncounted(TorchFunctionMode):
+    """:data:`UNCOUNTED_SHORTCUTS` on meta tensors (a shortcut not sure of its result: torch)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        shortcut = UNCOUNTED_SHORTCUTS.get(func)
+        if shortcut is not None:
+            try:
+                result = shortcut(*args, **kwargs)
+            except TypeError:
+                result = None
+            if result is not None:
+                return result
+        return func(*args, **kwargs)
+
+
+def _torch(model: nn.Module, given: tuple[torch.Tensor, ...], select: Any, shortcuts: bool = False
            ) -> tuple[list[ToolCount], dict[str, int]]:
     """FlopCounterMode's count per exit from one run of the whole forward; the ATen ops that ran
-    with no FLOP formula and do multiply-adds (:data:`BLIND_SPOTS`), with their calls."""
+    with no FLOP formula and do multiply-adds (:data:`BLIND_SPOTS`), with their calls.
+    ``shortcuts``: :class:`_Uncounted` around the run (an MSDNet's meta twin)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        with _Moments(counter) as moments:
+        with _Moments(counter) as moments, _Uncounted() if shortcuts else nullcontext():
             result = model(*given)
         exits = select_exits(result, select)[0]
         steps = _moments([moments.step(t) for t in exits])
@@ -549,7 +576,7 @@ def _compare(model: nn.Module, given: tuple[torch.Tensor, ...], select: Any, not
             try:
                 with evaluating(runs_on), torch.no_grad():
                     if tool == TORCH:
-                        counts, calls[tool] = _torch(runs_on, inputs, select)
+                        counts, calls[tool] = _torch(runs_on, inputs, select, twin is not None)
                     else:
                         counts, calls[tool] = _fvcore(runs_on, inputs, select, n)
             except Exception as error:  # any tool failure is a note, never a crash
