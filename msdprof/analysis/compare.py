@@ -76,8 +76,8 @@ TOOL_HELP = {
     TORCH: "torch.utils.flop_counter.FlopCounterMode, .get_total_flops() (one multiply-add = 2)",
 }
 
-#: The operator a module of each type is, for msdprof's per-operation counts (fvcore's names); a
-#: type not listed is shown under its class name.
+#: The operator a module of each type (or subclass) is, for msdprof's per-operation counts (fvcore's
+#: names); a type not listed is shown under its class name.
 MODULE_OPERATORS: dict[type[nn.Module], str] = {
     **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                      nn.ConvTranspose3d), "conv"),
@@ -89,6 +89,7 @@ MODULE_OPERATORS: dict[type[nn.Module], str] = {
     nn.AvgPool2d: "avg_pool2d",
     nn.MaxPool2d: "max_pool2d",
     nn.AdaptiveAvgPool2d: "adaptive_avg_pool2d",
+    nn.MultiheadAttention: "multi_head_attention",
     nn.LSTM: "lstm",
     nn.GRU: "gru",
     nn.RNN: "rnn",
@@ -124,12 +125,15 @@ FVCORE_OPERATORS = {"mm": "linear", "addmm": "linear", "bmm": "matmul"}
 #: of that tool, named in the notes; what it left out is that operator's term in the gap.  On CPU,
 #: ``F.scaled_dot_product_attention`` runs ``_scaled_dot_product_flash_attention_for_cpu`` (which
 #: FlopCounterMode has no formula for; under ``sdpa_kernel(SDPBackend.MATH)`` it decomposes into
-#: ``bmm`` and is counted) and ``nn.LSTM`` runs ``mkldnn_rnn_layer``.
+#: ``bmm`` and is counted), ``nn.LSTM`` runs ``mkldnn_rnn_layer``, and ``nn.MultiheadAttention`` in
+#: eval mode without gradients takes the fast path ``_native_multi_head_attention`` (projections
+#: included), which neither FlopCounterMode nor fvcore counts.
 BLIND_SPOTS = {
     **dict.fromkeys(("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
-                     "_scaled_dot_product_attention_math", "_native_multi_head_attention",
+                     "_scaled_dot_product_attention_math",
                      "_scaled_dot_product_fused_attention_overrideable"),
                     "scaled_dot_product_attention"),
+    "_native_multi_head_attention": "multi_head_attention",
     **dict.fromkeys(("lstm", "mkldnn_rnn_layer", "lstm_cell", "_thnn_fused_lstm_cell"), "lstm"),
     **dict.fromkeys(("gru", "gru_cell", "_thnn_fused_gru_cell"), "gru"),
     **dict.fromkeys(("rnn_tanh", "rnn_relu", "rnn_tanh_cell", "rnn_relu_cell"), "rnn"),
@@ -328,6 +332,12 @@ def _moments(made: list[int]) -> list[int]:
     return [max(made[: k + 1]) for k in range(len(made))]
 
 
+def _module_operator(kind: type[nn.Module]) -> str:
+    """The operator a module type is: its own or its nearest base class's in
+    :data:`MODULE_OPERATORS`, else its class name."""
+    return next((MODULE_OPERATORS[c] for c in kind.__mro__ if c in MODULE_OPERATORS), kind.__name__)
+
+
 def _msdprof(model: nn.Module, flow: Dataflow) -> list[list[ToolCount]]:
     """Per exit, the three conventions' counts of the operations that ran until its outputs were
     complete, grouped by operator (:data:`MODULE_OPERATORS`, :data:`FUNCTION_OPERATORS`)."""
@@ -339,7 +349,7 @@ def _msdprof(model: nn.Module, flow: Dataflow) -> list[list[ToolCount]]:
     for until in moments:
         for op in flow.ops[done: until + 1]:
             kind = type(modules[op.module]) if op.kind == "module" else None
-            name = (MODULE_OPERATORS.get(kind, kind.__name__) if kind is not None
+            name = (_module_operator(kind) if kind is not None
                     else FUNCTION_OPERATORS.get(op.type, op.type))
             for convention, to_number in CONVENTIONS.items():
                 main = to_number(op.count)
@@ -514,14 +524,14 @@ def _blind_spots(tool: str, calls: dict[str, int], last: ExitComparison) -> list
 
 
 def _blind_note(spot: BlindSpot) -> str:
-    why = ("no FLOP formula for this kernel" + ("; it counts it under "
-           "torch.nn.attention.sdpa_kernel(SDPBackend.MATH)" if "flash_attention_for_cpu" in spot.name
-           else "") if spot.tool == TORCH else "no default handle")
-    held = (f"msdprof's {spot.held_by} holds it (the term '{spot.operator}' of {spot.held_by} - "
-            f"{spot.tool} is exactly that work)" if spot.held_by else
-            "msdprof has no rule for it either: no figure here holds that work")
-    return (f"{spot.tool} did not see {spot.name} x{spot.calls} ({why}): its figure leaves out "
-            f"this {spot.operator} work; {held}")
+    why = ("no FLOP formula for this kernel" + ("; under torch.nn.attention.sdpa_kernel("
+           "SDPBackend.MATH) it would be counted" if "flash_attention_for_cpu" in spot.name else "")
+           if spot.tool == TORCH else "no default handle")
+    held = (f"msdprof's {spot.held_by} counts it (the {spot.operator} term of their gap is exactly "
+            "that work)" if spot.held_by else "msdprof has no rule for it either: no figure here "
+            "holds that work")
+    return (f"{spot.tool} did not see {spot.name} x{spot.calls} ({why}): its figure leaves that "
+            f"{spot.operator} work out; {held}")
 
 
 def compare(
@@ -599,9 +609,11 @@ def _compare(model: nn.Module, given: tuple[torch.Tensor, ...], select: Any, not
             lines.append(f"msdprof's {convention}{' and flops' if convention == 'macs' else ''} "
                          "counted 0 (no counting rule; calls in the whole forward): "
                          + ", ".join(f"{u.type} x{u.calls}" for u in missing))
-    if calls.get(FVCORE):
+    blind = {s.name for s in spots}
+    skipped = sorted((op, c) for op, c in calls.get(FVCORE, {}).items() if op not in blind)
+    if skipped:
         lines.append(f"{FVCORE} counted 0 (no handle by default; calls in the whole forward): "
-                     + ", ".join(f"{op} x{c}" for op, c in sorted(calls[FVCORE].items())))
+                     + ", ".join(f"{op} x{c}" for op, c in skipped))
     device = next(iter(model.parameters()), given[0]).device.type
     return Comparison(tuple(results), tuple(lines), tuple(given[0].shape), device, tuple(spots),
                       tuple(tuple(t.shape) for t in given), type(model).__name__)
