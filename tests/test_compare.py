@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import sys
 
 import pytest
 import torch
@@ -541,3 +542,13 @@ def test_compare_model_needs_the_input_size(capsys, model_file):
     code, out, err = run(capsys, "compare", "--model", f"{model_file}:Net")
     assert (code, out) == (2, "")
     assert err.startswith("msdprof: error: --input-size missing: --model needs the input")
+
+
+def test_a_progress_bar_shows_on_a_terminals_stderr_unless_quiet(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, "compare", *NETWORK, "--format", "json")
+    assert code == 0 and json.loads(out)["exits"]
+    assert "msdprof compare: counting with every tool" in err
+    code, _, err = run(capsys, "compare", *NETWORK, "--format", "json", "--quiet")
+    assert (code, err) == (0, "")
+
