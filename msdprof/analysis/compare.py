@@ -370,9 +370,10 @@ def _fvcore(model: nn.Module, given: tuple[torch.Tensor, ...], select: Any, exit
     """fvcore's count per exit from one trace of the whole forward, and the operators it met and
     counted 0 (no handle), with their calls.
 
-    Each handled node's count is noted as fvcore computes it; exit k holds the nodes that come no
-    later in the trace than the node making the last of outputs 1..k (``Node.isBefore``: the trace
-    is in execution order)."""
+    Each handled node's count is noted as fvcore computes it (walking the trace's nodes in order);
+    exit k holds the nodes that come no later in the trace than the node making the last of outputs
+    1..k (``Node.isBefore``: a trace is in execution order).  The returned tuple of
+    :class:`KeepAlive` starts with the exits, so its first values are their makers."""
     from fvcore.nn import FlopCountAnalysis
 
     seen: list[tuple[Any, Counter]] = []
@@ -397,24 +398,24 @@ def _fvcore(model: nn.Module, given: tuple[torch.Tensor, ...], select: Any, exit
         skipped = analysis.unsupported_ops()
     if not seen:
         return [ToolCount(FVCORE, 0) for _ in range(exits)], dict(skipped)
-    block = seen[0][0].owningBlock()
-    returned = block.returnNode().inputs()
-    flat = next(iter(returned)).node()
-    values = list(flat.inputs()) if flat.kind() == "prim::TupleConstruct" else list(returned)
+    returned = list(seen[0][0].owningBlock().returnNode().inputs())
+    first = returned[0].node()
+    values = list(first.inputs()) if first.kind() == "prim::TupleConstruct" else returned
     makers = [v.node() for v in values[:exits]]
     counts = []
+    running: Counter = Counter()
+    done = 0  # seen is in trace order (fvcore walks graph.nodes()): one pass over it
     last = makers[0]
-    for k in range(exits):
-        if last.isBefore(makers[k]):
-            last = makers[k]
-        by_op: Counter = Counter()
-        for node, n in seen:
-            if node == last or node.isBefore(last):
-                by_op.update(n)
+    for maker in makers:
+        if last.isBefore(maker):
+            last = maker
+        while done < len(seen) and (seen[done][0] == last or seen[done][0].isBefore(last)):
+            running.update(seen[done][1])
+            done += 1
         named: Counter = Counter()
-        for op, n in by_op.items():
+        for op, n in running.items():
             named[FVCORE_OPERATORS.get(op, op)] += n
-        counts.append(ToolCount(FVCORE, int(sum(by_op.values())), _operators(named)))
+        counts.append(ToolCount(FVCORE, int(sum(running.values())), _operators(named)))
     return counts, dict(skipped)
 
 
