@@ -52,7 +52,7 @@ from msdnet.model import build_model, check_msdnet, model_from
 from ..core.counting import CONVENTIONS, OpCount
 from ..core.dataflow import Dataflow, evaluating, example_inputs, record_network, select_exits, tensors_in
 from ..core.exits import unsupported_of
-from ..core.meta_shapes import SHORTCUTS
+from ..core.meta_shapes import SHORTCUTS, compute
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
 #: (every block and head 1..k) and return the outputs of exits 1..k (see :class:`KeepAlive`).
@@ -459,16 +459,7 @@ class _Uncounted(TorchFunctionMode):
     """:data:`UNCOUNTED_SHORTCUTS` on meta tensors (a shortcut not sure of its result: torch)."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        shortcut = UNCOUNTED_SHORTCUTS.get(func)
-        if shortcut is not None:
-            try:
-                result = shortcut(*args, **kwargs)
-            except TypeError:
-                result = None
-            if result is not None:
-                return result
-        return func(*args, **kwargs)
+        return compute(func, args, kwargs or {}, UNCOUNTED_SHORTCUTS)
 
 
 def _torch(model: nn.Module, given: tuple[torch.Tensor, ...], select: Any, shortcuts: bool = False

@@ -144,9 +144,11 @@ SHORTCUTS: dict[Callable[..., Any], Callable[..., torch.Tensor | None]] = {
 }
 
 
-def compute(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    """``func(*args, **kwargs)``, through its shortcut when it has one that is sure of the result."""
-    shortcut = SHORTCUTS.get(func)
+def compute(func: Callable[..., Any], args: tuple, kwargs: dict,
+            shortcuts: dict[Callable[..., Any], Callable[..., Any]] = SHORTCUTS) -> Any:
+    """``func(*args, **kwargs)``, through its shortcut when it has one that is sure of the result
+    (``shortcuts``: :data:`SHORTCUTS` or part of it)."""
+    shortcut = shortcuts.get(func)
     if shortcut is not None:
         try:
             result = shortcut(*args, **kwargs)
