@@ -24,6 +24,7 @@ from msdprof.analysis.compare import (TOOLS, KeepAlive, ToolCount, compare, comp
                              msdnet_exits)
 from msdprof.render.compare_view import render, terms_text
 from msdprof.core.counting import CONVENTIONS
+from msdprof.core.dataflow import tensors_in
 
 # Two small real CPU models: CIFAR (ReLU, 3x3 convs, avg-pool heads) and ImageNet (+ a biased 7x7
 # stem conv and max pooling).
@@ -552,3 +553,26 @@ def test_a_progress_bar_shows_on_a_terminals_stderr_unless_quiet(capsys, monkeyp
     code, _, err = run(capsys, "compare", *NETWORK, "--format", "json", "--quiet")
     assert (code, err) == (0, "")
 
+
+
+# --- the one-forward method against truncated runs, on a model msdprof did not build ----------
+
+from early_exit_models import BranchyDict, SDNResNet  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", [SDNResNet, BranchyDict])
+def test_running_totals_equal_each_tool_on_the_truncated_forward(kind):
+    """The examples' forward(x, exits=k) stops right after output k, having run what the full forward
+    runs until then: each tool called directly on it is the oracle of exit k."""
+    torch.manual_seed(0)
+    model, x = kind().eval(), torch.zeros(1, 3, 32, 32)
+    comparison = compare(model, x)
+    for e in comparison:
+        truncated = KeepAlive(model, e.exit, outputs=lambda m, x, k: list(tensors_in(m(x, exits=k))))
+        analysis = FlopCountAnalysis(truncated, x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x, exits=e.exit)
+        assert e.count("fvcore").total == analysis.total(), (kind.__name__, e.exit)
+        assert e.count("FlopCounterMode").total == counter.get_total_flops(), (kind.__name__, e.exit)
+        assert e.count("macs").total == exit_costs(model, convention="macs", input_size=32)[e.exit - 1].macs
