@@ -179,6 +179,40 @@ class WithAuxiliary(nn.Module):
         return self.inner(x), x.mean()
 
 
+class SelfAttention(nn.Module):
+    """q, k, v and output projections around ``F.scaled_dot_product_attention``, residual."""
+
+    def __init__(self, width: int = 16, heads: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(width, width) for _ in range(4))
+
+    def forward(self, x):
+        b, n, d = x.shape
+        split = lambda t: t.view(b, n, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        y = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)))
+        return x + self.o(y.transpose(1, 2).reshape(b, n, d))
+
+
+class AttentionExits(nn.Module):
+    """A tiny transformer with an exit after each attention block: the pixels of a ``width``-channel
+    image are its tokens (``--input-size 16x4x4``: 16 tokens of width 16); each exit averages the
+    tokens and classifies them."""
+
+    def __init__(self, width: int = 16, blocks: int = 3, classes: int = 10):
+        super().__init__()
+        self.blocks = nn.ModuleList(SelfAttention(width) for _ in range(blocks))
+        self.heads = nn.ModuleList(nn.Linear(width, classes) for _ in range(blocks))
+
+    def forward(self, x, exits=None):
+        x = x.flatten(2).transpose(1, 2)  # (batch, tokens, width)
+        out = []
+        for block, head in list(zip(self.blocks, self.heads))[:exits]:
+            x = block(x)
+            out.append(head(x.mean(1)))
+        return out
+
+
 MODELS = {
     "sdn-resnet": SDNResNet,
     "coarse-to-fine": CoarseToFine,

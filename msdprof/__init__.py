@@ -26,7 +26,7 @@ _MODULES = {
                         "ExpectedCost", "anytime", "anytime_steps", "budgeted_batch", "calibrate",
                         "evaluate", "expected_cost", "geometric", "geometric_family",
                         "given_fractions"),
-    "analysis.compare": ("Comparison", "compare", "compare_msdnet"),
+    "analysis.compare": ("BlindSpot", "Comparison", "compare", "compare_msdnet"),
     "analysis.latency": ("Latency", "measure_latency", "random_batch"),
     "analysis.sweep": ("SweepResult", "sweep"),
     "render.interactive": ("write_page",),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,25 @@ def test_cost_plot_is_the_same_bytes_every_time_with_no_date_and_no_font_depende
 def test_report_files_without_graphviz_leave_the_layout_out():
     files = report_files([preset_configuration("cifar100-batch")], "x", graphviz=False)
     assert sorted(files) == ["x-cost.svg", "x.md"]
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+def test_report_files_tell_each_picture_and_page_as_it_starts():
+    told = []
+    configs = compare_configurations(["step=1", "step=2"], "cifar10-batch", {"nBlocks": "2"})
+    report_files(configs, "x", "html", graphviz=True, progress=lambda *step: told.append(step))
+    labels = [c.label for c in configs]
+    assert told == [(0, 6, "cost plot"),
+                    (1, 6, f"layout picture of {labels[0]}"), (2, 6, f"interactive layout page of {labels[0]}"),
+                    (3, 6, f"layout picture of {labels[1]}"), (4, 6, f"interactive layout page of {labels[1]}"),
+                    (5, 6, "page"), (6, 6, "done")]
+
+
+def test_report_shows_a_progress_bar_on_a_terminals_stderr(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, err = run(capsys, "report", "--nBlocks", "2", "-o", str(tmp_path / "r.md"))
+    assert code == 0 and "msdprof report: report: " in err
+    code, err = run(capsys, "report", "--nBlocks", "2", "-o", str(tmp_path / "q.md"), "--quiet")
+    assert (code, err) == (0, "")

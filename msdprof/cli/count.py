@@ -24,8 +24,9 @@ def add_parser(sub: Any) -> None:
     add_network_options(p)
     add_model_options(p)
     add_convention_option(p, "how operations are counted (msdnet agrees with the authors' op "
-                             "counter, macs with fvcore's conv + linear, flops with "
-                             "FlopCounterMode; 'msdprof compare' shows the gaps)", explain=True)
+                             "counter; macs with fvcore's conv + linear and flops with "
+                             "FlopCounterMode wherever those tools see every operator; 'msdprof "
+                             "compare' shows the gaps and names what each tool missed)", explain=True)
     add_format_option(p, formatting.FORMATS)
     p.add_argument("--device", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "

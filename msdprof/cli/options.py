@@ -11,7 +11,8 @@ import argparse
 import difflib
 import os
 import sys
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 from msdnet import DEFAULT_PRESET, PRESETS, Options, resolve
 from msdnet.options import OPTION_NAMES, OptionError
@@ -301,6 +302,28 @@ def check_output_and_plot(args: argparse.Namespace) -> None:
         raise OptionError("plot", args.plot, "must be an .svg file")
     if args.output and args.plot and os.path.abspath(args.output) == os.path.abspath(args.plot):
         raise OptionError("plot", args.plot, "is also the -o file; give two names")
+
+
+@contextmanager
+def progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A rich progress bar on stderr while the block runs -- only when stderr is a terminal and
+    not ``--quiet`` (else ``None``): yields ``tell(done, steps, step)`` for the API's ``progress=``
+    argument.  The bar is removed when the block ends, leaving the terminal as it was."""
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"msdprof {args.command}: {what}", total=None)
+
+        def tell(done: int, steps: int, step: str) -> None:
+            bar.update(task, completed=done, total=steps,
+                       description=f"msdprof {args.command}: {what}: {step}")
+
+        yield tell
 
 
 def show(args: argparse.Namespace, fmt: str, rich: Callable[[], Any], text: Callable[[], str]) -> None:

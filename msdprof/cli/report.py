@@ -12,7 +12,7 @@ from ..files.output import check_writable
 from ..render import drawing
 from .options import (
     add_convention_option, add_model_options, add_network_options, add_quiet_option, file_list,
-    given_options, model_io, network_options, notice, output_name, typed_io, user_model,
+    given_options, model_io, network_options, notice, output_name, progress, typed_io, user_model,
 )
 
 
@@ -66,23 +66,28 @@ def run(args: argparse.Namespace) -> None:
                                                  "preset as it is")
         fmt = "html" if args.html else "markdown"
         report.check_targets(args.output, [report.INDEX[fmt]], args.force)  # before any work
-        written = report.write_files(args.output, report.preset_files(fmt, args.convention), args.force)
+        with progress(args, "every preset") as tell:
+            files = report.preset_files(fmt, args.convention, progress=tell)
+        written = report.write_files(args.output, files, args.force)
         report_notice(args, report, written)
         return
     path, _ = report.check_report_path(args.output, args.html)
     check_writable(path, args.force)  # before any work
     model = user_model(args)
-    if model is not None:
-        configs = [report.model_configuration(model, args.model, convention=args.convention,
-                                              kwargs=args.model_kwargs, checkpoint=args.checkpoint,
-                                              typed=typed_io(args), **model_io(args))]
-    elif args.compare:
-        configs = report.compare_configurations(args.compare, args.preset, given, args.input_size,
-                                                args.convention)
-    else:
-        options, name = network_options(args)
-        configs = [report.configuration(options, name, args.input_size, args.convention)]
-    written = report.write_report(path, configs, html=args.html, force=args.force)
+    with progress(args, "report") as tell:
+        if tell is not None:
+            tell(0, 1, "counting")
+        if model is not None:
+            configs = [report.model_configuration(model, args.model, convention=args.convention,
+                                                  kwargs=args.model_kwargs, checkpoint=args.checkpoint,
+                                                  typed=typed_io(args), **model_io(args))]
+        elif args.compare:
+            configs = report.compare_configurations(args.compare, args.preset, given, args.input_size,
+                                                    args.convention)
+        else:
+            options, name = network_options(args)
+            configs = [report.configuration(options, name, args.input_size, args.convention)]
+        written = report.write_report(path, configs, html=args.html, force=args.force, progress=tell)
     report_notice(args, report, written)
 
 

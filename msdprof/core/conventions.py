@@ -11,8 +11,10 @@ from __future__ import annotations
 CONVENTION_HELP = {
     "msdnet": "the authors' op counter: one multiply-add = 1, plus ReLU elements, pooling windows "
               "and Linear bias adds (the paper's 'FLOPs')",
-    "macs": "Conv2d and Linear multiply-adds only, no bias (fvcore's count)",
-    "flops": "2 x macs (torch.utils.flop_counter's count)",
+    "macs": "multiply-adds only (conv, Linear, matmul, attention), no bias: fvcore's conv + linear "
+            "count where fvcore sees every operator (it skips attention and recurrent layers)",
+    "flops": "2 x macs: torch.utils.flop_counter's count where it sees every operator (on CPU it "
+             "misses scaled-dot-product attention and LSTM)",
 }
 
 __all__ = ["CONVENTION_HELP"]

@@ -144,9 +144,11 @@ SHORTCUTS: dict[Callable[..., Any], Callable[..., torch.Tensor | None]] = {
 }
 
 
-def shortcut(func: Callable[..., Any], args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """``func(*args, **kwargs)`` by its shortcut, when it has one sure of the result; else ``None``."""
-    found = SHORTCUTS.get(func)
+def shortcut(func: Callable[..., Any], args: tuple, kwargs: dict,
+             shortcuts: dict[Callable[..., Any], Callable[..., Any]] = SHORTCUTS) -> torch.Tensor | None:
+    """``func(*args, **kwargs)`` by its shortcut in ``shortcuts`` (:data:`SHORTCUTS` or part of
+    it), when it has one sure of the result; else ``None``."""
+    found = shortcuts.get(func)
     if found is None:
         return None
     try:
@@ -155,9 +157,11 @@ def shortcut(func: Callable[..., Any], args: tuple, kwargs: dict) -> torch.Tenso
         return None
 
 
-def compute(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    """``func(*args, **kwargs)``, through its shortcut when it has one that is sure of the result."""
-    result = shortcut(func, args, kwargs)
+def compute(func: Callable[..., Any], args: tuple, kwargs: dict,
+            shortcuts: dict[Callable[..., Any], Callable[..., Any]] = SHORTCUTS) -> Any:
+    """``func(*args, **kwargs)``, through its shortcut when it has one that is sure of the result
+    (``shortcuts``: :data:`SHORTCUTS` or part of it)."""
+    result = shortcut(func, args, kwargs, shortcuts)
     return func(*args, **kwargs) if result is None else result
 
 

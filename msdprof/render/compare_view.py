@@ -3,7 +3,8 @@ JSON and CSV.
 
 The table of totals scales every count to M (K for tiny networks) with two decimals; the
 differences, JSON and CSV are exact integers.  Every format carries the notes (a tool that did not
-run, operators a tool counted as 0).
+run, operators a tool did not see and the figure that holds their work, operators a tool counted as
+0); JSON also lists the blind spots.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def caption(comparison: Comparison) -> str:
     batch = comparison.input_shape[0]
     what = "One" if batch == 1 else str(batch)
     return (f"{what} {shape} input{'s' if batch != 1 else ''}, {comparison.device} model in eval "
-            "mode; exit k = blocks and heads 1..k (cumulative), each tool run on exactly that. "
+            "mode; exit k = what ran until outputs 1..k were complete (cumulative; an MSDNet: blocks "
+            "and heads 1..k), each tool's running total read as each output is made. "
             + "; ".join(f"{tool}: {text}" for tool, text in TOOL_HELP.items())
             + ". A difference is the operators' differences summed; 'unexplained' is what no "
             "operator holds.")

@@ -25,7 +25,7 @@ import shlex
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from msdnet import PRESETS, LayerPlan, Options, build_plan, resolve
 from msdnet.options import OptionError, format_value
@@ -556,8 +556,30 @@ def _page(blocks: list[Block], title: str, fmt: str) -> bytes:
     return text.encode("utf-8")
 
 
+#: ``progress(done, steps, step)``: told as each step of writing a report starts (``step`` names
+#: it) and once more at the end (``done == steps``).
+Progress = Callable[[int, int, str], None]
+
+
+class _Steps:
+    """Tells ``progress`` (if any) about each of ``steps`` steps as it starts, and the end."""
+
+    def __init__(self, progress: Progress | None, steps: int):
+        self.progress, self.steps, self.done = progress, steps, 0
+
+    def __call__(self, step: str) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.steps, step)
+        self.done += 1
+
+    def end(self) -> None:
+        if self.progress is not None:
+            self.progress(self.steps, self.steps, "done")
+
+
 def report_files(
     configs: Sequence[Configuration], stem: str, fmt: str = "markdown", graphviz: bool | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report on ``configs``: ``{name: bytes}``, names relative to the report.
 
@@ -567,6 +589,7 @@ def report_files(
     layout's interactive page (:mod:`msdprof.render.interactive`), ``STEM-layout.html`` or
     ``STEM-<label>-layout.html``, shown in the layout section.  ``graphviz`` (default: whether it
     is installed) ``False`` leaves the layout pictures out and says so in their place.
+    ``progress`` is told as each picture and page is made (:data:`Progress`).
     """
     check_format(fmt)
     if not configs:
@@ -583,6 +606,7 @@ def report_files(
     page = stem + SUFFIXES[fmt]
     files: dict[str, bytes] = {}
     cost = f"{stem}-cost.svg"
+    step = _Steps(progress, 2 + len(configs) * (int(graphviz) + int(fmt == "html" and graphviz)))
     if len(configs) == 1:
         (config,) = configs
         layout = f"{stem}-layout.svg"
@@ -591,10 +615,13 @@ def report_files(
         blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
         blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page,
                                        page=interactive_page)
+        step("cost plot")
         files[cost] = cost_plot([Series(config.label, config.costs)], f"{config.label}: cost vs exit")
         if graphviz:
+            step("layout picture")
             files[layout] = _layout_svg(config)
         if interactive_page:
+            step("interactive layout page")
             files[interactive_page] = _interactive_page(config)
     else:
         title = "MSDNet comparison: " + " vs ".join(c.label for c in configs)
@@ -604,6 +631,7 @@ def report_files(
             comparison_table(configs, links=None),
             Image(cost, "cost vs exit of every network"),
         ]
+        step("cost plot")
         files[cost] = cost_plot([Series(c.label, c.costs) for c in configs], "cost vs exit")
         for config in configs:
             layout = f"{stem}-{config.slug}-layout.svg"
@@ -611,21 +639,32 @@ def report_files(
             blocks += [Heading(config.label, 2, anchor=config.slug), Paragraph(_summary(config))]
             blocks += configuration_blocks(config, 3, layout, graphviz, page=interactive_page)
             if graphviz:
+                step(f"layout picture of {config.label}")
                 files[layout] = _layout_svg(config)
             if interactive_page:
+                step(f"interactive layout page of {config.label}")
                 files[interactive_page] = _interactive_page(config)
+    step("page")
     files[page] = _page(blocks, title, fmt)
+    step.end()
     return files
 
 
-def preset_files(fmt: str = "markdown", convention: str = "msdnet", graphviz: bool | None = None) -> dict[str, bytes]:
+def preset_files(fmt: str = "markdown", convention: str = "msdnet", graphviz: bool | None = None,
+                 progress: Progress | None = None) -> dict[str, bytes]:
     """A report per preset of :data:`msdnet.PRESETS` and an index comparing them (``README.md``
-    or ``index.html``), as in ``reports/``."""
+    or ``index.html``), as in ``reports/``; ``progress`` is told as each preset starts."""
     check_format(fmt)
-    configs = [preset_configuration(name, convention) for name in PRESETS]
+    step = _Steps(progress, 2 * len(PRESETS))
+    configs = []
+    for name in PRESETS:
+        step(f"counting {name}")
+        configs.append(preset_configuration(name, convention))
     files: dict[str, bytes] = {}
     for config in configs:
+        step(f"report on {config.label}")
         files.update(report_files([config], config.slug, fmt, graphviz))
+    step.end()
     links = [c.slug + SUFFIXES[fmt] for c in configs]
     title = "MSDNet reports"
     blocks: list[Block] = [
@@ -700,13 +739,15 @@ def write_files(directory: str | os.PathLike, files: dict[str, bytes], force: bo
 
 def write_report(
     path: str | os.PathLike, configs: Sequence[Configuration], html: bool = False, force: bool = False,
+    progress: Progress | None = None,
 ) -> list[Path]:
     """Write the report on ``configs`` to ``path`` (``.md`` or ``.html``), its pictures beside it:
     all written first, then swapped in one by one, the page last
-    (:func:`msdprof.files.output.write_together`)."""
+    (:func:`msdprof.files.output.write_together`); ``progress`` as for :func:`report_files`."""
     path, fmt = check_report_path(path, html)
     check_writable(path, force)  # before any work; write_together checks every file again
-    return write_together(path.parent, _pages_last(report_files(configs, path.stem, fmt)), force)
+    files = report_files(configs, path.stem, fmt, progress=progress)
+    return write_together(path.parent, _pages_last(files), force)
 
 
 __all__ = [
