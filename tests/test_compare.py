@@ -462,8 +462,6 @@ def test_flop_counter_mode_and_fvcore_count_only_the_heads_of_an_lstm_model(recu
         assert e.count("fvcore").total == HEAD_MACS * e.exit
 
 
-@pytest.mark.xfail(strict=True, reason="msdprof counts nn.LSTM from the recurrent rules of branch "
-                                       "h-count (issue 23 item 1); remove this mark once merged")
 def test_flops_minus_flop_counter_mode_is_exactly_the_lstm_multiply_adds(recurrent):
     for e in recurrent:
         gap = next(g for g in e.gaps if g.label == "FlopCounterMode - flops")
@@ -545,7 +543,7 @@ def test_compare_model_csv_puts_the_blind_spots_on_stderr(capsys, model_file):
 def test_compare_model_needs_the_input_size(capsys, model_file):
     code, out, err = run(capsys, "compare", "--model", f"{model_file}:Net")
     assert (code, out) == (2, "")
-    assert err.startswith("msdprof: error: --input-size missing: --model needs the input")
+    assert err.startswith("msdprof: error: --input-size missing: --model needs its inputs")
 
 
 def test_a_progress_bar_shows_on_a_terminals_stderr_unless_quiet(capsys, monkeypatch):
