@@ -54,6 +54,9 @@ class Op:
     :attr:`Dataflow.param_sizes`).  ``shape``: the shape of its (first) output tensor.
     ``unknown_module``: a leaf module whose type has no counting rule.  ``unknown_functions``: names
     of functional ops with multiply-adds but no rule that it ran (itself, or inside an unknown leaf).
+    ``allocates``: the activation storages (keys of :attr:`Dataflow.storage_bytes`) its outputs
+    are the first to lie on -- new memory; ``touches``: every activation storage it reads or
+    writes (its inputs' and outputs'; a view or an in-place result lies on its input's storage).
     """
 
     index: int
@@ -67,6 +70,8 @@ class Op:
     shape: tuple[int, ...] | None
     unknown_module: bool = False
     unknown_functions: tuple[str, ...] = ()
+    allocates: tuple[int, ...] = ()
+    touches: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,10 @@ class Dataflow:
     exit, the index of the operation that produced it (``()`` when no exits were selected);
     ``exit_names``: the exits' names (a dict's keys, else ``"1"``, ``"2"`` ...); ``param_sizes``:
     elements of each parameter read, by key; ``input_shapes``: shapes of the tensors given to the
-    model.
+    model; ``param_bytes``: bytes of each parameter read, by key (its dtype's size); ``storage_bytes``:
+    bytes of each activation storage -- memory an operation of the pass allocated (not the
+    model's inputs, parameters or buffers, nor views of them), by key; ``output_storages``: per
+    exit, the activation storage its tensor lies on (``-1``: none).
     """
 
     ops: tuple[Op, ...]
@@ -96,6 +104,18 @@ class Dataflow:
     exit_names: tuple[str, ...] = ()
     param_sizes: dict[int, int] = field(default_factory=dict)
     input_shapes: tuple[tuple[int, ...], ...] = ()
+    param_bytes: dict[int, int] = field(default_factory=dict)
+    storage_bytes: dict[int, int] = field(default_factory=dict)
+    output_storages: tuple[int, ...] = ()
+
+    def eager_ends(self) -> list[int]:
+        """Per exit k, the last operation that ran before outputs 1..k were all complete (the
+        eager schedule to exit k is operations 0 to this one)."""
+        ends, done = [], -1
+        for producer in self.outputs:
+            done = max(done, producer)
+            ends.append(done)
+        return ends
 
     def reach(self) -> list[int]:
         """Per operation, the exits its result flows into, as a bit mask (bit k-1 = exit k).
@@ -156,6 +176,7 @@ class _Frame:
     nested: bool  # inside another counted call: part of that operation, not one of its own
     first: int
     inputs: tuple[int, ...] = ()
+    args: Any = None  # what the call was given (held until it returns, as the caller holds it)
     functional: int = 0  # multiply-adds of functional ops inside an unknown leaf
     unknown_functions: list[str] = field(default_factory=list)
 
@@ -171,6 +192,10 @@ class _Recorder(TorchFunctionMode):
         self.stack: list[_Frame] = []
         self.producers: dict[int, tuple[weakref.ref, int]] = {}
         self.param_keys: dict[int, tuple[int, int]] = {}  # id(parameter) -> (key, elements)
+        self.param_bytes: dict[int, int] = {}  # key -> bytes
+        # id(storage) -> (weak reference, key, whether an operation of the pass allocated it)
+        self.storages: dict[int, tuple[weakref.ref, int, bool]] = {}
+        self.storage_bytes: dict[int, int] = {}  # key -> bytes, activation storages only
         self.params_alive: list[nn.Parameter] = []  # keeps the ids above unique during the pass
         self.times: dict[str, int] = {}  # op names given so far
         self.busy = False  # inside a hook: tensor calls made by the counter itself are not the model's
@@ -189,8 +214,42 @@ class _Recorder(TorchFunctionMode):
         entry = self.param_keys.get(id(p))
         if entry is None:
             entry = self.param_keys[id(p)] = (len(self.param_keys), p.numel())
+            self.param_bytes[entry[0]] = p.numel() * p.element_size()
             self.params_alive.append(p)
         return entry[0]
+
+    def storage(self, tensor: torch.Tensor, made: bool) -> tuple[int, bool, bool]:
+        """(key, activation, new) of the storage ``tensor`` lies on; a storage seen first as an
+        output (``made``) is an activation, one seen first as an input is not (the model's
+        inputs, parameters, buffers).  Key ``-1``: a tensor with no storage of its own."""
+        try:
+            store = tensor.untyped_storage()
+        except (RuntimeError, NotImplementedError, TypeError):  # sparse, nested, subclasses
+            return -1, False, False
+        entry = self.storages.get(id(store))
+        if entry is not None and entry[0]() is store:
+            return entry[1], entry[2], False
+        key = len(self.storages)
+        self.storages[id(store)] = (weakref.ref(store), key, made)
+        if made:
+            self.storage_bytes[key] = store.nbytes()
+        return key, made, True
+
+    def memory_of(self, inputs: Any, output: Any) -> dict[str, tuple[int, ...]]:
+        """``allocates`` and ``touches`` (see :class:`Op`) of an operation reading ``inputs``."""
+        touches: dict[int, None] = {}
+        for t in tensors_in(inputs):
+            key, activation, _ = self.storage(t, made=False)
+            if activation:
+                touches[key] = None
+        allocates = []
+        for t in tensors_in(output):
+            key, activation, new = self.storage(t, made=True)
+            if activation:
+                touches[key] = None
+                if new:
+                    allocates.append(key)
+        return {"allocates": tuple(allocates), "touches": tuple(touches)}
 
     def unique(self, name: str) -> str:
         n = self.times.get(name, 0) + 1
@@ -222,6 +281,7 @@ class _Recorder(TorchFunctionMode):
                            len(self.ops))
             if counted and outer is None:
                 frame.inputs = self.producers_of((args, kwargs))
+                frame.args = (args, kwargs)
             self.stack.append(frame)
         finally:
             self.busy = False
@@ -243,6 +303,7 @@ class _Recorder(TorchFunctionMode):
                 output, name=self.unique(frame.name), kind="module", type=type(module).__name__,
                 module=frame.name, count=count, inputs=frame.inputs, params=params,
                 unknown_module=frame.unknown, unknown_functions=tuple(frame.unknown_functions),
+                **self.memory_of(frame.args, output),
             )
         finally:
             self.busy = False
@@ -274,7 +335,7 @@ class _Recorder(TorchFunctionMode):
             type=name, module=owner,
             count=OpCount(functional_macs=rule(args, kwargs, result) if rule is not None else 0),
             inputs=self.producers_of((args, kwargs)), params=params,
-            unknown_functions=(name,) if unknown else (),
+            unknown_functions=(name,) if unknown else (), **self.memory_of((args, kwargs), result),
         )
         return result
 
@@ -337,6 +398,7 @@ def record(
             handle.remove()
     produced: tuple[int, ...] = ()
     exit_names: tuple[str, ...] = ()
+    tensors: list[torch.Tensor] = []
     if outputs is not False:
         tensors, exit_names = select_exits(result, outputs)
         found = []
@@ -349,7 +411,10 @@ def record(
             found.append(index)
         produced = tuple(found)
     sizes = {key: n for key, n in recorder.param_keys.values()}
-    return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, input_shapes)
+    kept = tuple(key if activation else -1
+                 for key, activation, _ in (recorder.storage(t, made=False) for t in tensors))
+    return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, input_shapes,
+                    dict(recorder.param_bytes), dict(recorder.storage_bytes), kept)
 
 
 @contextmanager
@@ -364,10 +429,12 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None) -> tuple[torch.Tensor, ...]:
+def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None,
+                   batch: int = 1) -> tuple[torch.Tensor, ...]:
     """The tensors a model msdprof did not build is run on: ``inputs`` (a tensor or a tuple of
-    tensors) as given, else one zero image of ``input_size`` -- a side, ``(H, W)`` or ``(C, H, W)``
-    in pixels (3 channels unless given) -- on the model's device, in its floating-point dtype."""
+    tensors) as given, else ``batch`` zero images of ``input_size`` -- a side, ``(H, W)`` or
+    ``(C, H, W)`` in pixels (3 channels unless given) -- on the model's device, in its
+    floating-point dtype."""
     if inputs is not None:
         if input_size is not None:
             raise OptionError("input_size", shape_text(input_size), "give input_size or inputs, not both")
@@ -386,7 +453,7 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None)
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    return (torch.zeros(1, *shape, device=device, dtype=dtype),)
+    return (torch.zeros(batch, *shape, device=device, dtype=dtype),)
 
 
 #: Largest side and channel count of a generic model's example image (a sanity bound).
@@ -422,13 +489,15 @@ def record_network(
     input_size: Any = None,
     inputs: Any = None,
     outputs: Callable[[Any], Any] | None = None,
+    batch: int = 1,
 ) -> Dataflow:
     """:func:`record` of one forward pass of any early-exit ``model`` in eval mode (every
-    submodule's mode restored afterwards), its exits selected, on :func:`example_inputs`.
+    submodule's mode restored afterwards), its exits selected, on :func:`example_inputs` (``batch``
+    images of ``input_size``).
 
     A user's mistake is an :class:`~msdnet.options.OptionError`: outputs that are not one tensor per
     exit, inputs the model's ``forward`` refuses (its exception's first line is named)."""
-    given = example_inputs(model, input_size, inputs)
+    given = example_inputs(model, input_size, inputs, batch)
     shapes = tuple(tuple(t.shape) for t in given)
     with evaluating(model):
         try:
