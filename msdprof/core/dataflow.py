@@ -57,6 +57,9 @@ class Op:
     ``allocates``: the activation storages (keys of :attr:`Dataflow.storage_bytes`) its outputs
     are the first to lie on -- new memory; ``touches``: every activation storage it reads or
     writes (its inputs' and outputs'; a view or an in-place result lies on its input's storage).
+    ``held``: bytes of activation storage still referenced when it finished -- its inputs and
+    outputs and whatever the model's code holds then (Python frees a tensor when its last
+    reference goes, on ``meta`` as on a real device).
     """
 
     index: int
@@ -72,6 +75,7 @@ class Op:
     unknown_functions: tuple[str, ...] = ()
     allocates: tuple[int, ...] = ()
     touches: tuple[int, ...] = ()
+    held: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,8 @@ class _Recorder(TorchFunctionMode):
         # id(storage) -> (weak reference, key, whether an operation of the pass allocated it)
         self.storages: dict[int, tuple[weakref.ref, int, bool]] = {}
         self.storage_bytes: dict[int, int] = {}  # key -> bytes, activation storages only
+        self.held = 0  # bytes of the activation storages alive now
+        self.next_storage = 0  # the key the next storage seen gets
         self.params_alive: list[nn.Parameter] = []  # keeps the ids above unique during the pass
         self.times: dict[str, int] = {}  # op names given so far
         self.busy = False  # inside a hook: tensor calls made by the counter itself are not the model's
@@ -229,11 +235,18 @@ class _Recorder(TorchFunctionMode):
         entry = self.storages.get(id(store))
         if entry is not None and entry[0]() is store:
             return entry[1], entry[2], False
-        key = len(self.storages)
-        self.storages[id(store)] = (weakref.ref(store), key, made)
+        key = self.next_storage
+        self.next_storage += 1
+        self.storages[id(store)] = (weakref.ref(store, self._freed(key) if made else None), key, made)
         if made:
             self.storage_bytes[key] = store.nbytes()
+            self.held += self.storage_bytes[key]
         return key, made, True
+
+    def _freed(self, key: int) -> Callable[[Any], None]:
+        def freed(_: Any) -> None:
+            self.held -= self.storage_bytes[key]
+        return freed
 
     def memory_of(self, inputs: Any, output: Any) -> dict[str, tuple[int, ...]]:
         """``allocates`` and ``touches`` (see :class:`Op`) of an operation reading ``inputs``."""
@@ -260,7 +273,7 @@ class _Recorder(TorchFunctionMode):
         index = len(self.ops)
         tensors = list(tensors_in(output))
         shape = tuple(tensors[0].shape) if tensors else None
-        self.ops.append(Op(index=index, shape=shape, **fields))
+        self.ops.append(Op(index=index, shape=shape, held=self.held, **fields))
         for t in tensors:
             self.producers[id(t)] = (weakref.ref(t), index)
 

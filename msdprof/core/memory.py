@@ -14,10 +14,16 @@ on ``meta`` by default: nothing is allocated), in inference mode (no autograd gr
   together.  Memory inside an operation (a convolution's workspace, the temporaries inside a module
   with a counting rule) is not seen: the measured peak is at least this one (README, "Memory").
 
-Two schedules, as for the operation counts (SPEC section 4): **eager** -- every operation that ran
-until outputs 1..k were complete, in execution order -- and **lazy** -- only the ancestors of
-outputs 1..k, in execution order.  The lazy schedule is a subsequence of the eager one holding every
-reader of what it computes, so its peak never exceeds the eager peak.
+Two schedules, as for the operation counts (SPEC section 4):
+
+- **eager** -- the model as written, until outputs 1..k are complete: every operation that ran
+  until then, in execution order, and what a later operation reads is still held then (the
+  model's code holds it for the operations after exit k), as the allocator sees a real run;
+- **lazy** -- a run that computes only the ancestors of outputs 1..k, in execution order, each
+  tensor freed after its last reader among them (nothing held for exits after k).
+
+Every storage alive at a step of the lazy schedule is alive at the same operation of the eager one
+(allocated no later, read again no sooner), so the lazy peak never exceeds the eager peak.
 """
 
 from __future__ import annotations
@@ -66,11 +72,16 @@ class ExitMemory:
     """The memory exit ``exit`` (1-based) needs, for the batch of :class:`ExitMemories`; bytes.
 
     - ``param_bytes``/``lazy_param_bytes``: bytes of the parameters the eager/lazy schedule reads;
-    - ``peak_bytes``/``lazy_peak_bytes``: peak activation bytes of the eager/lazy schedule, and
-      ``peak``/``lazy_peak`` where it is reached;
-    - ``total_bytes``/``lazy_total_bytes``: parameters + the inputs + peak activations: what a
-      device holds at the peak to reach the exit (buffers such as BatchNorm's running statistics
-      are not included).
+    - ``peak_bytes``/``lazy_peak_bytes``: peak activation bytes of the eager/lazy schedule, each
+      tensor alive to its last reader, and ``peak``/``lazy_peak`` where it is reached;
+    - ``held_peak_bytes``: the eager peak as the model's code is written -- the activation storage
+      it still referenced after each operation until output k (Python keeps a tensor while a
+      variable or a list holds it, past its last reader), at operation ``held_peak_op``: what the
+      allocator reaches, less what it hands out inside operations (workspaces);
+    - ``total_bytes``: parameters + the inputs + ``held_peak_bytes``, what running the model as
+      written to exit k holds at once; ``lazy_total_bytes``: lazy parameters + the inputs +
+      ``lazy_peak_bytes``, the same for a lazy executor that frees each tensor after its last
+      reader (buffers such as BatchNorm's running statistics are in neither).
     """
 
     exit: int
@@ -78,6 +89,8 @@ class ExitMemory:
     lazy_param_bytes: int
     peak_bytes: int
     lazy_peak_bytes: int
+    held_peak_bytes: int
+    held_peak_op: str
     total_bytes: int
     lazy_total_bytes: int
     peak: Peak
@@ -158,17 +171,26 @@ def memory_from_dataflow(flow: Dataflow, input_bytes: int = 0) -> tuple[ExitMemo
     """Per-exit memory of a recorded pass with its exits selected (module docstring);
     ``input_bytes`` enters the totals only."""
     reach = flow.reach()
+    last: dict[int, int] = {}  # per activation storage, the last operation of the pass touching it
+    for op in flow.ops:
+        for key in op.touches:
+            last[key] = op.index
     exits = []
     for k, until in enumerate(flow.eager_ends()):
         earlier = (1 << (k + 1)) - 1
-        kept = [key for key in flow.output_storages[:k + 1] if key >= 0]
+        outputs = [key for key in flow.output_storages[:k + 1] if key >= 0]
+        held = [key for key, end in last.items() if end > until]  # read after exit k: still held
         eager = list(range(until + 1))
         lazy = [i for i in range(len(flow.ops)) if reach[i] & earlier]
-        peak, lazy_peak = schedule_peak(flow, eager, kept), schedule_peak(flow, lazy, kept)
+        peak = schedule_peak(flow, eager, outputs + held)
+        lazy_peak = schedule_peak(flow, lazy, outputs)
         params, lazy_params = _param_bytes(flow, eager), _param_bytes(flow, lazy)
+        held = max(eager, key=lambda i: flow.ops[i].held)  # the first operation at the most
         exits.append(ExitMemory(
             exit=k + 1, param_bytes=params, lazy_param_bytes=lazy_params, peak_bytes=peak.bytes,
-            lazy_peak_bytes=lazy_peak.bytes, total_bytes=params + input_bytes + peak.bytes,
+            lazy_peak_bytes=lazy_peak.bytes, held_peak_bytes=flow.ops[held].held,
+            held_peak_op=flow.ops[held].name,
+            total_bytes=params + input_bytes + flow.ops[held].held,
             lazy_total_bytes=lazy_params + input_bytes + lazy_peak.bytes, peak=peak,
             lazy_peak=lazy_peak,
         ))
