@@ -10,7 +10,7 @@ from msdnet.options import OptionError
 from ..files.output import check_writable
 from ..render import formatting
 from .options import (
-    add_convention_option, add_format_option, add_model_options, add_network_options,
+    UsageError, add_convention_option, add_format_option, add_model_options, add_network_options,
     add_output_options, network_options, show, user_model,
 )
 
@@ -27,6 +27,12 @@ def add_parser(sub: Any) -> None:
                              "counter, macs with fvcore's conv + linear, flops with "
                              "FlopCounterMode; 'msdprof compare' shows the gaps)", explain=True)
     add_format_option(p, formatting.FORMATS)
+    p.add_argument("--memory", action="store_true",
+                   help="what memory each exit needs instead of the operation breakdown: "
+                        "parameter bytes and peak activation bytes, eager and lazy, and where the "
+                        "peak is (read off the same recorded pass; nothing allocated on meta)")
+    p.add_argument("--batch", metavar="N",
+                   help="with --memory: inputs per forward pass (default 1); operations stay per image")
     p.add_argument("--device", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
                         "refused if its weights would not fit in memory); with --model the "
@@ -37,13 +43,17 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..core.exits import exit_costs
+    from ..core.memory import check_batch, exit_memory
 
     fmt = formatting.check_format(args.format)
+    if args.batch is not None and not args.memory:
+        raise UsageError("--batch is the batch of --memory; give --memory too")
     options, name = network_options(args)
     if args.output:
         check_writable(args.output, args.force)  # before any work
     if args.device not in (None, "meta", "cpu"):
         raise OptionError("device", args.device, "must be meta or cpu")
+    batch = check_batch(args.batch) if args.batch is not None else 1
     model = user_model(args)
     if model is not None:
         name = args.model
@@ -53,5 +63,13 @@ def run(args: argparse.Namespace) -> None:
     else:
         costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
                            device=args.device or "meta")
+    if args.memory:
+        from ..render import memory_view
+
+        memories = exit_memory(model if model is not None else options, batch=batch,
+                               input_size=args.input_size, device=args.device or "meta")
+        show(args, fmt, lambda: memory_view.memory_table(costs, memories, name),
+             lambda: memory_view.render_memory(costs, memories, fmt, name))
+        return
     show(args, fmt, lambda: formatting.rich_table(costs, name),
          lambda: formatting.render(costs, fmt, name))
