@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -24,9 +25,26 @@ from torch import nn
 from ..core.dataflow import evaluating, select_exits
 
 
-def allocator_events(run: Callable[[], Any]) -> tuple[Any, list[tuple[int, int]]]:
-    """``run()``'s result and the CPU allocator's events while it ran: (address, bytes) in order,
-    bytes negative for a free."""
+@dataclass(frozen=True)
+class AllocatorRun:
+    """One run under the profiler: its ``result``, the CPU allocator's ``events`` in order --
+    (address, bytes, time in microseconds), bytes negative for a free -- and the ``ops`` that ran
+    (aten operator name, start, duration), to name what ran at a moment."""
+
+    result: Any
+    events: tuple[tuple[int, int, float], ...]
+    ops: tuple[tuple[str, float, float], ...]
+
+    def op_at(self, event: int) -> str:
+        """The innermost operator running at ``events[event]`` (``""``: none)."""
+        when = self.events[event][2]
+        running = [(duration, name) for name, start, duration in self.ops
+                   if start <= when <= start + duration]
+        return min(running)[1] if running else ""
+
+
+def allocator_events(run: Callable[[], Any]) -> AllocatorRun:
+    """``run()`` under ``torch.profiler`` with memory events on (see :class:`AllocatorRun`)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -36,13 +54,15 @@ def allocator_events(run: Callable[[], Any]) -> tuple[Any, list[tuple[int, int]]
     try:
         prof.export_chrome_trace(path)
         with open(path) as f:
-            trace = json.load(f)
+            trace = json.load(f).get("traceEvents", [])
     finally:
         os.unlink(path)
-    events = [e for e in trace.get("traceEvents", []) if e.get("name") == "[memory]"
-              and e.get("args", {}).get("Device Type") == 0]
-    events.sort(key=lambda e: e["args"].get("Ev Idx", 0))
-    return result, [(int(e["args"]["Addr"]), int(e["args"]["Bytes"])) for e in events]
+    memory = [e for e in trace if e.get("name") == "[memory]" and e.get("args", {}).get("Device Type") == 0]
+    memory.sort(key=lambda e: e["args"].get("Ev Idx", 0))
+    ops = tuple((e["name"], float(e["ts"]), float(e.get("dur", 0))) for e in trace
+                if e.get("ph") == "X" and str(e.get("name", "")).startswith("aten::"))
+    events = tuple((int(e["args"]["Addr"]), int(e["args"]["Bytes"]), float(e["ts"])) for e in memory)
+    return AllocatorRun(result, events, ops)
 
 
 def measured_peaks(
@@ -54,26 +74,38 @@ def measured_peaks(
     pass) from the start of one forward pass of ``model`` on ``inputs`` (a tensor or a tuple of
     tensors) until outputs 1..k were allocated; eval mode, no autograd graph.  ``outputs`` picks
     the exits out of what the model returns, as for :func:`msdprof.exit_costs`."""
+    return peaks_of(measured_run(model, inputs), outputs)[0]
+
+
+def measured_run(model: nn.Module, inputs: Any) -> AllocatorRun:
+    """One forward pass of ``model`` on ``inputs`` in eval mode, no autograd, under the profiler."""
     given = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     with evaluating(model), torch.no_grad():
-        result, events = allocator_events(lambda: model(*given))
-    tensors, _ = select_exits(result, outputs)
+        return allocator_events(lambda: model(*given))
+
+
+def peaks_of(run: AllocatorRun, outputs: Callable[[Any], Any] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per exit, the peak bytes of ``run`` until outputs 1..k were allocated (see
+    :func:`measured_peaks`), and the index of the event where each is reached."""
+    tensors, _ = select_exits(run.result, outputs)
     made: dict[int, int] = {}  # address -> index of the event that last allocated it
     running, curve = 0, []
-    for index, (address, size) in enumerate(events):
+    for index, (address, size, _) in enumerate(run.events):
         running += size
         curve.append(running)
         if size > 0:
             made[address] = index
-    peaks, until, best, seen = [], -1, 0, 0
+    peaks, places, until, best, at, seen = [], [], -1, 0, -1, 0
     for tensor in tensors:
         address = tensor.untyped_storage().data_ptr()
         until = max(until, made.get(address, -1))
         while seen <= until:
-            best = max(best, curve[seen])
+            if curve[seen] > best:
+                best, at = curve[seen], seen
             seen += 1
         peaks.append(best)
-    return tuple(peaks)
+        places.append(at)
+    return tuple(peaks), tuple(places)
 
 
-__all__ = ["allocator_events", "measured_peaks"]
+__all__ = ["AllocatorRun", "allocator_events", "measured_peaks", "measured_run", "peaks_of"]
