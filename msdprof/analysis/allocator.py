@@ -43,6 +43,25 @@ class AllocatorRun:
         return min(running)[1] if running else ""
 
 
+    def temporaries_at(self, event: int) -> int:
+        """Bytes alive at ``events[event]`` that the operator running then allocated and frees
+        before it returns: its workspace (what no prediction from tensors between operations sees)."""
+        running = [(duration, start) for _, start, duration in self.ops
+                   if start <= self.events[event][2] <= start + duration]
+        if not running:
+            return 0
+        duration, start = min(running)
+        end = start + duration
+        alive: dict[int, int] = {}
+        for address, size, when in self.events[:event + 1]:
+            if size > 0 and when >= start:
+                alive[address] = size
+            elif size < 0:
+                alive.pop(address, None)
+        freed = {address for address, size, when in self.events[event + 1:] if size < 0 and when <= end}
+        return sum(size for address, size in alive.items() if address in freed)
+
+
 def allocator_events(run: Callable[[], Any]) -> AllocatorRun:
     """``run()`` under ``torch.profiler`` with memory events on (see :class:`AllocatorRun`)."""
     from torch.profiler import ProfilerActivity, profile
