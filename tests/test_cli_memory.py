@@ -90,3 +90,19 @@ def test_budget_memory_table_says_which_exits_fit(capsys):
 def test_memory_mistakes_are_one_line_naming_the_option(capsys, argv, named):
     code, _, err = run(capsys, *argv)
     assert code == 2 and err.count("\n") == 1 and named in err
+
+
+def test_report_memory_adds_a_section_and_a_chart(capsys, tmp_path):
+    code, _, _ = run(capsys, "report", "--preset", "cifar10-anytime", "--memory", "--batch", "2",
+                     "-o", str(tmp_path / "r.md"))
+    text = (tmp_path / "r.md").read_text()
+    assert code == 0 and (tmp_path / "r-memory.svg").read_bytes().startswith(b"<?xml")
+    section = text[text.index("## Memory per exit"):]
+    first = exit_memory("cifar10-anytime", batch=2)[0]
+    assert f"| 1 | 4 | 15.13 | {first.param_bytes / 1e6:.2f} | {first.peak_bytes / 1e6:.2f} |" in section
+
+
+def test_report_without_memory_has_no_memory_section(capsys, tmp_path):
+    code, _, _ = run(capsys, "report", "--preset", "cifar10-anytime", "-o", str(tmp_path / "r.md"))
+    assert code == 0 and "Memory per exit" not in (tmp_path / "r.md").read_text()
+    assert not (tmp_path / "r-memory.svg").exists()

@@ -164,5 +164,50 @@ def render_fit(costs: ExitCosts, memories: ExitMemories, fit: MemoryFit, fmt: st
     return csv_text(["exit", "budget_bytes", "total_bytes", "fits", "lazy_total_bytes", "lazy_fits"], rows)
 
 
+# --- the report's section ----------------------------------------------------------------------
+
+
+def memory_plot(memories: ExitMemories, title: str) -> bytes:
+    """SVG bar chart, per exit: parameters and peak activations (as written) stacked, beside the
+    same for a lazy executor; MB (KB for tiny networks)."""
+    from matplotlib.figure import Figure
+    import matplotlib
+
+    from .costplot import SVG_PARAMS, svg_bytes
+
+    divisor, unit = byte_scale(max(e.total_bytes for e in memories))
+    exits = [e.exit for e in memories]
+    with matplotlib.rc_context(SVG_PARAMS):
+        figure = Figure(figsize=(7.5, 4.2))
+        ax = figure.add_subplot()
+        width = 0.38
+        eager_x = [k - width / 2 for k in exits]
+        lazy_x = [k + width / 2 for k in exits]
+        params = [e.param_bytes / divisor for e in memories]
+        lazy_params = [e.lazy_param_bytes / divisor for e in memories]
+        ax.bar(eager_x, params, width, color="#4c72b0", label="parameters")
+        ax.bar(eager_x, [e.held_peak_bytes / divisor for e in memories], width, bottom=params,
+               color="#dd8452", label="peak activations (as written)")
+        ax.bar(lazy_x, lazy_params, width, color="#4c72b0", alpha=0.5, label="lazy: parameters")
+        ax.bar(lazy_x, [e.lazy_peak_bytes / divisor for e in memories], width, bottom=lazy_params,
+               color="#dd8452", alpha=0.5, label="lazy: peak activations")
+        ax.set_xticks(exits)
+        ax.set_xlabel("exit")
+        ax.set_ylabel(f"{unit} (batch {memories.batch}, inputs not included)")
+        ax.set_title(title)
+        ax.legend(fontsize="small", frameon=False)
+        ax.grid(axis="y", alpha=0.3)
+        return svg_bytes(figure)
+
+
+def memory_report_table(costs: ExitCosts, memories: ExitMemories) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str]:
+    """(headers, rows, caption) of the report's "Memory per exit" table."""
+    columns = memory_columns(costs, memories)
+    headers = tuple(h.replace("\n", " ") for h, _ in columns)
+    rows = tuple(tuple(cell(c, m) for _, cell in columns) for c, m in zip(costs, memories))
+    return headers, rows, memory_caption(costs, memories)
+
+
 __all__ = ["FORMATS", "byte_scale", "fit_table", "memory_caption", "memory_columns", "memory_dict",
+           "memory_plot", "memory_report_table",
            "memory_table", "memory_title", "render_fit", "render_memory"]
