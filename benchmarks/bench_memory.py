@@ -120,6 +120,9 @@ class LlamaExits(nn.Module):
         return outputs
 
 
+SUMMARY = {"rows": 0, "within 10%": 0, "gap <= workspace": 0, "measured >= as written": 0}
+
+
 def mb(n: int) -> str:
     return f"{n / 1e6:,.2f}"
 
@@ -135,6 +138,10 @@ def compare(label: str, model: nn.Module, image: tuple[int, ...], batch: int) ->
     rows = []
     for e, got, place in zip(predicted, peaks, places):
         gap = 100 * (got - e.held_peak_bytes) / got if got else 0.0
+        SUMMARY["rows"] += 1
+        SUMMARY["within 10%"] += abs(gap) <= 10
+        SUMMARY["gap <= workspace"] += got - e.held_peak_bytes <= run.temporaries_at(place)
+        SUMMARY["measured >= as written"] += got >= e.held_peak_bytes
         rows.append(f"| {label} | {batch} | {e.exit} | {mb(e.peak_bytes)} | {mb(e.lazy_peak_bytes)} | "
                     f"{mb(e.held_peak_bytes)} | {mb(got)} | {mb(got - e.held_peak_bytes)} | {gap:+.1f} | "
                     f"`{run.op_at(place)}` | {mb(run.temporaries_at(place))} |")
@@ -156,6 +163,7 @@ def main() -> None:
         for label, model in (("SDNResNet", SDNResNet()), ("ExitViT", ExitViT())):
             for row in compare(label, model, (3, 32, 32), batch):
                 print(row, flush=True)
+    print("\nOf " + ", ".join(f"{v} {k}" if k == "rows" else f"{v} {k}" for k, v in SUMMARY.items()))
     with torch.device("meta"):
         llama = LlamaExits()
     tokens = torch.zeros(1, 512, dtype=torch.long, device="meta")

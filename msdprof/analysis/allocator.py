@@ -35,23 +35,30 @@ class AllocatorRun:
     events: tuple[tuple[int, int, float], ...]
     ops: tuple[tuple[str, float, float], ...]
 
-    def op_at(self, event: int) -> str:
-        """The innermost operator running at ``events[event]`` (``""``: none)."""
+    def running_at(self, event: int) -> list[tuple[str, float, float]]:
+        """The aten operators running at ``events[event]``, outermost first: (name, start, end)."""
         when = self.events[event][2]
-        running = [(duration, name) for name, start, duration in self.ops
+        running = [(name, start, start + duration) for name, start, duration in self.ops
                    if start <= when <= start + duration]
-        return min(running)[1] if running else ""
+        return sorted(running, key=lambda r: (r[1], -r[2]))
 
+    def op_at(self, event: int) -> str:
+        """What ran at ``events[event]``: ``aten::conv2d > aten::resize_`` (the outermost operator
+        and the innermost; ``""``: none)."""
+        running = self.running_at(event)
+        if not running:
+            return ""
+        outer, inner = running[0][0], running[-1][0]
+        return outer if outer == inner else f"{outer} > {inner}"
 
     def temporaries_at(self, event: int) -> int:
-        """Bytes alive at ``events[event]`` that the operator running then allocated and frees
-        before it returns: its workspace (what no prediction from tensors between operations sees)."""
-        running = [(duration, start) for _, start, duration in self.ops
-                   if start <= self.events[event][2] <= start + duration]
+        """Bytes alive at ``events[event]`` that the outermost operator running then allocated
+        and frees before it returns: its workspace, which no prediction from the tensors passed
+        between operations sees."""
+        running = self.running_at(event)
         if not running:
             return 0
-        duration, start = min(running)
-        end = start + duration
+        _, start, end = running[0]
         alive: dict[int, int] = {}
         for address, size, when in self.events[:event + 1]:
             if size > 0 and when >= start:
