@@ -140,7 +140,7 @@ def _memory(args: argparse.Namespace, fmt: str) -> None:
     if model is not None:
         name = args.model
         costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
-        memories = exit_memory(model, batch=batch, input_size=args.input_size)
+        memories = exit_memory(model.to("meta"), batch=batch, input_size=args.input_size)
     else:
         options, name = network_options(args)
         costs = exit_costs(options, convention=args.convention, input_size=args.input_size)

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> None:
     if args.memory:
         from ..render import memory_view
 
+        if model is not None and args.device is None:
+            model = model.to("meta")  # the batch is recorded on shapes alone, as an MSDNet's
         memories = exit_memory(model if model is not None else options, batch=batch,
                                input_size=args.input_size, device=args.device or "meta")
         show(args, fmt, lambda: memory_view.memory_table(costs, memories, name),
