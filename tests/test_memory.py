@@ -243,3 +243,10 @@ def program(steps):
 def test_lazy_peak_never_exceeds_eager_peak_on_random_graphs(steps):
     for e in exit_memory(program(steps), inputs=torch.zeros(4, 64, device="meta")):
         assert e.lazy_peak_bytes <= e.peak_bytes <= e.held_peak_bytes
+
+
+def test_with_inputs_given_the_batch_is_theirs():
+    memories = exit_memory(Linears().to("meta"), inputs=torch.zeros(3, 10, device="meta"))
+    assert memories.batch == 3
+    with pytest.raises(OptionError, match="batch"):
+        exit_memory(Linears().to("meta"), inputs=torch.zeros(3, 10, device="meta"), batch=3)

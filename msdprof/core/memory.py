@@ -247,10 +247,13 @@ def exit_memory(
 
     The network is given as to :func:`msdprof.core.exits.exit_costs` (a preset, options, or a built
     model); ``batch`` zero images of its input size are run once (on ``meta`` unless the model is
-    elsewhere: nothing is allocated).  With ``inputs`` (tensors given as they are), ``batch`` must
-    be their batch and is only recorded.
+    elsewhere: nothing is allocated).  With ``inputs`` (tensors given as they are) the batch is
+    theirs (``batch`` must stay 1; the result's ``batch`` is their first dimension).
     """
     batch = check_batch(batch)
+    if inputs is not None and batch != 1:
+        raise OptionError("batch", str(batch), "is for inputs msdprof makes; with inputs given, "
+                                               "their own first dimension is the batch")
     if isinstance(preset_or_config, nn.Module):
         if options:
             raise OptionError("model", type(preset_or_config).__name__,
@@ -265,6 +268,9 @@ def exit_memory(
         model = model_from(preset_or_config, input_size, device, use="counted", **options)
     flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs,
                         batch=1 if inputs is not None else batch)
+    if inputs is not None:
+        first = inputs if isinstance(inputs, torch.Tensor) else next(iter(inputs), None)
+        batch = int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
     return memory_of(model, flow, batch, inputs)
 
 
