@@ -106,3 +106,10 @@ def test_report_without_memory_has_no_memory_section(capsys, tmp_path):
     code, _, _ = run(capsys, "report", "--preset", "cifar10-anytime", "-o", str(tmp_path / "r.md"))
     assert code == 0 and "Memory per exit" not in (tmp_path / "r.md").read_text()
     assert not (tmp_path / "r-memory.svg").exists()
+
+
+def test_readme_shows_the_golden_memory_table():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    golden = "\n".join(line.rstrip() for line in
+                       (GOLDEN / "count-memory-imagenet-step4-80.txt").read_text().splitlines())
+    assert "```\n" + golden.strip("\n") + "\n```" in readme
