@@ -11,9 +11,9 @@ from ..core.units import parse_count
 from ..files.output import check_writable, write_atomic
 from ..render import formatting
 from .options import (
-    UsageError, add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, check_output_and_plot, network_options, notice, output_name, show,
-    user_model,
+    UsageError, add_batch_option, add_convention_option, add_format_option, add_model_options,
+    add_network_options, add_output_options, check_output_and_plot, memory_batch, network_options,
+    notice, output_name, show, user_model,
 )
 
 
@@ -37,8 +37,7 @@ def add_parser(sub: Any) -> None:
                    help="which exits fit a device's memory, e.g. 64MB, 1.5GB, 512MiB (MB = 10^6 "
                         "bytes, MiB = 2^20): parameters + inputs + peak activations, as written "
                         "and lazy")
-    p.add_argument("--batch", metavar="N",
-                   help="with --memory: inputs per forward pass (default 1)")
+    add_batch_option(p)
     p.add_argument("--fractions", metavar="F1,F2,...",
                    help="the fraction of images leaving at each exit: nBlocks numbers >= 0 "
                         "summing to 1, e.g. 0.5,0.3,0.2")
@@ -74,8 +73,7 @@ def run(args: argparse.Namespace) -> None:
     if args.memory is not None and (batch or args.anytime is not None):
         raise UsageError(f"--memory (which exits fit a device) cannot be combined with "
                          f"{'--anytime' if args.anytime is not None else batch[0]}")
-    if args.batch is not None and args.memory is None:
-        raise UsageError("--batch is the batch of --memory; give --memory too")
+    batch_size = memory_batch(args)
     if args.anytime is not None and batch:
         raise UsageError(f"--anytime (one budget per image) cannot be combined with {batch[0]} "
                          "(budgeted batch)")
@@ -91,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
     check_convention(args.convention)
     per_image = parse_count(args.anytime, "anytime") if args.anytime is not None else None
     if args.memory is not None:
-        return _memory(args, fmt)
+        return _memory(args, fmt, batch_size)
     model = user_model(args)
     costs = None
     if model is not None:  # counted first: its number of exits is what the options are checked by
@@ -124,16 +122,15 @@ def run(args: argparse.Namespace) -> None:
     show(args, fmt, lambda: renderable(*parts, name, plain=False), lambda: render(*parts, fmt, name))
 
 
-def _memory(args: argparse.Namespace, fmt: str) -> None:
+def _memory(args: argparse.Namespace, fmt: str, batch: int) -> None:
     """``budget --memory BYTES``: which exits fit."""
     from ..analysis.budget import memory_fit
     from ..core.exits import exit_costs
-    from ..core.memory import check_batch, exit_memory
+    from ..core.memory import exit_memory
     from ..core.units import parse_bytes
     from ..render import memory_view
 
     budget = parse_bytes(args.memory, "memory")
-    batch = check_batch(args.batch) if args.batch is not None else 1
     if args.output:
         check_writable(args.output, args.force)
     model = user_model(args)

@@ -10,8 +10,8 @@ from msdnet.options import OptionError
 from ..files.output import check_writable
 from ..render import formatting
 from .options import (
-    UsageError, add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, network_options, show, user_model,
+    add_batch_option, add_convention_option, add_format_option, add_model_options, add_network_options,
+    add_output_options, memory_batch, network_options, show, user_model,
 )
 
 
@@ -31,8 +31,7 @@ def add_parser(sub: Any) -> None:
                    help="what memory each exit needs instead of the operation breakdown: "
                         "parameter bytes and peak activation bytes, eager and lazy, and where the "
                         "peak is (read off the same recorded pass; nothing allocated on meta)")
-    p.add_argument("--batch", metavar="N",
-                   help="with --memory: inputs per forward pass (default 1); operations stay per image")
+    add_batch_option(p, "; operations stay per image")
     p.add_argument("--device", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
                         "refused if its weights would not fit in memory); with --model the "
@@ -43,17 +42,15 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..core.exits import exit_costs
-    from ..core.memory import check_batch, exit_memory
+    from ..core.memory import exit_memory
 
     fmt = formatting.check_format(args.format)
-    if args.batch is not None and not args.memory:
-        raise UsageError("--batch is the batch of --memory; give --memory too")
     options, name = network_options(args)
     if args.output:
         check_writable(args.output, args.force)  # before any work
     if args.device not in (None, "meta", "cpu"):
         raise OptionError("device", args.device, "must be meta or cpu")
-    batch = check_batch(args.batch) if args.batch is not None else 1
+    batch = memory_batch(args)
     model = user_model(args)
     if model is not None:
         name = args.model

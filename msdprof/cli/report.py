@@ -11,8 +11,9 @@ from msdnet.options import OptionError
 from ..files.output import check_writable
 from ..render import drawing
 from .options import (
-    UsageError, add_convention_option, add_model_options, add_network_options, add_quiet_option, file_list,
-    given_options, network_options, notice, output_name, user_model,
+    add_batch_option, add_convention_option, add_model_options, add_network_options,
+    add_quiet_option, file_list, given_options, memory_batch, network_options, notice, output_name,
+    user_model,
 )
 
 
@@ -42,7 +43,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--memory", action="store_true",
                    help="add a 'Memory per exit' section: parameter and peak activation bytes, "
                         "eager and lazy, and a bar chart FILE-memory.svg (not with --all)")
-    p.add_argument("--batch", metavar="N", help="with --memory: inputs per forward pass (default 1)")
+    add_batch_option(p)
     add_convention_option(p, "unit of the operation counts")
     p.add_argument("-o", "--output", metavar="FILE|DIR", required=True, type=output_name,
                    help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
@@ -61,8 +62,7 @@ def run(args: argparse.Namespace) -> None:
     if args.model is not None and args.compare:
         raise OptionError("compare", " ".join(args.compare), "cannot be used with --model: a report "
                                                              "on your own network is on it alone")
-    if args.batch is not None and not args.memory:
-        raise UsageError("--batch is the batch of --memory; give --memory too")
+    batch = memory_batch(args)
     if args.all:
         for option, value in (("model", args.model), ("memory", "given" if args.memory else None), ("preset", args.preset),
                               ("input-size", args.input_size), *given.items(),
@@ -88,9 +88,6 @@ def run(args: argparse.Namespace) -> None:
         options, name = network_options(args)
         configs = [report.configuration(options, name, args.input_size, args.convention)]
     if args.memory:
-        from ..core.memory import check_batch
-
-        batch = check_batch(args.batch) if args.batch is not None else 1
         configs = [report.with_memory(c, batch, args.input_size) for c in configs]
     written = report.write_report(path, configs, html=args.html, force=args.force)
     report_notice(args, report, written)
