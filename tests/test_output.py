@@ -7,9 +7,14 @@ The window between writing and swapping in is widened deterministically with the
 from __future__ import annotations
 
 import os
+import random
+import re
 import stat
 import subprocess
 import sys
+import time
+import warnings
+from pathlib import Path
 
 import pytest
 
@@ -42,29 +47,206 @@ def test_a_failed_swap_rolls_back_what_was_swapped_in(tmp_path, monkeypatch):
     assert _tree(tmp_path) == {n: f"old {n}".encode() for n in ("a.svg", "b.svg", "page.md")}
 
 
-KILL_AT = """
-import os, signal, sys
+WRITER = """
+import itertools, os, signal, sys
 from pathlib import Path
 from msdprof.files import output
-count = [0]
+mode, where, kill_at = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+calls = [0]
 def kill(path):
-    count[0] += 1
-    if count[0] == int(sys.argv[2]):
+    calls[0] += 1
+    if calls[0] == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
 output.before_swap = kill
-output.write_together(Path(sys.argv[1]), {"a.svg": "new", "new.svg": "new", "page.md": "new"}, force=True)
+write = output.write_directory if mode == "directory" else output.write_together
+print("started", flush=True)
+for generation in itertools.count(1) if kill_at == 0 else [1]:
+    write(where, {name: f"new {generation}" for name in sys.argv[4:]}, force=True)
 """
+SET = ["a.svg", "new.svg", "page.md"]  # the set one write puts in place, the page last
+
+
+def _killed(mode, where, kill_at, names=SET):
+    """Run a writer of ``names`` into ``where`` in a subprocess, SIGKILLed at its ``kill_at``-th
+    step (``before_swap`` call)."""
+    result = subprocess.run([sys.executable, "-c", WRITER, mode, str(where), str(kill_at), *names],
+                            capture_output=True, timeout=120)
+    assert result.returncode == -9, result.stderr.decode()
+
+
+def _temporary(directory):
+    return sorted(n for n in os.listdir(directory) if ".msdprof-" in n)
 
 
 @pytest.mark.parametrize("swap", [1, 2, 3])
-def test_a_writer_killed_at_any_swap_is_rolled_back_by_the_next_write(tmp_path, swap):
+def test_what_a_writer_killed_at_any_swap_left_is_reported_and_left_alone_by_another_write(tmp_path, swap):
+    # issue 26: recovery used to roll such leftovers back over files it was not asked to write
     (tmp_path / "a.svg").write_text("old")
     (tmp_path / "page.md").write_text("old page")
-    result = subprocess.run([sys.executable, "-c", KILL_AT, str(tmp_path), str(swap)], timeout=120)
-    assert result.returncode == -9
-    assert any(".msdprof-" in name for name in os.listdir(tmp_path))  # it died mid-write
-    output.write_atomic(tmp_path / "other.txt", "x")  # the next write into the directory
-    assert _tree(tmp_path) == {"a.svg": b"old", "other.txt": b"x", "page.md": b"old page"}
+    _killed("together", tmp_path, swap)
+    before = _tree(tmp_path)
+    left = _temporary(tmp_path)
+    assert left  # it died mid-write
+    with pytest.warns(output.WriteWarning, match=f"^{tmp_path}: left as they are .*killed msdprof write"):
+        output.write_atomic(tmp_path / "other.txt", "x")  # another write into the directory
+    assert _tree(tmp_path) == {**before, "other.txt": b"x"}
+
+
+@pytest.mark.parametrize("swap", [1, 2, 3])
+def test_a_complete_rerun_after_a_killed_write_leaves_nothing_stale(tmp_path, swap):
+    (tmp_path / "a.svg").write_text("old")
+    (tmp_path / "page.md").write_text("old page")
+    _killed("together", tmp_path, swap)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every leftover stood for a file the rerun writes: nothing to report
+        output.write_together(tmp_path, {name: "new" for name in SET}, force=True)
+    assert _tree(tmp_path) == {name: b"new" for name in SET}
+
+
+def test_a_file_named_like_a_leftover_of_another_is_never_touched(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # a PID no longer alive
+    lookalike = tmp_path / f".notes.txt.msdprof-{dead}-abcd.old"
+    lookalike.write_text("not a backup")
+    with pytest.warns(output.WriteWarning, match=f"left as it is .notes.txt.msdprof-{dead}-abcd.old"):
+        output.write_atomic(tmp_path / "other.csv", "x")
+    assert _tree(tmp_path) == {lookalike.name: b"not a backup", "notes.txt": b"mine", "other.csv": b"x"}
+
+
+def test_a_stale_backup_is_never_put_back_over_a_file_rewritten_since(tmp_path):
+    (tmp_path / "a.svg").write_text("old")
+    _killed("together", tmp_path, 2)  # a.svg swapped in, its backup left
+    (tmp_path / "a.svg").write_text("rewritten by the user")
+    with pytest.warns(output.WriteWarning):
+        output.write_atomic(tmp_path / "other.csv", "x")
+    assert (tmp_path / "a.svg").read_text() == "rewritten by the user"
+
+
+# --- a directory swapped whole ----------------------------------------------------------------
+
+
+def _report_directory(tmp_path):
+    """``out/`` holding an old set, a file and a subdirectory msdprof does not write."""
+    out = tmp_path / "out"
+    (out / "digits").mkdir(parents=True)
+    (out / "digits" / "page.html").write_text("digits")
+    (out / "notes.txt").write_text("mine")
+    for name in SET:
+        (out / name).write_text("old")
+    return out
+
+
+def _check_one_set(out, inodes=None):
+    """Every file of SET holds the same generation; what msdprof does not write is untouched
+    (the same files, ``inodes`` as before when given).  Returns the generation."""
+    written = {(out / name).read_text() for name in SET}
+    assert len(written) == 1, f"a mixed set: {written}"
+    assert sorted(os.listdir(out)) == sorted(SET + ["digits", "notes.txt"])
+    assert (out / "notes.txt").read_text() == "mine" and (out / "digits" / "page.html").read_text() == "digits"
+    if inodes is not None:
+        assert _inodes(out) == inodes
+    return written.pop()
+
+
+def _inodes(out):
+    return [os.stat(out / "notes.txt").st_ino, os.stat(out / "digits" / "page.html").st_ino]
+
+
+def test_a_directory_write_keeps_what_it_does_not_write_as_the_same_files(tmp_path):
+    out = _report_directory(tmp_path)
+    (out / "link").symlink_to("notes.txt")
+    inodes = _inodes(out)
+    output.write_directory(out, {name: "new 1" for name in SET}, force=True)
+    assert os.readlink(out / "link") == "notes.txt"
+    (out / "link").unlink()
+    assert _check_one_set(out, inodes) == "new 1"
+    assert os.listdir(tmp_path) == ["out"]
+
+
+# Steps of a directory write of SET: each file written in the sibling directory (1-3), the
+# exchange (4), the removal of the old directory (5).
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5])
+def test_a_directory_write_killed_at_any_step_leaves_one_whole_set_and_a_rerun_nothing_stale(tmp_path, step):
+    out = _report_directory(tmp_path)
+    inodes = _inodes(out)
+    _killed("directory", out, step)
+    assert _check_one_set(out, inodes) == ("old" if step <= 4 else "new 1")
+    assert _temporary(tmp_path)  # it died mid-write
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what it left stood for out/: removed, not reported
+        output.write_directory(out, {name: "new 2" for name in SET}, force=True)
+    assert _check_one_set(out, inodes) == "new 2"
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_a_directory_write_killed_30_times_at_random_never_leaves_a_mixed_set(tmp_path):
+    out = _report_directory(tmp_path)
+    inodes = _inodes(out)
+    seen, mid_write = set(), 0
+    for _ in range(30):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, "directory", str(out), "0", *SET],
+                                  stdout=subprocess.PIPE)
+        assert writer.stdout.readline() == b"started\n"
+        time.sleep(random.uniform(0, 0.02))  # a few writes, then a kill anywhere in one
+        writer.kill()
+        writer.wait()
+        seen.add(_check_one_set(out, inodes))
+        mid_write += bool(_temporary(tmp_path))
+        assert all(re.fullmatch(r"\.out\.msdprof-\d+-[0-9a-f]{8}\.tmp", n) for n in _temporary(tmp_path))
+    assert len(seen) > 1 and mid_write > 0  # the writer wrote between kills, and some killed it mid-write
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        output.write_directory(out, {name: "final" for name in SET}, force=True)
+    assert _check_one_set(out, inodes) == "final" and os.listdir(tmp_path) == ["out"]
+
+
+def test_a_second_directory_writer_without_force_fails_and_leaves_the_first_ones_set(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    def other_writer_first(path):
+        if path == out:
+            (out / "page.md").write_text("other")
+    monkeypatch.setattr(output, "before_swap", other_writer_first)
+    with pytest.raises(OptionError, match="page.md: already exists \\(written by another process meanwhile\\)"):
+        output.write_directory(out, {name: "mine" for name in SET})
+    assert _tree(out) == {"page.md": b"other"} and os.listdir(tmp_path) == ["out"]
+
+
+def test_a_directory_holding_the_working_directory_is_written_file_by_file_and_says_so(tmp_path, monkeypatch):
+    out = _report_directory(tmp_path)
+    monkeypatch.chdir(out)
+    with pytest.warns(output.WriteWarning, match="swapped in one by one, not as one set: it is this process's working directory"):
+        output.write_directory(Path("."), {name: "new" for name in SET}, force=True)
+    assert _check_one_set(out) == "new"
+
+
+# --- names near the limit ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["x" * 251 + ".csv", "é" * 125 + ".md"])  # 255 bytes
+def test_a_name_of_255_bytes_is_written_and_replaced(tmp_path, name):
+    target = tmp_path / name
+    output.write_atomic(target, "first")
+    output.write_atomic(target, "second", force=True)
+    assert _tree(tmp_path) == {name: b"second"}
+
+
+def test_a_directory_named_in_255_bytes_is_written_and_rewritten(tmp_path):
+    out = tmp_path / ("d" * 255)
+    output.write_directory(out, {"a.md": "first"})
+    output.write_directory(out, {"a.md": "second"}, force=True)
+    assert _tree(out) == {"a.md": b"second"} and os.listdir(tmp_path) == [out.name]
+
+
+def test_leftovers_of_a_long_name_are_recognised_by_its_rerun(tmp_path):
+    name = "x" * 251 + ".csv"
+    _killed("together", tmp_path, 1, [name])
+    assert len(_temporary(tmp_path)) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        output.write_atomic(tmp_path / name, "x")
+    assert _tree(tmp_path) == {name: b"x"}
 
 
 def test_a_new_directory_made_meanwhile_by_another_writer_is_written_into(tmp_path, monkeypatch):
@@ -107,3 +289,34 @@ def test_a_symbolic_link_is_replaced_only_with_force(tmp_path, kind):
 def test_an_empty_output_name_is_refused():
     with pytest.raises(OptionError, match="^output '': must name a file$"):
         output.check_writable("")
+
+
+def test_a_directory_whose_parent_is_not_writable_is_written_file_by_file_and_says_so(tmp_path, monkeypatch):
+    out = _report_directory(tmp_path)
+    mkdir = os.mkdir
+    def refused_beside_out(path, *args, **kwargs):  # what a read-only parent does (the tests run as root)
+        if Path(path).parent == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return mkdir(path, *args, **kwargs)
+    monkeypatch.setattr(os, "mkdir", refused_beside_out)
+    with pytest.warns(output.WriteWarning, match=f"one by one, not as one set: its parent directory {tmp_path} is not writable"):
+        output.write_directory(out, {name: "new" for name in SET}, force=True)
+    assert _check_one_set(out) == "new" and os.listdir(tmp_path) == ["out"]
+
+
+def test_a_name_longer_than_the_file_system_allows_is_refused_naming_its_size(tmp_path):
+    with pytest.raises(OptionError, match="its name is 260 bytes, more than the 255 the file system allows"):
+        output.check_writable(tmp_path / ("x" * 256 + ".svg"))
+
+
+def test_the_command_line_reports_leftovers_in_one_warning_line(tmp_path, capsys):
+    from msdprof.cli.entry import main
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".r.md.msdprof-{dead}-abcd.old").write_text("x")
+    assert main(["count", "--preset", "cifar10-batch", "-o", str(tmp_path / "t.csv")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"msdprof: warning: {tmp_path}: left as it is .r.md.msdprof-{dead}-abcd.old: what a killed "
+        "msdprof write left (files it replaced or was writing); delete when not needed",
+        f"msdprof count: wrote {tmp_path / 't.csv'}",
+    ]

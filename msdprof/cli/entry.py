@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 from typing import Any, Callable, Sequence
 
 from msdnet.options import OptionError, format_value
 
+from ..files.output import WriteWarning
 from . import budget, compare, count, graph, latency, report, sweep
 from .options import ArgumentParser, CommandFailed, UsageError
 
@@ -40,12 +42,26 @@ def cli_message(error: OptionError) -> str:
     return f"--{error.option} {format_value(error.value)}: {error.allowed}"
 
 
+def _one_line_warnings(shown: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints a :class:`WriteWarning` (what a write left alone) as
+    ``msdprof: warning: ...``, one line, and passes any other to ``shown``."""
+    def show(message: Any, category: type, *rest: Any, **kwargs: Any) -> None:
+        if issubclass(category, WriteWarning):
+            print(f"msdprof: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *rest, **kwargs)
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 for a user mistake)."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", WriteWarning)
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            args.run(args)
     except UsageError as error:
         print(f"msdprof: error: {error}", file=sys.stderr)
         return 2

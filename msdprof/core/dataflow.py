@@ -17,12 +17,16 @@ its result's producer the op itself.  Every module call that is not an operation
 :class:`Call` (its span of operations), which tells what ran inside which submodule.
 
 Nothing is left behind: hooks are removed in a ``finally``, the mode is scoped to a ``with`` block,
-nothing is attached to the model or patched in torch.  On ``meta`` tensors the mode also takes the
+nothing is attached to the model or patched in torch.  One model from several threads: a record
+(and :func:`evaluating`) holds the model and its submodules for its thread, so a second thread's
+on any of them waits for it (each sees the model as it was given, and leaves it so), and the hooks
+record the calls of their own thread only.  On ``meta`` tensors the mode also takes the
 shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -191,6 +195,7 @@ class _Recorder(TorchFunctionMode):
     def __init__(self, names: dict[nn.Module, str]):
         super().__init__()
         self.names = names
+        self.thread = threading.get_ident()  # the hooks see every thread's calls: only this one's count
         self.ops: list[Op] = []
         self.calls: list[Call] = []
         self.stack: list[_Frame] = []
@@ -284,6 +289,8 @@ class _Recorder(TorchFunctionMode):
     # --- module hooks --------------------------------------------------------------------------
 
     def before(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if threading.get_ident() != self.thread:
+            return
         self.busy = True
         try:
             outer = self.counted_frame()
@@ -300,6 +307,8 @@ class _Recorder(TorchFunctionMode):
             self.busy = False
 
     def after(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if threading.get_ident() != self.thread:
+            return
         self.busy = True
         try:
             frame = self.stack.pop()
@@ -395,20 +404,22 @@ def record(
     ``outputs``: ``False`` (default) to select no exits; ``None`` to take the exits from what
     ``run()`` returned (a list, tuple or dict of tensors); a callable to pick them out of it first
     (``lambda out: out[0]``).  Raises :class:`OutputError` when they are not one tensor per exit.
-    Whatever ``run()`` raises is raised as it is, after the hooks are removed.
+    Whatever ``run()`` raises is raised as it is, after the hooks are removed.  The model is held
+    for this thread meanwhile: a record of it (or of a submodule) from another thread waits.
     """
     names = {m: name for name, m in model.named_modules()}
     recorder = _Recorder(names)
     handles = []
-    try:
-        for module in names:
-            handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
-            handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
-        with torch.no_grad(), recorder:
-            result = run()
-    finally:
-        for handle in handles:
-            handle.remove()
+    with _held(model):
+        try:
+            for module in names:
+                handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
+                handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
+            with torch.no_grad(), recorder:
+                result = run()
+        finally:
+            for handle in handles:
+                handle.remove()
     produced: tuple[int, ...] = ()
     exit_names: tuple[str, ...] = ()
     tensors: list[torch.Tensor] = []
@@ -430,16 +441,46 @@ def record(
                     dict(recorder.param_bytes), dict(recorder.storage_bytes), kept)
 
 
+_holders = threading.Condition()
+_held_by: dict[int, tuple[int, int]] = {}  # id(module) -> (thread holding it, how many times)
+
+
+@contextmanager
+def _held(model: nn.Module) -> Iterator[None]:
+    """``model`` and every submodule held by this thread within the block: another thread's
+    ``_held`` of any of them waits until it ends (the same thread may hold them again inside)."""
+    me = threading.get_ident()
+    modules = [id(m) for m in model.modules()]  # alive for the block: their ids stay theirs
+    with _holders:
+        _holders.wait_for(lambda: all(_held_by.get(m, (me, 0))[0] == me for m in modules))
+        for m in modules:
+            _held_by[m] = (me, _held_by.get(m, (me, 0))[1] + 1)
+    try:
+        yield
+    finally:
+        with _holders:
+            for m in modules:
+                thread, times = _held_by[m]
+                if times == 1:
+                    del _held_by[m]
+                else:
+                    _held_by[m] = (thread, times - 1)
+            _holders.notify_all()
+
+
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in eval mode within the block; every submodule's own mode restored afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
+    """``model`` in eval mode within the block; every submodule's own mode restored afterwards.
+    The model is held for this thread meanwhile (another thread's :func:`record` or
+    ``evaluating`` of it waits), so modes are restored exactly under threads too."""
+    with _held(model):
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            yield model
+        finally:
+            for m, training in modes:
+                m.training = training
 
 
 def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None,

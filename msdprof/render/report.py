@@ -12,8 +12,9 @@ pictures as SVG beside it); :func:`preset_files` does so for every preset plus a
 in them depends on the date, the machine or the output directory, so regenerating gives the same
 bytes.  A network of the user's (:func:`model_configuration`) has no options nor layer plan: its
 report has a section on the model in their place, its dataflow graph as the layout picture, and
-what ran with no counting rule listed.  :func:`write_files` writes such a set atomically: all targets are checked first, and a new
-directory appears whole or not at all.
+what ran with no counting rule listed.  :func:`write_files` writes such a set into a directory of
+its own as one swap (all old or all new at every instant); :func:`write_report` writes one report
+beside other files, the pictures first and the page last (see :mod:`msdprof.files.output`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..core.memory import ExitMemories, exit_memory
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          table_columns, unsupported_note)
 from ..analysis.graph import dataflow_graph, layout_graph
-from ..files.output import check_writable, write_directory
+from ..files.output import check_writable, write_directory, write_together
 from ..core.units import shape_text, shapes_text
 
 #: Report formats and the suffix of their files.
@@ -698,28 +699,34 @@ def check_targets(directory: str | os.PathLike, names: Iterable[str], force: boo
             raise OptionError("output", str(directory), f"directory {parent} is not writable")
 
 
-def write_files(directory: str | os.PathLike, files: dict[str, bytes], force: bool = False) -> list[Path]:
-    """Write ``files`` (``{name: bytes}``) into ``directory`` as one unit; returns the paths written.
-
-    Every target is checked before anything is written; an existing file is replaced only with
-    ``force``.  All files are written before any is swapped in, the pictures first and the pages
-    (the index last) after them, and a failure rolls back what was swapped in
-    (:func:`msdprof.files.output.write_together`); a directory that does not exist yet is filled under a
-    temporary name and renamed into place, so it appears whole.
-    """
-    check_targets(directory, files, force)
+def _pages_last(files: dict[str, bytes]) -> dict[str, bytes]:
+    """``files`` in the order they are swapped in: the pictures, then the pages, the index last."""
     pages = set(INDEX.values())
     order = sorted(files, key=lambda n: (Path(n).suffix.lower() in (".md", ".html"), n in pages, n))
-    return write_directory(directory, {name: files[name] for name in order}, force)
+    return {name: files[name] for name in order}
+
+
+def write_files(directory: str | os.PathLike, files: dict[str, bytes], force: bool = False) -> list[Path]:
+    """Write ``files`` (``{name: bytes}``) into ``directory`` as one set; returns the paths written.
+
+    Every target is checked before anything is written; an existing file is replaced only with
+    ``force``.  The set is built whole beside ``directory``, with what else it holds, and swapped
+    in by one rename (:func:`msdprof.files.output.write_directory`): at every instant the directory
+    shows all the old files or all the new ones; a directory that does not exist yet appears whole.
+    """
+    check_targets(directory, files, force)
+    return write_directory(directory, _pages_last(files), force)
 
 
 def write_report(
     path: str | os.PathLike, configs: Sequence[Configuration], html: bool = False, force: bool = False,
 ) -> list[Path]:
-    """Write the report on ``configs`` to ``path`` (``.md`` or ``.html``), its pictures beside it."""
+    """Write the report on ``configs`` to ``path`` (``.md`` or ``.html``), its pictures beside it:
+    all written first, then swapped in one by one, the page last
+    (:func:`msdprof.files.output.write_together`)."""
     path, fmt = check_report_path(path, html)
-    check_writable(path, force)  # before any work; write_files checks every file again
-    return write_files(path.parent, report_files(configs, path.stem, fmt), force)
+    check_writable(path, force)  # before any work; write_together checks every file again
+    return write_together(path.parent, _pages_last(report_files(configs, path.stem, fmt)), force)
 
 
 __all__ = [
