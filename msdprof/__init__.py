@@ -16,6 +16,7 @@ from typing import Any
 #: The module defining each public name, by floor.
 _MODULES = {
     "core.exits": ("ExitCost", "ExitCosts", "Unsupported", "exit_costs"),
+    "core.memory": ("Alive", "ExitMemories", "ExitMemory", "Peak", "exit_memory"),
     "core.dataflow": ("Inputs", "count_modules"),
     "core.plan_costs": ("plan_costs",),
     "files.user_model": ("read_inputs",),
@@ -25,7 +26,8 @@ _MODULES = {
     "analysis.budget": ("AnytimeChoice", "AnytimeStep", "Calibration", "Evaluation", "ExitDistribution",
                         "ExpectedCost", "anytime", "anytime_steps", "budgeted_batch", "calibrate",
                         "evaluate", "expected_cost", "geometric", "geometric_family",
-                        "given_fractions"),
+                        "given_fractions", "MemoryFit", "memory_fit"),
+    "analysis.allocator": ("measured_peaks",),
     "analysis.compare": ("BlindSpot", "Comparison", "compare", "compare_msdnet"),
     "analysis.latency": ("Latency", "measure_latency", "random_batch"),
     "analysis.sweep": ("SweepResult", "sweep"),

@@ -548,7 +548,7 @@ def test_cli_logits_json_is_the_api_calibration(capsys, small_costs, sample_file
 
 @pytest.mark.parametrize("argv, message", [
     (["--fractions", "0.5,0.5"], "--fractions 0.5,0.5: must have 4 entries"),
-    ([], "give --anytime BUDGET, or --fractions"),
+    ([], "give --anytime BUDGET, --memory BYTES, or --fractions"),
     (["--anytime", "10M", "--geometric"], "--anytime (one budget per image) cannot be combined "
                                           "with --geometric"),
     (["--geometric", "--plot", "x.svg"], "--plot x.svg: needs --logits FILE"),

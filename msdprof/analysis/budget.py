@@ -30,7 +30,8 @@ import torch
 from msdnet.options import OptionError
 
 from ..core.exits import ExitCosts
-from ..core.units import parse_count
+from ..core.memory import ExitMemories
+from ..core.units import parse_bytes, parse_count
 from ..files.saved_outputs import SavedOutputs
 
 #: The authors' geometric family: p = 1..39, q = p/20, fractions proportional to q^k.
@@ -113,6 +114,27 @@ def anytime(costs: ExitCosts, budget: int | float | str) -> AnytimeChoice:
     budget = parse_count(budget, "anytime")
     return AnytimeChoice(budget, costs.convention, _deepest(costs, budget, lazy=False),
                          _deepest(costs, budget, lazy=True), costs[0].macs, costs[0].lazy_macs)
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """Which exits fit ``budget`` bytes of memory: ``exit``, the deepest whose
+    :attr:`~msdprof.core.memory.ExitMemory.total_bytes` (the model as written) fits, and
+    ``lazy_exit``, the deepest whose ``lazy_total_bytes`` fits (``None``: not even exit 1).
+    Totals grow with k, so every exit up to these fits too."""
+
+    budget: int
+    exit: int | None
+    lazy_exit: int | None
+
+
+def memory_fit(memories: ExitMemories, budget: int | str) -> MemoryFit:
+    """The deepest exits that fit ``budget`` bytes (``64MB``, ``512MiB``, a number;
+    :func:`msdprof.core.units.parse_bytes`); a total exactly equal to the budget fits."""
+    budget = parse_bytes(budget, "memory")
+    eager = [m.exit for m in memories if m.total_bytes <= budget]
+    lazy = [m.exit for m in memories if m.lazy_total_bytes <= budget]
+    return MemoryFit(budget, max(eager, default=None), max(lazy, default=None))
 
 
 def anytime_steps(costs: ExitCosts) -> tuple[AnytimeStep, ...]:
@@ -391,6 +413,6 @@ def budgeted_batch(
 
 __all__ = [
     "AnytimeChoice", "AnytimeStep", "Calibration", "Evaluation", "ExitDistribution", "ExitReach",
-    "ExpectedCost", "GEOMETRIC_P", "anytime", "anytime_steps", "budgeted_batch", "calibrate",
-    "evaluate", "expected_cost", "geometric", "geometric_family", "given_fractions",
+    "ExpectedCost", "GEOMETRIC_P", "MemoryFit", "anytime", "anytime_steps", "budgeted_batch", "calibrate",
+    "evaluate", "expected_cost", "geometric", "geometric_family", "given_fractions", "memory_fit",
 ]

@@ -8,12 +8,12 @@ from typing import Any
 from msdnet.options import OptionError
 
 from ..core.units import parse_count
-from ..files.output import write_atomic
+from ..files.output import check_writable, write_atomic
 from ..render import formatting
 from .options import (
-    UsageError, add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, check_output_and_plot, network_options, notice, output_name, show,
-    model_io, user_model,
+    UsageError, add_batch_option, add_convention_option, add_format_option, add_model_options,
+    add_network_options, add_output_options, check_output_and_plot, memory_batch, model_io,
+    network_options, notice, output_name, show, user_model,
 )
 
 
@@ -33,6 +33,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--anytime", metavar="BUDGET",
                    help="per-image budget in operations, e.g. 300M, 1.5G, 2e8 (K, M, G, T = "
                         "10^3, 10^6, 10^9, 10^12)")
+    p.add_argument("--memory", metavar="BYTES",
+                   help="which exits fit a device's memory, e.g. 64MB, 1.5GB, 512MiB (MB = 10^6 "
+                        "bytes, MiB = 2^20): parameters + inputs + peak activations, as written "
+                        "and lazy")
+    add_batch_option(p)
     p.add_argument("--fractions", metavar="F1,F2,...",
                    help="the fraction of images leaving at each exit: nBlocks numbers >= 0 "
                         "summing to 1, e.g. 0.5,0.3,0.2")
@@ -65,12 +70,16 @@ def run(args: argparse.Namespace) -> None:
                                       ("--geometric", args.geometric),
                                       ("--logits", args.logits is not None),
                                       ("--plot", args.plot is not None)) if given]
+    if args.memory is not None and (batch or args.anytime is not None):
+        raise UsageError(f"--memory (which exits fit a device) cannot be combined with "
+                         f"{'--anytime' if args.anytime is not None else batch[0]}")
+    batch_size = memory_batch(args)
     if args.anytime is not None and batch:
         raise UsageError(f"--anytime (one budget per image) cannot be combined with {batch[0]} "
                          "(budgeted batch)")
-    if args.anytime is None and not batch:
-        raise UsageError("give --anytime BUDGET, or --fractions F1,F2,..., --geometric or "
-                         "--logits FILE")
+    if args.anytime is None and args.memory is None and not batch:
+        raise UsageError("give --anytime BUDGET, --memory BYTES, or --fractions F1,F2,..., "
+                         "--geometric or --logits FILE")
     if args.fractions is not None and args.geometric:
         raise UsageError("--fractions and --geometric are two ways to give the distribution; "
                          "give one")
@@ -79,6 +88,8 @@ def run(args: argparse.Namespace) -> None:
                                              "against expected cost")
     check_convention(args.convention)
     per_image = parse_count(args.anytime, "anytime") if args.anytime is not None else None
+    if args.memory is not None:
+        return _memory(args, fmt, batch_size)
     model = user_model(args)
     costs = None
     if model is not None:  # counted first: its number of exits is what the options are checked by
@@ -109,3 +120,28 @@ def run(args: argparse.Namespace) -> None:
         parts = (costs, outputs, calibrations)
         renderable, render = budget_view.calibration_renderable, budget_view.render_calibration
     show(args, fmt, lambda: renderable(*parts, name, plain=False), lambda: render(*parts, fmt, name))
+
+
+def _memory(args: argparse.Namespace, fmt: str, batch: int) -> None:
+    """``budget --memory BYTES``: which exits fit."""
+    from ..analysis.budget import memory_fit
+    from ..core.exits import exit_costs
+    from ..core.memory import exit_memory
+    from ..core.units import parse_bytes
+    from ..render import memory_view
+
+    budget = parse_bytes(args.memory, "memory")
+    if args.output:
+        check_writable(args.output, args.force)
+    model = user_model(args)
+    if model is not None:
+        name = args.model
+        costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
+        memories = exit_memory(model.to("meta"), batch=batch, input_size=args.input_size)
+    else:
+        options, name = network_options(args)
+        costs = exit_costs(options, convention=args.convention, input_size=args.input_size)
+        memories = exit_memory(options, batch=batch, input_size=args.input_size)
+    fit = memory_fit(memories, budget)
+    show(args, fmt, lambda: memory_view.fit_table(costs, memories, fit, name),
+         lambda: memory_view.render_fit(costs, memories, fit, fmt, name))

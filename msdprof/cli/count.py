@@ -10,8 +10,8 @@ from msdnet.options import OptionError
 from ..files.output import check_writable
 from ..render import formatting
 from .options import (
-    add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, model_io, network_options, show, user_model,
+    add_batch_option, add_convention_option, add_format_option, add_model_options, add_network_options,
+    add_output_options, memory_batch, model_io, network_options, show, user_model,
 )
 
 
@@ -28,6 +28,11 @@ def add_parser(sub: Any) -> None:
                              "FlopCounterMode wherever those tools see every operator; 'msdprof "
                              "compare' shows the gaps and names what each tool missed)", explain=True)
     add_format_option(p, formatting.FORMATS)
+    p.add_argument("--memory", action="store_true",
+                   help="what memory each exit needs instead of the operation breakdown: "
+                        "parameter bytes and peak activation bytes, eager and lazy, and where the "
+                        "peak is (read off the same recorded pass; nothing allocated on meta)")
+    add_batch_option(p, "; operations stay per image")
     p.add_argument("--device", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
                         "refused if its weights would not fit in memory); with --model the "
@@ -38,6 +43,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..core.exits import exit_costs
+    from ..core.memory import exit_memory
 
     fmt = formatting.check_format(args.format)
     options, name = network_options(args)
@@ -45,14 +51,26 @@ def run(args: argparse.Namespace) -> None:
         check_writable(args.output, args.force)  # before any work
     if args.device not in (None, "meta", "cpu"):
         raise OptionError("device", args.device, "must be meta or cpu")
+    batch = memory_batch(args)
     model = user_model(args)
+    io: dict = {"input_size": args.input_size}
     if model is not None:
-        name = args.model
+        name, io = args.model, model_io(args)
         if args.device is not None:
             model = model.to(args.device)
-        costs = exit_costs(model, convention=args.convention, **model_io(args))
+        costs = exit_costs(model, convention=args.convention, **io)
     else:
         costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
                            device=args.device or "meta")
+    if args.memory:
+        from ..render import memory_view
+
+        if model is not None and args.device is None and io["inputs"] is None:
+            model = model.to("meta")  # the batch is recorded on shapes alone, as an MSDNet's
+        memories = exit_memory(model if model is not None else options, batch=batch,
+                               device=args.device or "meta", **io)
+        show(args, fmt, lambda: memory_view.memory_table(costs, memories, name),
+             lambda: memory_view.render_memory(costs, memories, fmt, name))
+        return
     show(args, fmt, lambda: formatting.rich_table(costs, name),
          lambda: formatting.render(costs, fmt, name))

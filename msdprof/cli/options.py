@@ -122,6 +122,23 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     add_model_io_options(group)
 
 
+def add_batch_option(parser: argparse.ArgumentParser, more: str = "") -> None:
+    """``--batch N``: the batch ``--memory`` is for."""
+    parser.add_argument("--batch", metavar="N",
+                        help="with --memory: inputs per forward pass (default 1)" + more)
+
+
+def memory_batch(args: argparse.Namespace) -> int:
+    """The ``--batch`` of ``--memory`` (1 when not given); refuses ``--batch`` without ``--memory``."""
+    if args.batch is None:
+        return 1
+    if args.memory in (None, False):
+        raise UsageError("--batch is the batch of --memory; give --memory too")
+    from ..core.memory import check_batch
+
+    return check_batch(args.batch)
+
+
 def given_options(args: argparse.Namespace) -> dict[str, str]:
     """The MSDNet options given on the command line, by name, as typed."""
     return {name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name) is not None}

@@ -11,8 +11,9 @@ from msdnet.options import OptionError
 from ..files.output import check_writable
 from ..render import drawing
 from .options import (
-    add_convention_option, add_model_options, add_network_options, add_quiet_option, file_list,
-    given_options, model_io, network_options, notice, output_name, progress, typed_io, user_model,
+    add_batch_option, add_convention_option, add_model_options, add_network_options,
+    add_quiet_option, file_list, given_options, memory_batch, model_io, network_options, notice,
+    output_name, progress, typed_io, user_model,
 )
 
 
@@ -39,6 +40,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--all", action="store_true",
                    help="a report on every preset and an index (README.md) in the directory -o DIR")
     p.add_argument("--html", action="store_true", help="write HTML (with --all: index.html)")
+    p.add_argument("--memory", action="store_true",
+                   help="add a 'Memory per exit' section: parameter and peak activation bytes, "
+                        "eager and lazy, and a bar chart FILE-memory.svg (not with --all)")
+    add_batch_option(p)
     add_convention_option(p, "unit of the operation counts")
     p.add_argument("-o", "--output", metavar="FILE|DIR", required=True, type=output_name,
                    help="the report: FILE.md or FILE.html, its pictures FILE-*.svg beside it; "
@@ -57,8 +62,9 @@ def run(args: argparse.Namespace) -> None:
     if args.model is not None and args.compare:
         raise OptionError("compare", " ".join(args.compare), "cannot be used with --model: a report "
                                                              "on your own network is on it alone")
+    batch = memory_batch(args)
     if args.all:
-        for option, value in (("model", args.model), ("preset", args.preset),
+        for option, value in (("model", args.model), ("memory", "given" if args.memory else None), ("preset", args.preset),
                               ("input-size", args.input_size), *given.items(),
                               ("compare", args.compare and " ".join(args.compare))):
             if value is not None:
@@ -87,6 +93,8 @@ def run(args: argparse.Namespace) -> None:
         else:
             options, name = network_options(args)
             configs = [report.configuration(options, name, args.input_size, args.convention)]
+        if args.memory:
+            configs = [report.with_memory(c, batch, args.input_size) for c in configs]
         written = report.write_report(path, configs, html=args.html, force=args.force, progress=tell)
     report_notice(args, report, written)
 

@@ -72,6 +72,12 @@ class Op:
     ``aten_macs``: the multiply-adds of the ATen kernels it ran, by torch's FLOP formulas (its
     submodules that are operations of their own excluded); ``opaque``: the kernels it ran that
     multiply matrices by amounts no formula gives (see :func:`msdprof.core.counting.aten_macs`).
+    ``allocates``: the activation storages (keys of :attr:`Dataflow.storage_bytes`) its outputs
+    are the first to lie on -- new memory; ``touches``: every activation storage it reads or
+    writes (its inputs' and outputs'; a view or an in-place result lies on its input's storage).
+    ``held``: bytes of activation storage still referenced when it finished -- its inputs and
+    outputs and whatever the model's code holds then (Python frees a tensor when its last
+    reference goes, on ``meta`` as on a real device).
     """
 
     index: int
@@ -87,6 +93,9 @@ class Op:
     unknown_functions: tuple[str, ...] = ()
     aten_macs: int = 0
     opaque: tuple[str, ...] = ()
+    allocates: tuple[int, ...] = ()
+    touches: tuple[int, ...] = ()
+    held: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,11 @@ class Dataflow:
     ``exit_names``: the exits' names (a dict's keys, else ``"1"``, ``"2"`` ...); ``param_sizes``:
     elements of each parameter read, by key; ``input_shapes``: shapes of the tensors given to the
     model; ``model``: the class name of the module recorded and ``wrapper`` what it was wrapped in
-    (see :func:`unwrap`), set by :func:`record_network`.
+    (see :func:`unwrap`), set by :func:`record_network`;
+    ``param_bytes``: bytes of each parameter read, by key (its dtype's size); ``storage_bytes``:
+    bytes of each activation storage -- memory an operation of the pass allocated (not the
+    model's inputs, parameters or buffers, nor views of them), by key; ``output_storages``: per
+    exit, the activation storage its tensor lies on (``-1``: none).
     """
 
     ops: tuple[Op, ...]
@@ -119,6 +132,18 @@ class Dataflow:
     input_shapes: tuple[tuple[int, ...], ...] = ()
     model: str = ""
     wrapper: str = ""
+    param_bytes: dict[int, int] = field(default_factory=dict)
+    storage_bytes: dict[int, int] = field(default_factory=dict)
+    output_storages: tuple[int, ...] = ()
+
+    def eager_ends(self) -> list[int]:
+        """Per exit k, the last operation that ran before outputs 1..k were all complete (the
+        eager schedule to exit k is operations 0 to this one)."""
+        ends, done = [], -1
+        for producer in self.outputs:
+            done = max(done, producer)
+            ends.append(done)
+        return ends
 
     def reach(self) -> list[int]:
         """Per operation, the exits its result flows into, as a bit mask (bit k-1 = exit k).
@@ -180,6 +205,7 @@ class _Frame:
     first: int
     swallows: bool = True  # what runs inside is part of it (not so for a rule through a base class)
     inputs: tuple[int, ...] = ()
+    args: Any = None  # what the call was given (held until it returns, as the caller holds it)
     functional: int = 0  # multiply-adds of functional ops inside an unknown leaf
     kernel_macs: int = 0  # the pass's kernel tally when the call began
     kernel_opaque: int = 0
@@ -197,6 +223,12 @@ class _Recorder(TorchFunctionMode):
         self.stack: list[_Frame] = []
         self.producers: dict[int, tuple[weakref.ref, int]] = {}
         self.param_keys: dict[int, tuple[int, int]] = {}  # id(parameter) -> (key, elements)
+        self.param_bytes: dict[int, int] = {}  # key -> bytes
+        # id(storage) -> (weak reference, key, whether an operation of the pass allocated it)
+        self.storages: dict[int, tuple[weakref.ref, int, bool]] = {}
+        self.storage_bytes: dict[int, int] = {}  # key -> bytes, activation storages only
+        self.held = 0  # bytes of the activation storages alive now
+        self.next_storage = 0  # the key the next storage seen gets
         self.params_alive: list[nn.Parameter] = []  # keeps the ids above unique during the pass
         self.times: dict[str, int] = {}  # op names given so far
         self.busy = False  # inside a hook: tensor calls made by the counter itself are not the model's
@@ -216,8 +248,49 @@ class _Recorder(TorchFunctionMode):
         entry = self.param_keys.get(id(p))
         if entry is None:
             entry = self.param_keys[id(p)] = (len(self.param_keys), p.numel())
+            self.param_bytes[entry[0]] = p.numel() * p.element_size()
             self.params_alive.append(p)
         return entry[0]
+
+    def storage(self, tensor: torch.Tensor, made: bool) -> tuple[int, bool, bool]:
+        """(key, activation, new) of the storage ``tensor`` lies on; a storage seen first as an
+        output (``made``) is an activation, one seen first as an input is not (the model's
+        inputs, parameters, buffers).  Key ``-1``: a tensor with no storage of its own."""
+        try:
+            store = tensor.untyped_storage()
+        except (RuntimeError, NotImplementedError, TypeError):  # sparse, nested, subclasses
+            return -1, False, False
+        entry = self.storages.get(id(store))
+        if entry is not None and entry[0]() is store:
+            return entry[1], entry[2], False
+        key = self.next_storage
+        self.next_storage += 1
+        self.storages[id(store)] = (weakref.ref(store, self._freed(key) if made else None), key, made)
+        if made:
+            self.storage_bytes[key] = store.nbytes()
+            self.held += self.storage_bytes[key]
+        return key, made, True
+
+    def _freed(self, key: int) -> Callable[[Any], None]:
+        def freed(_: Any) -> None:
+            self.held -= self.storage_bytes[key]
+        return freed
+
+    def memory_of(self, inputs: Any, output: Any) -> dict[str, tuple[int, ...]]:
+        """``allocates`` and ``touches`` (see :class:`Op`) of an operation reading ``inputs``."""
+        touches: dict[int, None] = {}
+        for t in tensors_in(inputs):
+            key, activation, _ = self.storage(t, made=False)
+            if activation:
+                touches[key] = None
+        allocates = []
+        for t in tensors_in(output):
+            key, activation, new = self.storage(t, made=True)
+            if activation:
+                touches[key] = None
+                if new:
+                    allocates.append(key)
+        return {"allocates": tuple(allocates), "touches": tuple(touches)}
 
     def unique(self, name: str) -> str:
         n = self.times.get(name, 0) + 1
@@ -228,7 +301,7 @@ class _Recorder(TorchFunctionMode):
         index = len(self.ops)
         tensors = list(tensors_in(output))
         shape = tuple(tensors[0].shape) if tensors else None
-        self.ops.append(Op(index=index, shape=shape, **fields))
+        self.ops.append(Op(index=index, shape=shape, held=self.held, **fields))
         for t in tensors:
             self.producers[id(t)] = (weakref.ref(t), index)
 
@@ -271,6 +344,7 @@ class _Recorder(TorchFunctionMode):
                            kernel_macs=self.kernels.macs, kernel_opaque=len(self.kernels.opaque))
             if counted and outer is None:
                 frame.inputs = self.producers_of((args, kwargs))
+                frame.args = (args, kwargs)
             self.stack.append(frame)
         finally:
             self.busy = False
@@ -296,6 +370,7 @@ class _Recorder(TorchFunctionMode):
                 output, name=self.unique(frame.name), kind="module", type=type(module).__name__,
                 module=frame.name, count=count, inputs=tuple(sorted({*frame.inputs, *inside})),
                 params=params, unknown_module=frame.unknown, aten_macs=macs, opaque=opaque,
+                **self.memory_of(frame.args, output),
             )
         finally:
             self.busy = False
@@ -332,6 +407,7 @@ class _Recorder(TorchFunctionMode):
             inputs=self.producers_of((args, kwargs)), params=params,
             unknown_functions=(name,) if rule is None and kernel_macs > 0 else (),
             aten_macs=kernel_macs, opaque=tuple(self.kernels.opaque[opaque:]),
+            **self.memory_of((args, kwargs), result),
         )
         return result
 
@@ -435,6 +511,7 @@ def record(
                 handle.remove()
     produced: tuple[int, ...] = ()
     exit_names: tuple[str, ...] = ()
+    tensors: list[torch.Tensor] = []
     if outputs is not False:
         tensors, exit_names = select_exits(result, outputs)
         found = []
@@ -447,7 +524,10 @@ def record(
             found.append(index)
         produced = tuple(found)
     sizes = {key: n for key, n in recorder.param_keys.values()}
-    return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, input_shapes)
+    kept = tuple(key if activation else -1
+                 for key, activation, _ in (recorder.storage(t, made=False) for t in tensors))
+    return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, input_shapes,
+                    dict(recorder.param_bytes), dict(recorder.storage_bytes), kept)
 
 
 _holders = threading.Condition()
@@ -607,10 +687,10 @@ def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
     return Inputs(tuple(t for name, t in made if not name), {name: t for name, t in made if name})
 
 
-def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None) -> Inputs:
+def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, batch: int = 1) -> Inputs:
     """The :class:`Inputs` a model msdprof did not build is run on: ``inputs`` as given (see
-    :func:`as_inputs`), else zero tensors of ``input_size`` (see :func:`parse_inputs`) on the
-    model's device, floating-point ones in its floating-point dtype."""
+    :func:`as_inputs`), else zero tensors of ``input_size`` (see :func:`parse_inputs`), ``batch``
+    of each, on the model's device, floating-point ones in its floating-point dtype."""
     if inputs is not None:
         if input_size is not None:
             raise OptionError("input-size", shape_text(input_size), "give the inputs' sizes or saved inputs, not both")
@@ -622,11 +702,13 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None)
             "(--input-size, input_size= in Python: e.g. 3x32x32 or 1x128:long) or example inputs "
             "(--inputs FILE, inputs= in Python)",
         )
-    return make_inputs(model, parse_inputs(input_size))
+    specs = parse_inputs(input_size)
+    if batch != 1:
+        specs = tuple(dataclasses.replace(spec, shape=(batch, *spec.shape[1:])) for spec in specs)
+    return make_inputs(model, specs)
 
 
 def parse_input_size(value: Any) -> tuple[int, int, int]:
-    """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
     """(channels, height, width) from a side, ``(H, W)``, ``(C, H, W)`` or ``"3x32x32"``/``"32"``."""
     text = shape_text(value)
     if isinstance(value, str):
@@ -686,10 +768,11 @@ def record_network(
     input_size: Any = None,
     inputs: Any = None,
     outputs: Outputs = None,
+    batch: int = 1,
 ) -> Dataflow:
     """:func:`record` of one forward pass of any early-exit ``model`` in eval mode (every
     submodule's mode restored afterwards), its exits selected (``outputs``: see
-    :func:`select_exits`), on :func:`example_inputs`.
+    :func:`select_exits`), on :func:`example_inputs` (``batch`` zero inputs of ``input_size``).
 
     A user's mistake is an :class:`~msdnet.options.OptionError` naming the option that fixes it:
     outputs that are not one tensor per exit (``outputs``), inputs the model's ``forward`` refuses
@@ -699,7 +782,7 @@ def record_network(
     A wrapped model (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``) is recorded
     through the module it wraps (:func:`unwrap`)."""
     model, wrapper = unwrap(model)
-    given = example_inputs(model, input_size, inputs)
+    given = example_inputs(model, input_size, inputs, batch)
     shapes = given.shapes
     option = "inputs" if inputs is not None else "input-size"
     with evaluating(model):

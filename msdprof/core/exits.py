@@ -201,8 +201,7 @@ def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]
 
     exits = []
     done = -1  # the last operation that ran before outputs 1..k-1 were complete
-    for k, producer in enumerate(flow.outputs):
-        until = max(done, producer)
+    for k, until in enumerate(flow.eager_ends()):
         window = set(range(done + 1, until + 1))
         earlier = (1 << (k + 1)) - 1
         eager = charged(range(until + 1))
@@ -251,17 +250,18 @@ def record_exits(
     input_size: Any = None,
     inputs: Any = None,
     outputs: Outputs = None,
+    batch: int = 1,
 ) -> Dataflow:
     """The dataflow of one forward pass of ``model`` in eval mode (every submodule's mode restored
-    afterwards), its exits selected: an ``MSDNet`` on one zero image of its plan's size on its own
-    device, any other model as :func:`msdprof.core.dataflow.record_network` runs it (on ``inputs`` or one
-    zero image of ``input_size``)."""
+    afterwards), its exits selected: an ``MSDNet`` on ``batch`` zero images of its plan's size on
+    its own device, any other model as :func:`msdprof.core.dataflow.record_network` runs it (on
+    ``inputs`` or ``batch`` zero images of ``input_size``)."""
     if not isinstance(model, MSDNet):
-        return record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)
+        return record_network(model, input_size=input_size, inputs=inputs, outputs=outputs, batch=batch)
     check_msdnet(model)
     height, width = model.plan.input_size
     first = next(model.parameters())  # the image follows the model's device and dtype (.half())
-    image = torch.zeros(1, 3, height, width, device=first.device, dtype=first.dtype)
+    image = torch.zeros(batch, 3, height, width, device=first.device, dtype=first.dtype)
     with evaluating(model):
         return record(model, lambda: model(image), outputs=None, input_shapes=(tuple(image.shape),))
 

@@ -83,6 +83,34 @@ def parse_count(text: str | int | float, option: str = "budget") -> int:
     return int(round(value))
 
 
+_BYTE_UNITS = {"": 1, "B": 1, **{f"{p}B": 10**(3 * i) for i, p in enumerate("KMGT", 1)},
+               **{f"{p}IB": 2**(10 * i) for i, p in enumerate("KMGT", 1)}}
+
+
+def parse_bytes(text: str | int, option: str = "memory") -> int:
+    """A number of bytes from ``64MB``, ``1.5GB``, ``512MiB``, ``2e8`` or ``65536`` (KB/MB/GB/TB =
+    10^3/6/9/12 bytes, KiB/MiB/GiB/TiB = 2^10/20/30/40; a lone K/M/G/T is decimal too).
+
+    Raises :class:`OptionError` (naming ``option``) for anything else or a negative size.
+    """
+    allowed = ("must be a size like 64MB, 1.5GB, 512MiB or 65536 (bytes; KB, MB, GB = 10^3, 10^6, "
+               "10^9; KiB, MiB, GiB = 2^10, 2^20, 2^30)")
+    raw = str(text).strip().replace("_", "").replace(",", "")
+    unit = ""
+    while raw and raw[-1].isalpha() and len(unit) < 3:
+        unit, raw = raw[-1].upper() + unit, raw[:-1]
+    unit = unit + "B" if unit in ("K", "M", "G", "T") else unit
+    if isinstance(text, bool) or unit not in _BYTE_UNITS or not raw.strip():
+        raise OptionError(option, text, allowed)
+    try:
+        value = float(raw) * _BYTE_UNITS[unit]
+    except (ValueError, OverflowError):
+        raise OptionError(option, text, allowed) from None
+    if not value >= 0 or value == float("inf"):
+        raise OptionError(option, text, allowed)
+    return int(round(value))
+
+
 def format_count(value: float, unit: str = "") -> str:
     """A count in K/M/G/T with two decimals (``1.36 G``); exact below 1000."""
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):

@@ -19,6 +19,7 @@ beside other files, the pictures first and the page last (see :mod:`msdprof.file
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -30,12 +31,13 @@ from typing import Any, Callable, Iterable, Sequence
 from msdnet import PRESETS, LayerPlan, Options, build_plan, resolve
 from msdnet.options import OptionError, format_value
 
-from . import drawing, interactive
+from . import drawing, interactive, memory_view
 from .costplot import Series, cost_plot
 from ..core.counting import CONVENTION_HELP, check_convention
 from ..core.dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from ..core.exits import ExitCosts, costs_of, exit_costs, record_exits
+from ..core.memory import ExitMemories, exit_memory
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          lazy_gap_note, table_columns, unsupported_note, wrapper_note)
 from ..analysis.graph import dataflow_graph, layout_graph
@@ -75,6 +77,7 @@ class Configuration:
     plan: LayerPlan | None
     costs: ExitCosts
     user: UserModel | None = None
+    memory: ExitMemories | None = None  # what each exit needs in memory, when asked for
 
     @property
     def options(self) -> Options:
@@ -136,6 +139,16 @@ def model_configuration(
     flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs)
     costs = costs_of(model, flow, convention)
     return Configuration(spec, None, None, costs, UserModel(spec, kwargs, checkpoint, model, flow, typed))
+
+
+def with_memory(config: Configuration, batch: int = 1, input_size: Any = None) -> Configuration:
+    """``config`` with what each exit needs in memory for ``batch`` inputs (its report gets a
+    "Memory per exit" section and chart); ``input_size`` as the network of the user's was counted on."""
+    if config.user is not None:
+        memories = exit_memory(config.user.model, batch=batch, input_size=input_size)
+    else:
+        memories = exit_memory(config.options, batch=batch, input_size=config.plan.input_size)
+    return dataclasses.replace(config, memory=memories)
 
 
 def preset_configuration(name: str, convention: str = "msdnet") -> Configuration:
@@ -439,11 +452,12 @@ def model_facts(config: Configuration) -> Facts:
 
 def configuration_blocks(
     config: Configuration, level: int, layout: str, graphviz: bool, cost: str | None = None,
-    output: str | None = None, page: str | None = None,
+    output: str | None = None, page: str | None = None, memory: str | None = None,
 ) -> list[Block]:
     """Every section about one configuration; headings at ``level``.  ``layout`` and ``cost`` are
     the file names of its pictures (``cost`` ``None``: no plot of its own); ``page`` that of its
-    interactive layout page, shown in place of the layout picture (HTML reports)."""
+    interactive layout page, shown in place of the layout picture (HTML reports); ``memory`` that
+    of its memory chart, with a "Memory per exit" section when the configuration has its memory."""
     if config.user is not None:
         blocks: list[Block] = [
             Heading("Model", level),
@@ -467,6 +481,11 @@ def configuration_blocks(
     ]
     if cost is not None:
         blocks += [Heading("Cost vs exit", level), Image(cost, f"cost vs exit of {config.label}")]
+    if config.memory is not None and memory is not None:
+        headers, rows, text = memory_view.memory_report_table(config.costs, config.memory)
+        blocks += [Heading("Memory per exit", level),
+                   Table(headers, rows, align="r" * (len(headers) - 1) + "l", caption=text),
+                   Image(memory, f"memory per exit of {config.label}")]
     blocks += [Heading("Layout" if config.user is None else "Dataflow graph", level),
                *_layout_blocks(config, layout, graphviz, page)]
     blocks += [Heading("Exact counts", level), exact_table(config)]
@@ -613,10 +632,13 @@ def report_files(
         interactive_page = f"{stem}-layout.html" if fmt == "html" and graphviz else None
         title = f"{'MSDNet' if config.user is None else config.costs.model} report: {config.label}"
         blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
+        memory = f"{stem}-memory.svg" if config.memory is not None else None
         blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page,
-                                       page=interactive_page)
+                                       page=interactive_page, memory=memory)
         step("cost plot")
         files[cost] = cost_plot([Series(config.label, config.costs)], f"{config.label}: cost vs exit")
+        if memory is not None:
+            files[memory] = memory_view.memory_plot(config.memory, f"{config.label}: memory per exit")
         if graphviz:
             step("layout picture")
             files[layout] = _layout_svg(config)
@@ -637,7 +659,11 @@ def report_files(
             layout = f"{stem}-{config.slug}-layout.svg"
             interactive_page = f"{stem}-{config.slug}-layout.html" if fmt == "html" and graphviz else None
             blocks += [Heading(config.label, 2, anchor=config.slug), Paragraph(_summary(config))]
-            blocks += configuration_blocks(config, 3, layout, graphviz, page=interactive_page)
+            memory = f"{stem}-{config.slug}-memory.svg" if config.memory is not None else None
+            blocks += configuration_blocks(config, 3, layout, graphviz, page=interactive_page,
+                                           memory=memory)
+            if memory is not None:
+                files[memory] = memory_view.memory_plot(config.memory, f"{config.label}: memory per exit")
             if graphviz:
                 step(f"layout picture of {config.label}")
                 files[layout] = _layout_svg(config)
@@ -754,5 +780,5 @@ __all__ = [
     "Configuration", "INDEX", "SUFFIXES", "UserModel", "check_report_path", "compare_configurations",
     "comparison_table", "configuration", "model_configuration", "model_facts",
     "graphviz_available", "label", "parse_item", "preset_configuration", "preset_files", "report_files",
-    "write_files", "write_report",
+    "with_memory", "write_files", "write_report",
 ]
