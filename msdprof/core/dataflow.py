@@ -527,7 +527,8 @@ def record(
     kept = tuple(key if activation else -1
                  for key, activation, _ in (recorder.storage(t, made=False) for t in tensors))
     return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, input_shapes,
-                    dict(recorder.param_bytes), dict(recorder.storage_bytes), kept)
+                    param_bytes=dict(recorder.param_bytes), storage_bytes=dict(recorder.storage_bytes),
+                    output_storages=kept)
 
 
 _holders = threading.Condition()
