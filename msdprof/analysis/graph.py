@@ -177,14 +177,20 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
     ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost)
     follows its producer (nodes are added in execution order, each exit right after its producer),
     so ``nx.ancestors(graph, "exit2")`` is everything output 2 reads.
+    Each node also has ``groups``: the module calls that hold it, outermost first (``["layer1",
+    "layer1.0"]`` for ``"layer1.0.conv1"``; a module's later calls are ``"name#2"`` and so on; the
+    model itself is not one), which :func:`fold_graph` folds; an exit's ``groups`` is empty.
     Graph attributes: ``dataflow`` (True), ``convention``, ``model`` (the name given, the model's
-    class name), ``input_shapes``.
+    class name), ``input_shapes``, ``group_types`` (each group's module class name) and
+    ``max_depth`` (the deepest nesting of groups: folding deeper shows every operation).
     """
     check_convention(convention)
     to_number = CONVENTIONS[convention]
     firsts = flow.first_reads()
+    groups, group_types = _groups(flow)
     graph = nx.DiGraph(dataflow=True, convention=convention, model=model,
-                       input_shapes=[list(s) for s in flow.input_shapes])
+                       input_shapes=[list(s) for s in flow.input_shapes], group_types=group_types,
+                       max_depth=max((len(g) for g in groups), default=0))
     sources: list[set[str]] = []  # per op, the kept nodes its result comes from
     exits_of: dict[int, list[int]] = {}
     for k, producer in enumerate(flow.outputs, start=1):
@@ -196,7 +202,7 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
             graph.add_node(
                 op.name, kind=op.kind, type=op.type, module=op.module,
                 shape=list(op.shape) if op.shape is not None else None, macs=to_number(op.count),
-                params=sum(flow.param_sizes[p] for p in first), order=op.index,
+                params=sum(flow.param_sizes[p] for p in first), order=op.index, groups=groups[op.index],
             )
             graph.add_edges_from((source, op.name) for source in sorted(reads))
             sources.append({op.name})
@@ -205,9 +211,105 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
         for k in exits_of.get(op.index, ()):  # exit nodes follow their producers, in order
             node = exit_id(k)
             graph.add_node(node, kind="exit", exit=k, name=flow.exit_names[k - 1], macs=0, params=0,
-                           shape=list(op.shape or ()), order=op.index)
+                           shape=list(op.shape or ()), order=op.index, groups=[])
             graph.add_edges_from((source, node) for source in sorted(sources[op.index]))
     return graph
+
+
+def _groups(flow: Dataflow) -> tuple[list[list[str]], dict[str, str]]:
+    """Per operation of ``flow``, the module calls holding it (outermost first), named by module
+    (``"#2"`` and so on appended for a module's later calls); and each such call's class name."""
+    made = [(call.first, -call.end, -i, call) for i, call in enumerate(flow.calls)
+            if call.module and call.end > call.first]  # calls are recorded as they end: outer after inner
+    made.sort(key=lambda item: item[:3])
+    seen: dict[str, int] = {}
+    types: dict[str, str] = {}
+    stack: list[tuple[str, int]] = []  # (group id, end)
+    result: list[list[str]] = []
+    at = 0
+    for index in range(len(flow.ops)):
+        while stack and stack[-1][1] <= index:
+            stack.pop()
+        while at < len(made) and made[at][0] <= index:
+            call = made[at][3]
+            at += 1
+            seen[call.module] = seen.get(call.module, 0) + 1
+            name = call.module if seen[call.module] == 1 else f"{call.module}#{seen[call.module]}"
+            types[name] = call.type
+            while stack and stack[-1][1] <= call.first:
+                stack.pop()
+            stack.append((name, call.end))
+        result.append([name for name, _ in stack])
+    return result, types
+
+
+#: The most boxes (exits not counted) :func:`default_depth` lets a folded graph show.
+MOST_BOXES = 30
+
+
+def _box_of(d: dict[str, Any], node: str, depth: int) -> str:
+    groups = d.get("groups") or ()
+    return groups[depth - 1] if len(groups) >= depth else node
+
+
+def boxes_at(graph: nx.DiGraph, depth: int) -> int:
+    """How many boxes (exits not counted) :func:`fold_graph` of ``graph`` at ``depth`` shows."""
+    return len({_box_of(d, n, depth) for n, d in graph.nodes(data=True) if d["kind"] != "exit"})
+
+
+def default_depth(graph: nx.DiGraph, most: int = MOST_BOXES) -> int:
+    """The deepest depth at which :func:`fold_graph` of a :func:`dataflow_graph` shows at most
+    ``most`` boxes (exits not counted); 1 when even the top-level modules are more."""
+    for depth in range(graph.graph.get("max_depth", 0) + 1, 0, -1):
+        if boxes_at(graph, depth) <= most:
+            return depth
+    return 1
+
+
+def check_depth(depth: Any) -> int:
+    """``depth`` if it is a whole number of at least 1, else :class:`OptionError` naming ``--depth``."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise OptionError("depth", depth, "must be a whole number of at least 1 (1 = the top-level modules)")
+    return depth
+
+
+def fold_graph(graph: nx.DiGraph, depth: int) -> nx.DiGraph:
+    """A :func:`dataflow_graph` with every group (module call) ``depth`` levels down folded into one
+    box: ``depth`` 1 shows the model's top-level modules, a depth past ``max_depth`` every operation.
+
+    A box (kind ``group``, id the group's name) has ``type`` (the module's class name), ``module``,
+    ``groups`` (the groups holding it), ``members`` (its operations), ``macs`` and ``params`` (their
+    sums), ``order`` (its first operation's) and ``shape`` (the output of its last operation read
+    outside it).  Operations and exits not inside a folded group are kept as they are (with
+    ``members`` 1).  An edge joins two boxes when an edge joins something inside each, so a box is
+    an ancestor of an exit when one of its operations is (folding adds no dependence).  Nodes are in
+    execution order, each exit right after its producer's box.  Graph attributes: those of
+    ``graph``, ``depth`` and ``folded`` (True).
+    """
+    check_depth(depth)
+    box = {n: _box_of(d, n, depth) for n, d in graph.nodes(data=True)}
+    members: dict[str, list[str]] = {}
+    for node in graph:  # graph order is execution order
+        members.setdefault(box[node], []).append(node)
+    folded = nx.DiGraph(**graph.graph)
+    folded.graph.update(depth=depth, folded=True)
+    types = graph.graph.get("group_types", {})
+    for name, inside in members.items():
+        first = graph.nodes[inside[0]]
+        if len(inside) == 1 and name == inside[0]:
+            folded.add_node(name, **first, members=1)
+            continue
+        leaving = [n for n in inside if any(box[s] != name for s in graph.successors(n))]
+        last = graph.nodes[(leaving or inside)[-1]]
+        level = first["groups"].index(name)
+        folded.add_node(
+            name, kind="group", type=types.get(name, ""), module=name.split("#")[0],
+            shape=last.get("shape"), macs=sum(graph.nodes[n]["macs"] for n in inside),
+            params=sum(graph.nodes[n]["params"] for n in inside), order=first["order"],
+            groups=first["groups"][:level], members=len(inside),
+        )
+    folded.add_edges_from((box[a], box[b]) for a, b in graph.edges if box[a] != box[b])
+    return folded
 
 
 def layout_graph(
@@ -218,6 +320,7 @@ def layout_graph(
     convention: str = "msdnet",
     inputs: Any = None,
     outputs: Callable[[Any], Any] | None = None,
+    depth: int | None = None,
     **options: Any,
 ) -> nx.DiGraph:
     """The scale x layer connectivity graph of an MSDNet, as a ``networkx.DiGraph``; for any other
@@ -229,15 +332,23 @@ def layout_graph(
     ``input_size``: side or (height, width) in pixels (default 32 for CIFAR, 224 for ImageNet).
     ``dense``: also add the ``dense`` edges (quadratic in the layers per block).
     ``convention``: the unit of the nodes' ``macs`` (``msdnet``, ``macs`` or ``flops``).
+    ``depth``: for any other model, :func:`fold_graph` to that depth (``None``: every operation;
+    :func:`default_depth` picks one that reads); an MSDNet keeps its scale x layer grid.
     The model is built on the ``meta`` device: nothing is allocated.
     """
     check_convention(convention)
+    if depth is not None:
+        check_depth(depth)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         if options or dense:
             raise OptionError("model", type(preset_or_config).__name__,
                               "is drawn as built: pass no MSDNet options (nor dense) with a model")
         flow = record_network(preset_or_config, input_size=input_size, inputs=inputs, outputs=outputs)
-        return dataflow_graph(flow, convention, type(preset_or_config).__name__)
+        graph = dataflow_graph(flow, convention, type(preset_or_config).__name__)
+        return graph if depth is None else fold_graph(graph, depth)
+    if depth is not None:
+        raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
+                                          "scale x layer grid")
     model = model_from(preset_or_config, input_size, use="drawn", **options)
     graph = graph_from_model(model, dense, convention)
     if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
@@ -246,6 +357,6 @@ def layout_graph(
 
 
 __all__ = [
-    "EDGE_KINDS", "NODE_KINDS", "dataflow_graph", "exit_id", "graph_from_model", "layout_graph", "map_id", "node_id",
-    "transition_id",
+    "EDGE_KINDS", "MOST_BOXES", "NODE_KINDS", "boxes_at", "check_depth", "dataflow_graph", "default_depth", "exit_id",
+    "fold_graph", "graph_from_model", "layout_graph", "map_id", "node_id", "transition_id",
 ]
