@@ -101,10 +101,8 @@ def test_exit_1_of_the_default_recipe_needs_all_but_the_three_maps_lazy_defers()
     graphs = {"msdnet": layout_graph("cifar10-anytime")}
     first = page_data(graphs, {"msdnet": exit_costs("cifar10-anytime")})["exits"][0]
     # The README: s0/l3, s0/l4 and s1/l4 only feed later exits (block 1 computes 15 maps).
-    assert first["deferred"] == ["s0/l3", "s0/l4", "s1/l4"]
-    assert (first["maps_needed"], first["maps_computed"]) == (12, 15)
-    assert first["ancestors"] == sorted(nx.ancestors(graphs["msdnet"], "exit1"),
-                                        key=list(graphs["msdnet"].nodes).index)
+    assert (first["maps_needed"], first["maps_computed"], first["deferred_maps"]) == (12, 15, 3)
+    assert first["maps_needed"] == len(nx.ancestors(graphs["msdnet"], "exit1"))
 
 
 @needs_graphviz
@@ -158,8 +156,7 @@ def test_a_graph_with_other_ids_gets_the_same_page():
     text, graph = toy_page()
     assert sorted(g.get("data-node") for g in svg_of(text).iter() if g.get("data-node")) == sorted(graph)
     second = data_of(text)["exits"][1]
-    assert (second["node"], second["ancestors"]) == ("head_b", ["stem.conv", "trunk.0", "trunk.1"])
-    assert second["earlier"] == ["head_a"] and second["deferred"] == ["side.0 'odd' <id>"]
+    assert second["node"] == "head_b" and second["deferred_maps"] == 1
     assert (second["maps_needed"], second["maps_computed"]) == (3, 4)
     assert second["deferred_cost"]["macs"]["ops"] == 300 == second["figures"]["macs"]["eager"]["ops"] - \
         second["figures"]["macs"]["lazy"]["ops"]
@@ -178,7 +175,7 @@ def run(capsys, *argv):
 @needs_graphviz
 def test_graph_writes_the_page_for_an_html_output(capsys, tmp_path, step4):
     code, out, err = run(capsys, "graph", "--preset", PRESET, "-o", str(tmp_path / "layout.html"))
-    assert (code, out, err) == (0, "", "")
+    assert (code, out, err) == (0, "", f"msdprof graph: wrote {tmp_path / 'layout.html'}\n")
     text = (tmp_path / "layout.html").read_text()
     assert text == step4["page"]
     assert "<title>MSDNet imagenet-step4: what each exit needs and costs</title>" in text
@@ -357,7 +354,7 @@ def test_a_graph_with_other_ids_behaves_the_same_in_the_browser(opened):
     assert panel_values(tab)["lazy-ops"] == (7110, "7.11 K MACs")
 
 
-def test_the_page_of_any_early_exit_model_marks_its_dataflow_graph():
+def test_the_page_of_any_early_exit_model_holds_its_dataflow_graph():
     from early_exit_models import BranchyDict
 
     from msdprof.render.interactive import network_page
@@ -365,5 +362,7 @@ def test_the_page_of_any_early_exit_model_marks_its_dataflow_graph():
     model = BranchyDict().eval()
     html_text = network_page(model, input_size=16, name="models.py:branchy")
     graph = layout_graph(model, input_size=16)
-    assert all(f'data-node="{node}"' in html_text for node in graph)
+    data = data_of(html_text)
+    assert data["order"] == list(graph) and sorted(map(tuple, data["edges"])) == sorted(
+        (data["order"].index(a), data["order"].index(b)) for a, b in graph.edges)
     assert "BranchyDict models.py:branchy: what each exit needs and costs" in html_text

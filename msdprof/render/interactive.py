@@ -894,7 +894,12 @@ function find(text) {
 search.addEventListener("change", function () { find(search.value.trim()); });
 search.addEventListener("keydown", function (event) { if (event.key === "Enter") find(search.value.trim()); });
 
-if (flow) { setDepth(flow.depth); draw(); }
+if (flow) { setDepth(flow.depth); draw(); } else {
+  Array.prototype.forEach.call(svg.querySelectorAll("[data-node]"), function (el) {
+    elements[el.getAttribute("data-node")] = el;
+  });
+  edgeEls = Array.prototype.slice.call(svg.querySelectorAll("[data-from]"));
+}
 fitAll();
 if (data.exit !== null) { current = exitsByNumber[data.exit]; mark(); }
 render();

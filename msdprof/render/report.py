@@ -37,7 +37,7 @@ from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Tabl
 from ..core.exits import ExitCosts, costs_of, exit_costs, record_exits
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          table_columns, unsupported_note)
-from ..analysis.graph import dataflow_graph, layout_graph
+from ..analysis.graph import dataflow_graph, default_depth, fold_graph, layout_graph
 from ..files.output import check_writable, write_directory
 from ..core.units import shape_text, shapes_text
 
@@ -528,7 +528,7 @@ def _layout_svg(config: Configuration) -> bytes:
     if config.user is not None:
         graph = dataflow_graph(config.user.flow, config.costs.convention, config.costs.model)
         graph.graph["spec"] = config.label
-        return drawing.render(graph, "svg")
+        return drawing.render(fold_graph(graph, default_depth(graph)), "svg")
     graph = layout_graph(config.options, input_size=config.plan.input_size, convention=config.costs.convention)
     graph.graph["preset"] = config.label
     return drawing.render(graph, "svg")
