@@ -156,12 +156,12 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
 
 #: The dataflow picture (any model): box and grid sizes in points, and the shape the wrapped
 #: rows aim for (the page's view beside its panel, in CSS pixels).
-FLOW_BOX = (140.0, 56.0)
-FLOW_EXIT = (140.0, 24.0)
-FLOW_GAP = (22.0, 10.0, 26.0)  # between columns, between a box and its exit, between rows
-FLOW_FONT = 11.0
+FLOW_BOX = (150.0, 48.0)
+FLOW_EXIT = (150.0, 22.0)
+FLOW_GAP = (16.0, 8.0, 24.0)  # between columns, between stacked boxes, between rows
+FLOW_FONT = 12.0
 FLOW_VIEW = (930.0, 720.0)
-FLOW_CHARS = 22  # a box's label lines are cut to this many characters ("..." ends a cut one)
+FLOW_CHARS = 21  # a box's label lines are cut to this many characters ("..." ends a cut one)
 
 
 def flow_places(graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW) -> dict[str, Any]:
@@ -231,13 +231,36 @@ def flow_places(graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW) -> dic
     return {"x": x, "y": y, "width": min(per_row, count) * step_x + gap, "height": top, "columns": per_row}
 
 
+def drawn_edges(graph: nx.DiGraph) -> list[tuple[str, str]]:
+    """The edges of a dataflow graph worth drawing: those no longer path already shows (a
+    residual stream's sum reads every earlier block; one arrow per step says the same ancestry).
+    Edges running against the graph's order (a folded cycle) are kept.  The page's script draws
+    the same set (``reduce``)."""
+    order = {n: i for i, n in enumerate(graph)}
+    below: dict[str, set[str]] = {}  # what a node reaches along forward edges, itself excluded
+    for node in reversed(list(graph)):
+        reach: set[str] = set()
+        for s in graph.successors(node):
+            if order[s] > order[node]:
+                reach.add(s)
+                reach |= below[s]
+        below[node] = reach
+    kept = []
+    for a, b in graph.edges:
+        forward = order[b] > order[a]
+        if forward and any(b in below[c] for c in graph.successors(a) if c != b and order[c] > order[a]):
+            continue
+        kept.append((a, b))
+    return kept
+
+
 def _cut(text: str) -> str:
     return text if len(text) <= FLOW_CHARS else text[:FLOW_CHARS - 1] + "…"
 
 
 def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
     """The lines of a dataflow box: its name, type (with its number of operations when folded),
-    output shape and operations in ``unit`` (parameters are in the tooltip); an exit's: ``exit k`` (and its name) and its shape."""
+    output shape with its operations in ``unit`` (parameters are in the tooltip); an exit's: ``exit k`` (and its name) and its shape."""
     from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
 
     shape = "×".join(map(str, d.get("shape") or ()))
@@ -246,8 +269,8 @@ def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
         return [_cut(f"exit {d['exit']}{named} · {shape}")]
     kind = d.get("type", "")
     if d.get("members", 1) > 1:
-        kind += f" ({d['members']} ops)"
-    return [_cut(node), _cut(kind), _cut(shape), _cut(f"{format_count(d['macs'])} {unit}")]
+        kind += f" ({d['members']})"
+    return [_cut(node), _cut(kind), _cut(f"{shape} · {format_count(d['macs'])} {unit}")]
 
 
 def _flow_edge(tail: tuple[float, float], head: tuple[float, float], head_exit: bool) -> list[tuple[float, float]]:
@@ -323,7 +346,7 @@ def dataflow_dot(graph: nx.DiGraph) -> str:
                  fillcolor="#eeeeee" if grey else ("#a8dadc" if marked else ("#e8eef7" if group else "#ffffff")),
                  color="#999999" if grey else ("#2166ac" if group else "#3b4a5a"),
                  fontcolor="#999999" if grey else "#000000")
-    for tail, head in graph.edges:
+    for tail, head in drawn_edges(graph):
         grey = bool(marked) and not (tail in marked and head in marked)
         *points, tip = _flow_edge(at(tail), at(head), graph.nodes[head]["kind"] == "exit")
         spline = f"e,{_num(tip[0])},{_num(height - tip[1])} " + " ".join(
@@ -515,4 +538,4 @@ def write_graph(graph: nx.DiGraph, path: str | Path, force: bool = False) -> Pat
 
 
 __all__ = ["PAGE", "RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "flow_label", "flow_places", "render", "to_dot", "to_graphml", "to_json",
-           "write_graph"]
+           "drawn_edges", "write_graph"]

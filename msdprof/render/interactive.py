@@ -334,17 +334,20 @@ def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
 
 def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense: bool = False,
                  convention: str = "msdnet", name: str | None = None, title: str | None = None,
-                 depth: int | None = None, exit: int | None = None, **options: Any) -> str:
+                 depth: int | None = None, exit: int | None = None, inputs: Any = None,
+                 **options: Any) -> str:
     """:func:`page` of a network given as :func:`msdprof.layout_graph` takes it, counted in every
     convention (on the ``meta`` device); ``convention`` is the one shown first, ``exit`` the exit
     chosen when it opens.  ``name`` (default: the preset name, if one is given) is shown in the
     picture's title; ``title`` heads the page (default ``MSDNet <name>``, else the options).
-    ``depth``: for any other model, the module depth shown first (see :func:`dataflow_page`)."""
+    ``depth``: for any other model, the module depth shown first (see :func:`dataflow_page`);
+    ``inputs``: its example tensors, in place of ``input_size`` (as :func:`msdprof.exit_costs`)."""
     check_convention(convention)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         model = preset_or_config  # any early-exit model: its dataflow graph, counted on input_size
         title = title or type(model).__name__ + (f" {name}" if name else "")
-        return dataflow_page(model, record_exits(model, input_size=input_size), convention, title, depth, exit)
+        return dataflow_page(model, record_exits(model, input_size=input_size, inputs=inputs), convention, title,
+                             depth, exit)
     if depth is not None:
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")
@@ -574,6 +577,23 @@ function edgePoints(t, h, headExit) {  // as msdprof.render.drawing._flow_edge: 
   var bend = Math.max(20, (end[1] - start[1]) / 2);
   return [start, [start[0], start[1] + bend], [end[0], end[1] - 6 - bend], [end[0], end[1] - 6], end];
 }
+function reduce(boxes, edges) {  // as msdprof.render.drawing.drawn_edges: no arrow a longer path shows
+  var place = {}, outs = {}, below = {};
+  boxes.forEach(function (b, i) { place[b] = i; outs[b] = []; });
+  edges.forEach(function (e) { outs[e[0]].push(e[1]); });
+  for (var i = boxes.length - 1; i >= 0; i--) {
+    var b = boxes[i], reach = {};
+    outs[b].forEach(function (s) {
+      if (place[s] > place[b]) { reach[s] = true; Object.keys(below[s]).forEach(function (r) { reach[r] = true; }); }
+    });
+    below[b] = reach;
+  }
+  return edges.filter(function (e) {
+    var a = e[0], b = e[1];
+    if (place[b] <= place[a]) return true;
+    return !outs[a].some(function (c) { return c !== b && place[c] > place[a] && below[c][b]; });
+  });
+}
 function make(tag, attrs, parent) {
   var el = document.createElementNS(SVGNS, tag);
   Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
@@ -596,6 +616,7 @@ function draw() {  // fold, lay out and draw the boxes the open groups leave
     var a = repOf[e[0]], b = repOf[e[1]], key = a + "\u0000" + b;
     if (a !== b && !have[key]) { have[key] = true; edges.push([a, b]); }
   });
+  edges = reduce(boxes, edges);
   var at = layout(boxes, edges, exitBox);
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   var edgeLayer = make("g", {"class": "edges"}, svg), nodeLayer = make("g", {"class": "nodes"}, svg);
@@ -617,9 +638,9 @@ function draw() {  // fold, lay out and draw the boxes the open groups leave
     var g = make("g", {"class": cls, "data-node": b}, nodeLayer);
     make("rect", {x: at.x[b] - w / 2, y: at.y[b] - h / 2, width: w, height: h, rx: 6}, g);
     make("rect", {"class": "need", x: at.x[b] - w / 2 + 3, y: at.y[b] + h / 2 - 6, width: 0, height: 3}, g);
-    var first = at.y[b] - (lines.length - 1) * B[7] * 0.6 + B[7] * 0.35;
+    var first = at.y[b] - (lines.length - 1) * B[7] * 0.55 + B[7] * 0.35 - (exit ? 0 : 2);
     lines.forEach(function (line, i) {
-      var t = make("text", {x: at.x[b], y: first + i * B[7] * 1.2, "text-anchor": "middle",
+      var t = make("text", {x: at.x[b], y: first + i * B[7] * 1.1, "text-anchor": "middle",
                             "font-size": B[7], "class": i ? "" : "name"}, g);
       t.textContent = line;
     });
