@@ -281,8 +281,9 @@ def fold_graph(graph: nx.DiGraph, depth: int) -> nx.DiGraph:
     ``groups`` (the groups holding it), ``members`` (its operations), ``macs`` and ``params`` (their
     sums), ``order`` (its first operation's) and ``shape`` (the output of its last operation read
     outside it).  Operations and exits not inside a folded group are kept as they are (with
-    ``members`` 1).  An edge joins two boxes when an edge joins something inside each, so a box is
-    an ancestor of an exit when one of its operations is (folding adds no dependence).  Nodes are in
+    ``members`` 1).  An edge joins two boxes when an edge joins something inside each, so every box
+    holding an operation an exit needs is an ancestor of the exit (a box feeding only operations of
+    a folded box that the exit does not need is one too: folding can only add ancestors).  Nodes are in
     execution order, each exit right after its producer's box.  Graph attributes: those of
     ``graph``, ``depth`` and ``folded`` (True).
     """

@@ -260,17 +260,18 @@ def _cut(text: str) -> str:
 
 def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
     """The lines of a dataflow box: its name, type (with its number of operations when folded),
-    output shape with its operations in ``unit`` (parameters are in the tooltip); an exit's: ``exit k`` (and its name) and its shape."""
+    output shape (one sample's: the batch dimension left out) with its operations in ``unit``
+    (parameters are in the tooltip); the name and type cut to :data:`FLOW_CHARS`; an exit's: ``exit k`` (and its name) and its shape."""
     from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
 
-    shape = "×".join(map(str, d.get("shape") or ()))
+    shape = "×".join(map(str, (d.get("shape") or ())[1:])) or "scalar"  # the batch left out
     if d["kind"] == "exit":
         named = f" {d['name']}" if d.get("name") not in (None, str(d["exit"])) else ""
         return [_cut(f"exit {d['exit']}{named} · {shape}")]
     kind = d.get("type", "")
     if d.get("members", 1) > 1:
         kind += f" ({d['members']})"
-    return [_cut(node), _cut(kind), _cut(f"{shape} · {format_count(d['macs'])} {unit}")]
+    return [_cut(node), _cut(kind), f"{shape} · {format_count(d['macs'])} {unit}"]
 
 
 def _flow_edge(tail: tuple[float, float], head: tuple[float, float], head_exit: bool) -> list[tuple[float, float]]:
