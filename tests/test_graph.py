@@ -19,6 +19,7 @@ import torch
 
 from msdnet import PRESETS, OptionError, Options, build_model, build_plan, resolve
 from msdprof import exit_costs, layout_graph
+from msdprof.core.counting import CONVENTIONS
 from msdprof.cli import main
 from msdprof.render.drawing import render, to_dot, to_json, write_graph
 from msdprof.analysis.graph import node_id
@@ -144,6 +145,18 @@ def test_node_costs_are_in_the_graphs_convention(convention):
     assert graph.graph["convention"] == convention
     assert sum(d["macs"] for _, d in graph.nodes(data=True)) == exit_costs(
         "cifar10-batch", convention=convention).total_macs
+
+
+@pytest.mark.parametrize("name", ["cifar10-anytime", "imagenet-step4"])
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_the_plan_gives_the_graph_counting_the_built_model_gives(name, convention):
+    from msdnet.model import model_from
+    from msdprof.analysis.graph import graph_from_model, graph_from_plan
+
+    model = model_from(name)  # on meta: counted by the hooks, the oracle
+    by_plan, by_count = graph_from_plan(model.plan, True, convention), graph_from_model(model, True, convention)
+    assert list(by_plan.nodes(data=True)) == list(by_count.nodes(data=True))
+    assert list(by_plan.edges(data=True)) == list(by_count.edges(data=True))
 
 
 def test_an_exit_node_costs_its_head_alone():

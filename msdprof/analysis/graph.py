@@ -33,13 +33,15 @@ import networkx as nx
 import torch
 from torch import nn
 
-from msdnet import DEFAULT_PRESET, MSDNet, Options
+from msdnet import DEFAULT_PRESET, MSDNet, Options, resolve
+from msdnet.plan import LayerPlan, build_plan
 from msdnet.options import OptionError
 from msdnet.model import Part, check_msdnet
 from msdnet.model import model_from
 
 from ..core.counting import CONVENTIONS, Counts, check_convention
 from ..core.dataflow import Dataflow, count_modules, evaluating, record_network
+from ..core.plan_costs import piece_costs
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -107,8 +109,27 @@ def graph_from_model(
     """
     check_convention(convention)
     check_msdnet(model)
-    plan = model.plan
     ops, params = _node_costs(model, convention, counts)
+    return _plan_graph(model.plan, dense, convention, ops, params)
+
+
+def graph_from_plan(plan: LayerPlan, dense: bool = False, convention: str = "msdnet") -> nx.DiGraph:
+    """The connectivity graph of the network of ``plan``, no module built: the same graph as
+    :func:`graph_from_model` of the model built from ``plan``, node costs from
+    :func:`msdprof.core.plan_costs.piece_costs` (one piece per node, in the order nodes are added;
+    ``tests/test_graph.py`` checks both ways give equal graphs)."""
+    check_convention(convention)
+    ops, params = piece_costs(plan, convention)
+    return _plan_graph(plan, dense, convention, iter(ops), iter(params))
+
+
+def _plan_graph(plan: LayerPlan, dense: bool, convention: str, ops: Any, params: Any) -> nx.DiGraph:
+    """The graph of ``plan``; node costs from ``ops`` and ``params``: by node id (dicts), or in the
+    order nodes are added (iterators)."""
+
+    def cost(of: Any, node: str) -> int:
+        return of[node] if isinstance(of, dict) else next(of)
+
     graph = nx.DiGraph(
         options=plan.options.as_dict(), input_size=plan.input_size, convention=convention, dense=dense,
     )
@@ -116,7 +137,7 @@ def graph_from_model(
     def add(node: str, kind: str, scale: int, layer: int, block: int, fmap: Any, **extra: Any) -> None:
         graph.add_node(
             node, kind=kind, scale=scale, layer=layer, block=block, channels=fmap.channels,
-            height=fmap.height, width=fmap.width, macs=ops[node], params=params[node], **extra,
+            height=fmap.height, width=fmap.width, macs=cost(ops, node), params=cost(params, node), **extra,
         )
 
     current: dict[int, str] = {}  # scale -> the node holding that scale's latest map
@@ -155,7 +176,7 @@ def graph_from_model(
             node = exit_id(head.exit)
             graph.add_node(
                 node, kind="classifier", scale=plan.nScales - 1, layer=head.layer, block=head.exit,
-                channels=head.classes, height=1, width=1, macs=ops[node], params=params[node],
+                channels=head.classes, height=1, width=1, macs=cost(ops, node), params=cost(params, node),
                 exit=head.exit,
             )
             graph.add_edge(current[plan.nScales - 1], node, kind="classifier")
@@ -350,8 +371,10 @@ def layout_graph(
     if depth is not None:
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")
-    model = model_from(preset_or_config, input_size, use="drawn", **options)
-    graph = graph_from_model(model, dense, convention)
+    if isinstance(preset_or_config, MSDNet):
+        graph = graph_from_model(model_from(preset_or_config, input_size, use="drawn", **options), dense, convention)
+    else:  # options: the plan alone gives the graph and its costs, nothing built
+        graph = graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
     if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
         graph.graph["preset"] = preset_or_config or DEFAULT_PRESET
     return graph
@@ -359,5 +382,5 @@ def layout_graph(
 
 __all__ = [
     "EDGE_KINDS", "MOST_BOXES", "NODE_KINDS", "boxes_at", "check_depth", "dataflow_graph", "default_depth", "exit_id",
-    "fold_graph", "graph_from_model", "layout_graph", "map_id", "node_id", "transition_id",
+    "fold_graph", "graph_from_model", "graph_from_plan", "layout_graph", "map_id", "node_id", "transition_id",
 ]

@@ -35,7 +35,8 @@ import networkx as nx
 import numpy as np
 from torch import nn
 
-from msdnet import MSDNet
+from msdnet import MSDNet, resolve
+from msdnet.plan import build_plan
 from msdnet.model import model_from
 from msdnet.options import OptionError
 
@@ -44,7 +45,10 @@ from ..core.counting import CONVENTIONS, check_convention
 from ..core.dataflow import Dataflow
 from ..core.exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
-from ..analysis.graph import check_depth, dataflow_graph, default_depth, fold_graph, layout_graph
+from ..analysis.graph import (
+    check_depth, dataflow_graph, default_depth, fold_graph, graph_from_plan, layout_graph,
+)
+from ..core.plan_costs import plan_costs_all
 from ..files.output import check_writable, write_atomic
 from ..core.units import format_count
 
@@ -351,18 +355,24 @@ def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense:
     if depth is not None:
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")
-    model = preset_or_config if isinstance(preset_or_config, nn.Module) else model_from(
-        preset_or_config, input_size, use="drawn", **options)
-    graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}
-    flow = record_exits(model)
-    costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
+    if isinstance(preset_or_config, nn.Module):  # a built MSDNet: counted as built
+        model = model_from(preset_or_config, input_size, use="drawn", **options)
+        graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}
+        flow = record_exits(model)
+        costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
+        described = model.options.describe()
+    else:  # options: graph and costs from the plan alone (equal to counting the built model)
+        plan = build_plan(resolve(preset_or_config, **options), input_size)
+        graphs = {c: graph_from_plan(plan, dense, c) for c in CONVENTIONS}
+        costs = plan_costs_all(plan)
+        described = plan.options.describe()
     if name is None and isinstance(preset_or_config, str) and not options:
         name = preset_or_config
     if name is not None:
         for graph in graphs.values():
             graph.graph["preset"] = name
     if title is None:
-        title = f"MSDNet {name}" if name is not None else "MSDNet " + model.options.describe()
+        title = f"MSDNet {name}" if name is not None else "MSDNet " + described
     return page(graphs, costs, convention, f"{title}: what each exit needs and costs", exit=exit)
 
 
