@@ -9,6 +9,7 @@ graph gives the same bytes on every run.  Lengths in this module are in points (
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -63,6 +64,7 @@ NODE_STYLES: dict[str, dict[str, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=65536)  # grid positions repeat: a dense graph formats millions of them
 def _num(value: float) -> str:
     """A coordinate or length as Graphviz reads it: at most two decimals, no trailing zeros."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
@@ -109,8 +111,8 @@ def _dense_arc(tail: tuple[float, float], head: tuple[float, float]) -> str:
     top = tail[1] + NODE_HEIGHT / 2
     x0, x1 = tail[0] + 10, head[0] - 10
     rise = min(HEADER - NODE_HEIGHT / 2 - 12, 6 + 0.02 * (x1 - x0))
-    points = [(x0, top), (x0, top + rise), (x1, top + rise), (x1, top + 4)]
-    return f"e,{_num(x1)},{_num(top)} " + " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+    a, b, t, r = _num(x0), _num(x1), _num(top), _num(top + rise)
+    return f"e,{b},{t} {a},{t} {a},{r} {b},{r} {b},{_num(top + 4)}"
 
 
 def _tooltip(node: str, d: dict[str, Any], unit: str) -> str:
@@ -401,9 +403,15 @@ def to_dot(graph: nx.DiGraph) -> str:
             style.setdefault("fillcolor", SCALE_FILLS[d["scale"] % len(SCALE_FILLS)])
         dot.node(node, label=label.replace("\n", "\\n"), pos=_pos(*where[node]),
                  tooltip=_tooltip(node, d, unit), **style)
+    # Edges as dot.edge writes them, its quoting and attribute lists made once per node and kind
+    # (a 1,000-layer dense graph has some 300,000 edges).
+    quoted = {node: dot._quote_edge(node) for node in nodes}
+    styles = {kind: dot._attr_list(None, kwargs=style) for kind, style in EDGE_STYLES.items()}
     for tail, head, d in graph.edges(data=True):
-        extra = {"pos": _dense_arc(where[tail], where[head])} if d["kind"] == "dense" else {}
-        dot.edge(tail, head, **EDGE_STYLES[d["kind"]], **extra)
+        attrs = styles[d["kind"]]
+        if d["kind"] == "dense":  # "pos" sorts after the style's keys
+            attrs = f'{attrs[:-1]} pos="{_dense_arc(where[tail], where[head])}"]'
+        dot.body.append(dot._edge(tail=quoted[tail], head=quoted[head], attr=attrs))
 
     # Axes: a header per column, a label per scale.
     for (layer, transition), column in sorted(columns.items(), key=lambda item: item[1]):
