@@ -203,17 +203,23 @@ def _flow_data(graphs: Mapping[str, nx.DiGraph], conventions: list[str]) -> dict
     convention and its parent; the depth shown first; the layout's sizes."""
     graph = graphs[conventions[0]]
     depth = graph.graph.get("depth") or default_depth(graph)
+    ops = {c: {} for c in conventions}  # per convention, per group: its operations' sum
+    for node, held in graph.nodes(data="groups"):
+        for c in conventions:
+            macs = graphs[c].nodes[node]["macs"]
+            for name in held or ():
+                ops[c][name] = ops[c].get(name, 0) + macs
     groups: dict[str, dict[str, Any]] = {}
     for level in range(1, graph.graph.get("max_depth", 0) + 1):
-        folded = {c: fold_graph(graphs[c], level) for c in conventions}
-        for name, d in folded[conventions[0]].nodes(data=True):
+        folded = fold_graph(graph, level)  # a box's shape, type, members and parameters
+        for name, d in folded.nodes(data=True):
             if d["kind"] != "group" or name in groups:
                 continue
             groups[name] = {
                 "level": level, "parent": d["groups"][-1] if d["groups"] else None,
-                "lines": {c: drawing.flow_label(name, folded[c].nodes[name], OP_NAMES[c]) for c in conventions},
-                "ops": {c: folded[c].nodes[name]["macs"] for c in conventions},
-                "ops_text": {c: _ops_text(folded[c].nodes[name]["macs"], c) for c in conventions},
+                "lines": {c: drawing.flow_label(name, {**d, "macs": ops[c][name]}, OP_NAMES[c]) for c in conventions},
+                "ops": {c: ops[c][name] for c in conventions},
+                "ops_text": {c: _ops_text(ops[c][name], c) for c in conventions},
                 "params_text": _params_text(d["params"]), "members": d["members"],
             }
     return {
