@@ -1,6 +1,7 @@
 """Remake the interactive-page screenshots in docs/: for each network below, the page at 1280x800
 in Chromium (driven by Playwright, as tests/test_interactive.py does) as it opens
-(``docs/page-<name>.png``) and with one exit chosen by clicking its box (``docs/page-<name>-exit<k>.png``).
+(``docs/page-<name>.png``) and with one exit chosen by clicking its box, then its panel button,
+which zooms to what it needs (``docs/page-<name>-exit<k>.png``).
 
     python docs/screenshot_interactive.py      # needs Graphviz, playwright and /usr/bin/chromium
 """
@@ -49,6 +50,7 @@ def main() -> int:
             tab.screenshot(path=str(DOCS / f"page-{name}.png"))
             print(f"{name}: first view, node labels {tab.evaluate(LABEL_PX):.1f} px")
             tab.click(f'[data-node="exit{exit}"]')        # no panning: every exit is in the first view
+            tab.click(f'#panel button[data-exit="{exit}"]')  # a button's choice zooms to what it needs
             tab.mouse.move(2, 790)                        # no hover card over the picture
             tab.screenshot(path=str(DOCS / f"page-{name}-exit{exit}.png"))
             print(f"wrote docs/page-{name}.png, docs/page-{name}-exit{exit}.png")

@@ -795,7 +795,7 @@ document.querySelectorAll('#conventions input').forEach(function (input) {
 });
 panel.addEventListener("click", function (event) {
   var button = event.target.closest("button[data-exit]");
-  if (button) { select(exitsByNumber[button.getAttribute("data-exit")]); return; }
+  if (button) { select(exitsByNumber[button.getAttribute("data-exit")]); showCone(); return; }
   var fold = event.target.closest("button[data-fold]");
   if (fold) {
     var name = fold.getAttribute("data-fold");
@@ -869,6 +869,20 @@ function centreOn(el) {  // the element in the middle of the view, at least 1 px
   var cx = view.x + (b.left + b.width / 2 - r.left) / view.s, cy = view.y + (b.top + b.height / 2 - r.top) / view.s;
   view.s = Math.max(view.s, 1);
   view.x = cx - wh[0] / 2 / view.s; view.y = cy - wh[1] / 2 / view.s;
+  apply();
+}
+function showCone() {  // zoom to the chosen exit and what it needs (a button's choice: clicks keep the view)
+  var r = viewport.getBoundingClientRect(), box = null;
+  svg.querySelectorAll(".selected[data-node], .ancestor[data-node]").forEach(function (el) {
+    var b = el.getBoundingClientRect();
+    box = box ? {l: Math.min(box.l, b.left), t: Math.min(box.t, b.top), r: Math.max(box.r, b.right),
+                 b: Math.max(box.b, b.bottom)} : {l: b.left, t: b.top, r: b.right, b: b.bottom};
+  });
+  if (!box) return;
+  var wh = size(), x = view.x + (box.l - r.left) / view.s, y = view.y + (box.t - r.top) / view.s;
+  var w = (box.r - box.l) / view.s + 40, h = (box.b - box.t) / view.s + 40;
+  var s = Math.max(Math.min(wh[0] / w, wh[1] / h, 1.5), view.s);
+  view = {s: s, x: x - 20 - (wh[0] / s - w) / 2, y: y - 20 - (wh[1] / s - h) / 2};
   apply();
 }
 function centre() {
