@@ -5,13 +5,12 @@ shows, the oracle), a box is expanded and folded again, the convention switch re
 
 Networks (issue 24): cifar10-anytime and imagenet-step7 (the MSDNet grid), an SDN ResNet-56, a
 12-block ViT and a 32-layer Llama-shaped decoder with 8 exits (examples/transformer_models.py).
-One browser for the module; each page is written once.
+One browser for the module (tests/conftest.py); each page is written once.
 """
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -23,7 +22,6 @@ from msdprof.render import drawing
 from msdprof.render.interactive import network_page
 
 pytestmark = pytest.mark.skipif(shutil.which(drawing.GRAPHVIZ_PROGRAM) is None, reason="Graphviz is not installed")
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _models() -> dict:
@@ -35,17 +33,6 @@ def _models() -> dict:
         "vit12": (ViT().eval(), {"input_size": 32}),
         "decoder32": (Decoder().eval(), {"inputs": torch.zeros(1, 8, dtype=torch.long)}),
     }
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make setup-test installs Debian's chromium)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,23 +52,6 @@ def pages(tmp_path_factory) -> dict:
     return made
 
 
-@pytest.fixture
-def opened(browser):
-    tabs, errors = [], []
-
-    def open_page(path: Path):
-        tab = browser.new_page(viewport={"width": 1280, "height": 800})
-        tab.on("pageerror", lambda error: errors.append(str(error)))
-        tab.goto(path.as_uri())
-        tabs.append(tab)
-        return tab
-
-    yield open_page
-    for tab in tabs:
-        tab.close()
-    assert errors == []
-
-
 def marked(tab, *marks: str) -> set[str]:
     found = set()
     for mark in marks:
@@ -97,9 +67,9 @@ NAMES = ["cifar10-anytime", "imagenet-step7", "sdn-resnet56", "vit12", "decoder3
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_exit_is_clicked_as_the_page_opens_and_lights_its_ancestors(opened, pages, name):
+def test_every_exit_is_clicked_as_the_page_opens_and_lights_its_ancestors(open_tab, pages, name):
     path, graph = pages[name]
-    tab = opened(path)
+    tab = open_tab(path)
     assert drawn(tab) == set(graph)
     exits = sorted(d["exit"] for _, d in graph.nodes(data=True) if d.get("exit") is not None)
     for k in exits:
@@ -109,9 +79,9 @@ def test_every_exit_is_clicked_as_the_page_opens_and_lights_its_ancestors(opened
 
 
 @pytest.mark.parametrize("name", ["sdn-resnet56", "vit12"])
-def test_a_box_expands_on_click_and_folds_back_from_the_panel(opened, pages, name):
+def test_a_box_expands_on_click_and_folds_back_from_the_panel(open_tab, pages, name):
     path, graph = pages[name]
-    tab = opened(path)
+    tab = open_tab(path)
     box = next(n for n, d in graph.nodes(data=True) if d["kind"] == "group")
     tab.click(f'#layout [data-node="{box}"]')
     inside = {n for n in drawn(tab) if n.startswith(box + ".") or n.startswith(box + "/")}
@@ -120,9 +90,9 @@ def test_a_box_expands_on_click_and_folds_back_from_the_panel(opened, pages, nam
     assert drawn(tab) == set(graph)
 
 
-def test_an_expanded_box_lights_what_exit_needs_inside_it(opened, pages):
+def test_an_expanded_box_lights_what_exit_needs_inside_it(open_tab, pages):
     path, graph = pages["sdn-resnet56"]
-    tab = opened(path)
+    tab = open_tab(path)
     tab.click('#layout [data-node="stages.1"]')
     tab.click('#layout [data-node="exit2"]')
     model, given = _models()["sdn-resnet56"]
@@ -133,28 +103,26 @@ def test_an_expanded_box_lights_what_exit_needs_inside_it(opened, pages):
         n for n in nx.ancestors(opened_graph, "exit2") if n.startswith("stages.1.")} & shown
 
 
-def test_the_convention_switch_relabels_the_boxes(opened, pages):
+def test_the_convention_switch_relabels_the_boxes(open_tab, pages):
     path, _ = pages["vit12"]
-    tab = opened(path)
+    tab = open_tab(path)
     label = '#layout [data-node="blocks.0"] text:nth-of-type(3)'
     assert tab.text_content(label).endswith(" ops")
     tab.check('#conventions input[value="flops"]')
     assert tab.text_content(label).endswith(" FLOPs")
 
 
-def test_the_search_box_expands_and_finds_a_module(opened, pages):
+def test_the_search_box_expands_and_finds_a_module(open_tab, pages):
     path, _ = pages["vit12"]
-    tab = opened(path)
+    tab = open_tab(path)
     tab.fill("#search", "blocks.3.mlp.0")
     tab.press("#search", "Enter")
     assert marked(tab, "found") == {"blocks.3.mlp.0"}
 
 
-def test_the_page_opens_with_the_exit_given(browser, tmp_path):
+def test_the_page_opens_with_the_exit_given(open_tab, tmp_path):
     path = tmp_path / "p.html"
     path.write_text(network_page("cifar10-anytime", exit=4), encoding="utf-8")
-    tab = browser.new_page(viewport={"width": 1280, "height": 800})
-    tab.goto(path.as_uri())
+    tab = open_tab(path)
     assert tab.text_content("#panel h2") == "exit 4"
     assert marked(tab, "ancestor") == nx.ancestors(layout_graph("cifar10-anytime"), "exit4")
-    tab.close()
