@@ -160,7 +160,7 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
 #: rows aim for (the page's view beside its panel, in CSS pixels).
 FLOW_BOX = (150.0, 48.0)
 FLOW_EXIT = (150.0, 22.0)
-FLOW_GAP = (16.0, 8.0, 24.0)  # between columns, between stacked boxes, between rows
+FLOW_GAP = (14.0, 8.0, 22.0)  # between columns, between stacked boxes, between rows
 FLOW_FONT = 12.0
 FLOW_VIEW = (930.0, 720.0)
 FLOW_CHARS = 21  # a box's label lines are cut to this many characters ("..." ends a cut one)
