@@ -61,16 +61,18 @@ class BasicBlock(nn.Module):
 
 class SDNResNet(nn.Module):
     """An SDN-style ResNet (Kaya et al., ICML 2019): internal classifiers after stages 1 and 2, the
-    final classifier after stage 3."""
+    final classifier after stage 3.  ``blocks`` basic blocks per stage: 2 (ResNet-14), 9 for
+    ResNet-56 (``SDNResNet(blocks=9)``: 6 x 9 + 2 layers)."""
 
-    def __init__(self, width: int = 8, classes: int = 10):
+    def __init__(self, width: int = 8, classes: int = 10, blocks: int = 2):
         super().__init__()
         self.stem = conv_bn_relu(3, width)
-        self.stages = nn.ModuleList([
-            nn.Sequential(BasicBlock(width, width), BasicBlock(width, width)),
-            nn.Sequential(BasicBlock(width, 2 * width, 2), BasicBlock(2 * width, 2 * width)),
-            nn.Sequential(BasicBlock(2 * width, 4 * width, 2), BasicBlock(4 * width, 4 * width)),
-        ])
+
+        def stage(cin: int, cout: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(BasicBlock(cin, cout, stride), *(BasicBlock(cout, cout) for _ in range(blocks - 1)))
+
+        self.stages = nn.ModuleList([stage(width, width, 1), stage(width, 2 * width, 2),
+                                     stage(2 * width, 4 * width, 2)])
         self.internal = nn.ModuleList([classifier(width, classes), classifier(2 * width, classes)])
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(4 * width, classes)
@@ -87,6 +89,11 @@ class SDNResNet(nn.Module):
             if exits == len(outputs):
                 break
         return outputs
+
+
+def SDNResNet56(width: int = 8, classes: int = 10) -> SDNResNet:
+    """The SDN ResNet-56 (9 basic blocks a stage), for ``--model early_exit_models.py:SDNResNet56``."""
+    return SDNResNet(width, classes, blocks=9)
 
 
 class CoarseToFine(nn.Module):

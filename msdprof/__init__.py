@@ -22,7 +22,7 @@ _MODULES = {
     "files.user_model": ("read_inputs",),
     "files.saved_outputs": ("SavedOutputs", "load_outputs", "outputs_from", "save_outputs",
                             "synthetic_outputs"),
-    "analysis.graph": ("layout_graph",),
+    "analysis.graph": ("fold_graph", "layout_graph"),
     "analysis.budget": ("AnytimeChoice", "AnytimeStep", "Calibration", "Evaluation", "ExitDistribution",
                         "ExpectedCost", "anytime", "anytime_steps", "budgeted_batch", "calibrate",
                         "evaluate", "expected_cost", "geometric", "geometric_family",

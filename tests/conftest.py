@@ -47,3 +47,39 @@ def model_folder(tmp_path, monkeypatch):
 def reference(request):
     """One reference recipe: ``options``, ``input``, per-exit ``ops`` and ``params``."""
     return REFERENCE[request.param]
+
+
+#: Debian's Chromium, which the browser tests drive through Playwright (`make setup-test` installs both).
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for a test module (skipped without playwright or Chromium)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                                   "(make setup-test installs it)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make setup-test installs Debian's chromium)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_tab(browser):
+    """``open_tab(path, width=1280, height=800)``: a Chromium tab on the file ``path``; a script
+    error on any tab fails the test."""
+    tabs, errors = [], []
+
+    def open_page(path: Path, width: int = 1280, height: int = 800):
+        tab = browser.new_page(viewport={"width": width, "height": height})
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(path.as_uri())
+        tabs.append(tab)
+        return tab
+
+    yield open_page
+    for tab in tabs:
+        tab.close()
+    assert errors == []

@@ -19,9 +19,11 @@ import torch
 
 from msdnet import PRESETS, OptionError, Options, build_model, build_plan, resolve
 from msdprof import exit_costs, layout_graph
+from msdprof.core.counting import CONVENTIONS
 from msdprof.cli import main
 from msdprof.render.drawing import render, to_dot, to_json, write_graph
-from msdprof.analysis.graph import node_id
+from msdprof.analysis.graph import boxes_at, default_depth, fold_graph, node_id
+from msdprof.render.interactive import network_page
 
 HAS_GRAPHVIZ = shutil.which("neato") is not None
 needs_graphviz = pytest.mark.skipif(not HAS_GRAPHVIZ, reason="Graphviz is not installed")
@@ -144,6 +146,18 @@ def test_node_costs_are_in_the_graphs_convention(convention):
     assert graph.graph["convention"] == convention
     assert sum(d["macs"] for _, d in graph.nodes(data=True)) == exit_costs(
         "cifar10-batch", convention=convention).total_macs
+
+
+@pytest.mark.parametrize("name", ["cifar10-anytime", "imagenet-step4"])
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_the_plan_gives_the_graph_counting_the_built_model_gives(name, convention):
+    from msdnet.model import model_from
+    from msdprof.analysis.graph import graph_from_model, graph_from_plan
+
+    model = model_from(name)  # on meta: counted by the hooks, the oracle
+    by_plan, by_count = graph_from_plan(model.plan, True, convention), graph_from_model(model, True, convention)
+    assert list(by_plan.nodes(data=True)) == list(by_count.nodes(data=True))
+    assert list(by_plan.edges(data=True)) == list(by_count.edges(data=True))
 
 
 def test_an_exit_node_costs_its_head_alone():
@@ -401,3 +415,133 @@ def test_without_graphviz_on_the_path_svg_exits_2_saying_how_to_install_it(tmp_p
                                     "Graphviz's 'neato' program, which is not installed: install Graphviz "
                                     "(apt-get install graphviz), or write .dot, which needs no Graphviz")
     assert not (tmp_path / "a.svg").exists()
+
+
+# --- any model's graph, folded by its module tree (issue 24) ------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def sdn_graph() -> nx.DiGraph:
+    """The full dataflow graph of examples' SDNResNet (2 blocks a stage) on a 32 px image."""
+    from early_exit_models import SDNResNet
+
+    return layout_graph(SDNResNet().eval(), input_size=32)
+
+
+def test_each_operation_lists_the_module_calls_holding_it_outermost_first():
+    graph = sdn_graph()
+    assert graph.nodes["stages.1.0.conv1"]["groups"] == ["stages.1", "stages.1.0"]
+    assert graph.nodes["stages.1.0.shortcut.0"]["groups"] == ["stages.1", "stages.1.0", "stages.1.0.shortcut"]
+    assert graph.nodes["fc"]["groups"] == [] and graph.nodes["exit3"]["groups"] == []
+    assert graph.graph["group_types"]["stages.1.0"] == "BasicBlock" and graph.graph["max_depth"] == 3
+
+
+def test_a_module_called_twice_is_two_groups():
+    from transformer_models import Decoder
+
+    graph = layout_graph(Decoder(layers=4, every=2).eval(), inputs=torch.zeros(1, 4, dtype=torch.long))
+    heads = sorted({g[0] for _, g in graph.nodes(data="groups") if g and g[0].startswith("head")})
+    assert heads == ["head", "head#2"]
+
+
+def test_depth_1_folds_the_top_level_modules_and_keeps_every_exit():
+    folded = fold_graph(sdn_graph(), 1)
+    assert list(folded) == ["stem", "stages.0", "internal.0", "exit1", "stages.1", "internal.1", "exit2",
+                            "stages.2", "pool", "fc", "exit3"]
+    assert folded.nodes["stages.1"]["type"] == "Sequential" and folded.nodes["stages.1"]["kind"] == "group"
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_a_folded_box_costs_the_sum_of_its_operations(depth):
+    graph, folded = sdn_graph(), fold_graph(sdn_graph(), depth)
+    for box, d in folded.nodes(data=True):
+        inside = [n for n, g in graph.nodes(data="groups") if box in g] or [box]
+        assert (d["macs"], d["params"], d.get("members", 1)) == (
+            sum(graph.nodes[n]["macs"] for n in inside), sum(graph.nodes[n]["params"] for n in inside), len(inside))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_every_box_holding_an_operation_an_exit_needs_is_its_ancestor(depth):
+    graph, folded = sdn_graph(), fold_graph(sdn_graph(), depth)
+    for k in (1, 2, 3):
+        needed = nx.ancestors(graph, f"exit{k}")
+        holding = {next((g for g in graph.nodes[n]["groups"][depth - 1:depth]), n) for n in needed}
+        assert holding == nx.ancestors(folded, f"exit{k}")
+
+
+def test_past_the_deepest_nesting_every_operation_is_a_box():
+    graph = sdn_graph()
+    assert list(fold_graph(graph, 4)) == list(graph) and set(fold_graph(graph, 4).edges) == set(graph.edges)
+
+
+def test_the_default_depth_is_the_deepest_showing_at_most_30_boxes():
+    from early_exit_models import SDNResNet56
+
+    assert [boxes_at(sdn_graph(), d) for d in (1, 2, 3, 4)] == [8, 17, 43, 45]
+    assert default_depth(sdn_graph()) == 2
+    assert default_depth(layout_graph(SDNResNet56(), input_size=32)) == 1  # depth 2 shows 38
+
+
+def test_layout_graph_folds_a_model_to_the_depth_given():
+    from early_exit_models import SDNResNet
+
+    assert to_json(layout_graph(SDNResNet().eval(), input_size=32, depth=2)) == to_json(fold_graph(sdn_graph(), 2))
+
+
+@pytest.mark.parametrize("depth", [0, -1, 1.5, True])
+def test_a_depth_that_is_not_a_whole_number_from_1_is_refused(depth):
+    with pytest.raises(OptionError, match=r"^depth .*: must be a whole number of at least 1"):
+        fold_graph(sdn_graph(), depth)
+
+
+def test_an_msdnet_refuses_a_depth():
+    with pytest.raises(OptionError, match="scale x layer grid"):
+        layout_graph("cifar10-batch", depth=2)
+
+
+def test_graphml_of_a_folded_dataflow_graph_reads_back(tmp_path):
+    folded = fold_graph(sdn_graph(), 2)
+    write_graph(folded, tmp_path / "g.graphml")
+    back = nx.read_graphml(tmp_path / "g.graphml")
+    assert list(back) == list(folded) and set(back.edges) == set(folded.edges)
+    assert json.loads(back.nodes["stages.1.0"]["groups"]) == ["stages.1"]
+
+
+@needs_graphviz
+def test_a_folded_svg_has_one_element_per_box_and_reads_at_a_screens_shape():
+    svg = render(fold_graph(sdn_graph(), 2), "svg")
+    assert sorted(graph_node_titles(svg)) == sorted(fold_graph(sdn_graph(), 2))
+    width, height = (float(v) for v in re.search(rb'viewBox="0.00 0.00 ([\d.]+) ([\d.]+)"', svg).groups())
+    assert 0.5 < width / height < 3  # wrapped rows, not a strip
+
+
+def test_graph_depth_from_the_command_line_equals_the_api(capsys, model_folder):
+    folder = model_folder("from early_exit_models import SDNResNet\n")
+    code, _, err = run(capsys, "graph", "--model", "models.py:SDNResNet", "--input-size", "32", "--depth", "1",
+                       "-o", "g.json")
+    assert code == 0, err
+    from early_exit_models import SDNResNet
+
+    expected = fold_graph(layout_graph(SDNResNet().eval(), input_size=32), 1)
+    assert [n["id"] for n in json.loads((folder / "g.json").read_text())["nodes"]] == list(expected)
+
+
+def test_graph_depth_without_a_model_is_one_line_naming_it(capsys, tmp_path):
+    code, _, err = run(capsys, "graph", "--depth", "2", "-o", str(tmp_path / "g.json"))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("msdprof: error: --depth 2: needs --model")
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_graphviz
+def test_graph_exit_opens_the_page_with_that_exit_chosen(capsys, tmp_path):
+    code, _, err = run(capsys, "graph", "--exit", "4", "-o", str(tmp_path / "p.html"))
+    assert (code, err) == (0, f"msdprof graph: wrote {tmp_path / 'p.html'}\n")
+    text = (tmp_path / "p.html").read_text()
+    assert '"exit":4,' in text and text != network_page("cifar10-anytime")
+
+
+@needs_graphviz
+def test_graph_exit_out_of_range_for_the_page_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "graph", "--exit", "11", "-o", str(tmp_path / "p.html"))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("msdprof: error: --exit 11: must be one of")
+    assert list(tmp_path.iterdir()) == []

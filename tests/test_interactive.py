@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import graphviz
 import networkx as nx
@@ -28,7 +27,6 @@ from msdprof.render.interactive import network_page, page, page_data
 
 needs_graphviz = pytest.mark.skipif(shutil.which(drawing.GRAPHVIZ_PROGRAM) is None,
                                     reason="Graphviz is not installed")
-CHROMIUM = "/usr/bin/chromium"
 PRESET = "imagenet-step4"  # the issue's example: 5 exits, 65 nodes
 
 
@@ -101,10 +99,8 @@ def test_exit_1_of_the_default_recipe_needs_all_but_the_three_maps_lazy_defers()
     graphs = {"msdnet": layout_graph("cifar10-anytime")}
     first = page_data(graphs, {"msdnet": exit_costs("cifar10-anytime")})["exits"][0]
     # The README: s0/l3, s0/l4 and s1/l4 only feed later exits (block 1 computes 15 maps).
-    assert first["deferred"] == ["s0/l3", "s0/l4", "s1/l4"]
-    assert (first["maps_needed"], first["maps_computed"]) == (12, 15)
-    assert first["ancestors"] == sorted(nx.ancestors(graphs["msdnet"], "exit1"),
-                                        key=list(graphs["msdnet"].nodes).index)
+    assert (first["maps_needed"], first["maps_computed"], first["deferred_maps"]) == (12, 15, 3)
+    assert first["maps_needed"] == len(nx.ancestors(graphs["msdnet"], "exit1"))
 
 
 @needs_graphviz
@@ -158,8 +154,7 @@ def test_a_graph_with_other_ids_gets_the_same_page():
     text, graph = toy_page()
     assert sorted(g.get("data-node") for g in svg_of(text).iter() if g.get("data-node")) == sorted(graph)
     second = data_of(text)["exits"][1]
-    assert (second["node"], second["ancestors"]) == ("head_b", ["stem.conv", "trunk.0", "trunk.1"])
-    assert second["earlier"] == ["head_a"] and second["deferred"] == ["side.0 'odd' <id>"]
+    assert second["node"] == "head_b" and second["deferred_maps"] == 1
     assert (second["maps_needed"], second["maps_computed"]) == (3, 4)
     assert second["deferred_cost"]["macs"]["ops"] == 300 == second["figures"]["macs"]["eager"]["ops"] - \
         second["figures"]["macs"]["lazy"]["ops"]
@@ -178,7 +173,7 @@ def run(capsys, *argv):
 @needs_graphviz
 def test_graph_writes_the_page_for_an_html_output(capsys, tmp_path, step4):
     code, out, err = run(capsys, "graph", "--preset", PRESET, "-o", str(tmp_path / "layout.html"))
-    assert (code, out, err) == (0, "", "")
+    assert (code, out, err) == (0, "", f"msdprof graph: wrote {tmp_path / 'layout.html'}\n")
     text = (tmp_path / "layout.html").read_text()
     assert text == step4["page"]
     assert "<title>MSDNet imagenet-step4: what each exit needs and costs</title>" in text
@@ -219,37 +214,19 @@ def test_an_html_report_shows_the_interactive_layout_in_place(capsys, tmp_path):
 # --- in a browser ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
-                                   "(make setup-test installs it)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (make setup-test installs Debian's chromium)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def opened(browser, tmp_path):
-    """open(text): a browser tab on ``text`` written to a file; script errors fail the test."""
-    tabs, errors = [], []
+def opened(open_tab, tmp_path):
+    """open(text): a browser tab on ``text`` written to a file, the whole graph in view."""
+    count = iter(range(1000))
 
     def open_page(text: str):
-        path = tmp_path / f"page{len(tabs)}.html"
+        path = tmp_path / f"page{next(count)}.html"
         path.write_text(text, encoding="utf-8")
-        tab = browser.new_page(viewport={"width": 1400, "height": 800})
-        tab.on("pageerror", lambda error: errors.append(str(error)))
-        tab.goto(path.as_uri())
+        tab = open_tab(path, 1400, 800)
         tab.click('#zoom [data-zoom="fit"]')  # every node in view
-        tabs.append(tab)
         return tab
 
-    yield open_page
-    for tab in tabs:
-        tab.close()
-    assert errors == []
+    return open_page
 
 
 def marked(tab, mark: str) -> set[str]:
@@ -357,7 +334,7 @@ def test_a_graph_with_other_ids_behaves_the_same_in_the_browser(opened):
     assert panel_values(tab)["lazy-ops"] == (7110, "7.11 K MACs")
 
 
-def test_the_page_of_any_early_exit_model_marks_its_dataflow_graph():
+def test_the_page_of_any_early_exit_model_holds_its_dataflow_graph():
     from early_exit_models import BranchyDict
 
     from msdprof.render.interactive import network_page
@@ -365,5 +342,7 @@ def test_the_page_of_any_early_exit_model_marks_its_dataflow_graph():
     model = BranchyDict().eval()
     html_text = network_page(model, input_size=16, name="models.py:branchy")
     graph = layout_graph(model, input_size=16)
-    assert all(f'data-node="{node}"' in html_text for node in graph)
+    data = data_of(html_text)
+    assert data["order"] == list(graph) and sorted(map(tuple, data["edges"])) == sorted(
+        (data["order"].index(a), data["order"].index(b)) for a, b in graph.edges)
     assert "BranchyDict models.py:branchy: what each exit needs and costs" in html_text

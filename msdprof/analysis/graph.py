@@ -27,19 +27,21 @@ pixels), ``convention``, ``dense`` and, when known, ``preset``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 import torch
 from torch import nn
 
-from msdnet import DEFAULT_PRESET, MSDNet, Options
+from msdnet import DEFAULT_PRESET, MSDNet, Options, resolve
+from msdnet.plan import LayerPlan, build_plan
 from msdnet.options import OptionError
 from msdnet.model import Part, check_msdnet
 from msdnet.model import model_from
 
 from ..core.counting import CONVENTIONS, Counts, check_convention
 from ..core.dataflow import Dataflow, Outputs, count_modules, evaluating, record_network
+from ..core.plan_costs import piece_costs
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -107,8 +109,27 @@ def graph_from_model(
     """
     check_convention(convention)
     check_msdnet(model)
-    plan = model.plan
     ops, params = _node_costs(model, convention, counts)
+    return _plan_graph(model.plan, dense, convention, ops, params)
+
+
+def graph_from_plan(plan: LayerPlan, dense: bool = False, convention: str = "msdnet") -> nx.DiGraph:
+    """The connectivity graph of the network of ``plan``, no module built: the same graph as
+    :func:`graph_from_model` of the model built from ``plan``, node costs from
+    :func:`msdprof.core.plan_costs.piece_costs` (one piece per node, in the order nodes are added;
+    ``tests/test_graph.py`` checks both ways give equal graphs)."""
+    check_convention(convention)
+    ops, params = piece_costs(plan, convention)
+    return _plan_graph(plan, dense, convention, iter(ops), iter(params))
+
+
+def _plan_graph(plan: LayerPlan, dense: bool, convention: str, ops: Any, params: Any) -> nx.DiGraph:
+    """The graph of ``plan``; node costs from ``ops`` and ``params``: by node id (dicts), or in the
+    order nodes are added (iterators)."""
+
+    def cost(of: Any, node: str) -> int:
+        return of[node] if isinstance(of, dict) else next(of)
+
     graph = nx.DiGraph(
         options=plan.options.as_dict(), input_size=plan.input_size, convention=convention, dense=dense,
     )
@@ -116,7 +137,7 @@ def graph_from_model(
     def add(node: str, kind: str, scale: int, layer: int, block: int, fmap: Any, **extra: Any) -> None:
         graph.add_node(
             node, kind=kind, scale=scale, layer=layer, block=block, channels=fmap.channels,
-            height=fmap.height, width=fmap.width, macs=ops[node], params=params[node], **extra,
+            height=fmap.height, width=fmap.width, macs=cost(ops, node), params=cost(params, node), **extra,
         )
 
     current: dict[int, str] = {}  # scale -> the node holding that scale's latest map
@@ -155,7 +176,7 @@ def graph_from_model(
             node = exit_id(head.exit)
             graph.add_node(
                 node, kind="classifier", scale=plan.nScales - 1, layer=head.layer, block=head.exit,
-                channels=head.classes, height=1, width=1, macs=ops[node], params=params[node],
+                channels=head.classes, height=1, width=1, macs=cost(ops, node), params=cost(params, node),
                 exit=head.exit,
             )
             graph.add_edge(current[plan.nScales - 1], node, kind="classifier")
@@ -177,14 +198,20 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
     ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost)
     follows its producer (nodes are added in execution order, each exit right after its producer),
     so ``nx.ancestors(graph, "exit2")`` is everything output 2 reads.
+    Each node also has ``groups``: the module calls that hold it, outermost first (``["layer1",
+    "layer1.0"]`` for ``"layer1.0.conv1"``; a module's later calls are ``"name#2"`` and so on; the
+    model itself is not one), which :func:`fold_graph` folds; an exit's ``groups`` is empty.
     Graph attributes: ``dataflow`` (True), ``convention``, ``model`` (the name given, the model's
-    class name), ``input_shapes``.
+    class name), ``input_shapes``, ``group_types`` (each group's module class name) and
+    ``max_depth`` (the deepest nesting of groups: folding deeper shows every operation).
     """
     check_convention(convention)
     to_number = CONVENTIONS[convention]
     firsts = flow.first_reads()
+    groups, group_types = _groups(flow)
     graph = nx.DiGraph(dataflow=True, convention=convention, model=model,
-                       input_shapes=[list(s) for s in flow.input_shapes])
+                       input_shapes=[list(s) for s in flow.input_shapes], group_types=group_types,
+                       max_depth=max((len(g) for g in groups), default=0))
     sources: list[set[str]] = []  # per op, the kept nodes its result comes from
     exits_of: dict[int, list[int]] = {}
     for k, producer in enumerate(flow.outputs, start=1):
@@ -196,7 +223,7 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
             graph.add_node(
                 op.name, kind=op.kind, type=op.type, module=op.module,
                 shape=list(op.shape) if op.shape is not None else None, macs=to_number(op.count),
-                params=sum(flow.param_sizes[p] for p in first), order=op.index,
+                params=sum(flow.param_sizes[p] for p in first), order=op.index, groups=groups[op.index],
             )
             graph.add_edges_from((source, op.name) for source in sorted(reads))
             sources.append({op.name})
@@ -205,9 +232,106 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
         for k in exits_of.get(op.index, ()):  # exit nodes follow their producers, in order
             node = exit_id(k)
             graph.add_node(node, kind="exit", exit=k, name=flow.exit_names[k - 1], macs=0, params=0,
-                           shape=list(op.shape or ()), order=op.index)
+                           shape=list(op.shape or ()), order=op.index, groups=[])
             graph.add_edges_from((source, node) for source in sorted(sources[op.index]))
     return graph
+
+
+def _groups(flow: Dataflow) -> tuple[list[list[str]], dict[str, str]]:
+    """Per operation of ``flow``, the module calls holding it (outermost first), named by module
+    (``"#2"`` and so on appended for a module's later calls); and each such call's class name."""
+    made = [(call.first, -call.end, -i, call) for i, call in enumerate(flow.calls)
+            if call.module and call.end > call.first]  # calls are recorded as they end: outer after inner
+    made.sort(key=lambda item: item[:3])
+    seen: dict[str, int] = {}
+    types: dict[str, str] = {}
+    stack: list[tuple[str, int]] = []  # (group id, end)
+    result: list[list[str]] = []
+    at = 0
+    for index in range(len(flow.ops)):
+        while stack and stack[-1][1] <= index:
+            stack.pop()
+        while at < len(made) and made[at][0] <= index:
+            call = made[at][3]
+            at += 1
+            seen[call.module] = seen.get(call.module, 0) + 1
+            name = call.module if seen[call.module] == 1 else f"{call.module}#{seen[call.module]}"
+            types[name] = call.type
+            while stack and stack[-1][1] <= call.first:
+                stack.pop()
+            stack.append((name, call.end))
+        result.append([name for name, _ in stack])
+    return result, types
+
+
+#: The most boxes (exits not counted) :func:`default_depth` lets a folded graph show.
+MOST_BOXES = 30
+
+
+def _box_of(d: dict[str, Any], node: str, depth: int) -> str:
+    groups = d.get("groups") or ()
+    return groups[depth - 1] if len(groups) >= depth else node
+
+
+def boxes_at(graph: nx.DiGraph, depth: int) -> int:
+    """How many boxes (exits not counted) :func:`fold_graph` of ``graph`` at ``depth`` shows."""
+    return len({_box_of(d, n, depth) for n, d in graph.nodes(data=True) if d["kind"] != "exit"})
+
+
+def default_depth(graph: nx.DiGraph, most: int = MOST_BOXES) -> int:
+    """The deepest depth at which :func:`fold_graph` of a :func:`dataflow_graph` shows at most
+    ``most`` boxes (exits not counted); 1 when even the top-level modules are more."""
+    for depth in range(graph.graph.get("max_depth", 0) + 1, 0, -1):
+        if boxes_at(graph, depth) <= most:
+            return depth
+    return 1
+
+
+def check_depth(depth: Any) -> int:
+    """``depth`` if it is a whole number of at least 1, else :class:`OptionError` naming ``--depth``."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise OptionError("depth", depth, "must be a whole number of at least 1 (1 = the top-level modules)")
+    return depth
+
+
+def fold_graph(graph: nx.DiGraph, depth: int) -> nx.DiGraph:
+    """A :func:`dataflow_graph` with every group (module call) ``depth`` levels down folded into one
+    box: ``depth`` 1 shows the model's top-level modules, a depth past ``max_depth`` every operation.
+
+    A box (kind ``group``, id the group's name) has ``type`` (the module's class name), ``module``,
+    ``groups`` (the groups holding it), ``members`` (its operations), ``macs`` and ``params`` (their
+    sums), ``order`` (its first operation's) and ``shape`` (the output of its last operation read
+    outside it).  Operations and exits not inside a folded group are kept as they are (with
+    ``members`` 1).  An edge joins two boxes when an edge joins something inside each, so every box
+    holding an operation an exit needs is an ancestor of the exit (a box feeding only operations of
+    a folded box that the exit does not need is one too: folding can only add ancestors).  Nodes are in
+    execution order, each exit right after its producer's box.  Graph attributes: those of
+    ``graph``, ``depth`` and ``folded`` (True).
+    """
+    check_depth(depth)
+    box = {n: _box_of(d, n, depth) for n, d in graph.nodes(data=True)}
+    members: dict[str, list[str]] = {}
+    for node in graph:  # graph order is execution order
+        members.setdefault(box[node], []).append(node)
+    folded = nx.DiGraph(**graph.graph)
+    folded.graph.update(depth=depth, folded=True)
+    types = graph.graph.get("group_types", {})
+    for name, inside in members.items():
+        first = graph.nodes[inside[0]]
+        if len(inside) == 1 and name == inside[0]:
+            folded.add_node(name, **first, members=1)
+            continue
+        leaving = [n for n in inside if any(box[s] != name for s in graph.successors(n))]
+        last = graph.nodes[(leaving or inside)[-1]]
+        level = first["groups"].index(name)
+        folded.add_node(
+            name, kind="group", type=types.get(name, ""), module=name.split("#")[0],
+            shape=last.get("shape"), macs=sum(graph.nodes[n]["macs"] for n in inside),
+            params=sum(graph.nodes[n]["params"] for n in inside), order=first["order"],
+            groups=first["groups"][:level], members=len(inside),
+        )
+    folded.add_edges_from((box[a], box[b]) for a, b in graph.edges if box[a] != box[b])
+    return folded
 
 
 def layout_graph(
@@ -218,6 +342,7 @@ def layout_graph(
     convention: str = "msdnet",
     inputs: Any = None,
     outputs: Outputs = None,
+    depth: int | None = None,
     **options: Any,
 ) -> nx.DiGraph:
     """The scale x layer connectivity graph of an MSDNet, as a ``networkx.DiGraph``; for any other
@@ -229,23 +354,33 @@ def layout_graph(
     ``input_size``: side or (height, width) in pixels (default 32 for CIFAR, 224 for ImageNet).
     ``dense``: also add the ``dense`` edges (quadratic in the layers per block).
     ``convention``: the unit of the nodes' ``macs`` (``msdnet``, ``macs`` or ``flops``).
+    ``depth``: for any other model, :func:`fold_graph` to that depth (``None``: every operation;
+    :func:`default_depth` picks one that reads); an MSDNet keeps its scale x layer grid.
     The model is built on the ``meta`` device: nothing is allocated.
     """
     check_convention(convention)
+    if depth is not None:
+        check_depth(depth)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         if options or dense:
             raise OptionError("model", type(preset_or_config).__name__,
                               "is drawn as built: pass no MSDNet options (nor dense) with a model")
         flow = record_network(preset_or_config, input_size=input_size, inputs=inputs, outputs=outputs)
-        return dataflow_graph(flow, convention, type(preset_or_config).__name__)
-    model = model_from(preset_or_config, input_size, use="drawn", **options)
-    graph = graph_from_model(model, dense, convention)
+        graph = dataflow_graph(flow, convention, type(preset_or_config).__name__)
+        return graph if depth is None else fold_graph(graph, depth)
+    if depth is not None:
+        raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
+                                          "scale x layer grid")
+    if isinstance(preset_or_config, MSDNet):
+        graph = graph_from_model(model_from(preset_or_config, input_size, use="drawn", **options), dense, convention)
+    else:  # options: the plan alone gives the graph and its costs, nothing built
+        graph = graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
     if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
         graph.graph["preset"] = preset_or_config or DEFAULT_PRESET
     return graph
 
 
 __all__ = [
-    "EDGE_KINDS", "NODE_KINDS", "dataflow_graph", "exit_id", "graph_from_model", "layout_graph", "map_id", "node_id",
-    "transition_id",
+    "EDGE_KINDS", "MOST_BOXES", "NODE_KINDS", "boxes_at", "check_depth", "dataflow_graph", "default_depth", "exit_id",
+    "fold_graph", "graph_from_model", "graph_from_plan", "layout_graph", "map_id", "node_id", "transition_id",
 ]

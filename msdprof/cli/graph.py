@@ -27,7 +27,11 @@ def add_parser(sub: Any) -> None:
     add_network_options(p)
     add_model_options(p)
     p.add_argument("--exit", type=int, metavar="K",
-                   help="with --model: highlight what exit K needs (its dataflow ancestors)")
+                   help="highlight what exit K needs: in the picture of --model (its dataflow ancestors), "
+                        "or chosen when the .html page opens")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="with --model: fold the operations into the modules N levels down (1 = the "
+                        "top-level modules; default: the deepest depth showing at most 30 boxes)")
     p.add_argument("--dense", action="store_true",
                    help="also draw the dense edges: every earlier same-scale map the "
                         "concatenation carries (quadratic in the layers per block)")
@@ -38,25 +42,32 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..analysis.graph import layout_graph
+    from ..analysis.graph import check_depth, default_depth, fold_graph, layout_graph
 
     options, name = network_options(args)
     path = drawing.check_output(args.output, args.force)  # before any work
     model = user_model(args)
-    if model is None and args.exit is not None:
-        raise OptionError("exit", args.exit, "needs --model (an MSDNet's layout shows every exit)")
+    html = path.suffix.lower() == drawing.PAGE
+    if model is None and args.exit is not None and not html:
+        raise OptionError("exit", args.exit, "needs --model or an .html output (an MSDNet's layout shows every exit)")
+    if model is None and args.depth is not None:
+        raise OptionError("depth", args.depth, "needs --model (an MSDNet is drawn as its scale x layer grid)")
     if model is not None and args.dense:
         raise OptionError("dense", "given", "is for an MSDNet's layout, not --model")
-    if path.suffix.lower() == drawing.PAGE:
+    if args.depth is not None:
+        check_depth(args.depth)
+    if html:
         from ..render.interactive import write_page
 
         if model is not None:
-            write_page(path, model, **model_io(args), convention=args.convention,
-                       name=args.model, title=f"{type(model).__name__} {args.model}", force=args.force)
-            return
-        title = f"MSDNet {name}" if name and not given_options(args) else f"MSDNet {options.describe()}"
-        write_page(path, options, input_size=args.input_size, dense=args.dense,
-                   convention=args.convention, name=name, title=title, force=args.force)
+            write_page(path, model, **model_io(args), convention=args.convention, depth=args.depth,
+                       exit=args.exit, name=args.model, title=f"{type(model).__name__} {args.model}",
+                       force=args.force)
+        else:
+            title = f"MSDNet {name}" if name and not given_options(args) else f"MSDNet {options.describe()}"
+            write_page(path, options, input_size=args.input_size, dense=args.dense, exit=args.exit,
+                       convention=args.convention, name=name, title=title, force=args.force)
+        notice(args, f"wrote {path}")
         return
     if model is not None:
         graph = layout_graph(model, **model_io(args), convention=args.convention)
@@ -66,6 +77,7 @@ def run(args: argparse.Namespace) -> None:
             if not 1 <= args.exit <= exits:
                 raise OptionError("exit", args.exit, f"must be an exit from 1 to {exits}")
             graph.graph["highlight"] = args.exit
+        graph = fold_graph(graph, args.depth if args.depth is not None else default_depth(graph))
     else:
         graph = layout_graph(options, input_size=args.input_size, dense=args.dense,
                              convention=args.convention)

@@ -101,11 +101,12 @@ class Op:
 @dataclass(frozen=True)
 class Call:
     """A call of a module that is not itself an :class:`Op`: the operations ``first`` to ``end - 1``
-    ran inside it.  ``module`` is its name (``""`` for the model itself)."""
+    ran inside it.  ``module`` is its name (``""`` for the model itself), ``type`` its class name."""
 
     module: str
     first: int
     end: int
+    type: str = ""
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,7 @@ class _Recorder(TorchFunctionMode):
         try:
             frame = self.stack.pop()
             if not frame.counted:
-                self.calls.append(Call(frame.name, frame.first, len(self.ops)))
+                self.calls.append(Call(frame.name, frame.first, len(self.ops), type(module).__name__))
                 return
             if frame.nested:
                 return

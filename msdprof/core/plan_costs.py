@@ -216,6 +216,17 @@ class _Totals:
                          exit_names=tuple(str(e.exit) for e in exits))
 
 
+def piece_costs(plan: LayerPlan, convention: str = "msdnet") -> tuple[list[int], list[int]]:
+    """Operations (in ``convention``) and parameters of every piece of the network of ``plan``, in
+    forward order: the stem's maps by scale, then per layer its maps by scale, its transition's
+    maps by scale and its exit's classifier -- the order in which
+    :func:`msdprof.analysis.graph.graph_from_plan` adds the graph's nodes.  No module is built."""
+    check_convention(convention)
+    pieces = _pieces(plan)
+    to_number = _IN_CONVENTION[convention]
+    return [to_number(m, e) for m, e in zip(pieces.macs, pieces.extra)], list(pieces.params)
+
+
 def plan_costs(plan: LayerPlan, convention: str = "msdnet") -> ExitCosts:
     """What each exit of the network of ``plan`` costs, for one image, from the plan alone.
 
@@ -248,4 +259,4 @@ def options_costs(
     return plan_costs(build_plan(resolve(preset_or_config, **options), input_size), convention)
 
 
-__all__ = ["options_costs", "plan_costs", "plan_costs_all"]
+__all__ = ["options_costs", "piece_costs", "plan_costs", "plan_costs_all"]

@@ -9,6 +9,7 @@ graph gives the same bytes on every run.  Lengths in this module are in points (
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -63,6 +64,7 @@ NODE_STYLES: dict[str, dict[str, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=65536)  # grid positions repeat: a dense graph formats millions of them
 def _num(value: float) -> str:
     """A coordinate or length as Graphviz reads it: at most two decimals, no trailing zeros."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
@@ -109,8 +111,8 @@ def _dense_arc(tail: tuple[float, float], head: tuple[float, float]) -> str:
     top = tail[1] + NODE_HEIGHT / 2
     x0, x1 = tail[0] + 10, head[0] - 10
     rise = min(HEADER - NODE_HEIGHT / 2 - 12, 6 + 0.02 * (x1 - x0))
-    points = [(x0, top), (x0, top + rise), (x1, top + rise), (x1, top + 4)]
-    return f"e,{_num(x1)},{_num(top)} " + " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+    a, b, t, r = _num(x0), _num(x1), _num(top), _num(top + rise)
+    return f"e,{b},{t} {a},{t} {a},{r} {b},{r} {b},{_num(top + 4)}"
 
 
 def _tooltip(node: str, d: dict[str, Any], unit: str) -> str:
@@ -154,10 +156,153 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
     return width
 
 
+#: The dataflow picture (any model): box and grid sizes in points, and the shape the wrapped
+#: rows aim for (the page's view beside its panel, in CSS pixels).
+FLOW_BOX = (150.0, 48.0)
+FLOW_EXIT = (150.0, 22.0)
+FLOW_GAP = (14.0, 8.0, 22.0)  # between columns, between stacked boxes, between rows
+FLOW_FONT = 12.0
+FLOW_VIEW = (930.0, 720.0)
+FLOW_CHARS = 21  # a box's label lines are cut to this many characters ("..." ends a cut one)
+
+
+def flow_places(graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW) -> dict[str, Any]:
+    """Where every box of a (folded) dataflow graph goes, in points, y pointing down: each node
+    one column after the latest of its inputs (a chain reads left to right; an exit under its
+    producer); the columns wrapped into rows so the picture's shape is close to ``view``'s (the
+    number of columns per row that lets ``view`` show the whole picture the largest).
+
+    Returns ``{"x": {node: centre x}, "y": {node: centre y}, "width", "height", "columns"}``.
+    The page's script lays a graph out the same way (``layout`` in
+    :mod:`msdprof.render.interactive`)."""
+    order = list(graph)
+    place = {n: i for i, n in enumerate(order)}
+    column: dict[str, int] = {}
+    for node in order:
+        d = graph.nodes[node]
+        before = [column[p] for p in graph.predecessors(node) if place[p] < place[node]]
+        if d["kind"] == "exit":
+            column[node] = max(before, default=0)
+        else:
+            column[node] = 1 + max(before, default=-1)
+    count = 1 + max(column.values(), default=0)
+    has_exit = [False] * count
+    for node, c in column.items():
+        if graph.nodes[node]["kind"] == "exit":
+            has_exit[c] = True
+    box_w, box_h = FLOW_BOX
+    step_x, exit_h, gap = box_w + FLOW_GAP[0], FLOW_EXIT[1] + FLOW_GAP[1], FLOW_GAP[2]
+    stacked: dict[int, int] = {}
+    for node in order:  # boxes sharing a column stack downwards
+        if graph.nodes[node]["kind"] != "exit":
+            stacked[column[node]] = stacked.get(column[node], 0) + 1
+    def row_height(cols: range) -> float:
+        deep = max((stacked.get(c, 0) for c in cols), default=1) or 1
+        return deep * (box_h + FLOW_GAP[1]) - FLOW_GAP[1] + (exit_h if any(has_exit[c] for c in cols) else 0) + gap
+
+    best: tuple[float, int] = (-1.0, 1)
+    for per_row in range(1, count + 1):
+        rows = [range(start, min(start + per_row, count)) for start in range(0, count, per_row)]
+        width, height = per_row * step_x, sum(row_height(r) for r in rows)
+        fit = min(view[0] / width, view[1] / height)
+        if fit > best[0] + 1e-9:
+            best = (fit, per_row)
+        if per_row * step_x > view[0] * 8:
+            break
+    per_row = best[1]
+    tops, top = [], 0.0
+    for start in range(0, count, per_row):
+        tops.append(top)
+        top += row_height(range(start, min(start + per_row, count)))
+    reach = {}  # the longest path from a node onwards: the trunk takes a column's top slot
+    for node in reversed(order):
+        reach[node] = 1 + max((reach[s] for s in graph.successors(node) if place[s] > place[node]), default=0)
+    x: dict[str, float] = {}
+    y: dict[str, float] = {}
+    slot: dict[int, int] = {}
+    for node in sorted(order, key=lambda n: (column[n], -reach[n], place[n])):
+        c = column[node]
+        row, at = divmod(c, per_row)
+        x[node] = gap / 2 + at * step_x + box_w / 2
+        if graph.nodes[node]["kind"] == "exit":
+            below = stacked.get(c, 1) * (box_h + FLOW_GAP[1])
+            y[node] = tops[row] + gap / 2 + below + FLOW_EXIT[1] / 2
+        else:
+            y[node] = tops[row] + gap / 2 + slot.get(c, 0) * (box_h + FLOW_GAP[1]) + box_h / 2
+            slot[c] = slot.get(c, 0) + 1
+    return {"x": x, "y": y, "width": min(per_row, count) * step_x + gap, "height": top, "columns": per_row}
+
+
+def drawn_edges(graph: nx.DiGraph) -> list[tuple[str, str]]:
+    """The edges of a dataflow graph worth drawing: those no longer path already shows (a
+    residual stream's sum reads every earlier block; one arrow per step says the same ancestry).
+    Edges running against the graph's order (a folded cycle) are kept.  The page's script draws
+    the same set (``reduce``)."""
+    order = {n: i for i, n in enumerate(graph)}
+    below: dict[str, set[str]] = {}  # what a node reaches along forward edges, itself excluded
+    for node in reversed(list(graph)):
+        reach: set[str] = set()
+        for s in graph.successors(node):
+            if order[s] > order[node]:
+                reach.add(s)
+                reach |= below[s]
+        below[node] = reach
+    kept = []
+    for a, b in graph.edges:
+        forward = order[b] > order[a]
+        if forward and any(b in below[c] for c in graph.successors(a) if c != b and order[c] > order[a]):
+            continue
+        kept.append((a, b))
+    return kept
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= FLOW_CHARS else text[:FLOW_CHARS - 1] + "…"
+
+
+def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
+    """The lines of a dataflow box: its name, type (with its number of operations when folded),
+    output shape (one sample's: the batch dimension left out) with its operations in ``unit``
+    (parameters are in the tooltip); the name and type cut to :data:`FLOW_CHARS`; an exit's: ``exit k`` (and its name) and its shape."""
+    from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
+
+    shape = "×".join(map(str, (d.get("shape") or ())[1:])) or "scalar"  # the batch left out
+    if d["kind"] == "exit":
+        named = f" {d['name']}" if d.get("name") not in (None, str(d["exit"])) else ""
+        return [_cut(f"exit {d['exit']}{named} · {shape}")]
+    kind = d.get("type", "")
+    if d.get("members", 1) > 1:
+        kind += f" ({d['members']})"
+    return [_cut(node), _cut(kind), f"{shape} · {format_count(d['macs'])} {unit}"]
+
+
+def _flow_edge(tail: tuple[float, float], head: tuple[float, float], head_exit: bool) -> list[tuple[float, float]]:
+    """The points of an edge between two dataflow boxes centred at ``tail`` and ``head`` (y down):
+    a cubic Bezier (4 points) to the right for the next column, an arch over the row for a skip,
+    down for an exit below, a curve to the next row's start; then where its arrow's tip is."""
+    (tx, ty), (hx, hy) = tail, head
+    w, h = FLOW_BOX[0] / 2, FLOW_BOX[1] / 2
+    if head_exit and abs(hx - tx) < 1:
+        top = hy - FLOW_EXIT[1] / 2
+        return [(tx, ty + h), (tx, ty + h + 2), (hx, top - 8), (hx, top - 6), (hx, top)]
+    if abs(hy - ty) < FLOW_BOX[1] + FLOW_GAP[1] + 1 and hx > tx:  # the same row
+        if hx - tx < FLOW_BOX[0] + FLOW_GAP[0] + 1:
+            return [(tx + w, ty), (tx + w + 6, ty), (hx - w - 12, hy), (hx - w - 6, hy), (hx - w, hy)]
+        rise = min(FLOW_GAP[2] / 2 + 4, 8 + 0.03 * (hx - tx)) * 1.3
+        return [(tx + 12, ty - h), (tx + 12, ty - h - rise), (hx - 12, hy - h - rise), (hx - 12, hy - h - 6),
+                (hx - 12, hy - h)]
+    end = (hx, hy - (FLOW_EXIT[1] / 2 if head_exit else h))
+    start = (tx, ty + h)
+    bend = max(20.0, (end[1] - start[1]) / 2)
+    return [start, (start[0], start[1] + bend), (end[0], end[1] - 6 - bend), (end[0], end[1] - 6), end]
+
+
 def dataflow_dot(graph: nx.DiGraph) -> str:
-    """The Graphviz ``dot`` source (left to right) of a :func:`msdprof.analysis.graph.dataflow_graph`:
-    a box per operation (name, type, output shape, cost), an oval per exit; with the graph
-    attribute ``highlight`` = k, exit k and its ancestors filled, the rest greyed."""
+    """The Graphviz source of a (folded) dataflow graph (:func:`msdprof.analysis.graph.dataflow_graph`,
+    :func:`~msdprof.analysis.graph.fold_graph`), every position pinned (``neato -n2``) by
+    :func:`flow_places`: a box per operation or folded module (name, type, output shape, cost), a
+    small red box per exit; with the graph attribute ``highlight`` = k, exit k and its ancestors
+    filled, the rest greyed."""
     import networkx as nx
 
     from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
@@ -168,37 +313,56 @@ def dataflow_dot(graph: nx.DiGraph) -> str:
         target = f"exit{graph.graph['highlight']}"
         marked = nx.ancestors(graph, target) | {target}
     title = graph.graph.get("spec") or graph.graph.get("model") or "model"
+    if graph.graph.get("folded"):
+        title += f", modules folded to depth {graph.graph['depth']} of {graph.graph.get('max_depth', 0) + 1}"
     if marked:
         title += f" -- what exit {graph.graph['highlight']} needs"
+    places = flow_places(graph)
+    height = places["height"]
+
+    def at(node: str) -> tuple[float, float]:
+        return places["x"][node], places["y"][node]
+
+    def pos(x: float, y: float) -> str:
+        return _pos(x, height - y)
+
     dot = graphviz.Digraph("dataflow", graph_attr={
-        "rankdir": "LR", "label": title, "labelloc": "t", "fontname": "Helvetica", "fontsize": "14",
-        "nodesep": "0.15", "ranksep": "0.3",
-    }, node_attr={"fontname": "Helvetica", "fontsize": "9"}, edge_attr={"color": "#777777"})
-    for node in sorted(graph, key=lambda n: graph.nodes[n]["order"]):
+        "splines": "line", "outputorder": "edgesfirst", "bgcolor": "white", "pad": "0.25",
+        "fontname": FONT, "fontsize": "14", "label": title, "labelloc": "t",
+    }, node_attr={"fixedsize": "true", "fontname": FONT, "fontsize": _num(FLOW_FONT), "margin": "0"},
+        edge_attr={"color": "#777777", "arrowsize": "0.6"})
+    for node in graph:
         d = graph.nodes[node]
         grey = bool(marked) and node not in marked
-        shape = "x".join(map(str, d.get("shape") or ()))
+        lines = flow_label(node, d, unit)
+        tip = ", ".join(lines) + (f", {format_count(d['params'])} params" if d.get("params") else "")
         if d["kind"] == "exit":
-            label = f"exit {d['exit']}" + (f"\n{d['name']}" if d["name"] != str(d["exit"]) else "")
-            dot.node(node, label, shape="oval", style="filled",
-                     fillcolor="#dddddd" if grey else "#f4a261", tooltip=f"{label} {shape}")
+            dot.node(node, lines[0], pos=pos(*at(node)), shape="box", style="rounded,filled,bold",
+                     width=_num(FLOW_EXIT[0] / 72), height=_num(FLOW_EXIT[1] / 72), tooltip=tip,
+                     fillcolor="#eeeeee" if grey else "#f8d3cf", color="#999999" if grey else "#b3261e",
+                     fontcolor="#999999" if grey else "#6e1510")
             continue
-        cost = f"{format_count(d['macs'])} {unit}" + (f", {format_count(d['params'])} params" if d["params"] else "")
-        label = f"{node}\n{d['type']} {shape}\n{cost}"
-        dot.node(node, label, shape="box", style="rounded,filled",
-                 fillcolor="#eeeeee" if grey else ("#a8dadc" if marked else "#ffffff"),
-                 fontcolor="#999999" if grey else "#000000", tooltip=label.replace("\\n", " "))
-    for tail, head in graph.edges:
+        group = d["kind"] == "group"
+        dot.node(node, "\\n".join(line.replace("\\", "\\\\") for line in lines), pos=pos(*at(node)),
+                 shape="box", style="rounded,filled" + (",bold" if group else ""),
+                 width=_num(FLOW_BOX[0] / 72), height=_num(FLOW_BOX[1] / 72), tooltip=tip,
+                 fillcolor="#eeeeee" if grey else ("#a8dadc" if marked else ("#e8eef7" if group else "#ffffff")),
+                 color="#999999" if grey else ("#2166ac" if group else "#3b4a5a"),
+                 fontcolor="#999999" if grey else "#000000")
+    for tail, head in drawn_edges(graph):
         grey = bool(marked) and not (tail in marked and head in marked)
-        dot.edge(tail, head, color="#dddddd" if grey else "#555555")
+        *points, tip = _flow_edge(at(tail), at(head), graph.nodes[head]["kind"] == "exit")
+        spline = f"e,{_num(tip[0])},{_num(height - tip[1])} " + " ".join(
+            f"{_num(x)},{_num(height - y)}" for x, y in points)
+        dot.edge(tail, head, pos=spline, color="#dddddd" if grey else "#555555")
     return dot.source
 
 
 def to_dot(graph: nx.DiGraph) -> str:
     """The Graphviz source of the picture of ``graph`` (a :func:`msdprof.layout_graph` result).
 
-    An MSDNet's layout gives every position (render with ``neato -n2``); a dataflow graph is laid
-    out by ``dot`` (:func:`dataflow_dot`).  The source is the same for the same graph.
+    Every position is given (render with ``neato -n2``): an MSDNet's scale x layer grid, or a
+    dataflow graph's wrapped rows (:func:`dataflow_dot`).  The source is the same for the same graph.
     """
     if graph.graph.get("dataflow"):
         return dataflow_dot(graph)
@@ -239,9 +403,15 @@ def to_dot(graph: nx.DiGraph) -> str:
             style.setdefault("fillcolor", SCALE_FILLS[d["scale"] % len(SCALE_FILLS)])
         dot.node(node, label=label.replace("\n", "\\n"), pos=_pos(*where[node]),
                  tooltip=_tooltip(node, d, unit), **style)
+    # Edges as dot.edge writes them, its quoting and attribute lists made once per node and kind
+    # (a 1,000-layer dense graph has some 300,000 edges).
+    quoted = {node: dot._quote_edge(node) for node in nodes}
+    styles = {kind: dot._attr_list(None, kwargs=style) for kind, style in EDGE_STYLES.items()}
     for tail, head, d in graph.edges(data=True):
-        extra = {"pos": _dense_arc(where[tail], where[head])} if d["kind"] == "dense" else {}
-        dot.edge(tail, head, **EDGE_STYLES[d["kind"]], **extra)
+        attrs = styles[d["kind"]]
+        if d["kind"] == "dense":  # "pos" sorts after the style's keys
+            attrs = f'{attrs[:-1]} pos="{_dense_arc(where[tail], where[head])}"]'
+        dot.body.append(dot._edge(tail=quoted[tail], head=quoted[head], attr=attrs))
 
     # Axes: a header per column, a label per scale.
     for (layer, transition), column in sorted(columns.items(), key=lambda item: item[1]):
@@ -301,10 +471,9 @@ def render(graph: nx.DiGraph, fmt: str) -> bytes:
     """
     if fmt not in RENDERED:
         raise OptionError("format", fmt, "must be one of " + ", ".join(RENDERED))
-    dataflow = bool(graph.graph.get("dataflow"))
-    source = graphviz.Source(to_dot(graph), engine="dot" if dataflow else GRAPHVIZ_PROGRAM)
+    source = graphviz.Source(to_dot(graph), engine=GRAPHVIZ_PROGRAM)
     try:
-        data = source.pipe(format=fmt) if dataflow else source.pipe(format=fmt, neato_no_op=2)
+        data = source.pipe(format=fmt, neato_no_op=2)
     except graphviz.ExecutableNotFound:
         raise _no_graphviz(Path(f"graph.{fmt}")) from None
     if fmt == "pdf":  # cairo stamps the time; pin it, keeping the length (and so the offsets)
@@ -320,11 +489,18 @@ def to_json(graph: nx.DiGraph) -> str:
 
 
 def to_graphml(graph: nx.DiGraph) -> str:
-    """GraphML; graph attributes that are not plain values (``options``, ``input_size``) as JSON."""
+    """GraphML; attributes that are not plain values (``options``, ``input_size``, a node's
+    ``shape`` and ``groups``) as JSON, a missing one (``None``) left out."""
     plain = graph.copy()
     for key, value in graph.graph.items():
         if not isinstance(value, (str, int, float, bool)):
             plain.graph[key] = json.dumps(value)
+    for _, d in plain.nodes(data=True):
+        for key, value in list(d.items()):
+            if value is None:
+                del d[key]
+            elif not isinstance(value, (str, int, float, bool)):
+                d[key] = json.dumps(value)
     import networkx as nx
 
     return "\n".join(nx.generate_graphml(plain)) + "\n"
@@ -370,5 +546,5 @@ def write_graph(graph: nx.DiGraph, path: str | Path, force: bool = False) -> Pat
     return write_atomic(path, WRITERS[path.suffix.lower()](graph), force)
 
 
-__all__ = ["PAGE", "RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "render", "to_dot", "to_graphml", "to_json",
-           "write_graph"]
+__all__ = ["PAGE", "RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "flow_label", "flow_places", "render", "to_dot", "to_graphml", "to_json",
+           "drawn_edges", "write_graph"]

@@ -32,17 +32,23 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import networkx as nx
+import numpy as np
 from torch import nn
 
-from msdnet import MSDNet
+from msdnet import MSDNet, resolve
+from msdnet.plan import build_plan
 from msdnet.model import model_from
+from msdnet.options import OptionError
 
 from . import drawing
 from ..core.counting import CONVENTIONS, check_convention
 from ..core.dataflow import Dataflow
 from ..core.exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
-from ..analysis.graph import dataflow_graph, layout_graph
+from ..analysis.graph import (
+    check_depth, dataflow_graph, default_depth, fold_graph, graph_from_plan, layout_graph,
+)
+from ..core.plan_costs import plan_costs_all
 from ..files.output import check_writable, write_atomic
 from ..core.units import format_count
 
@@ -111,30 +117,33 @@ def _check_inputs(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCost
 
 
 def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
-              initial: str | None = None, title: str = "") -> dict[str, Any]:
-    """What the page's script reads: per node its description, operations per convention and
-    parameters; per exit its ancestors, the maps computed so far, what lazy defers, and its
-    eager/lazy/direct figures per convention.  ``graphs``/``costs``: by convention (the same
-    network in each).  ``initial``: the convention shown first (default: the first given)."""
+              initial: str | None = None, title: str = "", exit: int | None = None) -> dict[str, Any]:
+    """What the page's script reads: the nodes in graph order (each with its description,
+    operations per convention and parameters) and the edges between them (by place in that
+    order), from which the script finds an exit's ancestors; per exit how many maps it needs of
+    those computed so far, what lazy defers, its cone's cost and its eager/lazy/direct figures per
+    convention.  Its size grows linearly with the graph and the exits.  ``graphs``/``costs``: by
+    convention (the same network in each).  ``initial``: the convention shown first (default: the
+    first given).  ``exit``: the exit chosen when the page opens (default: none).  For a dataflow
+    graph (:func:`msdprof.analysis.graph.dataflow_graph`, not folded), ``flow`` holds what the
+    script needs to fold it and draw it."""
     conventions = _check_inputs(graphs, costs)
     initial = initial or conventions[0]
     if initial not in conventions:
         raise ValueError(f"initial convention {initial!r} is not among {conventions}")
     graph = graphs[conventions[0]]
     order = list(graph.nodes)
+    dataflow = bool(graph.graph.get("dataflow"))
+    if dataflow and graph.graph.get("folded"):
+        raise ValueError("the page folds a dataflow graph itself: give it unfolded (depth=None)")
     exit_nodes = sorted((d["exit"], n) for n, d in graph.nodes(data=True) if d.get("exit") is not None)
     for convention in conventions:
         numbers = [e.exit for e in costs[convention]]
         if numbers != [k for k, _ in exit_nodes]:
             raise ValueError(f"the graph's exits {[k for k, _ in exit_nodes]} are not those of "
                              f"costs[{convention!r}] ({numbers})")
-
-    def ops(nodes: set[str], convention: str) -> int:
-        return sum(graphs[convention].nodes[n]["macs"] for n in nodes)
-
-    def params(nodes: set[str]) -> int:
-        return sum(graph.nodes[n]["params"] for n in nodes)
-
+    if exit is not None and exit not in [k for k, _ in exit_nodes]:
+        raise OptionError("exit", exit, f"must be one of the exits {[k for k, _ in exit_nodes]}")
     nodes = {
         n: {"what": _what(d), "kind": d.get("kind"), "exit": d.get("exit"),
             "ops": {c: graphs[c].nodes[n]["macs"] for c in conventions},
@@ -142,29 +151,40 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
             "params": d["params"], "params_text": _params_text(d["params"])}
         for n, d in graph.nodes(data=True)
     }
+    index = {n: i for i, n in enumerate(order)}
+    is_exit = np.array([graph.nodes[n].get("exit") is not None for n in order])
+    # needs[n, i]: node n is exit i's node or one of its ancestors (the graph is in execution order,
+    # so a node's successors come after it -- checked below)
+    needs = np.zeros((len(order), len(exit_nodes)), dtype=bool)
+    for i, (_, node) in enumerate(exit_nodes):
+        needs[index[node], i] = True
+    for n in reversed(order):
+        for s in graph.successors(n):
+            if index[s] <= index[n]:
+                raise ValueError(f"the graph's nodes are not in execution order: {n} feeds {s}, added before it")
+            needs[index[n]] |= needs[index[s]]
+    first_need = np.where(needs.any(axis=1), needs.argmax(axis=1), len(exit_nodes))  # first exit needing n
+    ops = {c: np.array([graphs[c].nodes[n]["macs"] for n in order], dtype=object) for c in conventions}
+    params = np.array([graph.nodes[n]["params"] for n in order], dtype=object)
+    position = np.arange(len(order))
     exits = []
-    needed_so_far: set[str] = set()  # exits 1..k and their ancestors: the lazy set
     for i, (k, node) in enumerate(exit_nodes):
-        ancestors = nx.ancestors(graph, node)
-        earlier = set(needed_so_far)
-        needed_so_far |= ancestors | {node}
-        computed = {n for n in order[:order.index(node)] if graph.nodes[n].get("exit") is None}
-        if not ancestors <= computed | earlier:
+        cone = needs[:, i]
+        computed = (position < index[node]) & ~is_exit
+        late = cone & ~computed & (first_need >= i) & (position != index[node])
+        if late.any():
             raise ValueError(f"the graph's nodes are not in execution order: exit {k} ({node}) "
                              "needs nodes added after it")
-        deferred = computed - needed_so_far
-        maps_needed = {n for n in ancestors if graph.nodes[n].get("exit") is None}
+        deferred = computed & (first_need > i)
         exits.append({
             "exit": k, "node": node,
-            "ancestors": [n for n in order if n in ancestors],
-            "earlier": [n for n in order if n in earlier - ancestors],
-            "deferred": [n for n in order if n in deferred],
-            "maps_needed": len(maps_needed), "maps_computed": len(computed),
+            "maps_needed": int((cone & ~is_exit).sum()), "maps_computed": int(computed.sum()),
+            "deferred_maps": int(deferred.sum()),
             "figures": {c: {name: _figure(getattr(costs[c][i], f_ops), getattr(costs[c][i], f_params), c)
                             for name, f_ops, f_params, _ in FIGURES} for c in conventions},
-            "deferred_cost": {c: _figure(ops(deferred, c), params(deferred), c) for c in conventions},
-            "cone_cost": {c: _figure(ops(ancestors | {node}, c), params(ancestors | {node}), c)
-                          for c in conventions},
+            "deferred_cost": {c: _figure(int(ops[c][deferred].sum()), int(params[deferred].sum()), c)
+                              for c in conventions},
+            "cone_cost": {c: _figure(int(ops[c][cone].sum()), int(params[cone].sum()), c) for c in conventions},
         })
     last = {c: costs[c][len(costs[c]) - 1] for c in conventions}
     return {
@@ -172,7 +192,44 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
         "units": {c: OP_NAMES[c] for c in conventions},
         "figures": [{"name": name, "meaning": meaning} for name, _, _, meaning in FIGURES],
         "total": {c: _figure(last[c].macs, last[c].params, c) for c in conventions},
-        "nodes": nodes, "exits": exits,
+        "order": order, "edges": [[index[a], index[b]] for a, b in graph.edges],
+        "nodes": nodes, "exits": exits, "exit": exit, "flow": _flow_data(graphs, conventions) if dataflow else None,
+    }
+
+
+def _flow_data(graphs: Mapping[str, nx.DiGraph], conventions: list[str]) -> dict[str, Any]:
+    """What the page's script needs to fold and draw a dataflow graph: per node its box label
+    lines and groups; per group (module call) its box (as :func:`fold_graph` makes it) in every
+    convention and its parent; the depth shown first; the layout's sizes."""
+    graph = graphs[conventions[0]]
+    depth = graph.graph.get("depth") or default_depth(graph)
+    ops = {c: {} for c in conventions}  # per convention, per group: its operations' sum
+    for node, held in graph.nodes(data="groups"):
+        for c in conventions:
+            macs = graphs[c].nodes[node]["macs"]
+            for name in held or ():
+                ops[c][name] = ops[c].get(name, 0) + macs
+    groups: dict[str, dict[str, Any]] = {}
+    for level in range(1, graph.graph.get("max_depth", 0) + 1):
+        folded = fold_graph(graph, level)  # a box's shape, type, members and parameters
+        for name, d in folded.nodes(data=True):
+            if d["kind"] != "group" or name in groups:
+                continue
+            groups[name] = {
+                "level": level, "parent": d["groups"][-1] if d["groups"] else None,
+                "lines": {c: drawing.flow_label(name, {**d, "macs": ops[c][name]}, OP_NAMES[c]) for c in conventions},
+                "ops": {c: ops[c][name] for c in conventions},
+                "ops_text": {c: _ops_text(ops[c][name], c) for c in conventions},
+                "params_text": _params_text(d["params"]), "members": d["members"],
+            }
+    return {
+        "depth": depth, "max_depth": graph.graph.get("max_depth", 0),
+        "groups": groups,
+        "node_groups": {n: d.get("groups") or [] for n, d in graph.nodes(data=True)},
+        "lines": {c: {n: drawing.flow_label(n, d, OP_NAMES[c]) for n, d in graphs[c].nodes(data=True)}
+                  for c in conventions},
+        "box": [*drawing.FLOW_BOX, *drawing.FLOW_EXIT, *drawing.FLOW_GAP, drawing.FLOW_FONT],
+        "view": list(drawing.FLOW_VIEW),
     }
 
 
@@ -224,20 +281,30 @@ def interactive_svg(svg: bytes | str, graph: nx.DiGraph) -> str:
 
 
 def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initial: str | None = None,
-         title: str = "layout", svg: bytes | str | None = None) -> str:
+         title: str = "layout", svg: bytes | str | None = None, exit: int | None = None) -> str:
     """The interactive HTML page of one network (see the module docstring).
 
     ``graphs``, ``costs``: by convention, as :func:`page_data` takes them.  ``svg``: the picture
-    (default: :func:`msdprof.render.drawing.render` of the initial convention's graph, which needs
-    Graphviz).  ``title``: the page's heading.
+    of an MSDNet (default: :func:`msdprof.render.drawing.render` of the initial convention's
+    graph, which needs Graphviz); a dataflow graph is folded and drawn by the page's script (its
+    graph attribute ``depth``, if set, is the depth shown first).  ``title``: the page's heading.
+    ``exit``: the exit chosen when the page opens.
     """
-    data = page_data(graphs, costs, initial, title)
+    data = page_data(graphs, costs, initial, title, exit)
     graph = graphs[data["initial"]]
-    picture = interactive_svg(svg if svg is not None else drawing.render(graph, "svg"), graph)
+    if data["flow"] is not None:
+        picture = f'<svg xmlns="{SVG_NS}" id="layout" class="flow" viewBox="0 0 100 100"></svg>'
+    else:
+        picture = interactive_svg(svg if svg is not None else drawing.render(graph, "svg"), graph)
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     switch = "".join(
         f'<label><input type="radio" name="convention" value="{c}"'
         f'{" checked" if c == data["initial"] else ""}> {c}</label>' for c in data["conventions"])
+    folding = ('<div id="depth">depth <button type="button" data-depth="-1" title="fold one level">−</button>'
+               '<span id="depth-value"></span><button type="button" data-depth="1" title="expand one level">+'
+               '</button></div>' if data["flow"] is not None else "")
+    hint = ("click an exit · click a blue box to expand it · drag to pan · wheel to zoom"
+            if data["flow"] is not None else "click an exit · drag to pan · wheel or + to zoom and read the boxes")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -247,7 +314,9 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
         '<div id="zoom"><button type="button" data-zoom="in" title="zoom in">+</button>'
         '<button type="button" data-zoom="out" title="zoom out">−</button>'
         '<button type="button" data-zoom="fit" title="show the whole graph">fit</button></div>'
-        '<p class="hint">click an exit · drag to pan · wheel to zoom · click the background to clear</p>'
+        f'{folding}<input id="search" type="search" placeholder="find a module" aria-label="find a module" '
+        'list="names"><datalist id="names"></datalist>'
+        f'<p class="hint">{hint}</p>'
         "</header>\n"
         f'<main><div id="viewport">{picture}</div>\n<aside id="panel" aria-live="polite"></aside></main>\n'
         '<div id="tooltip" hidden></div>\n'
@@ -257,44 +326,61 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
 
 
 def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
-                  title: str | None = None) -> str:
+                  title: str | None = None, depth: int | None = None, exit: int | None = None) -> str:
     """:func:`page` of any early-exit ``model`` from its dataflow record ``flow``
     (:func:`msdprof.core.exits.record_exits`): its graph and costs in every convention, from that one
-    record; ``title`` (default: the model's class name) heads the page."""
+    record; ``title`` (default: the model's class name) heads the page; ``depth``: the module depth
+    shown first (default :func:`msdprof.analysis.graph.default_depth`); ``exit``: the exit chosen
+    when it opens."""
     check_convention(convention)
     graphs = {c: dataflow_graph(flow, c, type(model).__name__) for c in CONVENTIONS}
+    if depth is not None:
+        for graph in graphs.values():
+            graph.graph["depth"] = check_depth(depth)
     costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
     return page(graphs, costs, convention,
-                f"{title or type(model).__name__}: what each exit needs and costs")
+                f"{title or type(model).__name__}: what each exit needs and costs", exit=exit)
 
 
 def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense: bool = False,
                  convention: str = "msdnet", name: str | None = None, title: str | None = None,
-                 inputs: Any = None, outputs: Any = None, **options: Any) -> str:
+                 depth: int | None = None, exit: int | None = None, inputs: Any = None,
+                 outputs: Any = None, **options: Any) -> str:
     """:func:`page` of a network given as :func:`msdprof.layout_graph` takes it, counted in every
-    convention (on the ``meta`` device); ``convention`` is the one shown first.  ``name`` (default:
-    the preset name, if one is given) is shown in the picture's title; ``inputs`` and ``outputs``
-    as :func:`msdprof.exit_costs` takes them, for a model msdprof did not build; ``title`` heads the page
-    (default ``MSDNet <name>``, else the options)."""
+    convention (on the ``meta`` device); ``convention`` is the one shown first, ``exit`` the exit
+    chosen when it opens.  ``name`` (default: the preset name, if one is given) is shown in the
+    picture's title; ``title`` heads the page (default ``MSDNet <name>``, else the options).
+    ``depth``: for any other model, the module depth shown first (see :func:`dataflow_page`);
+    ``inputs`` and ``outputs``: its example inputs, in place of ``input_size``, and how its exits
+    are picked out of what it returns (as :func:`msdprof.exit_costs`)."""
     check_convention(convention)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         model = preset_or_config  # any early-exit model: its dataflow graph, counted on input_size
         title = title or type(model).__name__ + (f" {name}" if name else "")
-        flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs)
-        return dataflow_page(model, flow, convention, title)
-    model = preset_or_config if isinstance(preset_or_config, nn.Module) else model_from(
-        preset_or_config, input_size, use="drawn", **options)
-    graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}
-    flow = record_exits(model)
-    costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
+        return dataflow_page(model, record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs), convention, title,
+                             depth, exit)
+    if depth is not None:
+        raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
+                                          "scale x layer grid")
+    if isinstance(preset_or_config, nn.Module):  # a built MSDNet: counted as built
+        model = model_from(preset_or_config, input_size, use="drawn", **options)
+        graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}
+        flow = record_exits(model)
+        costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
+        described = model.options.describe()
+    else:  # options: graph and costs from the plan alone (equal to counting the built model)
+        plan = build_plan(resolve(preset_or_config, **options), input_size)
+        graphs = {c: graph_from_plan(plan, dense, c) for c in CONVENTIONS}
+        costs = plan_costs_all(plan)
+        described = plan.options.describe()
     if name is None and isinstance(preset_or_config, str) and not options:
         name = preset_or_config
     if name is not None:
         for graph in graphs.values():
             graph.graph["preset"] = name
     if title is None:
-        title = f"MSDNet {name}" if name is not None else "MSDNet " + model.options.describe()
-    return page(graphs, costs, convention, f"{title}: what each exit needs and costs")
+        title = f"MSDNet {name}" if name is not None else "MSDNet " + described
+    return page(graphs, costs, convention, f"{title}: what each exit needs and costs", exit=exit)
 
 
 def write_page(path: str | Path, preset_or_config: Any = None, *, force: bool = False,
@@ -357,32 +443,284 @@ svg .edge.on polygon { stroke: #d4570b; fill: #d4570b; }
 svg .edge.on.earlier path { stroke: #8250df; }
 svg .edge.on.earlier polygon { stroke: #8250df; fill: #8250df; }
 svg .node.hover polygon, svg .node.hover path { stroke-width: 3; }
+#search { font: inherit; padding: .1em .4em; width: 14em; }
+#depth button { font: inherit; min-width: 1.8em; cursor: pointer; border: 1px solid #d0d7de; border-radius: 4px;
+                background: #fff; }
+#panel .open button { font: inherit; margin: .15em; padding: .1em .5em; cursor: pointer;
+                      border: 1px solid #2166ac; border-radius: 4px; background: #e8eef7; }
+svg.flow .node rect { fill: #fff; stroke: #3b4a5a; stroke-width: 1; }
+svg.flow .node.group rect { fill: #e8eef7; stroke: #2166ac; stroke-width: 2; }
+svg.flow .node.exit rect { fill: #f8d3cf; stroke: #b3261e; stroke-width: 2; }
+svg.flow .node.exit text { fill: #6e1510; }
+svg.flow .node text { font-family: system-ui, "DejaVu Sans", sans-serif; fill: #1f2328; pointer-events: none; }
+svg.flow .node text.name { font-weight: 600; }
+svg.flow .node rect.need { fill: #d4570b; stroke: none; }
+svg.flow .node.ancestor rect:first-child { stroke: #d4570b; stroke-width: 3.5; fill: #ffe2c2; }
+svg.flow .node.selected rect:first-child { stroke: #6e1510; stroke-width: 4.5; fill: #e8998f; }
+svg.flow .node.earlier rect:first-child { stroke: #8250df; stroke-width: 2.5; }
+svg.flow .node.deferred rect:first-child { stroke: #8c959f; stroke-dasharray: 5 3; stroke-width: 2; fill: #eef0f2; }
+svg .node.found rect:first-child, svg .node.found polygon, svg .node.found path { stroke: #0a7d32; stroke-width: 5; }
+svg.flow .edge:not(.on) path { stroke: #888; stroke-width: 1.2; }
+svg.flow .edge:not(.on) polygon { fill: #888; stroke: #888; }
 """
 
 _SCRIPT = r"""
 (function () {
 "use strict";
 var data = JSON.parse(document.getElementById("msdprof-data").textContent);
+var SVGNS = "http://www.w3.org/2000/svg";
 var svg = document.getElementById("layout");
 var viewport = document.getElementById("viewport");
 var panel = document.getElementById("panel");
 var tooltip = document.getElementById("tooltip");
+var flow = data.flow;
 var MARKS = ["selected", "ancestor", "earlier", "deferred"];
-var elements = {};
-Array.prototype.forEach.call(svg.querySelectorAll("[data-node]"), function (el) {
-  elements[el.getAttribute("data-node")] = el;
-});
-var edges = Array.prototype.slice.call(svg.querySelectorAll("[data-from]"));
+var order = data.order, index = {}, preds = [];
+order.forEach(function (n, i) { index[n] = i; preds.push([]); });
+data.edges.forEach(function (e) { preds[e[1]].push(e[0]); });
+function isExit(n) { var x = data.nodes[n].exit; return x !== null && x !== undefined; }
 var exitsByNumber = {};
 data.exits.forEach(function (e) { exitsByNumber[e.exit] = e; });
 var convention = data.initial;
-var current = null;
+var current = null, marks = null, found = null;
+var elements = {}, edgeEls = [], boxOf = null, membersOf = null;
 
 function esc(text) {
   return String(text).replace(/[&<>"]/g, function (c) {
     return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[c];
   });
 }
+// --- what an exit needs: computed here from the edges (the page grows linearly with the graph) ---
+function closure(starts) {
+  var seen = new Uint8Array(order.length), stack = starts.slice();
+  starts.forEach(function (i) { seen[i] = 1; });
+  while (stack.length) {
+    preds[stack.pop()].forEach(function (p) { if (!seen[p]) { seen[p] = 1; stack.push(p); } });
+  }
+  return seen;
+}
+function marksOf(e) {  // per node (graph order): selected, ancestor, earlier, deferred or ""
+  var at = index[e.node], k = data.exits.indexOf(e);
+  var cone = closure([at]);
+  var lazy = closure(data.exits.slice(0, k).map(function (x) { return index[x.node]; }));
+  return order.map(function (n, i) {
+    if (i === at) return "selected";
+    if (cone[i]) return "ancestor";
+    if (lazy[i]) return "earlier";
+    return i < at && !isExit(n) ? "deferred" : "";
+  });
+}
+// --- folding a dataflow graph by its module calls, and drawing it -----------------------------
+var open = {}, depth = flow ? flow.depth : 0;
+function setDepth(d) {
+  depth = Math.max(1, Math.min(d, flow.max_depth + 1));
+  open = {};
+  Object.keys(flow.groups).forEach(function (g) { if (flow.groups[g].level < depth) open[g] = true; });
+  document.getElementById("depth-value").textContent = " " + depth + " of " + (flow.max_depth + 1) + " ";
+}
+function boxFor(n) {
+  var gs = flow.node_groups[n];
+  for (var i = 0; i < gs.length; i++) if (!open[gs[i]]) return gs[i];
+  return n;
+}
+var B = flow ? flow.box : null;  // box w, h; exit w, h; gaps: column, exit, row; font
+function layout(boxes, edges, exitBox) {  // as msdprof.render.drawing.flow_places
+  var place = {}, ins = {}, outs = {}, column = {}, count = 1;
+  boxes.forEach(function (b, i) { place[b] = i; ins[b] = []; outs[b] = []; });
+  edges.forEach(function (e) { ins[e[1]].push(e[0]); outs[e[0]].push(e[1]); });
+  boxes.forEach(function (b) {
+    var before = ins[b].filter(function (p) { return place[p] < place[b]; }).map(function (p) { return column[p]; });
+    var most = before.length ? Math.max.apply(null, before) : (exitBox[b] ? 0 : -1);
+    column[b] = exitBox[b] ? most : most + 1;
+    count = Math.max(count, column[b] + 1);
+  });
+  var hasExit = [], stacked = [];
+  for (var c = 0; c < count; c++) { hasExit.push(false); stacked.push(0); }
+  boxes.forEach(function (b) { if (exitBox[b]) hasExit[column[b]] = true; else stacked[column[b]] += 1; });
+  var stepX = B[0] + B[4], exitH = B[3] + B[5], gap = B[6];
+  function rowHeight(from, to) {
+    var deep = 0, ex = false;
+    for (var c = from; c < to; c++) { deep = Math.max(deep, stacked[c]); ex = ex || hasExit[c]; }
+    deep = deep || 1;
+    return deep * (B[1] + B[5]) - B[5] + (ex ? exitH : 0) + gap;
+  }
+  var best = -1, perRow = 1;
+  for (var n = 1; n <= count; n++) {
+    var height = 0;
+    for (var s = 0; s < count; s += n) height += rowHeight(s, Math.min(s + n, count));
+    var fit = Math.min(flow.view[0] / (n * stepX), flow.view[1] / height);
+    if (fit > best + 1e-9) { best = fit; perRow = n; }
+    if (n * stepX > flow.view[0] * 8) break;
+  }
+  var tops = [], top = 0;
+  for (var s2 = 0; s2 < count; s2 += perRow) { tops.push(top); top += rowHeight(s2, Math.min(s2 + perRow, count)); }
+  var reach = {};
+  for (var j = boxes.length - 1; j >= 0; j--) {
+    var b = boxes[j], r = 0;
+    outs[b].forEach(function (o) { if (place[o] > place[b]) r = Math.max(r, reach[o]); });
+    reach[b] = 1 + r;
+  }
+  var sorted = boxes.slice().sort(function (a, b) {
+    return column[a] - column[b] || reach[b] - reach[a] || place[a] - place[b];
+  });
+  var x = {}, y = {}, slot = {};
+  sorted.forEach(function (b) {
+    var c = column[b], row = Math.floor(c / perRow), at = c % perRow;
+    x[b] = gap / 2 + at * stepX + B[0] / 2;
+    if (exitBox[b]) {
+      y[b] = tops[row] + gap / 2 + (stacked[c] || 1) * (B[1] + B[5]) + B[3] / 2;
+    } else {
+      y[b] = tops[row] + gap / 2 + (slot[c] || 0) * (B[1] + B[5]) + B[1] / 2;
+      slot[c] = (slot[c] || 0) + 1;
+    }
+  });
+  return {x: x, y: y, width: Math.min(perRow, count) * stepX + gap, height: top};
+}
+function edgePoints(t, h, headExit) {  // as msdprof.render.drawing._flow_edge: Bezier points, then the tip
+  var tx = t[0], ty = t[1], hx = h[0], hy = h[1], w = B[0] / 2, hh = B[1] / 2;
+  if (headExit && Math.abs(hx - tx) < 1) {
+    var top = hy - B[3] / 2;
+    return [[tx, ty + hh], [tx, ty + hh + 2], [hx, top - 8], [hx, top - 6], [hx, top]];
+  }
+  if (Math.abs(hy - ty) < B[1] + B[5] + 1 && hx > tx) {
+    if (hx - tx < B[0] + B[4] + 1) {
+      return [[tx + w, ty], [tx + w + 6, ty], [hx - w - 12, hy], [hx - w - 6, hy], [hx - w, hy]];
+    }
+    var rise = Math.min(B[6] / 2 + 4, 8 + 0.03 * (hx - tx)) * 1.3;
+    return [[tx + 12, ty - hh], [tx + 12, ty - hh - rise], [hx - 12, hy - hh - rise], [hx - 12, hy - hh - 6],
+            [hx - 12, hy - hh]];
+  }
+  var end = [hx, hy - (headExit ? B[3] / 2 : hh)], start = [tx, ty + hh];
+  var bend = Math.max(20, (end[1] - start[1]) / 2);
+  return [start, [start[0], start[1] + bend], [end[0], end[1] - 6 - bend], [end[0], end[1] - 6], end];
+}
+function reduce(boxes, edges) {  // as msdprof.render.drawing.drawn_edges: no arrow a longer path shows
+  var place = {}, outs = {}, below = {};
+  boxes.forEach(function (b, i) { place[b] = i; outs[b] = []; });
+  edges.forEach(function (e) { outs[e[0]].push(e[1]); });
+  for (var i = boxes.length - 1; i >= 0; i--) {
+    var b = boxes[i], reach = {};
+    outs[b].forEach(function (s) {
+      if (place[s] > place[b]) { reach[s] = true; Object.keys(below[s]).forEach(function (r) { reach[r] = true; }); }
+    });
+    below[b] = reach;
+  }
+  return edges.filter(function (e) {
+    var a = e[0], b = e[1];
+    if (place[b] <= place[a]) return true;
+    return !outs[a].some(function (c) { return c !== b && place[c] > place[a] && below[c][b]; });
+  });
+}
+function make(tag, attrs, parent) {
+  var el = document.createElementNS(SVGNS, tag);
+  Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+  if (parent) parent.appendChild(el);
+  return el;
+}
+function linesOf(b) {
+  return flow.groups[b] ? flow.groups[b].lines[convention] : flow.lines[convention][b];
+}
+function draw() {  // fold, lay out and draw the boxes the open groups leave
+  var boxes = [], members = {}, repOf = [], seen = {}, exitBox = {};
+  order.forEach(function (n, i) {
+    var b = boxFor(n);
+    repOf.push(b);
+    if (!seen[b]) { seen[b] = true; boxes.push(b); members[b] = []; exitBox[b] = b === n && isExit(n); }
+    members[b].push(i);
+  });
+  var edges = [], have = {};
+  data.edges.forEach(function (e) {
+    var a = repOf[e[0]], b = repOf[e[1]], key = a + "\u0000" + b;
+    if (a !== b && !have[key]) { have[key] = true; edges.push([a, b]); }
+  });
+  edges = reduce(boxes, edges);
+  var at = layout(boxes, edges, exitBox);
+  while (svg.firstChild) svg.removeChild(svg.firstChild);
+  var edgeLayer = make("g", {"class": "edges"}, svg), nodeLayer = make("g", {"class": "nodes"}, svg);
+  edgeEls = [];
+  edges.forEach(function (e) {
+    var p = edgePoints([at.x[e[0]], at.y[e[0]]], [at.x[e[1]], at.y[e[1]]], exitBox[e[1]]);
+    var g = make("g", {"class": "edge", "data-from": e[0], "data-to": e[1]}, edgeLayer);
+    make("path", {d: "M" + p[0] + "C" + p[1] + " " + p[2] + " " + p[3], fill: "none", stroke: "#666"}, g);
+    var tip = p[4], from = p[3], dx = tip[0] - from[0], dy = tip[1] - from[1], l = Math.hypot(dx, dy) || 1;
+    var ux = dx / l, uy = dy / l;
+    make("polygon", {points: [[tip[0], tip[1]], [from[0] - uy * 3, from[1] + ux * 3],
+                              [from[0] + uy * 3, from[1] - ux * 3]].join(" "), fill: "#666", stroke: "#666"}, g);
+    edgeEls.push(g);
+  });
+  elements = {};
+  boxes.forEach(function (b) {
+    var exit = exitBox[b], w = exit ? B[2] : B[0], h = exit ? B[3] : B[1], lines = linesOf(b);
+    var cls = "node" + (flow.groups[b] ? " group" : "") + (exit ? " exit" : "");
+    var g = make("g", {"class": cls, "data-node": b}, nodeLayer);
+    make("rect", {x: at.x[b] - w / 2, y: at.y[b] - h / 2, width: w, height: h, rx: 6}, g);
+    make("rect", {"class": "need", x: at.x[b] - w / 2 + 3, y: at.y[b] + h / 2 - 6, width: 0, height: 3}, g);
+    var first = at.y[b] - (lines.length - 1) * B[7] * 0.55 + B[7] * 0.35 - (exit ? 0 : 2);
+    lines.forEach(function (line, i) {
+      var t = make("text", {x: at.x[b], y: first + i * B[7] * 1.1, "text-anchor": "middle",
+                            "font-size": B[7], "class": i ? "" : "name"}, g);
+      t.textContent = line;
+    });
+    elements[b] = g;
+  });
+  boxOf = repOf; membersOf = members;
+  picture = {x: 0, y: 0, w: at.width, h: at.height};
+  mark();
+}
+function relabel() {
+  Object.keys(elements).forEach(function (b) {
+    var texts = elements[b].querySelectorAll("text"), lines = linesOf(b);
+    lines.forEach(function (line, i) { if (texts[i]) texts[i].textContent = line; });
+  });
+}
+// --- marks ---------------------------------------------------------------------------------------
+function mark() {
+  Object.keys(elements).forEach(function (id) {
+    MARKS.forEach(function (m) { elements[id].classList.remove(m); });
+    elements[id].classList.toggle("found", id === found);
+    elements[id].removeAttribute("data-needed");
+    var bar = elements[id].querySelector(".need");
+    if (bar) bar.setAttribute("width", 0);
+  });
+  edgeEls.forEach(function (el) { el.classList.remove("on", "earlier"); });
+  svg.classList.toggle("has-selection", current !== null);
+  if (current === null) return;
+  marks = marksOf(current);
+  var boxMark = {}, need = {}, RANK = {selected: 4, ancestor: 3, earlier: 2, deferred: 1, "": 0};
+  order.forEach(function (n, i) {
+    var b = flow ? boxOf[i] : n, m = marks[i];
+    if (!(b in boxMark) || RANK[m] > RANK[boxMark[b]]) boxMark[b] = m;
+    if (m === "selected" || m === "ancestor") need[b] = (need[b] || 0) + data.nodes[n].ops[convention];
+  });
+  Object.keys(boxMark).forEach(function (b) {
+    if (boxMark[b] && elements[b]) elements[b].classList.add(boxMark[b]);
+  });
+  if (flow) {
+    Object.keys(need).forEach(function (b) {
+      var g = flow.groups[b];
+      if (!g || !elements[b]) return;
+      var inside = membersOf[b].filter(function (i) { return marks[i] === "ancestor"; }).length;
+      var share = g.ops[convention] ? need[b] / g.ops[convention] : inside / g.members;
+      elements[b].setAttribute("data-needed", inside + " of " + g.members + " operations, " +
+                               formatCount(need[b]) + " of " + g.ops_text[convention]);
+      elements[b].querySelector(".need").setAttribute("width", (B[0] - 6) * share);
+    });
+  }
+  edgeEls.forEach(function (el) {
+    var a = boxMark[el.getAttribute("data-from")], b = boxMark[el.getAttribute("data-to")];
+    var inCone = function (m) { return m === "selected" || m === "ancestor"; };
+    if (inCone(a) && inCone(b)) el.classList.add("on");
+    else if ((inCone(a) || a === "earlier") && (inCone(b) || b === "earlier")) el.classList.add("on", "earlier");
+  });
+}
+function formatCount(v) {  // as msdprof.core.units.format_count
+  var steps = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]];
+  for (var i = 0; i < steps.length; i++) {
+    if (Math.abs(v) >= steps[i][0]) return (v / steps[i][0]).toFixed(2) + " " + steps[i][1] + data.units[convention];
+  }
+  return v + " " + data.units[convention];
+}
+// --- the panel -----------------------------------------------------------------------------------
 function cell(field, figure, part) {
   return '<td data-field="' + field + '" data-value="' + figure[part] + '">' +
          esc(figure[part + "_text"]) + "</td>";
@@ -393,18 +731,29 @@ function exitButtons() {
            (current === e ? ' class="on"' : "") + ">exit " + e.exit + "</button>";
   }).join("") + "</p>";
 }
+function openButtons() {
+  if (!flow) return "";
+  var list = Object.keys(open).filter(function (g) { return flow.groups[g].level >= depth; });
+  if (!list.length) return "";
+  return '<p class="open">Expanded: ' + list.map(function (g) {
+    return '<button type="button" data-fold="' + esc(g) + '" title="fold it again">' + esc(g) + " ×</button>";
+  }).join("") + "</p>";
+}
 function render() {
-  var html;
+  var html, what = flow ? "operations" : "maps";
   if (current === null) {
     var total = data.total[convention];
     html = "<h2>Click an exit</h2><p>Click a red exit box (or a button below) to light up the " +
-      "feature maps or operations it needs, and read what it costs. Hover any box for its shape and cost.</p>" +
-      exitButtons() + '<p>Whole network: <span data-field="total-ops" data-value="' + total.ops +
+      "feature maps or operations it needs, and read what it costs. Hover any box for its shape and cost." +
+      (flow ? " Click a blue box to see the module's operations; the depth buttons fold or expand every box." : "") +
+      "</p>" + exitButtons() + '<p>Whole network: <span data-field="total-ops" data-value="' + total.ops +
       '">' + esc(total.ops_text) + '</span>, <span data-field="total-params" data-value="' +
-      total.params + '">' + esc(total.params_text) + "</span>.</p>";
+      total.params + '">' + esc(total.params_text) + "</span>.</p>" + openButtons();
   } else {
     var e = current, f = e.figures[convention], d = e.deferred_cost[convention];
     var saves = f.eager.ops ? (100 * (f.eager.ops - f.lazy.ops) / f.eager.ops).toFixed(1) : "0.0";
+    var deferred = order.filter(function (n, i) { return marks[i] === "deferred"; });
+    var count = function (m) { return marks.filter(function (x) { return x === m; }).length; };
     html = "<h2>exit " + e.exit + "</h2>" +
       '<p class="headline" data-field="headline"><b>' + esc(f.lazy.ops_text) + "</b> lazy vs <b>" +
       esc(f.eager.ops_text) + "</b> eager (lazy saves " + saves + "%)</p>" +
@@ -420,64 +769,65 @@ function render() {
       }).join("; ") + ".</p>" +
       '<p>Needs <b data-field="maps-needed" data-value="' + e.maps_needed + '">' + e.maps_needed +
       '</b> of the <b data-field="maps-computed" data-value="' + e.maps_computed + '">' +
-      e.maps_computed + "</b> maps computed so far (its own cone: " +
+      e.maps_computed + "</b> " + what + " computed so far (its own cone: " +
       esc(e.cone_cost[convention].ops_text) + ").</p>" +
-      '<p>Lazy defers <b data-field="deferred-maps" data-value="' + e.deferred.length + '">' +
-      e.deferred.length + '</b> map' + (e.deferred.length === 1 ? "" : "s") + ': <span data-field=' +
-      '"deferred-ops" data-value="' + d.ops + '">' + esc(d.ops_text) + '</span>, <span data-field=' +
-      '"deferred-params" data-value="' + d.params + '">' + esc(d.params_text) + "</span>" +
-      (e.deferred.length ? ', paid later if the image goes on:</p><p class="ids">' +
-       e.deferred.map(esc).join(", ") : "") + "</p>" +
+      '<p>Lazy defers <b data-field="deferred-maps" data-value="' + e.deferred_maps + '">' +
+      e.deferred_maps + "</b> " + what.replace(/s$/, "") + (e.deferred_maps === 1 ? "" : "s") +
+      ': <span data-field="deferred-ops" data-value="' + d.ops + '">' + esc(d.ops_text) +
+      '</span>, <span data-field="deferred-params" data-value="' + d.params + '">' + esc(d.params_text) +
+      "</span>" + (deferred.length ? ', paid later if the image goes on:</p><p class="ids">' +
+       deferred.slice(0, 40).map(esc).join(", ") + (deferred.length > 40 ? " …" : "") : "") + "</p>" +
       '<ul class="legend-list">' +
       '<li><span class="swatch selected"></span>exit ' + e.exit + "</li>" +
-      '<li><span class="swatch ancestor"></span>what it needs (its ancestors): ' + e.ancestors.length + "</li>" +
-      '<li><span class="swatch earlier"></span>needed only by earlier exits: ' + e.earlier.length + "</li>" +
-      '<li><span class="swatch deferred"></span>computed eagerly, deferred by lazy: ' + e.deferred.length +
-      "</li></ul>" + exitButtons();
+      '<li><span class="swatch ancestor"></span>what it needs (its ancestors): ' + count("ancestor") +
+      (flow ? "; a folded box's bar: the share of its operations needed" : "") + "</li>" +
+      '<li><span class="swatch earlier"></span>needed only by earlier exits: ' + count("earlier") + "</li>" +
+      '<li><span class="swatch deferred"></span>computed eagerly, deferred by lazy: ' + count("deferred") +
+      "</li></ul>" + exitButtons() + openButtons();
   }
   panel.innerHTML = html;
 }
-function mark(e) {
-  Object.keys(elements).forEach(function (id) {
-    MARKS.forEach(function (m) { elements[id].classList.remove(m); });
-  });
-  edges.forEach(function (el) { el.classList.remove("on", "earlier"); });
-  svg.classList.toggle("has-selection", e !== null);
-  if (e !== null) {
-    elements[e.node].classList.add("selected");
-    e.ancestors.forEach(function (id) { elements[id].classList.add("ancestor"); });
-    e.earlier.forEach(function (id) { elements[id].classList.add("earlier"); });
-    e.deferred.forEach(function (id) { elements[id].classList.add("deferred"); });
-    var cone = {}, needed = {};  // exit e and its ancestors; with what earlier exits need
-    e.ancestors.concat([e.node]).forEach(function (id) { cone[id] = needed[id] = true; });
-    e.earlier.forEach(function (id) { needed[id] = true; });
-    edges.forEach(function (el) {
-      var from = el.getAttribute("data-from"), to = el.getAttribute("data-to");
-      if (cone[from] && cone[to]) el.classList.add("on");
-      else if (needed[from] && needed[to]) el.classList.add("on", "earlier");
-    });
-  }
-}
-function select(e) { current = e; mark(e); render(); }
+function select(e) { current = e; mark(); render(); }
 
 document.querySelectorAll('#conventions input').forEach(function (input) {
   input.addEventListener("change", function () {
-    if (input.checked) { convention = input.value; render(); }
+    if (input.checked) { convention = input.value; if (flow) relabel(); mark(); render(); }
   });
 });
 panel.addEventListener("click", function (event) {
   var button = event.target.closest("button[data-exit]");
-  if (button) { select(exitsByNumber[button.getAttribute("data-exit")]); reveal(current); }
+  if (button) { select(exitsByNumber[button.getAttribute("data-exit")]); showCone(); return; }
+  var fold = event.target.closest("button[data-fold]");
+  if (fold) {
+    var name = fold.getAttribute("data-fold");
+    Object.keys(open).forEach(function (g) {
+      for (var p = g; p; p = flow.groups[p].parent) if (p === name) { delete open[g]; break; }
+    });
+    draw(); fitAll(); render();
+  }
 });
+if (flow) {
+  document.getElementById("depth").addEventListener("click", function (event) {
+    var step = event.target.getAttribute("data-depth");
+    if (step) { setDepth(depth + Number(step)); draw(); fitAll(); render(); }
+  });
+}
 
 // Hover card.
 svg.addEventListener("mouseover", function (event) {
   var el = event.target.closest("[data-node]");
   if (!el) return;
-  var id = el.getAttribute("data-node"), n = data.nodes[id];
+  var id = el.getAttribute("data-node"), n = data.nodes[id], lines;
+  if (flow && flow.groups[id]) {
+    var g = flow.groups[id];
+    lines = [esc(flow.groups[id].lines[convention].slice(1, 3).join(", ")),
+             esc(g.ops_text[convention]) + ", " + esc(g.params_text), "click to expand"];
+    if (el.getAttribute("data-needed")) lines.splice(2, 0, "needed: " + esc(el.getAttribute("data-needed")));
+  } else {
+    lines = [esc(n.what), esc(n.ops_text[convention]) + ", " + esc(n.params_text)];
+  }
   el.classList.add("hover");
-  tooltip.innerHTML = "<b>" + esc(id) + "</b><br>" + esc(n.what) + "<br>" + esc(n.ops_text[convention]) +
-                      ", " + esc(n.params_text);
+  tooltip.innerHTML = "<b>" + esc(id) + "</b><br>" + lines.join("<br>");
   tooltip.setAttribute("data-node", id);
   tooltip.hidden = false;
 });
@@ -502,16 +852,9 @@ function apply() {
   var wh = size();
   svg.setAttribute("viewBox", [view.x, view.y, wh[0] / view.s, wh[1] / view.s].join(" "));
 }
-function fitAll() {  // the whole picture, centred
-  var wh = size(), s = Math.min(wh[0] / picture.w, wh[1] / picture.h);
+function fitAll() {  // the whole picture, centred (a small one at most 1.5 px a unit)
+  var wh = size(), s = Math.min(wh[0] / picture.w, wh[1] / picture.h, 1.5);
   view = {s: s, x: picture.x - (wh[0] / s - picture.w) / 2, y: picture.y - (wh[1] / s - picture.h) / 2};
-  apply();
-}
-function start() {  // the picture's full height (legible, at most 1.2 px a point), from its left edge
-  var wh = size(), all = Math.min(wh[0] / picture.w, wh[1] / picture.h);
-  var s = Math.max(all, Math.min(wh[1] / picture.h, 1.2));
-  if (s === all) { fitAll(); return; }
-  view = {s: s, x: picture.x, y: picture.y - (wh[1] / s - picture.h) / 2};
   apply();
 }
 function zoom(factor, clientX, clientY) {
@@ -522,18 +865,25 @@ function zoom(factor, clientX, clientY) {
   view = {s: s, x: px - (clientX - r.left) / s, y: py - (clientY - r.top) / s};
   apply();
 }
-function reveal(e) {  // pan sideways to show exit e and what it needs (or its nearest part)
-  var r = viewport.getBoundingClientRect(), b = elements[e.node].getBoundingClientRect();
-  var left = b.left, right = b.right;
-  e.ancestors.forEach(function (id) {
-    var a = elements[id].getBoundingClientRect();
-    left = Math.min(left, a.left); right = Math.max(right, a.right);
+function centreOn(el) {  // the element in the middle of the view, at least 1 px a unit
+  var r = viewport.getBoundingClientRect(), b = el.getBoundingClientRect(), wh = size();
+  var cx = view.x + (b.left + b.width / 2 - r.left) / view.s, cy = view.y + (b.top + b.height / 2 - r.top) / view.s;
+  view.s = Math.max(view.s, 1);
+  view.x = cx - wh[0] / 2 / view.s; view.y = cy - wh[1] / 2 / view.s;
+  apply();
+}
+function showCone() {  // zoom to the chosen exit and what it needs (a button's choice: clicks keep the view)
+  var r = viewport.getBoundingClientRect(), box = null;
+  svg.querySelectorAll(".selected[data-node], .ancestor[data-node]").forEach(function (el) {
+    var b = el.getBoundingClientRect();
+    box = box ? {l: Math.min(box.l, b.left), t: Math.min(box.t, b.top), r: Math.max(box.r, b.right),
+                 b: Math.max(box.b, b.bottom)} : {l: b.left, t: b.top, r: b.right, b: b.bottom};
   });
-  if (left >= r.left && right <= r.right) return;
-  var shift = right - left <= 0.9 * r.width ? (left + right) / 2 - (r.left + r.right) / 2
-                                             : b.right - (r.left + 0.9 * r.width);
-  var w = r.width / view.s;
-  view.x = Math.max(picture.x, Math.min(view.x + shift / view.s, picture.x + picture.w - w));
+  if (!box) return;
+  var wh = size(), x = view.x + (box.l - r.left) / view.s, y = view.y + (box.t - r.top) / view.s;
+  var w = (box.r - box.l) / view.s + 40, h = (box.b - box.t) / view.s + 40;
+  var s = Math.max(Math.min(wh[0] / w, wh[1] / h, 1.5), view.s);
+  view = {s: s, x: x - 20 - (wh[0] / s - w) / 2, y: y - 20 - (wh[1] / s - h) / 2};
   apply();
 }
 function centre() {
@@ -550,7 +900,7 @@ document.getElementById("zoom").addEventListener("click", function (event) {
   else if (what === "out") zoom(1 / 1.4, c[0], c[1]);
   else if (what === "fit") fitAll();
 });
-window.addEventListener("resize", apply);
+window.addEventListener("resize", fitAll);
 var press = null, dragged = false;
 svg.addEventListener("pointerdown", function (event) {
   if (event.button !== 0) return;
@@ -570,10 +920,40 @@ svg.addEventListener("click", function (event) {
   if (dragged) { dragged = false; return; }
   var el = event.target.closest("[data-node]");
   if (!el) { select(null); return; }
-  var n = data.nodes[el.getAttribute("data-node")];
-  if (n.exit !== null && n.exit !== undefined) select(exitsByNumber[n.exit]);
+  var id = el.getAttribute("data-node");
+  if (flow && flow.groups[id]) { open[id] = true; tooltip.hidden = true; draw(); fitAll(); render(); return; }
+  var n = data.nodes[id];
+  if (n && n.exit !== null && n.exit !== undefined) select(exitsByNumber[n.exit]);
 });
-start();
+
+// Search: a module or operation by name; folded boxes holding it are expanded.
+var search = document.getElementById("search"), names = flow ? Object.keys(flow.groups).concat(order) : order;
+document.getElementById("names").innerHTML = names.map(function (n) {
+  return '<option value="' + esc(n) + '">';
+}).join("");
+function find(text) {
+  var name = names.indexOf(text) >= 0 ? text : names.filter(function (n) { return n.indexOf(text) >= 0; })[0];
+  if (!text || !name) { found = null; mark(); return; }
+  if (flow) {
+    var chain = flow.groups[name] ? [] : flow.node_groups[name].slice();
+    for (var g = flow.groups[name] ? flow.groups[name].parent : null; g; g = flow.groups[g].parent) chain.push(g);
+    chain.forEach(function (g) { open[g] = true; });
+    draw(); fitAll(); render();
+  }
+  found = name; mark();
+  if (elements[name]) centreOn(elements[name]);
+}
+search.addEventListener("change", function () { find(search.value.trim()); });
+search.addEventListener("keydown", function (event) { if (event.key === "Enter") find(search.value.trim()); });
+
+if (flow) { setDepth(flow.depth); draw(); } else {
+  Array.prototype.forEach.call(svg.querySelectorAll("[data-node]"), function (el) {
+    elements[el.getAttribute("data-node")] = el;
+  });
+  edgeEls = Array.prototype.slice.call(svg.querySelectorAll("[data-from]"));
+}
+fitAll();
+if (data.exit !== null) { current = exitsByNumber[data.exit]; mark(); }
 render();
 })();
 """

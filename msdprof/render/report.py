@@ -40,7 +40,7 @@ from ..core.exits import ExitCosts, costs_of, exit_costs, record_exits
 from ..core.memory import ExitMemories, exit_memory
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          lazy_gap_note, table_columns, unsupported_note, wrapper_note)
-from ..analysis.graph import dataflow_graph, layout_graph
+from ..analysis.graph import dataflow_graph, default_depth, fold_graph, layout_graph
 from ..files.output import check_writable, write_directory, write_together
 from ..core.units import shape_text, shapes_text
 
@@ -554,7 +554,7 @@ def _layout_svg(config: Configuration) -> bytes:
     if config.user is not None:
         graph = dataflow_graph(config.user.flow, config.costs.convention, config.costs.model)
         graph.graph["spec"] = config.label
-        return drawing.render(graph, "svg")
+        return drawing.render(fold_graph(graph, default_depth(graph)), "svg")
     graph = layout_graph(config.options, input_size=config.plan.input_size, convention=config.costs.convention)
     graph.graph["preset"] = config.label
     return drawing.render(graph, "svg")
