@@ -124,6 +124,19 @@ BAD_INPUTS = [
     (["count", "-o", ""], "argument -o/--output: must name a file, not ''"),
     (["report", "-o", ""], "argument -o/--output: must name a file, not ''"),
     (["budget", "--geometric", "--logits", "x.npz", "--plot", ""], "argument --plot: must name a file, not ''"),
+    # issue 26 item 7: values that hung or were tracebacks
+    (["latency", "--min-time", "1e308"], "--min-time 1e308: must be a number of seconds > 0 and at most 3,600"),
+    (["budget", "--fractions", "1e999,0,0,0,0,0,0,0,0,0"],
+     "--fractions 1e999,0,0,0,0,0,0,0,0,0: sum to more than 1e300; they must sum to 1"),
+    (["budget", "--fractions", "1e308,1e308,0,0,0,0,0,0,0,0"], "sum to more than 1e300; they must sum to 1"),
+    # a value holding a newline or an escape is echoed on one line, escaped
+    (["count", "--preset", "a\nb"], "--preset 'a\\nb': must be one of"),
+    (["count", "--nBlocks", "3\x1b[31m"], "--nBlocks '3\\x1b[31m': must be a whole number >= 1"),
+    (["count", "-o", "x\ny/costs.csv"], "--output 'x\\ny/costs.csv': directory x\\ny does not exist"),
+    # issue 26 item 12: "did you mean" in any letter case, and for commands
+    (["count", "--convention", "FLOPs"], "--convention FLOPs: must be one of msdnet, macs, flops (did you mean 'flops'?)"),
+    (["cont"], "invalid choice: 'cont' (choose from count, graph, report, budget, sweep, compare, latency); "
+               "did you mean count?"),
 ]
 
 
@@ -303,3 +316,26 @@ def test_an_npz_declaring_more_data_than_it_stores_is_refused_unread(tmp_path):
     with pytest.raises(OptionError, match=r"cannot be read as .npz: val_pred declares \[3, 600, 4\] float32, "
                                           r"more data than its 4,\d{3} bytes"):
         load_outputs(path, exits=3)
+
+
+def test_version_prints_the_installed_package_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"msdprof {version('msdprof')}\n"
+
+
+def test_a_huge_top_shows_every_row_instead_of_failing(capsys):
+    code = main(["sweep", "--nBlocks", "3:4", "--jobs", "1", "--top", str(10 ** 30), "--format", "csv",
+                 "--quiet"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert len(out.splitlines()) == 1 + 2  # the header and both configurations
+
+
+def test_a_report_keeps_the_page_name_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--nBlocks", "2", "-o", "r.MD", "--quiet"]) == 0
+    assert "r.MD" in os.listdir(tmp_path) and "r.md" not in os.listdir(tmp_path)

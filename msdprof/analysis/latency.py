@@ -65,6 +65,9 @@ MIN_TIME = 1.0
 MAX_BATCH = 65536
 MAX_THREADS = 1024
 MAX_BATCH_NUMBERS = 2 ** 30
+#: Most seconds of timing per program (``--min-time``): a command times 2 programs per exit and
+#: the full forward, so an hour per program is already a day for a 10-exit network.
+MAX_MIN_TIME = 3600.0
 
 
 def eager_program(model: nn.Module, x: torch.Tensor, k: int) -> Program:
@@ -217,13 +220,14 @@ def check_device(device: Any) -> str:
 
 
 def check_min_time(value: Any) -> float:
-    """Seconds of timing per program: a number > 0."""
-    allowed = "must be a number of seconds > 0 (timing per program, e.g. 0.5)"
+    """Seconds of timing per program: a number > 0 and at most :data:`MAX_MIN_TIME`."""
+    allowed = (f"must be a number of seconds > 0 and at most {MAX_MIN_TIME:,.0f} (timing per "
+               "program, e.g. 0.5)")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise OptionError("min-time", value, allowed) from None
-    if isinstance(value, bool) or not number > 0 or math.isinf(number):
+    if isinstance(value, bool) or not 0 < number <= MAX_MIN_TIME:
         raise OptionError("min-time", value, allowed)
     return number
 
@@ -635,7 +639,7 @@ def measure_latency(
 
 __all__ = [
     "DEVICES", "EarlyExitLatency", "ExitLatency", "ForwardLatency", "Latency", "MAX_BATCH",
-    "MAX_BATCH_NUMBERS", "MAX_THREADS", "MIN_TIME", "Machine", "PROGRAMS",
+    "MAX_BATCH_NUMBERS", "MAX_MIN_TIME", "MAX_THREADS", "MIN_TIME", "Machine", "PROGRAMS",
     "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_batch_numbers", "check_device",
     "check_min_time",
     "check_thresholds", "check_threads", "cpu_name", "eager_program", "lazy_program",

@@ -693,7 +693,10 @@ def write_report(
     """Write the report on ``configs`` to ``path`` (``.md`` or ``.html``), its pictures beside it."""
     path, fmt = check_report_path(path, html)
     check_writable(path, force)  # before any work; write_files checks every file again
-    return write_files(path.parent, report_files(configs, path.stem, fmt), force)
+    files = report_files(configs, path.stem, fmt)
+    page = path.stem + SUFFIXES[fmt]  # the page keeps the name given (r.MD stays r.MD)
+    return write_files(path.parent, {path.name if n == page else n: v for n, v in files.items()},
+                       force)
 
 
 __all__ = [
