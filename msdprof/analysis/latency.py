@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -45,9 +46,10 @@ from msdnet import MSDNet
 from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
-from ..core.dataflow import evaluating, example_inputs, select_exits
+from ..core.dataflow import Dataflow, evaluating, example_inputs, select_exits
 from ..core.exits import ExitCosts, costs_of, record_exits
-from ..files.saved_outputs import _first_line
+from ..core.units import check_bytes
+from ..files.saved_outputs import _first_line, npz_headers
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
@@ -68,6 +70,10 @@ MAX_BATCH_NUMBERS = 2 ** 30
 #: Most seconds of timing per program (``--min-time``): a command times 2 programs per exit and
 #: the full forward, so an hour per program is already a day for a 10-exit network.
 MAX_MIN_TIME = 3600.0
+#: A forward's peak memory over its results' working set (:meth:`Dataflow.peak_numbers`): measured
+#: on CPU with torch 2.13 at 1.7 (SDNResNet) to 2.6 (cifar10-anytime) -- convolution buffers and
+#: the allocator's slack -- so the estimate takes 3.
+FORWARD_MEMORY_FACTOR = 3
 
 
 def eager_program(model: nn.Module, x: torch.Tensor, k: int) -> Program:
@@ -240,6 +246,26 @@ def check_threads(value: Any) -> int:
     return _whole("threads", value, 1, MAX_THREADS, "torch intra-op threads")
 
 
+def forward_bytes(flow: Dataflow, batch: int) -> int:
+    """About the memory, in bytes, a no-grad forward on ``batch`` float32 items takes: the batch
+    and :data:`FORWARD_MEMORY_FACTOR` times its results' working set (``flow``: recorded on one
+    item, :func:`msdprof.core.exits.record_exits`)."""
+    per_item = sum(math.prod(shape[1:]) for shape in flow.input_shapes)
+    return 4 * batch * (per_item + FORWARD_MEMORY_FACTOR * flow.peak_numbers())
+
+
+def check_forward_memory(model: nn.Module, batch: int, input_size: Sequence[int], option: str,
+                         value: Any) -> None:
+    """:class:`OptionError` on ``option``'s ``value`` when a forward of ``model`` on ``batch``
+    images of ``input_size`` ((height, width) or (C, height, width)) would take more than
+    :data:`~msdprof.core.units.MAX_BYTES` (:func:`forward_bytes`, from a record on one image):
+    checked before the batch is made."""
+    shape = _image_shape(input_size)
+    flow = record_exits(model) if isinstance(model, MSDNet) else record_exits(model, input_size=shape)
+    check_bytes(option, value, forward_bytes(flow, batch),
+                f"a forward on {batch:,} {'x'.join(map(str, shape))} image{'s' * (batch != 1)}")
+
+
 def check_batch_numbers(batch: int, input_size: Sequence[int]) -> None:
     """:class:`OptionError` when ``batch`` images of ``input_size`` ((height, width) or (C, height,
     width)) hold more than :data:`MAX_BATCH_NUMBERS` numbers (checked before they are made)."""
@@ -302,16 +328,26 @@ def load_inputs(path: str | os.PathLike, input_size: Sequence[int]) -> torch.Ten
 
     if not path.is_file():
         fail("does not exist" if not path.exists() else "is not a file")
+    def check_size(shape: Sequence[int], size: int) -> None:  # before the values are read
+        check_bytes("inputs", str(path), math.prod(shape) * (size + 4),
+                    f"its {'x'.join(map(str, shape)) or 'scalar'} array, read and as float32")
+
     try:
         if path.suffix.lower() == ".npz":
+            with open(path, "rb") as file:
+                headers = npz_headers(file, fail)
+            names = list(headers)
+            if "x" not in names and len(names) != 1:
+                fail(f"holds the arrays {', '.join(names) or 'none'}: give one array, or one "
+                     "named x")
+            name = "x" if "x" in names else names[0]
+            check_size(headers[name][0], headers[name][1].itemsize)
             with np.load(path, allow_pickle=False) as data:
-                names = data.files
-                if "x" not in names and len(names) != 1:
-                    fail(f"holds the arrays {', '.join(names) or 'none'}: give one array, or one "
-                         "named x")
-                x = torch.from_numpy(np.array(data["x" if "x" in names else names[0]]))
-        else:
-            x = torch.load(path, map_location="cpu", weights_only=True)
+                x = torch.from_numpy(np.array(data[name]))
+        else:  # memory-mapped (a zip .pt): the shape is checked before the values are read
+            x = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            if isinstance(x, torch.Tensor):
+                check_size(tuple(x.shape), x.element_size())
     except OptionError:
         raise
     except Exception as error:  # a corrupt file fails in many ways
@@ -607,9 +643,10 @@ def measure_latency(
                           f"need an MSDNet ({type(model).__name__} has no exits= to stop at, nor "
                           "early_exit)")
     flow = record_exits(model, inputs=None if msdnet else tuple(t[:1] for t in xs), outputs=outputs)
+    batch = len(xs[0])
+    check_bytes("batch", batch, forward_bytes(flow, batch), f"a forward on {batch:,} items")
     costs = costs_of(model, flow, convention)
     stamps = stamp_points(flow)
-    batch = len(xs[0])
     with evaluating(model):
         forward_times, forward = _time_forward(
             model, xs, stamps, lambda out: select_exits(out, outputs)[0], threads, min_time)
@@ -638,10 +675,9 @@ def measure_latency(
 
 
 __all__ = [
-    "DEVICES", "EarlyExitLatency", "ExitLatency", "ForwardLatency", "Latency", "MAX_BATCH",
-    "MAX_BATCH_NUMBERS", "MAX_MIN_TIME", "MAX_THREADS", "MIN_TIME", "Machine", "PROGRAMS",
-    "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_batch_numbers", "check_device",
-    "check_min_time",
-    "check_thresholds", "check_threads", "cpu_name", "eager_program", "lazy_program",
+    "DEVICES", "EarlyExitLatency", "ExitLatency", "FORWARD_MEMORY_FACTOR", "ForwardLatency",
+    "Latency", "MAX_BATCH", "MAX_BATCH_NUMBERS", "MAX_MIN_TIME", "MAX_THREADS", "MIN_TIME", "Machine",
+    "PROGRAMS", "Program", "Programs", "Timing", "WARMUP", "check_batch", "check_batch_numbers",
+    "check_device", "check_forward_memory", "check_min_time", "forward_bytes", "check_thresholds", "check_threads", "cpu_name", "eager_program", "lazy_program",
     "measure_latency", "spearman", "time_program",
 ]

@@ -106,7 +106,18 @@ def run(args: argparse.Namespace) -> None:
             raise OptionError("batch", args.batch, f"is more than the {len(x)} images of "
                                                    f"{args.inputs}")
         x, inputs = x[:batch], f"images of {args.inputs}"
-    else:
+    # the memory the timed forwards take, before the batch is made (README "Limits")
+    option, value = (("batch", args.batch) if args.batch is not None else
+                     ("inputs", args.inputs) if args.inputs is not None else
+                     ("input-size", args.input_size or "x".join(map(str, shape[1:]))))
+    try:
+        latency.check_forward_memory(model, len(x) if args.inputs is not None else batch or 1,
+                                     shape, option, value)
+    except OptionError as error:
+        if error.option != option:  # the model refused the image itself: --input-size names it
+            raise OptionError("input-size", args.input_size, error.allowed) from error
+        raise
+    if args.inputs is None:
         x, inputs = latency.random_batch(batch or 1, shape), "random normal images"
     thresholds, source = None, "--thresholds"
     if args.thresholds is not None:

@@ -23,6 +23,7 @@ shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 
 from __future__ import annotations
 
+import math
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from msdnet.options import OptionError
 
 from . import meta_shapes
 from .counting import FUNCTION_RULES, MULTIPLY_ADD_FUNCTIONS, Counts, ModuleCount, OpCount, rule_for
-from .units import shape_text, shapes_text
+from .units import check_bytes, shape_text, shapes_text
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,27 @@ class Dataflow:
             for i in op.inputs:
                 reach[i] |= reach[op.index]
         return reach
+
+    def peak_numbers(self) -> int:
+        """The most numbers the operations' results hold at once: each result is held from the
+        operation that makes it to the last that reads it (an exit's output to the end), so this
+        estimates a no-grad forward's working set (views and in-place results count as new ones:
+        an estimate from above).  For the batch recorded; multiply for a larger one."""
+        last = [op.index for op in self.ops]
+        for op in self.ops:
+            for i in op.inputs:
+                last[i] = max(last[i], op.index)
+        for producer in self.outputs:
+            last[producer] = len(self.ops)
+        freed = [0] * (len(self.ops) + 1)
+        held = peak = 0
+        for op in self.ops:
+            size = math.prod(op.shape) if op.shape is not None else 0
+            held += size
+            freed[last[op.index]] += size
+            peak = max(peak, held)
+            held -= freed[op.index]
+        return peak
 
     def first_reads(self) -> list[tuple[int, ...]]:
         """Per operation, the parameters it is the first to read: each parameter is charged to one
@@ -386,6 +408,9 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None)
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    if device.type != "meta":  # checked before it is made
+        check_bytes("input-size", shape_text(input_size), math.prod(shape) * dtype.itemsize,
+                    f"one {shape_text(shape)} {str(dtype).removeprefix('torch.')} image")
     return (torch.zeros(1, *shape, device=device, dtype=dtype),)
 
 
