@@ -65,14 +65,20 @@ def format_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "-".join(format_value(v) for v in value) if value else "''"
     if isinstance(value, str):
-        return value if value else "''"
+        if not value:
+            return "''"
+        # a message is one line: a value holding a newline, a tab or an escape is shown quoted,
+        # its control characters escaped (``'a\\nb'``)
+        return value if value.isprintable() else repr(value)
     return str(value)
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` when ``value`` is close to one of ``choices``, else ``""``."""
-    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    """``" (did you mean 'x'?)"`` when ``value`` is close to one of ``choices`` (in any letter
+    case: ``FLOPs`` finds ``flops``), else ``""``."""
+    by_lower = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(value).lower(), list(by_lower), n=1, cutoff=0.5)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:

@@ -28,6 +28,13 @@ def load_reference() -> dict:
 REFERENCE = load_reference()
 
 
+@pytest.fixture(autouse=True)
+def _plain_width(monkeypatch):
+    """Plain tables take ``COLUMNS`` when it is set (msdprof.render.formatting.text_width): the
+    tests compare them at the default width whatever the terminal that runs them exports."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def model_folder(tmp_path, monkeypatch):
     """``model_folder(FACTORIES)``: the test's folder, made the working directory, holding

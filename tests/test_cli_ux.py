@@ -144,3 +144,34 @@ def test_count_with_options_only_titles_the_authors_defaults(capsys):
     assert code == 0
     assert out.startswith("### MSDNet per-exit cost: the authors' defaults (nBlocks 1, ")
     assert title(exit_costs(bottleneck=True)) in out
+
+
+# --- a --model network's tables (issue 26 item 13) ------------------------------------------
+
+MODELS = "examples/early_exit_models.py"
+
+
+def test_each_operation_column_of_a_model_picks_its_own_unit(capsys):
+    # SDNResNet's heads cost 8,282, 4,266 and 330 ops (`--format csv`): in M they all read 0.00
+    code, out, _ = run(capsys, "count", "--model", f"{MODELS}:SDNResNet", "--input-size", "3x32x32",
+                       "--format", "markdown")
+    header, *rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")]
+    head = header.index("head K ops")
+    assert code == 0 and [row[head] for row in rows] == ["8.28", "4.27", "0.33"]
+    assert "cumulative M ops" in header
+
+
+def test_a_model_csv_names_its_exits_and_has_no_msdnet_layer_column(capsys):
+    code, out, _ = run(capsys, "count", "--model", f"{MODELS}:BranchyDict", "--input-size", "3x32x32",
+                       "--format", "csv")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("exit,name,macs,params,") and "layer" not in lines[0]
+    assert [line.split(",")[:2] for line in lines[1:]] == [["1", "early"], ["2", "final"]]
+
+
+def test_budget_titles_a_model_by_its_class_then_its_factory_once(capsys):
+    code, out, _ = run(capsys, "budget", "--model", f"{MODELS}:BranchyDict", "--input-size", "3x32x32",
+                       "--geometric")
+    heading = " ".join(" ".join(out.split("+")[0].split()).split())
+    assert code == 0
+    assert heading == f"BranchyDict budgeted batch, expected cost per image: {MODELS}:BranchyDict"

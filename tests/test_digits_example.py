@@ -1,4 +1,4 @@
-"""examples/digits.py (issue 6): the pieces checkable without the minute of training — the input
+"""examples/digits.py (issue 6): the pieces checkable without the quarter hour of training — the input
 fits the network, the split is seeded, disjoint and whole — and the committed reports/digits/ is
 what msdprof computes from the committed outputs: the per-exit table, the calibration table, the
 `msdprof budget` command the page gives, and the curve, byte for byte.  The training itself runs in

@@ -124,6 +124,22 @@ BAD_INPUTS = [
     (["count", "-o", ""], "argument -o/--output: must name a file, not ''"),
     (["report", "-o", ""], "argument -o/--output: must name a file, not ''"),
     (["budget", "--geometric", "--logits", "x.npz", "--plot", ""], "argument --plot: must name a file, not ''"),
+    # issue 26 item 7: values that hung or were tracebacks
+    (["latency", "--min-time", "1e308"], "--min-time 1e308: must be a number of seconds > 0 and at most 3,600"),
+    (["budget", "--fractions", "1e999,0,0,0,0,0,0,0,0,0"],
+     "--fractions 1e999,0,0,0,0,0,0,0,0,0: sum to more than 1e300; they must sum to 1"),
+    (["budget", "--fractions", "1e308,1e308,0,0,0,0,0,0,0,0"], "sum to more than 1e300; they must sum to 1"),
+    # a value holding a newline or an escape is echoed on one line, escaped
+    (["count", "--preset", "a\nb"], "--preset 'a\\nb': must be one of"),
+    (["count", "--nBlocks", "3\x1b[31m"], "--nBlocks '3\\x1b[31m': must be a whole number >= 1"),
+    (["count", "-o", "x\ny/costs.csv"], "--output 'x\\ny/costs.csv': directory x\\ny does not exist"),
+    # issue 26 item 6: memory bounded by bytes, estimated before anything is allocated
+    (["latency", "--batch", "65536"], "--batch 65536: a forward on 65,536 3x32x32 images would take about "
+                                      "129.4 GiB of memory: at most 4.0 GiB (see the README's limits)"),
+    # issue 26 item 12: "did you mean" in any letter case, and for commands
+    (["count", "--convention", "FLOPs"], "--convention FLOPs: must be one of msdnet, macs, flops (did you mean 'flops'?)"),
+    (["cont"], "invalid choice: 'cont' (choose from count, graph, report, budget, sweep, compare, latency); "
+               "did you mean count?"),
 ]
 
 
@@ -256,6 +272,13 @@ HOSTILE_LOGITS = {
                                                           "val_target": (5,), "test_pred": (3, 7, 1),
                                                           "test_target": (7,)}, d / "f.npz"),
                                  "val_target has 5 entries but val_pred has 100000000 samples"),
+    # issue 26 item 6: 1.7 KB on disk, 3e8 numbers a split once copied: bounded by bytes, not counts
+    # (2 splits x 3e8 x (4 bytes read + 4 of the float32 copy) + the targets = 4.47 GiB > 4 GiB)
+    "stride-0 .pt": (lambda d: _save_pt(d / "f.pt", *_torch_parts(
+        val_pred=torch.full((1,), 0.1).expand(3, 100_000, 1000), val_target=torch.zeros(1, dtype=torch.int64).expand(100_000),
+        test_pred=torch.full((1,), 0.1).expand(3, 100_000, 1000), test_target=torch.zeros(1, dtype=torch.int64).expand(100_000))),
+                     "would take about 4.5 GiB of memory to read and analyse: at most 4.0 GiB (see the "
+                     "README's limits)"),
     "directory": (lambda d: (d / "f.pt").mkdir() or d / "f.pt",
                   "is a directory; give the file the outputs were saved to"),
 }
@@ -303,3 +326,80 @@ def test_an_npz_declaring_more_data_than_it_stores_is_refused_unread(tmp_path):
     with pytest.raises(OptionError, match=r"cannot be read as .npz: val_pred declares \[3, 600, 4\] float32, "
                                           r"more data than its 4,\d{3} bytes"):
         load_outputs(path, exits=3)
+
+
+def test_version_prints_the_installed_package_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"msdprof {version('msdprof')}\n"
+
+
+def test_a_huge_top_shows_every_row_instead_of_failing(capsys):
+    code = main(["sweep", "--nBlocks", "3:4", "--jobs", "1", "--top", str(10 ** 30), "--format", "csv",
+                 "--quiet"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert len(out.splitlines()) == 1 + 2  # the header and both configurations
+
+
+def test_a_report_keeps_the_page_name_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--nBlocks", "2", "-o", "r.MD", "--quiet"]) == 0
+    assert "r.MD" in os.listdir(tmp_path) and "r.md" not in os.listdir(tmp_path)
+
+
+# --- memory bounded by bytes (issue 26 item 6) --------------------------------------------------
+
+MODELS = Path(__file__).resolve().parent.parent / "examples" / "early_exit_models.py"
+
+
+def test_an_input_size_whose_one_image_exceeds_the_memory_limit_is_one_line(capsys):
+    code = main(["count", "--model", f"{MODELS}:SDNResNet", "--input-size", "16384x16384x16384"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "msdprof: error: --input-size 16384x16384x16384: one 16384x16384x16384 float32 image would take "
+        "about 16,384.0 GiB of memory: at most 4.0 GiB (see the README's limits)\n")
+
+
+def test_latency_inputs_of_stride_0_images_are_bounded_by_the_forward_they_feed(tmp_path, capsys):
+    # 65,536 images stored as one number (1.6 KB on disk): their forward is what takes memory
+    torch.save(torch.zeros(1).expand(65536, 3, 32, 32), tmp_path / "bomb.pt")
+    code = main(["latency", "--inputs", str(tmp_path / "bomb.pt")])
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        f"msdprof: error: --inputs {tmp_path / 'bomb.pt'}: a forward on 65,536 3x32x32 images would take "
+        "about 129.4 GiB of memory")
+
+
+def test_latency_inputs_npz_declaring_too_many_bytes_is_refused_unread(tmp_path, monkeypatch, capsys):
+    # 4 KB stored; declared: 3e9 int64 numbers, 8 bytes each as read + 4 as float32 = 33.5 GiB
+    path = _npz_declaring({"x": (100_000, 3, 100, 100)}, tmp_path / "bomb.npz")
+    read = []
+    real = zipfile.ZipExtFile.read
+    def counting_read(self, n=-1):
+        data = real(self, n)
+        read.append(len(data))
+        return data
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting_read)
+    code = main(["latency", "--inputs", str(path)])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"msdprof: error: --inputs {path}: its 100000x3x100x100 array, read and as float32 would take "
+        "about 33.5 GiB of memory: at most 4.0 GiB (see the README's limits)\n")
+    assert 0 < sum(read) < 1000  # only the .npy header was read
+
+
+def test_peak_numbers_holds_each_result_until_its_last_reader():
+    # a -> b -> c, and a read again by d (the exit): a (10) is held to d, b (20) to c
+    from msdprof.core.counting import OpCount
+    from msdprof.core.dataflow import Dataflow, Op
+
+    def op(i, inputs, numbers):
+        return Op(i, f"op{i}", "function", "f", "", OpCount(0, 0), inputs, (), (numbers,))
+
+    flow = Dataflow((op(0, (), 10), op(1, (0,), 20), op(2, (1,), 5), op(3, (0, 2), 1)), (), outputs=(3,))
+    # while op 1 runs: a and b (30); op 2: a, b, c (35); op 3: a, c, d (16)
+    assert flow.peak_numbers() == 35

@@ -12,7 +12,7 @@ from msdnet import PRESETS
 from msdprof import exit_costs
 from msdprof.analysis.budget import anytime, anytime_steps, expected_cost, geometric_family
 from msdprof.render.budget_view import anytime_renderable, expected_renderable
-from msdprof.render.formatting import render_table, table_columns, to_text
+from msdprof.render.formatting import drop_order, render_table, table_columns, to_text
 from msdprof.analysis.sweep import sweep
 from msdprof.render.sweep_view import render_table as render_sweep
 
@@ -48,7 +48,33 @@ def test_count_table_matches_the_golden_file_at_this_width(width, golden):
 def test_at_80_columns_the_left_out_columns_are_named():
     text = render_table(exit_costs("cifar10-anytime"), "cifar10-anytime", width=80)
     assert max(map(len, text.splitlines())) <= 80
-    assert "Not shown at 80 columns: lazy M ops, lazy saves % (a wider terminal, or --format\ncsv" in text
+    assert "Not shown at 80 columns: direct M ops, direct params M (a wider terminal, or\n--format csv" in text
+
+
+def test_at_80_columns_the_lazy_columns_stay_and_the_direct_ones_go_first():
+    # issue 26 item 9: the README stresses the lazy figures; the direct ones are left out first
+    header = render_table(exit_costs("cifar10-anytime"), "cifar10-anytime", width=80).split("|---")[0]
+    assert "lazy" in header and "saves" in header and "direct" not in header
+
+
+def test_drop_order_ranks_headers_by_the_first_entry_they_start_with():
+    headers = ["exit", "layer", "cumulative\nM ops", "params\nM", "% of\nfull", "block\nM ops",
+               "head\nM ops", "direct\nM ops", "direct\nparams M", "lazy\nM ops", "lazy\nsaves %"]
+    assert drop_order(headers) == [8, 7, 5, 6, 4, 3, 1, 10, 9, 2]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_no_line_of_a_plain_table_ends_in_a_space(width):
+    text = render_table(exit_costs("cifar10-anytime"), "cifar10-anytime", width=width)
+    assert [line for line in text.splitlines() if line != line.rstrip()] == []
+
+
+def test_piped_tables_take_the_width_columns_gives(monkeypatch):
+    costs = exit_costs("cifar10-anytime")
+    monkeypatch.setenv("COLUMNS", "80")
+    assert render_table(costs, "cifar10-anytime") == render_table(costs, "cifar10-anytime", width=80)
+    monkeypatch.setenv("COLUMNS", "not a width")
+    assert render_table(costs, "cifar10-anytime") == render_table(costs, "cifar10-anytime", width=120)
 
 
 def test_at_120_columns_every_column_is_shown():

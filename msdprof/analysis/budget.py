@@ -251,8 +251,8 @@ def given_fractions(fractions: str | Sequence[Any], exits: int) -> ExitDistribut
                                                  "fractions must be >= 0")
     total = sum(values, Fraction(0))
     if abs(total - 1) > FRACTION_SUM_TOLERANCE:
-        raise OptionError("fractions", text, f"sum to {float(total):.10g}; they must sum to 1 "
-                                             "(within 1e-9)")
+        shown = f"{float(total):.10g}" if total < 1e300 else "more than 1e300"  # float() overflows
+        raise OptionError("fractions", text, f"sum to {shown}; they must sum to 1 (within 1e-9)")
     return ExitDistribution(tuple(values))
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -46,10 +47,12 @@ from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
 from ..core.dataflow import (
+    Dataflow,
     InputSpec, Inputs, Outputs, as_inputs, evaluating, make_inputs, parse_inputs, select_exits,
 )
 from ..files.user_model import load_failure, read_inputs
 from ..core.exits import ExitCosts, costs_of, record_exits
+from ..core.units import check_bytes
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
@@ -67,6 +70,13 @@ MIN_TIME = 1.0
 MAX_BATCH = 65536
 MAX_THREADS = 1024
 MAX_BATCH_NUMBERS = 2 ** 30
+#: Most seconds of timing per program (``--min-time``): a command times 2 programs per exit and
+#: the full forward, so an hour per program is already a day for a 10-exit network.
+MAX_MIN_TIME = 3600.0
+#: A forward's peak memory over its results' working set (:meth:`Dataflow.peak_numbers`): measured
+#: on CPU with torch 2.13 at 1.7 (SDNResNet) to 2.6 (cifar10-anytime) -- convolution buffers and
+#: the allocator's slack -- so the estimate takes 3.
+FORWARD_MEMORY_FACTOR = 3
 
 
 def eager_program(model: nn.Module, x: torch.Tensor, k: int) -> Program:
@@ -219,13 +229,14 @@ def check_device(device: Any) -> str:
 
 
 def check_min_time(value: Any) -> float:
-    """Seconds of timing per program: a number > 0."""
-    allowed = "must be a number of seconds > 0 (timing per program, e.g. 0.5)"
+    """Seconds of timing per program: a number > 0 and at most :data:`MAX_MIN_TIME`."""
+    allowed = (f"must be a number of seconds > 0 and at most {MAX_MIN_TIME:,.0f} (timing per "
+               "program, e.g. 0.5)")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise OptionError("min-time", value, allowed) from None
-    if isinstance(value, bool) or not number > 0 or math.isinf(number):
+    if isinstance(value, bool) or not 0 < number <= MAX_MIN_TIME:
         raise OptionError("min-time", value, allowed)
     return number
 
@@ -236,6 +247,14 @@ def check_batch(value: Any) -> int:
 
 def check_threads(value: Any) -> int:
     return _whole("threads", value, 1, MAX_THREADS, "torch intra-op threads")
+
+
+def forward_bytes(flow: Dataflow, batch: int) -> int:
+    """About the memory, in bytes, a no-grad forward on ``batch`` float32 items takes: the batch
+    and :data:`FORWARD_MEMORY_FACTOR` times its results' working set (``flow``: recorded on one
+    item, :func:`msdprof.core.exits.record_exits`)."""
+    per_item = sum(math.prod(shape[1:]) for shape in flow.input_shapes)
+    return 4 * batch * (per_item + FORWARD_MEMORY_FACTOR * flow.peak_numbers())
 
 
 def check_batch_numbers(batch: int, input_size: Sequence[int]) -> None:
@@ -612,9 +631,10 @@ def measure_latency(
                           f"need an MSDNet ({type(model).__name__} has no exits= to stop at, nor "
                           "early_exit)")
     flow = record_exits(model, inputs=None if msdnet else xs.map(lambda t: t[:1]), outputs=outputs)
+    batch = len(xs.tensors[0])
+    check_bytes("batch", batch, forward_bytes(flow, batch), f"a forward on {batch:,} items")
     costs = costs_of(model, flow, convention)
     stamps = stamp_points(flow)
-    batch = len(xs.tensors[0])
     with evaluating(model):
         forward_times, forward = _time_forward(
             model, xs, stamps, lambda out: select_exits(out, outputs)[0], threads, min_time)

@@ -52,6 +52,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -728,7 +729,7 @@ def sweep(
         elif key is not None:
             shown = sorted(rows, key=key, reverse=order[1])  # type: ignore[index]
         else:
-            shown = list(itertools.islice(rows, top))
+            shown = list(itertools.islice(rows, None if top is None else min(top, sys.maxsize)))
             collections.deque(rows, maxlen=0)  # count the rest: their skips, points, filters
         kept = len(front.rows) if pareto else within
     finally:

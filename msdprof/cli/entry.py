@@ -16,10 +16,9 @@ from typing import Any, Callable, Sequence
 
 from msdnet.options import OptionError, format_value
 
-from ..core.units import one_line
 from ..files.output import WriteWarning
 from . import budget, compare, count, graph, latency, report, sweep
-from .options import ArgumentParser, CommandFailed, UsageError
+from .options import ArgumentParser, CommandFailed, UsageError, one_line
 
 COMMANDS: list[Callable[[Any], None]] = [count.add_parser, graph.add_parser, report.add_parser,
                                          budget.add_parser, sweep.add_parser, compare.add_parser,
@@ -32,11 +31,29 @@ def build_parser() -> ArgumentParser:
         description="What each exit of an MSDNet costs: multiply-adds and parameters per exit, "
                     "the scale x layer graph, reports and budgets.",
     )
+    parser.add_argument("--version", action="version", version=f"msdprof {version()}",
+                        help="print msdprof's version (from the installed package) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
     for add in COMMANDS:
         add(sub)
     return parser
+
+
+def version() -> str:
+    """The installed package's version (its metadata), or ``unknown (not installed)``."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("msdprof")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def say(line: str) -> None:
+    """``msdprof: LINE`` on stderr, always one line: control characters left in it (a newline
+    in a path an OS error names) are escaped."""
+    print("msdprof: " + one_line(line), file=sys.stderr)
 
 
 def cli_message(error: OptionError) -> str:
@@ -66,22 +83,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             args.run(args)
     except UsageError as error:
-        print(f"msdprof: error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         return 2
     except OptionError as error:
         if debug and error.__cause__ is not None:  # the user's own code raised: show where
             traceback.print_exception(error.__cause__, file=sys.stderr)
-        print(f"msdprof: error: {cli_message(error)}", file=sys.stderr)
+        say(f"error: {cli_message(error)}")
         return 2
     except CommandFailed as error:
-        print(f"msdprof: error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         return 1
     except BrokenPipeError:  # `msdprof ... | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as error:
-        where = f" {error.filename}" if error.filename else ""
-        print(f"msdprof: error: cannot write{where}: {error.strerror or error}", file=sys.stderr)
+        where = f" {format_value(str(error.filename))}" if error.filename else ""
+        say(f"error: cannot write{where}: {error.strerror or error}")
         return 2
     except KeyboardInterrupt as error:  # Ctrl-C, or the user's model raising it (said so)
         print(f"msdprof: interrupted{' ' + one_line(error) if str(error) else ''}", file=sys.stderr)

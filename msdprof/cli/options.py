@@ -49,9 +49,24 @@ class CommandFailed(Exception):
     """A command that ran and found something wrong that is not the user's mistake (exit code 1)."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (``a\\nb``): what msdprof echoes stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """As argparse's, with the closest choice: ``invalid choice: 'cont' (choose from count,
+        graph, ...); did you mean count?``."""
+        if action.choices is not None and value not in action.choices:
+            choices = [str(c) for c in action.choices]
+            close = difflib.get_close_matches(str(value).lower(), choices, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from "
+                                                 f"{', '.join(choices)}){hint}")
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         """As argparse's, but an unknown option is an error here, where this (sub)command's options

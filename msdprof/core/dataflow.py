@@ -36,6 +36,7 @@ shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import weakref
 from contextlib import contextmanager
@@ -158,6 +159,27 @@ class Dataflow:
             for i in op.inputs:
                 reach[i] |= reach[op.index]
         return reach
+
+    def peak_numbers(self) -> int:
+        """The most numbers the operations' results hold at once: each result is held from the
+        operation that makes it to the last that reads it (an exit's output to the end), so this
+        estimates a no-grad forward's working set (views and in-place results count as new ones:
+        an estimate from above).  For the batch recorded; multiply for a larger one."""
+        last = [op.index for op in self.ops]
+        for op in self.ops:
+            for i in op.inputs:
+                last[i] = max(last[i], op.index)
+        for producer in self.outputs:
+            last[producer] = len(self.ops)
+        freed = [0] * (len(self.ops) + 1)
+        held = peak = 0
+        for op in self.ops:
+            size = math.prod(op.shape) if op.shape is not None else 0
+            held += size
+            freed[last[op.index]] += size
+            peak = max(peak, held)
+            held -= freed[op.index]
+        return peak
 
     def first_reads(self) -> list[tuple[int, ...]]:
         """Per operation, the parameters it is the first to read: each parameter is charged to one

@@ -49,6 +49,25 @@ def shapes_text(shapes: Iterable[Any]) -> str:
     return ", ".join(shape_text(s) for s in shapes)
 
 
+#: The most memory a command may allocate for the data it reads or makes (saved outputs, a batch
+#: of images and the feature maps a forward holds on it), in bytes: estimated from shapes before
+#: anything is allocated (README "Limits").
+MAX_BYTES = 4 * 2**30
+
+
+def bytes_text(n: int | float) -> str:
+    """``4.0 GiB``, ``120 MiB``: a size in bytes, in binary units."""
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
+def check_bytes(option: str, value: Any, needed: int, what: str) -> None:
+    """:class:`OptionError` on ``option``'s ``value`` when ``what`` (``"the batch and its feature
+    maps"``) would take ``needed`` bytes, more than :data:`MAX_BYTES`; checked before allocating."""
+    if needed > MAX_BYTES:
+        raise OptionError(option, value, f"{what} would take about {bytes_text(needed)} of memory: "
+                                         f"at most {bytes_text(MAX_BYTES)} (see the README's limits)")
+
+
 #: The columns of a sweep row that ``msdprof sweep --sort`` can order by (besides the options).
 ROW_COLUMNS = ("index", "exits", "layers", "first_macs", "total_macs", "total_params", "budget_exits")
 

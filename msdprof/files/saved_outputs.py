@@ -27,6 +27,7 @@ import torch
 
 from msdnet.options import OptionError
 
+from ..core.units import MAX_BYTES, bytes_text
 from .output import write_atomic
 
 #: The four things the file holds, in the authors' order.
@@ -209,6 +210,7 @@ def outputs_from(
     check_layout({n: tuple(v.shape) for n, v in t.items()},
                  {n: v.is_floating_point() for n, v in t.items()}, fail, exits,
                  {n: _dtype_name(v.dtype) for n, v in t.items()})
+    check_memory(fail, {n: (tuple(v.shape), v.element_size()) for n, v in t.items()})
     val_pred, test_pred = _pred("val_pred", t["val_pred"], fail), _pred("test_pred", t["test_pred"], fail)
     return SavedOutputs(
         val_pred, _target("val_target", t["val_target"], "val_pred", val_pred, fail),
@@ -230,21 +232,20 @@ def _first_line(error: BaseException) -> str:
     return line if len(line) <= 160 else line[:157] + "..."
 
 
-def _npz_layout(file: BinaryIO, fail: Fail, exits: int | None) -> None:
-    """Check the ``.npy`` header of each of the four arrays of an ``.npz`` (shape, dtype, declared
-    size) with :func:`check_layout` before any data is read or inflated."""
+def npz_headers(file: BinaryIO, fail: Fail) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Per array of an ``.npz``, by name: its shape and dtype as its ``.npy`` header declares
+    them and the bytes the archive stores for it -- read without reading or inflating any data
+    (``fail`` on a damaged archive, or an array that is not of numbers).  ``file`` is left at 0."""
     try:
         archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         fail(f"cannot be read as .npz: {_first_line(error)}")
+    headers = {}
     with archive:
-        members = {Path(m).stem: m for m in archive.namelist() if m.endswith(".npy")}
-        missing = [n for n in NAMES if n not in members]
-        if missing:
-            fail(f"has no array named {', '.join(missing)}; found " + (", ".join(members) or "none"))
-        shapes, floating, kinds, sizes = {}, {}, {}, {}
-        for name in NAMES:
-            info = archive.getinfo(members[name])
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            name = Path(info.filename).stem
             try:
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
@@ -255,14 +256,40 @@ def _npz_layout(file: BinaryIO, fail: Fail, exits: int | None) -> None:
                 fail(f"cannot be read as .npz: {name}: {_first_line(error)}")
             if dtype.kind not in "biuf" or dtype.hasobject:
                 fail(f"{name} has dtype {dtype}: must hold numbers")
-            shapes[name], floating[name], kinds[name] = tuple(shape), dtype.kind == "f", str(dtype)
-            sizes[name] = (math.prod(shape) * dtype.itemsize, info.file_size, dtype)
-        check_layout(shapes, floating, fail, exits, kinds)
-        for name, (declared, stored, dtype) in sizes.items():
-            if declared > stored:
-                fail(f"cannot be read as .npz: {name} declares {_shape(shapes[name])} {dtype}, more "
-                     f"data than its {stored:,} bytes")
+            headers[name] = (tuple(shape), dtype, info.file_size)
     file.seek(0)
+    return headers
+
+
+def _npz_layout(file: BinaryIO, fail: Fail, exits: int | None) -> None:
+    """Check the ``.npy`` header of each of the four arrays of an ``.npz`` (shape, dtype, declared
+    size) with :func:`check_layout`, and the memory reading them takes, before any data is read
+    or inflated."""
+    headers = npz_headers(file, fail)
+    missing = [n for n in NAMES if n not in headers]
+    if missing:
+        fail(f"has no array named {', '.join(missing)}; found " + (", ".join(headers) or "none"))
+    shapes = {n: headers[n][0] for n in NAMES}
+    check_layout(shapes, {n: headers[n][1].kind == "f" for n in NAMES}, fail, exits,
+                 {n: str(headers[n][1]) for n in NAMES})
+    for name in NAMES:
+        shape, dtype, stored = headers[name]
+        if math.prod(shape) * dtype.itemsize > stored:
+            fail(f"cannot be read as .npz: {name} declares {_shape(shape)} {dtype}, more "
+                 f"data than its {stored:,} bytes")
+    check_memory(fail, {n: (headers[n][0], headers[n][1].itemsize) for n in NAMES})
+
+
+def check_memory(fail: Fail, layout: Mapping[str, tuple[tuple[int, ...], int]]) -> None:
+    """``fail`` when reading the four arrays (``{name: (shape, bytes per number)}``, as stored)
+    would take more than :data:`~msdprof.core.units.MAX_BYTES`: each as read, plus the float32
+    copy of the predictions and the int64 copy of the targets that are analysed (a tensor that
+    repeats one value, stride 0, is counted at its full size: its copies are)."""
+    needed = sum(math.prod(shape) * (size + (4 if name.endswith("pred") else 8))
+                 for name, (shape, size) in layout.items())
+    if needed > MAX_BYTES:
+        fail(f"would take about {bytes_text(needed)} of memory to read and analyse: at most "
+             f"{bytes_text(MAX_BYTES)} (see the README's limits)")
 
 
 def _read(path: Path, file: BinaryIO, fail: Fail, exits: int | None) -> Mapping[str, Any]:

@@ -31,7 +31,6 @@ from ..files.saved_outputs import SavedOutputs
 from ..core.units import shapes_text
 
 FORMATS = ("table", "json", "csv")
-_WIDE = 400  # wide enough that no row of a calibration table wraps: it takes its natural width
 
 
 def _header(costs: ExitCosts, name: str | None) -> dict[str, Any]:
@@ -43,8 +42,8 @@ def _header(costs: ExitCosts, name: str | None) -> dict[str, Any]:
 
 
 def _network(costs: ExitCosts, name: str | None) -> str:
-    if costs.options is None:  # a model msdprof did not build (--model)
-        return f"{costs.model} {name}" if name else costs.model
+    if costs.options is None:  # a model msdprof did not build (--model): titles name its class first
+        return name or costs.model
     return f"{name} ({costs.options.describe()})" if name else costs.options.describe()
 
 
@@ -316,7 +315,7 @@ def render_calibration(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[C
         return calibration_json(costs, outputs, rows, name)
     if fmt == "csv":
         return calibration_csv(costs, outputs, rows, name)
-    return to_text(calibration_renderable(costs, outputs, rows, name), width=_WIDE)
+    return to_text(calibration_renderable(costs, outputs, rows, name))
 
 
 def accuracy_plot(costs: ExitCosts, outputs: SavedOutputs, rows: Sequence[Calibration],

@@ -20,7 +20,6 @@ from . import formatting
 from .formatting import check_format, csv_text, markdown_table, op_scale, scaled, styled_table, to_text
 
 FORMATS = formatting.FORMATS
-_WIDTH = 120  # the console width of plain tables (pipes, files)
 
 
 def title(describe: str) -> str:
@@ -97,7 +96,7 @@ def renderable(comparison: Comparison, describe: str, plain: bool = False) -> Re
 
 
 def render_table(comparison: Comparison, describe: str) -> str:
-    return to_text(renderable(comparison, describe, plain=True), _WIDTH)
+    return to_text(renderable(comparison, describe, plain=True))
 
 
 def render_markdown(comparison: Comparison, describe: str) -> str:

@@ -10,6 +10,7 @@ import copy
 import csv
 import io
 import json
+import os
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and pa
     from ..core.exits import ExitCost, ExitCosts
 
 FORMATS = ("table", "json", "csv", "markdown")
+#: The console width of plain tables (pipes, files) when ``COLUMNS`` does not give one.
+TEXT_WIDTH = 120
+#: The narrowest ``COLUMNS`` honoured (a smaller one is ignored: no table fits it).
+MIN_WIDTH = 40
 
 
 #: What one counted operation is called in each convention.
@@ -142,11 +147,12 @@ def _percent(part: int, whole: int) -> str:
 
 
 def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]]]:
-    """(header, cell) pairs shared by the rich table and the Markdown table."""
-    divisor, unit = op_unit(costs.total_macs, costs.convention)
-
-    def ops(field: str) -> Callable[[ExitCost], str]:
-        return lambda e: scaled(getattr(e, field), divisor)
+    """(header, cell) pairs shared by the rich table and the Markdown table.  Each operation
+    column has its own unit, M or K by its largest figure (a 1,930-op head reads 1.93 K ops, not
+    0.00 M ops)."""
+    def ops(label: str, field: str) -> tuple[str, Callable[[ExitCost], str]]:
+        divisor, unit = op_unit(max((getattr(e, field) for e in costs), default=0), costs.convention)
+        return f"{label}\n{unit}", lambda e: scaled(getattr(e, field), divisor)
 
     p_divisor, p_prefix = op_scale(costs.total_params)  # M, or K for a small network
 
@@ -157,14 +163,14 @@ def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]
     return [
         ("exit", lambda e: str(e.exit)),
         *layer,
-        (f"cumulative\n{unit}", ops("macs")),
+        ops("cumulative", "macs"),
         (f"params\n{p_prefix}", params("params")),
         ("% of\nfull", lambda e: _percent(e.macs, costs.total_macs)),
-        (f"block\n{unit}", ops("block_macs")),
-        (f"head\n{unit}", ops("head_macs")),
-        (f"direct\n{unit}", ops("direct_macs")),
+        ops("block", "block_macs"),
+        ops("head", "head_macs"),
+        ops("direct", "direct_macs"),
         (f"direct\nparams {p_prefix}", params("direct_params")),
-        (f"lazy\n{unit}", ops("lazy_macs")),
+        ops("lazy", "lazy_macs"),
         ("lazy\nsaves %", lambda e: _percent(e.macs - e.lazy_macs, e.macs)),
     ]
 
@@ -257,12 +263,20 @@ def filled_table(title: str, caption: str, headers: Sequence[str], rows: Sequenc
     return table
 
 
-def to_text(renderable: Any, width: int = 120) -> str:
-    """A ``rich`` renderable as plain text at a fixed console ``width`` (what goes to a pipe, a
-    file or a golden file)."""
+def text_width() -> int:
+    """The width of plain text (pipes, files): ``COLUMNS`` when it holds a whole number of at least
+    :data:`MIN_WIDTH` (``COLUMNS=80 msdprof count | less``), else :data:`TEXT_WIDTH`."""
+    value = os.environ.get("COLUMNS", "").strip()
+    return int(value) if value.isdigit() and MIN_WIDTH <= int(value) <= 10_000 else TEXT_WIDTH
+
+
+def to_text(renderable: Any, width: int | None = None) -> str:
+    """A ``rich`` renderable as plain text at console ``width`` (default :func:`text_width`): what
+    goes to a pipe, a file or a golden file; no line ends in spaces."""
     out = io.StringIO()
-    Console(file=out, width=width, color_system=None, legacy_windows=False).print(renderable)
-    return out.getvalue()
+    Console(file=out, width=width or text_width(), color_system=None, legacy_windows=False,
+            force_terminal=False).print(renderable)
+    return "".join(line.rstrip() + "\n" for line in out.getvalue().splitlines())
 
 
 def csv_text(fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
@@ -274,10 +288,29 @@ def csv_text(fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+#: The per-exit table's columns left out first where the terminal is too narrow, by the start of
+#: their header: the direct figures, then block and head, then the shares and parameters; the
+#: cumulative and lazy costs (what the README leads with) stay longest, exit always.
+DROP_FIRST = ("direct\nparams", "direct\n", "block\n", "head\n", "% of", "params\n", "layer",
+              "lazy\nsaves", "lazy\n", "cumulative")
+
+
+def drop_order(headers: Sequence[str]) -> list[int]:
+    """The indexes of ``headers`` but the first in the order :data:`DROP_FIRST` leaves them out
+    (a header is ranked by the first entry it starts with; one matching none goes last)."""
+    def rank(header: str) -> int:
+        return next((r for r, start in enumerate(DROP_FIRST) if header.startswith(start)),
+                    len(DROP_FIRST))
+
+    return sorted(range(1, len(headers)), key=lambda i: rank(headers[i]))
+
+
 def rich_table(costs: ExitCosts, name: str | None = None, plain: bool = False) -> Table:
-    """The per-exit table as a ``rich`` table; ``plain`` drops colour and heavy borders."""
-    table = styled_table(title(costs, name), caption(costs), plain)
+    """The per-exit table as a ``rich`` table; ``plain`` drops colour and heavy borders.  Where
+    it is too wide, the columns of :data:`DROP_FIRST` are left out first."""
     columns = table_columns(costs)
+    table = styled_table(title(costs, name), caption(costs), plain,
+                         drop_order([h for h, _ in columns]))
     for header, _ in columns:
         table.add_column(header, justify="right")
     for e in costs:
@@ -285,8 +318,10 @@ def rich_table(costs: ExitCosts, name: str | None = None, plain: bool = False) -
     return table
 
 
-def render_table(costs: ExitCosts, name: str | None = None, width: int = 120, plain: bool = True) -> str:
-    """The rich table as text at a fixed console ``width`` (what goes to a pipe or a golden file)."""
+def render_table(costs: ExitCosts, name: str | None = None, width: int | None = None,
+                 plain: bool = True) -> str:
+    """The rich table as text at console ``width`` (default :func:`text_width`; what goes to a
+    pipe or a golden file)."""
     return to_text(rich_table(costs, name, plain=plain), width)
 
 
@@ -302,6 +337,11 @@ def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     from ..core.exits import ExitCost
 
     names = [f.name for f in fields(ExitCost)]
+    if costs.options is None:  # a --model network: no MSDNet layer; its exits' names instead
+        names = ["exit", "name", *(n for n in names if n not in ("exit", "layer"))]
+        return csv_text([*names, "convention"], (
+            {**{k: v for k, v in asdict(e).items() if k != "layer"}, "name": exit_name,
+             "convention": costs.convention} for e, exit_name in zip(costs, costs.exit_names)))
     return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))
 
 

@@ -17,11 +17,11 @@ from msdnet.options import format_value
 
 from ..core.counting import CONVENTION_HELP
 from ..core.units import format_count
-from .formatting import OP_NAMES, check_format, csv_text, markdown_table, op_unit, scaled, styled_table, to_text
+from .formatting import (OP_NAMES, check_format, csv_text, markdown_table, op_unit, scaled, styled_table,
+                         text_width, to_text)
 from ..analysis.sweep import SweepResult
 
 FORMATS = ("table", "json", "csv", "markdown")
-_WIDTH = 120  # the console width of plain tables (pipes, files)
 _REASONS_SHOWN = 10  # distinct skip reasons listed in a table; JSON lists every skipped one
 
 
@@ -157,12 +157,12 @@ def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
 RICH_ROWS = 200
 
 
-def render_table(result: SweepResult, width: int = _WIDTH) -> str:
-    """The plain table at console ``width``.  Rich lays out only the title, the header, the widest
+def render_table(result: SweepResult, width: int | None = None) -> str:
+    """The plain table at console ``width`` (default :func:`~msdprof.render.formatting.text_width`).  Rich lays out only the title, the header, the widest
     cell of every column and the caption; the rows are then written at the column widths it chose
     (right-justified, one line each), which is what rich prints for them.  Where a cell would wrap
     (a table wider than ``width``) rich lays out every row."""
-    cells = _cells(result)
+    cells, width = _cells(result), width or text_width()
     if not cells:
         return to_text(_table(result, cells, plain=True), width)
     widest = [max((row[i] for row in cells), key=len) for i in range(len(cells[0]))]
