@@ -52,7 +52,7 @@ from msdnet.options import OptionError
 
 from . import counting, meta_shapes
 from .counting import FUNCTION_RULES, RULES, Counts, KernelTally, ModuleCount, OpCount, rule_for
-from .units import INPUT_DTYPE_NAMES, INPUT_FORMS, first_line, one_line, shape_text, shapes_text
+from .units import INPUT_DTYPE_NAMES, INPUT_FORMS, check_bytes, first_line, one_line, shape_text, shapes_text
 
 
 @dataclass(frozen=True)
@@ -706,6 +706,11 @@ def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
     first = next((t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), None)
     device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
     floating = first.dtype if first is not None else torch.float32
+    if device.type != "meta":  # checked before anything is made
+        dtypes = [floating if s.dtype is None else INPUT_DTYPES[s.dtype] for s in specs]
+        check_bytes("input-size", shapes_text(s.shape for s in specs),
+                    sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes)),
+                    f"the inputs {shapes_text(s.shape for s in specs)}")
     made = [(s.name, torch.zeros(s.shape, device=device,
                                  dtype=floating if s.dtype is None else INPUT_DTYPES[s.dtype])) for s in specs]
     return Inputs(tuple(t for name, t in made if not name), {name: t for name, t in made if name})
