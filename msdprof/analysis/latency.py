@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -632,7 +631,9 @@ def measure_latency(
                           "early_exit)")
     flow = record_exits(model, inputs=None if msdnet else xs.map(lambda t: t[:1]), outputs=outputs)
     batch = len(xs.tensors[0])
-    check_bytes("batch", batch, forward_bytes(flow, batch), f"a forward on {batch:,} items")
+    item = "x".join(map(str, xs.tensors[0].shape[1:]))
+    check_bytes("batch", batch, forward_bytes(flow, batch),
+                f"a forward on {batch:,} {item} {'images' if msdnet else 'items'}")
     costs = costs_of(model, flow, convention)
     stamps = stamp_points(flow)
     with evaluating(model):

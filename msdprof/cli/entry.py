@@ -18,6 +18,7 @@ from msdnet.options import OptionError, format_value
 
 from ..files.output import WriteWarning
 from . import budget, compare, count, graph, latency, report, sweep
+from ..core.units import one_line as error_line
 from .options import ArgumentParser, CommandFailed, UsageError, one_line
 
 COMMANDS: list[Callable[[Any], None]] = [count.add_parser, graph.add_parser, report.add_parser,
@@ -101,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"error: cannot write{where}: {error.strerror or error}")
         return 2
     except KeyboardInterrupt as error:  # Ctrl-C, or the user's model raising it (said so)
-        print(f"msdprof: interrupted{' ' + one_line(error) if str(error) else ''}", file=sys.stderr)
+        print(f"msdprof: interrupted{' ' + one_line(error_line(error)) if str(error) else ''}", file=sys.stderr)
         return 130
     return 0
 

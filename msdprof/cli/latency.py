@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> None:
     except OptionError as error:
         if error.option == "inputs" and args.inputs is None:  # the batch was made of --input-size
             raise OptionError("input-size", args.input_size, error.allowed) from error
+        if error.option == "batch" and args.batch is None:  # the batch is all of --inputs, or one
+            option = "inputs" if args.inputs is not None else "input-size"
+            raise OptionError(option, getattr(args, option.replace("-", "_")), error.allowed) from error
         raise
     if args.plot:
         write_atomic(args.plot, latency_view.latency_plot(result, name), force=args.force,

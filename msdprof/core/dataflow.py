@@ -706,11 +706,6 @@ def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
     first = next((t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), None)
     device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
     floating = first.dtype if first is not None else torch.float32
-    if device.type != "meta":  # checked before anything is made
-        dtypes = [floating if s.dtype is None else INPUT_DTYPES[s.dtype] for s in specs]
-        check_bytes("input-size", shapes_text(s.shape for s in specs),
-                    sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes)),
-                    f"the inputs {shapes_text(s.shape for s in specs)}")
     made = [(s.name, torch.zeros(s.shape, device=device,
                                  dtype=floating if s.dtype is None else INPUT_DTYPES[s.dtype])) for s in specs]
     return Inputs(tuple(t for name, t in made if not name), {name: t for name, t in made if name})
@@ -734,7 +729,28 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None,
     specs = parse_inputs(input_size)
     if batch != 1:
         specs = tuple(dataclasses.replace(spec, shape=(batch, *spec.shape[1:])) for spec in specs)
+    _check_input_bytes(model, specs, input_size)
     return make_inputs(model, specs)
+
+
+def _check_input_bytes(model: nn.Module, specs: Sequence[InputSpec], typed: Any) -> None:
+    """:class:`OptionError` naming ``--input-size`` (as ``typed``) when the zero inputs of ``specs``
+    would take more than :data:`~msdprof.core.units.MAX_BYTES` on ``model``'s device (nothing is
+    allocated on ``meta``): checked before they are made."""
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    if device.type == "meta":
+        return
+    first = next((t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), None)
+    floating = first.dtype if first is not None else torch.float32
+    dtypes = [floating if s.dtype is None else INPUT_DTYPES[s.dtype] for s in specs]
+    needed = sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes))
+    if len(specs) == 1 and not specs[0].name:
+        count = "one" if specs[0].shape[0] == 1 else f"{specs[0].shape[0]:,}"
+        what = (f"{count} {shape_text(specs[0].shape[1:])} {str(dtypes[0]).removeprefix('torch.')} "
+                f"{'image' if len(specs[0].shape) == 4 else 'input'}{'s' * (count != 'one')}")
+    else:
+        what = f"the inputs {shapes_text(s.shape for s in specs)}"
+    check_bytes("input-size", shape_text(typed), needed, what)
 
 
 def parse_input_size(value: Any) -> tuple[int, int, int]:

@@ -219,6 +219,7 @@ def read_inputs(path: str) -> Any:
         raise OptionError("inputs", path, "does not exist" if not file.exists() else "is not a file")
     try:
         if file.suffix.lower() == ".npz":
+            _check_npz_bytes(file, path)  # from the .npy headers, before any value is read
             with np.load(file, allow_pickle=False) as data:
                 arrays = {name: torch.from_numpy(np.array(data[name])) for name in data.files}
             positional = sorted(arrays, key=lambda n: int(n[4:])) if all(
@@ -228,6 +229,8 @@ def read_inputs(path: str) -> Any:
             value: Any = arrays
         else:
             value = torch.load(file, map_location="cpu", weights_only=True)
+    except OptionError:
+        raise
     except Exception as error:  # a corrupt file fails in many ways
         raise OptionError("inputs", path, f"cannot be read: {load_failure(error)}") from error
     try:
@@ -238,6 +241,25 @@ def read_inputs(path: str) -> Any:
         raise OptionError("inputs", path, f"holds {what}: must hold a tensor, a tuple or list of tensors "
                                           "(positional inputs) or a dict of tensors by name (keyword "
                                           "inputs)") from None
+
+
+def _check_npz_bytes(file: Path, path: str) -> None:
+    """:class:`OptionError` naming ``--inputs`` when the arrays an ``.npz`` declares, read and as
+    float32, would take more than :data:`~msdprof.core.units.MAX_BYTES` (read from its headers)."""
+    import math
+
+    from ..core.units import check_bytes
+    from .saved_outputs import npz_headers
+
+    def fail(what: str):
+        raise OptionError("inputs", path, what)
+
+    with open(file, "rb") as handle:
+        headers = npz_headers(handle, fail)
+    needed = sum(math.prod(shape) * (dtype.itemsize + 4) for shape, dtype, _ in headers.values())
+    shapes = ["x".join(map(str, shape)) or "scalar" for shape, _, _ in headers.values()]
+    what = f"its {shapes[0]} array" if len(shapes) == 1 else f"its arrays {', '.join(shapes)}"
+    check_bytes("inputs", path, needed, f"{what}, read and as float32")
 
 
 __all__ = [

@@ -773,6 +773,8 @@ def write_report(
     path, fmt = check_report_path(path, html)
     check_writable(path, force)  # before any work; write_together checks every file again
     files = report_files(configs, path.stem, fmt, progress=progress)
+    page = path.stem + SUFFIXES[fmt]  # the page keeps the name given (r.MD stays r.MD)
+    files = {path.name if n == page else n: v for n, v in files.items()}
     return write_together(path.parent, _pages_last(files), force)
 
 
