@@ -26,11 +26,11 @@ from msdprof.analysis.budget import (
     anytime, anytime_steps, budgeted_batch, calibrate, evaluate, expected_cost, geometric,
     geometric_family, given_fractions,
 )
-from msdprof.cli import main
 from msdprof.core.exits import ExitCost, ExitCosts
 from msdprof.files.saved_outputs import (
     SavedOutputs, load_outputs, outputs_from, save_outputs, synthetic_outputs,
 )
+from cli_run import run
 
 # --- the authors' code, transcribed (MSDNet-PyTorch adaptive_inference.py) --------------------
 # Only change: dynamic_eval_with_threshold also returns `exp` (the per-exit counts it computes).
@@ -481,12 +481,6 @@ def test_a_missing_file_is_refused(tmp_path):
 # --- the command line -------------------------------------------------------------------------
 
 SMALL = ["--nBlocks", "4", "--stepmode", "lin_grow", "--step", "1", "--base", "1", "--nChannels", "8"]
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_anytime_json_is_the_api_answer(capsys, small_costs):

@@ -13,16 +13,10 @@ from pathlib import Path
 import pytest
 
 from msdprof import exit_costs
-from msdprof.cli import main
 from msdprof.render.formatting import render_table
+from cli_run import run
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_count_prints_a_table_titled_with_the_options(capsys):

@@ -13,16 +13,10 @@ from pathlib import Path
 import pytest
 
 from msdprof import exit_costs, exit_memory
-from msdprof.cli import main
 from msdprof.render.memory_view import render_memory
+from cli_run import run
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_count_memory_at_80_columns_matches_the_golden_file():

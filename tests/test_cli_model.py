@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from msdprof import exit_costs
-from msdprof.cli import main
+from cli_run import run
 
 from early_exit_models import BranchyDict, SDNResNet
 
@@ -43,12 +43,6 @@ def msdnet():
 def folder(model_folder):
     """A folder holding models.py (the factories) beside a copy of the test models."""
     return model_folder(FACTORIES)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_count_json_of_a_model_file_equals_the_api(folder, capsys):

@@ -7,15 +7,9 @@ from __future__ import annotations
 import pytest
 
 from msdprof import exit_costs
-from msdprof.cli import main
 from msdprof.render.formatting import network_name, title
 from msdnet import Options
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_run import run
 
 
 # --- did you mean ---------------------------------------------------------------------------

@@ -19,12 +19,12 @@ from torch.utils.flop_counter import FlopCounterMode
 import msdnet.model
 from msdnet import Options, build_model
 from msdprof import exit_costs
-from msdprof.cli import main
 from msdprof.analysis.compare import (TOOLS, KeepAlive, ToolCount, compare, compare_msdnet, explain,
                              msdnet_exits)
 from msdprof.render.compare_view import render, terms_text
 from msdprof.core.counting import CONVENTIONS
 from msdprof.core.dataflow import tensors_in
+from cli_run import run
 
 # Two small real CPU models: CIFAR (ReLU, 3x3 convs, avg-pool heads) and ImageNet (+ a biased 7x7
 # stem conv and max pooling).
@@ -251,12 +251,6 @@ def test_negative_terms_read_as_subtraction():
 # --- the command -----------------------------------------------------------------------------
 
 NETWORK = ["--nBlocks", "2", "--step", "1", "--base", "1", "--nChannels", "8", "--growthRate", "4"]
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -553,7 +547,6 @@ def test_a_progress_bar_shows_on_a_terminals_stderr_unless_quiet(capsys, monkeyp
     assert "msdprof compare: counting with every tool" in err
     code, _, err = run(capsys, "compare", *NETWORK, "--format", "json", "--quiet")
     assert (code, err) == (0, "")
-
 
 
 # --- the one-forward method against truncated runs, on a model msdprof did not build ----------

@@ -20,10 +20,10 @@ import torch
 from msdnet import PRESETS, OptionError, Options, build_model, build_plan, resolve
 from msdprof import exit_costs, layout_graph
 from msdprof.core.counting import CONVENTIONS
-from msdprof.cli import main
 from msdprof.render.drawing import render, to_dot, to_json, write_graph
 from msdprof.analysis.graph import boxes_at, default_depth, fold_graph, node_id
 from msdprof.render.interactive import network_page
+from cli_run import run
 
 HAS_GRAPHVIZ = shutil.which("neato") is not None
 needs_graphviz = pytest.mark.skipif(not HAS_GRAPHVIZ, reason="Graphviz is not installed")
@@ -354,12 +354,6 @@ def test_graphml_reads_back_to_the_same_nodes_and_edges(tmp_path):
 
 
 # --- the command -------------------------------------------------------------------------------
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_graph_json_from_the_command_line_equals_the_api(capsys, tmp_path):

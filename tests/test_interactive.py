@@ -19,11 +19,11 @@ import pytest
 from msdnet import Options
 from msdprof import exit_costs, layout_graph
 from msdprof.render import drawing
-from msdprof.cli import main
 from msdprof.core.counting import CONVENTIONS
 from msdprof.core.units import format_count
 from msdprof.core.exits import ExitCost, ExitCosts
 from msdprof.render.interactive import network_page, page, page_data
+from cli_run import run
 
 needs_graphviz = pytest.mark.skipif(shutil.which(drawing.GRAPHVIZ_PROGRAM) is None,
                                     reason="Graphviz is not installed")
@@ -162,12 +162,6 @@ def test_a_graph_with_other_ids_gets_the_same_page():
 
 
 # --- the command line and the report ---------------------------------------------------------------
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @needs_graphviz

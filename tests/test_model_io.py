@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from msdnet import build_model, resolve
 from msdnet.options import OptionError
 from msdprof import exit_costs
-from msdprof.cli import main
+from cli_run import run
 
 FACTORIES = '''
 import sys
@@ -136,12 +136,6 @@ def heads_only(out):
 def folder(model_folder):
     """A folder holding models.py (the factories above), made the working directory."""
     return model_folder(FACTORIES)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def lazy_flops(out: str) -> list[int]:
