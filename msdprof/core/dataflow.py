@@ -700,14 +700,20 @@ def parse_inputs(value: Any, dtype: str | None = None) -> tuple[InputSpec, ...]:
     return tuple(specs)
 
 
-def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
-    """Zero tensors of ``specs`` on ``model``'s device; those without a dtype in its floating-point
-    dtype (float32 for a model without floating-point parameters or buffers)."""
+def _placed(model: nn.Module, specs: Sequence[InputSpec]) -> tuple[torch.device, list[torch.dtype]]:
+    """Where the inputs of ``specs`` go (``model``'s device) and each one's dtype: its own, else the
+    model's floating-point dtype (float32 for a model without floating-point parameters or buffers)."""
     first = next((t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), None)
     device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
     floating = first.dtype if first is not None else torch.float32
-    made = [(s.name, torch.zeros(s.shape, device=device,
-                                 dtype=floating if s.dtype is None else INPUT_DTYPES[s.dtype])) for s in specs]
+    return device, [floating if s.dtype is None else INPUT_DTYPES[s.dtype] for s in specs]
+
+
+def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
+    """Zero tensors of ``specs`` on ``model``'s device; those without a dtype in its floating-point
+    dtype (float32 for a model without floating-point parameters or buffers)."""
+    device, dtypes = _placed(model, specs)
+    made = [(s.name, torch.zeros(s.shape, device=device, dtype=d)) for s, d in zip(specs, dtypes)]
     return Inputs(tuple(t for name, t in made if not name), {name: t for name, t in made if name})
 
 
@@ -737,12 +743,9 @@ def _check_input_bytes(model: nn.Module, specs: Sequence[InputSpec], typed: Any)
     """:class:`OptionError` naming ``--input-size`` (as ``typed``) when the zero inputs of ``specs``
     would take more than :data:`~msdprof.core.units.MAX_BYTES` on ``model``'s device (nothing is
     allocated on ``meta``): checked before they are made."""
-    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    device, dtypes = _placed(model, specs)
     if device.type == "meta":
         return
-    first = next((t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()), None)
-    floating = first.dtype if first is not None else torch.float32
-    dtypes = [floating if s.dtype is None else INPUT_DTYPES[s.dtype] for s in specs]
     needed = sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes))
     if len(specs) == 1 and not specs[0].name:
         count = "one" if specs[0].shape[0] == 1 else f"{specs[0].shape[0]:,}"
