@@ -158,8 +158,7 @@ def _plan_graph(plan: LayerPlan, dense: bool, convention: str, ops: Any, params:
             for unit in units:
                 graph.add_edge(current[unit.in_scale], node, kind=unit.kind)
             if dense:
-                for earlier in since_transition[fmap.scale][:-1]:
-                    graph.add_edge(earlier, node, kind="dense")
+                graph.add_edges_from(((earlier, node) for earlier in since_transition[fmap.scale][:-1]), kind="dense")
             made[fmap.scale] = node
         current = made
         for scale, node in made.items():
