@@ -316,7 +316,7 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
         '<button type="button" data-zoom="fit" title="show the whole graph">fit</button></div>'
         f'{folding}<input id="search" type="search" placeholder="find a module" aria-label="find a module" '
         'list="names"><datalist id="names"></datalist>'
-        f'<p class="hint">{hint}</p>'
+        f'<p class="hint">{hint}<span id="small" hidden></span></p>'
         "</header>\n"
         f'<main><div id="viewport">{picture}</div>\n<aside id="panel" aria-live="polite"></aside></main>\n'
         '<div id="tooltip" hidden></div>\n'
@@ -848,13 +848,28 @@ svg.addEventListener("mousemove", function (event) {
 var whole = svg.viewBox.baseVal, picture = {x: whole.x, y: whole.y, w: whole.width, h: whole.height};
 var view = {x: 0, y: 0, s: 1};
 function size() { return [Math.max(viewport.clientWidth, 1), Math.max(viewport.clientHeight, 1)]; }
+// Labels smaller than LEGIBLE px on screen: the hint says so and how to read them.
+var LEGIBLE = 10, small = document.getElementById("small"), smallest = null;  // px a unit of view.s
 function apply() {
   var wh = size();
   svg.setAttribute("viewBox", [view.x, view.y, wh[0] / view.s, wh[1] / view.s].join(" "));
+  if (smallest === null) {
+    var least = Infinity;
+    svg.querySelectorAll("[data-node] text").forEach(function (t) {
+      var m = t.getScreenCTM();
+      if (m) least = Math.min(least, parseFloat(t.getAttribute("font-size") || getComputedStyle(t).fontSize) * m.a);
+    });
+    smallest = least / view.s;
+  }
+  var px = smallest * view.s;
+  small.hidden = !(px < LEGIBLE);
+  small.textContent = small.hidden ? "" : " · the labels are " + px.toFixed(1) + " px at this size: " +
+    "zoom in (+ or the wheel), or choose an exit with its button to zoom to what it needs";
 }
 function fitAll() {  // the whole picture, centred (a small one at most 1.5 px a unit)
   var wh = size(), s = Math.min(wh[0] / picture.w, wh[1] / picture.h, 1.5);
   view = {s: s, x: picture.x - (wh[0] / s - picture.w) / 2, y: picture.y - (wh[1] / s - picture.h) / 2};
+  smallest = null;  // the picture may have been redrawn
   apply();
 }
 function zoom(factor, clientX, clientY) {
