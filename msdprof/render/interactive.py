@@ -41,7 +41,8 @@ from msdnet.model import model_from
 from msdnet.options import OptionError
 
 from . import drawing
-from ..core.counting import CONVENTIONS, check_convention
+from ..core.counting import CONVENTIONS
+from ..core.conventions import check_convention
 from ..core.dataflow import Dataflow
 from ..core.exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
