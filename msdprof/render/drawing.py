@@ -9,10 +9,12 @@ graph gives the same bytes on every run.  Lengths in this module are in points (
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -167,7 +169,8 @@ class _Grid:
                 block_of[columns[(d["layer"], d["kind"] == "transition")]] = d["block"]
                 finest[d["block"]] = min(finest.get(d["block"], d["scale"]), d["scale"])
         blocks = sorted(set(block_of.values()))
-        widths = [sum(1 for b in block_of.values() if b == block) for block in blocks]
+        columns_of = Counter(block_of.values())
+        widths = [columns_of[block] for block in blocks]
 
         def wrapped(parts: int) -> tuple[list[int], float, float]:
             starts = _split(widths, parts)
@@ -178,9 +181,9 @@ class _Grid:
 
         starts = _fittest((wrapped(parts) for parts in range(1, len(blocks) + 1)), view)
         self.strips = len(starts)
-        row_of_block = {block: sum(1 for s in starts if s <= i) - 1 for i, block in enumerate(blocks)}
+        row_of_block = {block: bisect.bisect_right(starts, i) - 1 for i, block in enumerate(blocks)}
         #: per row: the finest scale shown, and the y of that scale's centre line
-        self.first = [min(finest[b] for b in blocks if row_of_block[b] == row) for row in range(self.strips)]
+        self.first = [min(finest[b] for b in blocks[a:b]) for a, b in zip(starts, [*starts[1:], len(blocks)])]
         self.offset = [0.0]
         for row in range(1, self.strips):
             self.offset.append(self.offset[-1] - self._pitch(self.first[row - 1]))
@@ -204,8 +207,10 @@ class _Grid:
                 self.row_of[node] = row = self.row_of[source]
                 self.scale_of[node] = self.n_scales
                 self.where[node] = (self.where[source][0], self.y(row, self.n_scales - 0.1))
-        self.right = [COLUMN / 2 + COLUMN * max(at for r, at in self.columns.values() if r == row)
-                      for row in range(self.strips)]
+        widest = [0] * self.strips
+        for row, at in self.columns.values():
+            widest[row] = max(widest[row], at)
+        self.right = [COLUMN / 2 + COLUMN * at for at in widest]  # x of each row's right end
 
     def _pitch(self, first: int) -> float:
         """Points from a row's finest scale to the next row's, the row showing scales ``first``.."""

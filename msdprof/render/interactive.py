@@ -165,8 +165,11 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
                 raise ValueError(f"the graph's nodes are not in execution order: {n} feeds {s}, added before it")
             needs[index[n]] |= needs[index[s]]
     first_need = np.where(needs.any(axis=1), needs.argmax(axis=1), len(exit_nodes))  # first exit needing n
-    ops = {c: np.array([graphs[c].nodes[n]["macs"] for n in order], dtype=object) for c in conventions}
-    params = np.array([graph.nodes[n]["params"] for n in order], dtype=object)
+    def exact(values: list[int]) -> np.ndarray:  # int64 sums are exact below 2**63 (the values are >= 0)
+        return np.array(values, dtype=np.int64 if sum(values) < 2**63 else object)
+
+    ops = {c: exact([graphs[c].nodes[n]["macs"] for n in order]) for c in conventions}
+    params = exact([graph.nodes[n]["params"] for n in order])
     position = np.arange(len(order))
     exits = []
     for i, (k, node) in enumerate(exit_nodes):
