@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from msdnet import OptionError
-from msdprof import exit_costs
+from msdnet import PRESETS, OptionError, build_model
+from msdprof import count_modules, exit_costs
 from msdprof.core.counting import rule_for
 from msdprof.core.exits import Unsupported
 from msdprof.render.formatting import render_table
@@ -294,3 +294,13 @@ def test_a_torchscript_model_is_refused_in_one_line_naming_what_to_pass(make):
     with pytest.raises(OptionError, match=r"^model \w+: is TorchScript \(torch\.jit\.script or trace\), "
                                           r"which cannot be recorded: pass the eager nn\.Module it was made from$"):
         exit_costs(make(Plain().eval()), input_size=16)
+
+
+def test_count_modules_lists_a_rule_that_misses_work_as_exit_costs_does():
+    counts = count_modules(LinearWithGate(4, 4), torch.zeros(2, 4))
+    assert counts.unsupported == {"LinearWithGate": 1}  # per-module totals are incomplete: said
+
+
+def test_count_modules_of_an_msdnet_lists_nothing():
+    model = build_model(PRESETS["cifar10-anytime"], device="meta")
+    assert count_modules(model, torch.zeros(1, 3, 32, 32, device="meta")).unsupported == {}

@@ -385,7 +385,10 @@ class ModuleCount:
 class Counts:
     """The result of :func:`count_modules`: per module name, and the module types with no rule.
 
-    ``unsupported`` maps a type name to how many times leaf modules of it ran uncounted.
+    ``unsupported`` maps a module type or functional op name to how many of its calls ran work
+    some convention did not count (:func:`msdprof.core.dataflow.uncounted`: a leaf type with no
+    rule, or kernels doing more multiply-adds than its rule counted): the totals of a convention
+    are complete only when nothing is listed.
     """
 
     modules: dict[str, ModuleCount]

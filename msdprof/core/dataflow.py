@@ -51,7 +51,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from msdnet.options import OptionError
 
 from . import counting, meta_shapes
-from .counting import FUNCTION_RULES, RULES, Counts, KernelTally, ModuleCount, OpCount, rule_for
+from .counting import CONVENTIONS, FUNCTION_RULES, RULES, Counts, KernelTally, ModuleCount, OpCount, counted_macs, rule_for
 from .units import INPUT_DTYPE_NAMES, INPUT_FORMS, check_bytes, first_line, one_line, shape_text, shapes_text
 
 
@@ -857,6 +857,17 @@ def record_network(
                               "code, not msdprof)") from error
 
 
+def uncounted(op: Op, convention: str) -> bool:
+    """Whether ``op`` ran work ``convention`` did not count: a module type with no rule (``msdnet``:
+    the authors' counter charges every module by a rule), or kernels whose multiply-adds by torch's
+    formulas exceed what the convention counted for it, or that multiply matrices by amounts no
+    formula gives while it counted none."""
+    if op.unknown_module and convention == "msdnet":
+        return True
+    counted = counted_macs(op.count, convention)
+    return op.aten_macs > counted or (bool(op.opaque) and counted == 0)
+
+
 def count_modules(
     model: nn.Module, *args: Any, run: Callable[..., Any] | None = None, **kwargs: Any
 ) -> Counts:
@@ -881,7 +892,7 @@ def count_modules(
         params[op.module] = params.get(op.module, 0) + sum(flow.param_sizes[p] for p in firsts)
         if op.kind == "module":
             calls[op.module] = calls.get(op.module, 0) + 1
-        if op.unknown_module:
+        if any(uncounted(op, convention) for convention in CONVENTIONS):
             unsupported[op.type] = unsupported.get(op.type, 0) + 1
     for call in flow.calls:
         if call.module in ops:
@@ -894,5 +905,5 @@ __all__ = [
     "Call", "Dataflow", "INPUT_DTYPES", "INPUT_FORMS", "InputSpec", "Inputs", "OUTPUTS_HINT", "Op",
     "OutputError", "Outputs", "WRAPPERS", "as_inputs", "count_modules", "evaluating", "example_inputs",
     "function_name", "make_inputs", "parse_input_size", "parse_inputs", "record",
-    "record_network", "select_exits", "tensors_in", "unwrap",
+    "record_network", "select_exits", "tensors_in", "uncounted", "unwrap",
 ]

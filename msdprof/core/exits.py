@@ -28,9 +28,9 @@ from msdnet.options import OptionError
 from msdnet.model import check_msdnet
 from msdnet.model import model_from
 
-from .counting import CONVENTIONS, counted_macs
+from .counting import CONVENTIONS
 from .conventions import check_convention
-from .dataflow import Dataflow, Op, Outputs, evaluating, record, record_network
+from .dataflow import Dataflow, Op, Outputs, evaluating, record, record_network, uncounted
 
 
 #: An exit's lazy count below this fraction of its eager one is worth a word under the table
@@ -217,17 +217,6 @@ def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]
         ))
         done = until
     return tuple(exits)
-
-
-def uncounted(op: Op, convention: str) -> bool:
-    """Whether ``op`` ran work ``convention`` did not count: a module type with no rule (``msdnet``:
-    the authors' counter charges every module by a rule), or kernels whose multiply-adds by torch's
-    formulas exceed what the convention counted for it, or that multiply matrices by amounts no
-    formula gives while it counted none."""
-    if op.unknown_module and convention == "msdnet":
-        return True
-    counted = counted_macs(op.count, convention)
-    return op.aten_macs > counted or (bool(op.opaque) and counted == 0)
 
 
 def unsupported_of(flow: Dataflow, convention: str) -> tuple[Unsupported, ...]:
