@@ -751,9 +751,9 @@ def inputs_text(specs: Sequence[InputSpec], dtypes: Sequence[torch.dtype]) -> st
 
 #: A forward's peak memory over the activation storage its code holds at once
 #: (:meth:`Dataflow.held_peak`, the memory model's as-written peak): on CPU the allocator reached
-#: 1.00 to 1.07 times it on forwards of 10 MB and more, and up to 2.6 times on forwards under
-#: 2 MB, where a convolution's fixed workspace dominates (``benchmarks/bench_forward_memory.py``);
-#: an estimate takes 2.
+#: 1.00 to 1.07 times it on forwards of 10 MB and more, and 1.0 to 2.6 times on smaller ones, where
+#: a convolution's workspace of fixed size counts (``benchmarks/bench_forward_memory.py``); an
+#: estimate takes 2.
 FORWARD_MEMORY_FACTOR = 2
 
 
