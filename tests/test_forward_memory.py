@@ -113,7 +113,8 @@ def test_a_forward_that_reads_values_is_not_estimated_and_runs_as_before():
 
     model = ReadsValues()
     assert fake_record(model, Inputs((torch.zeros(1, 4),))) is None
-    assert [e.macs for e in exit_costs(model, input_size="1x4:float", convention="macs")] == [8, 16]  # 4x2 multiply-adds each
+    costs = exit_costs(model, input_size="1x4:float", convention="macs")
+    assert [e.macs for e in costs] == [8, 16]  # a 4x2 matrix each, cumulative
 
 
 # --- any model (--model) ------------------------------------------------------------------------------

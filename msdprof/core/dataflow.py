@@ -771,7 +771,8 @@ def fake_record(model: nn.Module, inputs: Sequence[InputSpec] | Inputs) -> Dataf
     on zero inputs of ``inputs``' specs or on fake copies of the tensors given, its parameters
     read as they are (never changed).  ``None`` when the forward cannot run on such tensors (it
     reads values -- ``.item()``, ``.numpy()``, shapes that depend on data -- or raises anything
-    but an interrupt): the real forward then says what it says.  No exits are selected."""
+    but an interrupt): the real forward then says what it says.  No exits are selected.  The
+    model's Python code runs as for a real forward (what it prints is printed)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     try:
@@ -780,8 +781,8 @@ def fake_record(model: nn.Module, inputs: Sequence[InputSpec] | Inputs) -> Dataf
             given = inputs.map(mode.from_tensor) if isinstance(inputs, Inputs) else make_inputs(model, inputs)
         with evaluating(model), mode:
             return record(model, lambda: given.call(model), input_shapes=given.shapes)
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt as error:
+        raise KeyboardInterrupt(f"while {type(model).__name__}.forward ran (your model's code)") from error
     except BaseException:  # the model's code on fake tensors: the real run tells what went wrong
         return None
 
@@ -812,7 +813,8 @@ def check_forward_bytes(model: nn.Module, inputs: Sequence[InputSpec] | Inputs, 
     if flow is None:
         return
     needed = sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes))
-    batched = specs if batch == 1 else [dataclasses.replace(s, shape=(s.shape[0] * batch, *s.shape[1:])) for s in specs]
+    batched = specs if batch == 1 else [
+        dataclasses.replace(s, shape=(s.shape[0] * batch, *s.shape[1:])) for s in specs]
     fix = ("a smaller --batch" if option == "batch" else "smaller inputs" + (
         ", or count the model on the meta device, which allocates nothing (count --device meta; "
         "model.to('meta') in Python)" if meta else ""))
@@ -890,8 +892,9 @@ def record_network(
     outputs that are not one tensor per exit (``outputs``), inputs the model's ``forward`` refuses
     (``input-size`` or ``inputs``; its exception's first line is named), a TorchScript model, a
     forward that would take more memory than :data:`~msdprof.core.units.MAX_BYTES` (estimated on
-    fake tensors first: :func:`check_forward_bytes`).  Anything else the model's code raises (``SystemExit``, any ``BaseException``) is an
-    ``OptionError`` naming the model; a ``KeyboardInterrupt`` stays one, saying where it came from.
+    fake tensors first: :func:`check_forward_bytes`).  Anything else the model's code raises
+    (``SystemExit``, any ``BaseException``) is an ``OptionError`` naming the model; a
+    ``KeyboardInterrupt`` stays one, saying where it came from.
     A wrapped model (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``) is recorded
     through the module it wraps (:func:`unwrap`)."""
     model, wrapper = unwrap(model)
