@@ -352,7 +352,7 @@ larger budget buys little accuracy, and the cheap exits are where the savings ar
 
 For each of the authors' 39 exit distributions (fractions ∝ q^k, q = p/20), the confidence
 thresholds are calibrated on the {n_val} validation images and applied to the {n_test} test
-images (`msdprof.budget.budgeted_batch`, exactly as the authors' `adaptive_inference.py`). The
+images (`msdprof.budgeted_batch`, exactly as the authors' `adaptive_inference.py`). The
 highest test accuracy in the table, {best.test.accuracy:.2f}%, is reached most cheaply at
 p = {best.distribution.p}, for an expected {_m(best.macs, divisor)} {prefix} ops per image eager
 ({_m(best.lazy_macs, divisor)} lazy); the last exit alone costs

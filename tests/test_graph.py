@@ -291,25 +291,59 @@ def test_svg_is_valid_xml_with_one_node_element_per_graph_node(name):
     assert sorted(titles) == sorted(graph.nodes)
 
 
-@needs_graphviz
-def test_svg_places_the_maps_on_a_regular_grid():
-    graph = preset_graph("imagenet-step4", "max")
-    root = ET.fromstring(render(graph, "svg"))
+def svg_centres(graph, svg: bytes) -> dict[str, tuple[float, float]]:
+    """Centre of each map's and transition's box in ``svg`` (SVG's y axis points down)."""
     centres = {}
-    for g in root.iter(f"{SVG}g"):
+    for g in ET.fromstring(svg).iter(f"{SVG}g"):
         if g.get("class") != "node":
             continue
         title = g.find(f"{SVG}title").text
-        if graph.nodes[title]["kind"] != "classifier":
+        if title in graph and graph.nodes[title]["kind"] != "classifier":
             points = [tuple(map(float, p.split(","))) for p in g.find(f".//{SVG}polygon").get("points").split()]
             xs, ys = zip(*points)
             centres[title] = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
-    rows = {graph.nodes[n]["scale"]: y for n, (_, y) in centres.items()}
-    assert all(y == rows[graph.nodes[n]["scale"]] for n, (_, y) in centres.items())
-    assert sorted(rows) == [0, 1, 2, 3] and [rows[s] for s in range(4)] == sorted(rows.values())
-    columns = sorted({x for x, _ in centres.values()})
-    steps = {round(b - a, 2) for a, b in zip(columns, columns[1:])}
-    assert len(steps) == 1  # 20 layers + stem + 3 transitions, equally spaced
+    return centres
+
+
+@needs_graphviz
+def test_svg_wraps_the_grid_by_block_into_rows_of_equal_steps():
+    graph = preset_graph("imagenet-step4", "max")  # 5 blocks, 24 columns: too long for one row
+    centres = svg_centres(graph, render(graph, "svg"))
+    rows: dict[int, list[str]] = {}  # by the y of the finest scale's row: top to bottom
+    for block in range(1, 6):
+        maps = [n for n in centres if graph.nodes[n]["block"] == block]
+        scale_y = {graph.nodes[n]["scale"]: centres[n][1] for n in maps}
+        assert all(centres[n][1] == scale_y[graph.nodes[n]["scale"]] for n in maps)  # one row a block
+        rows.setdefault(round(scale_y[min(scale_y)] - 72 * min(scale_y)), []).extend(maps)
+    assert len(rows) > 1
+    blocks_by_row = [sorted({graph.nodes[n]["block"] for n in maps}) for _, maps in sorted(rows.items())]
+    assert sum(blocks_by_row, []) == [1, 2, 3, 4, 5]  # rows follow each other in block order
+    for maps in rows.values():
+        ys = sorted({centres[n][1] for n in maps})
+        assert {round(b - a, 2) for a, b in zip(ys, ys[1:])} <= {72.0}  # drawing.ROW apart
+        xs = sorted({centres[n][0] for n in maps})
+        assert {round(b - a, 2) for a, b in zip(xs, xs[1:])} == {112.0}  # drawing.COLUMN apart
+        assert xs[0] == min(x for x, _ in centres.values())  # every row starts at the left
+
+
+@needs_graphviz
+@pytest.mark.parametrize("name", ["cifar10-anytime", "imagenet-step7"])
+def test_a_wrapped_picture_reads_at_the_shape_of_a_screen(name):
+    svg = render(layout_graph(name), "svg")
+    width, height = (float(v) for v in re.search(rb'viewBox="0.00 0.00 ([\d.]+) ([\d.]+)"', svg).groups())
+    assert 0.8 < width / height < 2.2, (width, height)  # one row was 3,903 x 390 pt (issue 24)
+
+
+@needs_graphviz
+def test_an_edge_to_the_next_row_leaves_its_row_and_enters_the_next_in_two_pieces():
+    graph = preset_graph("cifar10-anytime", "max")
+    centres = svg_centres(graph, render(graph, "svg"))
+    crossing = [(a, b) for a, b in graph.edges if a in centres and b in centres and centres[b][0] < centres[a][0]]
+    assert crossing  # the grid wrapped: some edges run from a row's end to the next row's start
+    for g in ET.fromstring(render(graph, "svg")).iter(f"{SVG}g"):
+        title = g.find(f"{SVG}title")
+        if g.get("class") == "edge" and title is not None and tuple(title.text.split("->")) in crossing:
+            assert len(g.findall(f"{SVG}path")) == 2 and len(g.findall(f"{SVG}polygon")) == 1  # one arrow
 
 
 @needs_graphviz
@@ -539,3 +573,10 @@ def test_graph_exit_out_of_range_for_the_page_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "graph", "--exit", "11", "-o", str(tmp_path / "p.html"))
     assert code == 2 and err.count("\n") == 1 and err.startswith("msdprof: error: --exit 11: must be one of")
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_graphviz
+def test_a_long_map_label_is_set_smaller_so_graphviz_draws_it_without_a_warning(capfd):
+    graph = layout_graph("imagenet-step7", nChannels=512)  # "1024×28×28": 10 characters
+    assert "1024×28×28" in render(graph, "svg").decode()
+    assert "size too small for label" not in capfd.readouterr().err

@@ -126,3 +126,27 @@ def test_the_page_opens_with_the_exit_given(open_tab, tmp_path):
     tab = open_tab(path)
     assert tab.text_content("#panel h2") == "exit 4"
     assert marked(tab, "ancestor") == nx.ancestors(layout_graph("cifar10-anytime"), "exit4")
+
+
+#: The size on screen of the smallest box label, in CSS pixels (its font size times the view's scale),
+#: measured in the page as docs/screenshot_interactive.py measures it.
+LABEL_PX = """() => Math.min(...Array.from(document.querySelectorAll("#layout [data-node] text"),
+    t => parseFloat(t.getAttribute("font-size") || getComputedStyle(t).fontSize) * t.getScreenCTM().a))"""
+
+
+@pytest.mark.parametrize("name", ["cifar10-anytime", "sdn-resnet56", "vit12", "decoder32"])
+def test_the_first_view_labels_are_at_least_10_px_and_no_note_is_shown(open_tab, pages, name):
+    tab = open_tab(pages[name][0])
+    assert tab.evaluate(LABEL_PX) >= 10  # decoder32's, the smallest: 10.009 px
+    assert tab.is_hidden("#small")
+
+
+def test_a_picture_too_long_for_10_px_labels_says_their_size_and_how_to_read_them(open_tab, pages):
+    tab = open_tab(pages["imagenet-step7"][0])  # 39 columns x 4 scales: 6.7 px when all of it shows
+    px = tab.evaluate(LABEL_PX)
+    assert px < 10
+    assert tab.text_content("#small") == (f" · the labels are {px:.1f} px at this size: zoom in (+ or the "
+                                          "wheel), or choose an exit with its button to zoom to what it needs")
+    tab.click('#zoom button[data-zoom="in"]')
+    tab.click('#zoom button[data-zoom="in"]')  # 1.4 x 1.4: past 10 px
+    assert tab.evaluate(LABEL_PX) >= 10 and tab.is_hidden("#small")

@@ -54,6 +54,13 @@ def test_a_command_that_counts_does_import_torch():  # the check above can fail:
     assert "torch" in loaded
 
 
+@pytest.mark.parametrize("suffix", ["json", "dot"])
+def test_an_msdnet_graph_as_data_is_written_without_torch(tmp_path, suffix):  # from the layer plan alone
+    path = tmp_path / f"layout.{suffix}"
+    _, loaded = modules_loaded_by(["graph", "--preset", "cifar10-anytime", "--dense", "-o", str(path)])
+    assert path.stat().st_size > 0 and "torch" not in loaded
+
+
 def test_importing_the_packages_imports_no_torch():
     code = "import sys, msdnet, msdprof; msdnet.PRESETS; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

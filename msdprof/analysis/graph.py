@@ -27,21 +27,25 @@ pixels), ``convention``, ``dense`` and, when known, ``preset``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
-import torch
-from torch import nn
 
-from msdnet import DEFAULT_PRESET, MSDNet, Options, resolve
+from msdnet import DEFAULT_PRESET, Options, resolve
 from msdnet.plan import LayerPlan, build_plan
 from msdnet.options import OptionError
-from msdnet.model import Part, check_msdnet
-from msdnet.model import model_from
 
-from ..core.counting import CONVENTIONS, Counts, check_convention
-from ..core.dataflow import Dataflow, Outputs, count_modules, evaluating, record_network
+from ..core.conventions import check_convention
 from ..core.plan_costs import piece_costs
+
+if TYPE_CHECKING:  # torch is imported where a model is: an MSDNet's graph from options needs none
+    from torch import nn
+
+    from msdnet import MSDNet
+    from msdnet.model import Part
+
+    from ..core.counting import Counts
+    from ..core.dataflow import Dataflow, Outputs
 
 EDGE_KINDS = ("normal", "down", "transition", "classifier", "dense")
 NODE_KINDS = ("map", "transition", "classifier")
@@ -73,6 +77,10 @@ def node_id(part: Part) -> str:
 
 def count_image(model: MSDNet) -> Counts:
     """Per-module counts of one zero image of the plan's size, on the model's device, in eval mode."""
+    import torch
+
+    from ..core.dataflow import count_modules, evaluating
+
     height, width = model.plan.input_size
     image = torch.zeros(1, 3, height, width, device=next(model.parameters()).device)
     with evaluating(model):
@@ -82,6 +90,8 @@ def count_image(model: MSDNet) -> Counts:
 def _node_costs(model: MSDNet, convention: str, counts: Counts | None) -> tuple[dict[str, int], dict[str, int]]:
     """Operations (in ``convention``) and parameters per node id, from ``counts`` of one image
     (counted here when not given)."""
+    from ..core.counting import CONVENTIONS
+
     owners = {name: node_id(part) for name, part in model.named_parts()}
     counts = counts if counts is not None else count_image(model)
     to_number = CONVENTIONS[convention]
@@ -107,6 +117,8 @@ def graph_from_model(
     ``model`` (``counts``, when already made by :func:`count_image`), charged to nodes by
     ``model.named_parts()``.  See the module docstring.
     """
+    from msdnet.model import check_msdnet
+
     check_convention(convention)
     check_msdnet(model)
     ops, params = _node_costs(model, convention, counts)
@@ -204,6 +216,8 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
     class name), ``input_shapes``, ``group_types`` (each group's module class name) and
     ``max_depth`` (the deepest nesting of groups: folding deeper shows every operation).
     """
+    from ..core.counting import CONVENTIONS
+
     check_convention(convention)
     to_number = CONVENTIONS[convention]
     firsts = flow.first_reads()
@@ -360,6 +374,22 @@ def layout_graph(
     check_convention(convention)
     if depth is not None:
         check_depth(depth)
+    if preset_or_config is None or isinstance(preset_or_config, (str, Options)):
+        if depth is not None:
+            raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
+                                              "scale x layer grid")
+        # options: the plan alone gives the graph and its costs, nothing built (and no torch)
+        graph = graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
+        if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
+            graph.graph["preset"] = preset_or_config or DEFAULT_PRESET
+        return graph
+    from torch import nn
+
+    from msdnet import MSDNet
+    from msdnet.model import model_from
+
+    from ..core.dataflow import record_network
+
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         if options or dense:
             raise OptionError("model", type(preset_or_config).__name__,
@@ -371,12 +401,9 @@ def layout_graph(
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")
     if isinstance(preset_or_config, MSDNet):
-        graph = graph_from_model(model_from(preset_or_config, input_size, use="drawn", **options), dense, convention)
-    else:  # options: the plan alone gives the graph and its costs, nothing built
-        graph = graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
-    if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
-        graph.graph["preset"] = preset_or_config or DEFAULT_PRESET
-    return graph
+        return graph_from_model(model_from(preset_or_config, input_size, use="drawn", **options), dense, convention)
+    # anything else: resolve names what it takes
+    return graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
 
 
 __all__ = [

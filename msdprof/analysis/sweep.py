@@ -63,7 +63,7 @@ from msdnet.options import (  # check_value: the per-value rules Options itself 
     format_value,
 )
 
-from ..core.counting import check_convention
+from ..core.conventions import check_convention
 from ..core.exits import ExitCost, ExitCosts, exit_costs
 from ..core.units import ROW_COLUMNS, parse_count
 from ..core.plan_costs import plan_costs

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
     from ..render import budget_view
     from ..analysis.budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
                          given_fractions)
-    from ..core.counting import check_convention
+    from ..core.conventions import check_convention
     from ..core.exits import exit_costs
     from ..files.saved_outputs import load_outputs
 

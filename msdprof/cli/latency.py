@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
     from ..analysis import latency
     from ..render import latency_view
     from ..analysis.budget import calibrate, geometric
-    from ..core.counting import check_convention
+    from ..core.conventions import check_convention
     from ..core.dataflow import as_inputs
     from ..files.saved_outputs import load_outputs
 

@@ -55,7 +55,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..render import report
-    from ..core.counting import check_convention
+    from ..core.conventions import check_convention
 
     check_convention(args.convention)
     given = given_options(args)

@@ -7,6 +7,8 @@ imports torch; this module only names them.  ``tests/test_help.py`` checks that 
 
 from __future__ import annotations
 
+from msdnet.options import OptionError, did_you_mean
+
 #: What each convention counts (the keys are the convention names, in the order help lists them).
 CONVENTION_HELP = {
     "msdnet": "the authors' op counter: one multiply-add = 1, plus ReLU elements, pooling windows "
@@ -17,4 +19,18 @@ CONVENTION_HELP = {
              "misses scaled-dot-product attention and LSTM)",
 }
 
-__all__ = ["CONVENTION_HELP"]
+
+
+def check_convention(name: str) -> str:
+    """``name`` if it is a known convention, else :class:`OptionError` naming the known ones."""
+    if not isinstance(name, str) or name not in CONVENTION_HELP:
+        raise OptionError(
+            "convention", name,
+            "must be one of " + ", ".join(CONVENTION_HELP)
+            + (did_you_mean(name, CONVENTION_HELP) if isinstance(name, str) else " (a name, not a "
+               + type(name).__name__ + ")"),
+        )
+    return name
+
+
+__all__ = ["CONVENTION_HELP", "check_convention"]

@@ -371,18 +371,6 @@ CONVENTIONS: dict[str, Callable[[OpCount], int]] = {
     "flops": lambda c: 2 * (c.macs + c.functional_macs),
 }
 
-def check_convention(name: str) -> str:
-    """``name`` if it is a known convention, else :class:`OptionError` naming the known ones."""
-    if not isinstance(name, str) or name not in CONVENTIONS:
-        raise OptionError(
-            "convention", name,
-            "must be one of " + ", ".join(CONVENTIONS)
-            + (did_you_mean(name, CONVENTIONS) if isinstance(name, str) else " (a name, not a "
-               + type(name).__name__ + ")"),
-        )
-    return name
-
-
 @dataclass(frozen=True)
 class ModuleCount:
     """What one module did during a counted run: operations over all its calls (and the functional
@@ -416,5 +404,5 @@ class Counts:
 __all__ = [
     "CONVENTIONS", "CONVENTION_HELP", "Counts", "EXTRA_FORMULAS", "FORMULAS", "FUNCTION_RULES",
     "KernelTally", "MULTIPLY_ADD_WORDS", "aten_macs", "counted_macs", "shortcut_macs",
-    "ModuleCount", "OpCount", "RULES", "check_convention", "function_rule", "rule", "rule_for",
+    "ModuleCount", "OpCount", "RULES", "function_rule", "rule", "rule_for",
 ]

@@ -28,7 +28,8 @@ from msdnet.options import OptionError
 from msdnet.model import check_msdnet
 from msdnet.model import model_from
 
-from .counting import CONVENTIONS, check_convention, counted_macs
+from .counting import CONVENTIONS, counted_macs
+from .conventions import check_convention
 from .dataflow import (
     Dataflow, InputSpec, Op, Outputs, check_forward_bytes, evaluating, record, record_network,
 )

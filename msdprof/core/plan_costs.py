@@ -19,13 +19,15 @@ channel included; running statistics are buffers, not parameters).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msdnet import Options, resolve
 from msdnet.plan import ConvUnit, FeatureMap, LayerPlan, build_plan, conv_out
 
-from .counting import check_convention
-from .exits import ExitCost, ExitCosts
+from .conventions import check_convention
+
+if TYPE_CHECKING:
+    from .exits import ExitCosts
 
 
 class _Pieces:
@@ -190,6 +192,8 @@ class _Totals:
     def exit_costs(self, plan: LayerPlan, convention: str) -> ExitCosts:
         """The per-exit figures in ``convention``, assembled as :func:`msdprof.core.exits.attribute`
         assembles the hooks' counts (SPEC section 2)."""
+        from .exits import ExitCost, ExitCosts  # torch: the plan's graph (piece_costs) needs none
+
         to_number = _IN_CONVENTION[convention]
         exits = []
         blocks_ops = blocks_params = heads_ops = heads_params = 0  # exits 1..k-1, then 1..k

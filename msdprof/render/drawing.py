@@ -9,12 +9,14 @@ graph gives the same bytes on every run.  Lengths in this module are in points (
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import graphviz
 
@@ -32,10 +34,14 @@ GRAPHVIZ_PROGRAM = "neato"
 
 FONT = "Helvetica"
 COLUMN = 112.0  # points between the centres of two grid columns (a layer or a transition)
-ROW = 78.0  # points between the centres of two scales
+ROW = 72.0  # points between the centres of two scales
 HEADER = 0.62 * ROW  # points from scale 0's centre up to the column headers
-NODE_WIDTH, NODE_HEIGHT = 80.0, 26.0
-EXIT_HEIGHT = 34.0
+NODE_WIDTH, NODE_HEIGHT = 92.0, 30.0
+EXIT_HEIGHT = 38.0
+NODE_FONT = 14.0  # points: a box's label ("128×16×16", "1000 classes" fit NODE_WIDTH)
+LABEL_EM = 0.62  # a map label's character width, in font sizes, as Graphviz reckons it (a longer
+#                  label is set smaller, so Graphviz never warns "size too small for label")
+AXIS_FONT = 12.0  # points: a column's header (a scale's label is one point larger)
 CHAR_WIDTH = 0.56  # a generous average glyph width, in font sizes, for sizing text boxes
 
 SCALE_FILLS = ("#dde9f7", "#dcf0dc", "#fce7cc", "#ece0f5", "#f8dde5", "#e0f2f1")
@@ -83,6 +89,16 @@ def _size(channels: int, height: int, width: int) -> str:
     return f"{channels}×{height}×{width}"
 
 
+#: The dataflow picture (any model): box and grid sizes in points, and the shape the wrapped
+#: rows aim for (the page's view beside its panel, in CSS pixels).
+FLOW_BOX = (150.0, 48.0)
+FLOW_EXIT = (150.0, 22.0)
+FLOW_GAP = (14.0, 8.0, 22.0)  # between columns, between stacked boxes, between rows
+FLOW_FONT = 12.0
+FLOW_VIEW = (930.0, 720.0)
+FLOW_CHARS = 21  # a box's label lines are cut to this many characters ("..." ends a cut one)
+
+
 def _columns(graph: nx.DiGraph) -> dict[tuple[int, bool], int]:
     """Grid column of each (layer, is-transition): layers in order, a transition right after its layer."""
     keys = sorted({(d["layer"], d["kind"] == "transition") for _, d in graph.nodes(data=True)
@@ -90,20 +106,170 @@ def _columns(graph: nx.DiGraph) -> dict[tuple[int, bool], int]:
     return {key: column for column, key in enumerate(keys)}
 
 
-def _grid(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
-    """Centre of every node, in points, Graphviz's y axis pointing up: scale s on row s."""
-    columns = _columns(graph)
-    n_scales = 1 + max(d["scale"] for _, d in graph.nodes(data=True))
-    where: dict[str, tuple[float, float]] = {}
-    for node, d in graph.nodes(data=True):
-        if d["kind"] == "classifier":
-            continue
-        where[node] = (columns[(d["layer"], d["kind"] == "transition")] * COLUMN, -d["scale"] * ROW)
-    for node, d in graph.nodes(data=True):
-        if d["kind"] == "classifier":
-            (source,) = graph.predecessors(node)
-            where[node] = (where[source][0], -(n_scales - 0.1) * ROW)
-    return where
+def _fittest(candidates: Iterable[tuple[Any, float, float]], view: tuple[float, float]) -> Any:
+    """The candidate ``(choice, width, height)`` that ``view`` shows whole the largest (the first
+    of equals).  ``candidates`` come by growing height: the search stops once the height alone
+    makes a candidate smaller than the best."""
+    best, best_fit = None, -1.0
+    for choice, width, height in candidates:
+        if view[1] / height < best_fit:
+            break
+        fit = min(view[0] / width, view[1] / height)
+        if fit > best_fit + 1e-9:
+            best, best_fit = choice, fit
+    return best
+
+
+def _split(widths: list[int], parts: int) -> list[int]:
+    """The first item of each of ``parts`` runs of ``widths`` (in order) whose widest run is the
+    narrowest possible."""
+    def cuts(capacity: int) -> list[int] | None:
+        starts, run = [0], 0
+        for i, w in enumerate(widths):
+            if run + w > capacity and run:
+                starts.append(i)
+                run = 0
+            run += w
+        return starts if len(starts) <= parts else None
+
+    low, high = max(widths), sum(widths)
+    while low < high:  # the narrowest capacity that needs at most `parts` runs
+        middle = (low + high) // 2
+        if cuts(middle) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return cuts(low) or [0]
+
+
+#: Points between the bottom of one row of blocks and the top of the next.
+ROW_GAP = 0.35 * ROW
+#: Points a row of blocks' band reaches above its finest scale's centre line (the column headers,
+#: the block's name over them) and below its coarsest (the exits).
+BAND_ABOVE, BAND_BELOW = HEADER + 30.0, 1.3 * ROW
+#: Points above the first row (the title) and below the last (the legend).
+TITLE_HEIGHT, LEGEND_HEIGHT = 0.8 * ROW, 0.9 * ROW
+
+
+class _Grid:
+    """Where an MSDNet's picture puts everything, in points, Graphviz's y axis pointing up.
+
+    The grid's columns (layers, a transition right after its layer) are wrapped by block into rows
+    so the picture's shape is close to the page's view (:data:`FLOW_VIEW`): the number of rows that
+    lets the view show the whole picture the largest.  A row shows the scales from the finest
+    any of its maps has (``first[row]``: a pruned network's later rows are shorter) to the
+    coarsest; an exit sits under the coarsest scale of its row."""
+
+    def __init__(self, graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW) -> None:
+        columns = _columns(graph)
+        self.n_scales = 1 + max(d["scale"] for _, d in graph.nodes(data=True))
+        block_of, finest = {}, {}
+        for _, d in graph.nodes(data=True):
+            if d["kind"] != "classifier":
+                block_of[columns[(d["layer"], d["kind"] == "transition")]] = d["block"]
+                finest[d["block"]] = min(finest.get(d["block"], d["scale"]), d["scale"])
+        blocks = sorted(set(block_of.values()))
+        columns_of = Counter(block_of.values())
+        widths = [columns_of[block] for block in blocks]
+
+        def wrapped(parts: int) -> tuple[list[int], float, float]:
+            starts = _split(widths, parts)
+            runs = list(zip(starts, [*starts[1:], len(widths)]))
+            widest = max(sum(widths[a:b]) for a, b in runs)
+            height = sum(self._pitch(min(finest[blocks[i]] for i in range(a, b))) for a, b in runs)
+            return starts, (widest + 1) * COLUMN, TITLE_HEIGHT + height + LEGEND_HEIGHT
+
+        starts = _fittest((wrapped(parts) for parts in range(1, len(blocks) + 1)), view)
+        self.strips = len(starts)
+        row_of_block = {block: bisect.bisect_right(starts, i) - 1 for i, block in enumerate(blocks)}
+        #: per row: the finest scale shown, and the y of that scale's centre line
+        self.first = [min(finest[b] for b in blocks[a:b]) for a, b in zip(starts, [*starts[1:], len(blocks)])]
+        self.offset = [0.0]
+        for row in range(1, self.strips):
+            self.offset.append(self.offset[-1] - self._pitch(self.first[row - 1]))
+        start = {}  # row -> its first global column
+        self.columns: dict[tuple[int, bool], tuple[int, int]] = {}  # key -> (row, column in the row)
+        for key, column in columns.items():
+            row = row_of_block[block_of[column]]
+            start.setdefault(row, column)
+            self.columns[key] = (row, column - start[row])
+        self.row_of: dict[str, int] = {}
+        self.scale_of: dict[str, int] = {}
+        self.where: dict[str, tuple[float, float]] = {}
+        for node, d in graph.nodes(data=True):
+            if d["kind"] != "classifier":
+                row, at = self.columns[(d["layer"], d["kind"] == "transition")]
+                self.row_of[node], self.scale_of[node] = row, d["scale"]
+                self.where[node] = (at * COLUMN, self.y(row, d["scale"]))
+        for node, d in graph.nodes(data=True):
+            if d["kind"] == "classifier":
+                (source,) = graph.predecessors(node)
+                self.row_of[node] = row = self.row_of[source]
+                self.scale_of[node] = self.n_scales
+                self.where[node] = (self.where[source][0], self.y(row, self.n_scales - 0.1))
+        widest = [0] * self.strips
+        for row, at in self.columns.values():
+            widest[row] = max(widest[row], at)
+        self.right = [COLUMN / 2 + COLUMN * at for at in widest]  # x of each row's right end
+
+    def _pitch(self, first: int) -> float:
+        """Points from a row's finest scale to the next row's, the row showing scales ``first``.."""
+        return (self.n_scales - 1 - first) * ROW + BAND_ABOVE + BAND_BELOW + ROW_GAP
+
+    def y(self, row: int, scale: float) -> float:
+        """The y of ``scale``'s centre line in ``row`` (``n_scales - 0.1``: the exits)."""
+        return self.offset[row] - (scale - self.first[row]) * ROW
+
+    def band(self, row: int) -> tuple[float, float]:
+        """The bottom and top y of ``row``'s band of blocks."""
+        return self.y(row, self.n_scales - 1) - BAND_BELOW, self.y(row, self.first[row]) + BAND_ABOVE
+
+
+def _line(*points: tuple[float, float]) -> list[tuple[float, float]]:
+    """Bezier control points (3n + 1) drawing straight segments through ``points``."""
+    out = [points[0]]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        out += [(x0 + (x1 - x0) / 3, y0 + (y1 - y0) / 3), (x0 + 2 * (x1 - x0) / 3, y0 + 2 * (y1 - y0) / 3), (x1, y1)]
+    return out
+
+
+def _spline(points: list[tuple[float, float]], tip: tuple[float, float] | None = None) -> str:
+    head = f"e,{_num(tip[0])},{_num(tip[1])} " if tip is not None else ""
+    return head + " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+
+
+def _wrapped_edges(grid: _Grid) -> Callable[[str, str, bool], str]:
+    """``pos(tail, head, dense)``: a Graphviz edge ``pos`` for an edge from one row of blocks to a
+    later one, in two pieces: one leaving ``tail`` to its row's right end, one entering ``head``
+    from its row's left end (the arrow), at the heights a straight edge would cross there.  A dense
+    edge's pieces run above the rows, so they depend on one end each and are made once per node
+    (a 1,000-layer dense graph has some 280,000 of them)."""
+    left, rise = -COLUMN / 2, HEADER - NODE_HEIGHT / 2 - 12
+    leaving: dict[str, str] = {}
+    entering: dict[str, str] = {}
+
+    def dense_pos(tail: str, head: str) -> str:
+        if tail not in leaving:
+            (tx, ty), right = grid.where[tail], grid.right[grid.row_of[tail]]
+            top = ty + NODE_HEIGHT / 2
+            leaving[tail] = _spline(_line((tx + 10, top), (tx + 10, top + rise), (right, top + rise)))
+        if head not in entering:
+            hx, hy = grid.where[head]
+            top = hy + NODE_HEIGHT / 2
+            entering[head] = _spline(_line((left, top + rise), (hx - 10, top + rise), (hx - 10, top + 4)),
+                                     (hx - 10, top))
+        return leaving[tail] + ";" + entering[head]
+
+    def pos(tail: str, head: str, dense: bool) -> str:
+        if dense:
+            return dense_pos(tail, head)
+        (tx, ty), (hx, hy) = grid.where[tail], grid.where[head]
+        t_row, h_row = grid.row_of[tail], grid.row_of[head]
+        leave = _line((tx + NODE_WIDTH / 2, ty), (grid.right[t_row], (ty + grid.y(t_row, grid.scale_of[head])) / 2))
+        enter = _line((left, (grid.y(h_row, grid.scale_of[tail]) + hy) / 2), (hx - NODE_WIDTH / 2 - 6, hy))
+        return _spline(leave) + ";" + _spline(enter, (hx - NODE_WIDTH / 2, hy))
+
+    return pos
 
 
 def _dense_arcs(where: dict[str, tuple[float, float]]) -> Callable[[str, str], str]:
@@ -165,16 +331,6 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
              width=_num(width / 72), height=_num(height / 72), fontsize=_num(size), style="",
              **{"class": css}, **attrs)
     return width
-
-
-#: The dataflow picture (any model): box and grid sizes in points, and the shape the wrapped
-#: rows aim for (the page's view beside its panel, in CSS pixels).
-FLOW_BOX = (150.0, 48.0)
-FLOW_EXIT = (150.0, 22.0)
-FLOW_GAP = (14.0, 8.0, 22.0)  # between columns, between stacked boxes, between rows
-FLOW_FONT = 12.0
-FLOW_VIEW = (930.0, 720.0)
-FLOW_CHARS = 21  # a box's label lines are cut to this many characters ("..." ends a cut one)
 
 
 def flow_places(graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW) -> dict[str, Any]:
@@ -377,25 +533,27 @@ def to_dot(graph: nx.DiGraph) -> str:
     """
     if graph.graph.get("dataflow"):
         return dataflow_dot(graph)
-    where = _grid(graph)
+    grid = _Grid(graph)
+    where = grid.where
     unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
     nodes = dict(graph.nodes(data=True))
-    n_scales = 1 + max(d["scale"] for d in nodes.values())
-    columns = _columns(graph)
+    n_scales = grid.n_scales
     dot = graphviz.Digraph("msdnet", graph_attr={
         "splines": "line", "outputorder": "edgesfirst", "bgcolor": "white", "pad": "0.25",
         "fontname": FONT, "fontsize": "12", "fontcolor": "#3b4a5a",
     }, node_attr={
-        "fixedsize": "true", "fontname": FONT, "fontsize": "10", "margin": "0",
+        "fixedsize": "true", "fontname": FONT, "fontsize": _num(NODE_FONT), "margin": "0",
         "width": _num(NODE_WIDTH / 72), "height": _num(NODE_HEIGHT / 72),
     }, edge_attr={"arrowsize": "0.6"})
 
     # Bands: one per block, behind everything, with the block's name on top.
-    top, bottom = 0.95 * ROW, -(n_scales + 0.45) * ROW
     spans: dict[int, list[float]] = {}
+    rows: dict[int, int] = {}
     for node, d in nodes.items():
         spans.setdefault(d["block"], []).append(where[node][0])
+        rows[d["block"]] = grid.row_of[node]
     for block, xs in sorted(spans.items()):
+        bottom, top = grid.band(rows[block])
         with dot.subgraph(name=f"cluster_block{block}") as band:
             band.attr(
                 bb=",".join(_num(v) for v in (min(xs) - COLUMN / 2, bottom, max(xs) + COLUMN / 2, top)),
@@ -412,61 +570,80 @@ def to_dot(graph: nx.DiGraph) -> str:
         else:
             label = _size(d["channels"], d["height"], d["width"])
             style.setdefault("fillcolor", SCALE_FILLS[d["scale"] % len(SCALE_FILLS)])
+            if len(label) * LABEL_EM * NODE_FONT > NODE_WIDTH - 8:  # "1024×28×28": smaller, not cut
+                style["fontsize"] = _num((NODE_WIDTH - 8) / (len(label) * LABEL_EM))
         dot.node(node, label=label.replace("\n", "\\n"), pos=_pos(*where[node]),
                  tooltip=_tooltip(node, d, unit), **style)
     # Edges as dot.edge writes them, its quoting and attribute lists made once per node and kind
     # (a 1,000-layer dense graph has some 300,000 edges).
     quoted = {node: dot._quote_edge(node) for node in nodes}
     styles = {kind: dot._attr_list(None, kwargs=style) for kind, style in EDGE_STYLES.items()}
-    dense_arc = _dense_arcs(where)
+    dense_arc, wrapped_edge = _dense_arcs(where), _wrapped_edges(grid)
+    row_of = grid.row_of
     edge_kinds = set()
     for tail, head, kind in graph.edges(data="kind"):
         edge_kinds.add(kind)
         attrs = styles[kind]
-        if kind == "dense":  # "pos" sorts after the style's keys
+        if row_of[tail] != row_of[head]:  # "pos" sorts after the style's keys
+            attrs = f'{attrs[:-1]} pos="{wrapped_edge(tail, head, kind == "dense")}"]'
+        elif kind == "dense":
             attrs = f'{attrs[:-1]} pos="{dense_arc(tail, head)}"]'
         dot.body.append(dot._edge(tail=quoted[tail], head=quoted[head], attr=attrs))
 
-    # Axes: a header per column, a label per scale.
-    for (layer, transition), column in sorted(columns.items(), key=lambda item: item[1]):
+    # Axes: a header per column, a label per scale in every row of blocks.
+    for number, ((layer, transition), (row, at)) in enumerate(sorted(grid.columns.items())):
         text = "transition" if transition else ("stem" if layer == 0 else f"layer {layer}")
-        _add_text(dot, f"_column{column}", text, column * COLUMN, HEADER, 10, "axis",
-                  width=NODE_WIDTH, fontcolor="#5b6b7b")
+        _add_text(dot, f"_column{number}", text, at * COLUMN, grid.y(row, grid.first[row]) + HEADER,
+                  AXIS_FONT, "axis", width=NODE_WIDTH, fontcolor="#5b6b7b")
     for scale in range(n_scales):
         sample = next(d for d in nodes.values() if d["scale"] == scale and d["kind"] == "map")
-        _add_text(dot, f"_scale{scale}", f"scale {scale}\n{sample['height']}×{sample['width']}",
-                  -0.95 * COLUMN, -scale * ROW, 11, "axis", width=NODE_WIDTH,
-                  fontcolor="#3b4a5a")
+        for row in range(grid.strips):
+            if scale >= grid.first[row]:
+                _add_text(dot, f"_scale{scale}" + (f"_row{row + 1}" if row else ""),
+                          f"scale {scale}\n{sample['height']}×{sample['width']}",
+                          -0.95 * COLUMN, grid.y(row, scale), AXIS_FONT + 1, "axis", width=NODE_WIDTH,
+                          fontcolor="#3b4a5a")
 
     # Title above, legend below.
     left = -0.95 * COLUMN - NODE_WIDTH / 2
-    _add_text(dot, "_title", _title(graph), left, 1.45 * ROW, 12, "title", left=True)
-    _legend(dot, edge_kinds, {d["kind"] for d in nodes.values()}, left, bottom - 0.45 * ROW)
+    _add_text(dot, "_title", _title(graph), left, grid.band(0)[1] + TITLE_HEIGHT / 2, 12, "title", left=True)
+    _legend(dot, edge_kinds, {d["kind"] for d in nodes.values()}, left,
+            grid.band(grid.strips - 1)[0] - LEGEND_HEIGHT / 2, max(grid.right))
     return dot.source
 
 
-def _legend(dot: graphviz.Digraph, edge_kinds: set[str], node_kinds: set[str], x: float, y: float) -> None:
-    """The edge kinds and node kinds present (``edge_kinds``, ``node_kinds``), in one row from ``x``."""
-    kinds = [k for k in EDGE_STYLES if k in edge_kinds]
-    x = x + _add_text(dot, "_legend", "legend:", x, y, 11, "legend", left=True) + 6
-    for kind in kinds:
+def _legend(dot: graphviz.Digraph, edge_kinds: set[str], node_kinds: set[str], x: float, y: float,
+            right: float) -> None:
+    """The edge kinds and node kinds present (``edge_kinds``, ``node_kinds``) from ``x``, in lines
+    of items that end before ``right`` (the first line's centre at ``y``)."""
+    start = x = x + _add_text(dot, "_legend", "legend:", x, y, 11, "legend", left=True) + 6
+
+    def room(width: float) -> tuple[float, float]:
+        """Where an item ``width`` points wide goes: on this line, or the start of the next."""
+        nonlocal x, y
+        if x > start and x + width > right:
+            x, y = start, y - 24
+        at, x = x, x + width
+        return at, y
+
+    for kind in (k for k in EDGE_STYLES if k in edge_kinds):
+        at, line = room(46 + _text_width(EDGE_MEANING[kind], 10) + 4 + 14)
         a, b = f"_legend_{kind}_from", f"_legend_{kind}_to"
-        for name, at in ((a, x), (b, x + 40)):
-            dot.node(name, label="", shape="point", width="0.03", height="0.03", pos=_pos(at, y),
+        for name, end in ((a, at), (b, at + 40)):
+            dot.node(name, label="", shape="point", width="0.03", height="0.03", pos=_pos(end, line),
                      color=EDGE_STYLES[kind]["color"], **{"class": "legend"})
         dot.edge(a, b, **EDGE_STYLES[kind], **{"class": "legend"})
-        x += 46 + _add_text(dot, f"_legend_{kind}", EDGE_MEANING[kind], x + 46, y, 10,
-                            "legend", left=True) + 14
+        _add_text(dot, f"_legend_{kind}", EDGE_MEANING[kind], at + 46, line, 10, "legend", left=True)
     samples = (("map", "C×H×W", "feature map"), ("transition", "C×H×W", "transition output"),
                ("classifier", "exit k", "classifier"))
     for kind, label, meaning in samples:
         if kind not in node_kinds:
             continue
+        at, line = room(NODE_WIDTH + 6 + _text_width(meaning, 10) + 4 + 14)
         style = {"fillcolor": SCALE_FILLS[0], **NODE_STYLES[kind]}
-        dot.node(f"_legend_{kind}_node", label=label, pos=_pos(x + NODE_WIDTH / 2, y),
+        dot.node(f"_legend_{kind}_node", label=label, pos=_pos(at + NODE_WIDTH / 2, line),
                  **{**style, "class": "legend"})
-        x += NODE_WIDTH + 6 + _add_text(dot, f"_legend_{kind}_text", meaning, x + NODE_WIDTH + 6, y,
-                                        10, "legend", left=True) + 14
+        _add_text(dot, f"_legend_{kind}_text", meaning, at + NODE_WIDTH + 6, line, 10, "legend", left=True)
 
 
 def _no_graphviz(path: Path) -> OptionError:

@@ -41,7 +41,8 @@ from msdnet.model import model_from
 from msdnet.options import OptionError
 
 from . import drawing
-from ..core.counting import CONVENTIONS, check_convention
+from ..core.counting import CONVENTIONS
+from ..core.conventions import check_convention
 from ..core.dataflow import Dataflow
 from ..core.exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
@@ -164,8 +165,11 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
                 raise ValueError(f"the graph's nodes are not in execution order: {n} feeds {s}, added before it")
             needs[index[n]] |= needs[index[s]]
     first_need = np.where(needs.any(axis=1), needs.argmax(axis=1), len(exit_nodes))  # first exit needing n
-    ops = {c: np.array([graphs[c].nodes[n]["macs"] for n in order], dtype=object) for c in conventions}
-    params = np.array([graph.nodes[n]["params"] for n in order], dtype=object)
+    def exact(values: list[int]) -> np.ndarray:  # int64 sums are exact below 2**63 (the values are >= 0)
+        return np.array(values, dtype=np.int64 if sum(values) < 2**63 else object)
+
+    ops = {c: exact([graphs[c].nodes[n]["macs"] for n in order]) for c in conventions}
+    params = exact([graph.nodes[n]["params"] for n in order])
     position = np.arange(len(order))
     exits = []
     for i, (k, node) in enumerate(exit_nodes):
@@ -316,7 +320,7 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
         '<button type="button" data-zoom="fit" title="show the whole graph">fit</button></div>'
         f'{folding}<input id="search" type="search" placeholder="find a module" aria-label="find a module" '
         'list="names"><datalist id="names"></datalist>'
-        f'<p class="hint">{hint}</p>'
+        f'<p class="hint">{hint}<span id="small" hidden></span></p>'
         "</header>\n"
         f'<main><div id="viewport">{picture}</div>\n<aside id="panel" aria-live="polite"></aside></main>\n'
         '<div id="tooltip" hidden></div>\n'
@@ -848,13 +852,28 @@ svg.addEventListener("mousemove", function (event) {
 var whole = svg.viewBox.baseVal, picture = {x: whole.x, y: whole.y, w: whole.width, h: whole.height};
 var view = {x: 0, y: 0, s: 1};
 function size() { return [Math.max(viewport.clientWidth, 1), Math.max(viewport.clientHeight, 1)]; }
+// Labels smaller than LEGIBLE px on screen: the hint says so and how to read them.
+var LEGIBLE = 10, small = document.getElementById("small"), smallest = null;  // px a unit of view.s
 function apply() {
   var wh = size();
   svg.setAttribute("viewBox", [view.x, view.y, wh[0] / view.s, wh[1] / view.s].join(" "));
+  if (smallest === null) {
+    var least = Infinity;
+    svg.querySelectorAll("[data-node] text").forEach(function (t) {
+      var m = t.getScreenCTM();
+      if (m) least = Math.min(least, parseFloat(t.getAttribute("font-size") || getComputedStyle(t).fontSize) * m.a);
+    });
+    smallest = least / view.s;
+  }
+  var px = smallest * view.s;
+  small.hidden = !(px < LEGIBLE);
+  small.textContent = small.hidden ? "" : " · the labels are " + px.toFixed(1) + " px at this size: " +
+    "zoom in (+ or the wheel), or choose an exit with its button to zoom to what it needs";
 }
 function fitAll() {  // the whole picture, centred (a small one at most 1.5 px a unit)
   var wh = size(), s = Math.min(wh[0] / picture.w, wh[1] / picture.h, 1.5);
   view = {s: s, x: picture.x - (wh[0] / s - picture.w) / 2, y: picture.y - (wh[1] / s - picture.h) / 2};
+  smallest = null;  // the picture may have been redrawn
   apply();
 }
 function zoom(factor, clientX, clientY) {

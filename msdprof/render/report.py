@@ -33,7 +33,8 @@ from msdnet.options import OptionError, format_value
 
 from . import drawing, interactive, memory_view
 from .costplot import Series, cost_plot
-from ..core.counting import CONVENTION_HELP, check_convention
+from ..core.counting import CONVENTION_HELP
+from ..core.conventions import check_convention
 from ..core.dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from ..core.exits import ExitCosts, costs_of, exit_costs, record_exits
