@@ -236,3 +236,18 @@ def test_latency_of_a_model_refuses_a_batch_before_it_is_made(tmp_path, capsys):
     assert err == (f"msdprof: error: --batch 65536: Widening's forward on 65,536 3x64x64 float32 images would "
                    f"take about {needed} of memory: at most 4.0 GiB (see the README's limits); give a "
                    "smaller --batch\n")
+
+
+def test_compare_counts_an_msdnet_whose_forward_would_not_fit_on_meta_without_fvcore(monkeypatch):
+    from msdprof.analysis.compare import compare_msdnet
+    from msdprof.core import units
+
+    held = max(e.held_peak_bytes for e in exit_memory("cifar10-anytime"))  # as written, one image
+    monkeypatch.setattr(units, "MAX_BYTES", 2**20)  # 1 MiB, below its forward's 2 x 1.25 MB
+    result = compare_msdnet("cifar10-anytime")
+    assert result.device == "meta"
+    assert result.notes[0] == (
+        f"no real CPU forward (MSDNet's forward on one 3x32x32 float32 image would take about "
+        f"{bytes_text(3 * 32 * 32 * 4 + 2 * held)} of memory: at most 1 MiB (see the README's limits)): "
+        "counted on the meta device")
+    assert any(note.startswith("fvcore not run") for note in result.notes)
