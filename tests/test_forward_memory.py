@@ -229,8 +229,12 @@ def test_latency_refuses_a_batch_before_it_is_made(capsys, monkeypatch):
 
 def test_latency_of_a_model_refuses_a_batch_before_it_is_made(tmp_path, capsys):
     _widening(tmp_path)
-    code, out, err = run(capsys, "latency", "--model", f"{tmp_path / 'widening.py'}:Widening",
-                         "--input-size", "3x64x64", "--batch", "65536")
+    result = []
+    growth = _peak_growth(lambda: result.append(run(
+        capsys, "latency", "--model", f"{tmp_path / 'widening.py'}:Widening", "--input-size", "3x64x64",
+        "--batch", "65536")))
+    code, out, err = result[0]
+    assert growth < 2**30  # the batch alone would be 3.0 GiB (805,306,368 numbers: under the 2^30 bound)
     needed = bytes_text(65536 * (3 * 64 * 64 * 4 + 2 * _widening_held(64)))
     assert (code, out) == (2, "")
     assert err == (f"msdprof: error: --batch 65536: Widening's forward on 65,536 3x64x64 float32 images would "
