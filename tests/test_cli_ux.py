@@ -9,7 +9,7 @@ import pytest
 from msdprof import exit_costs
 from msdprof.render.formatting import network_name, title
 from msdnet import Options
-from cli_run import run
+from cli_run import picture, run
 
 
 # --- did you mean ---------------------------------------------------------------------------
@@ -82,7 +82,8 @@ def test_writing_a_file_says_so_on_stderr_and_quiet_silences_it(capsys, tmp_path
 def test_a_report_lists_its_files_in_their_directory(capsys, tmp_path):
     code, _, err = run(capsys, "report", "--preset", "cifar10-batch", "-o", str(tmp_path / "r.md"))
     assert code == 0
-    assert err == f"msdprof report: wrote r.md, r-cost.svg, r-layout.svg in {tmp_path}\n"
+    cost, layout = picture(tmp_path, "r-cost.svg").name, picture(tmp_path, "r-layout.svg").name
+    assert err == f"msdprof report: wrote r.md, {cost}, {layout} in {tmp_path}\n"
 
 
 def test_a_report_without_graphviz_says_what_it_left_out(capsys, tmp_path, monkeypatch):
@@ -90,7 +91,7 @@ def test_a_report_without_graphviz_says_what_it_left_out(capsys, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "report", "--preset", "cifar10-batch", "-o", "r.md")
     assert code == 0
-    assert err == ("msdprof report: wrote r.md, r-cost.svg; left out the layout pictures: "
+    assert err == (f"msdprof report: wrote r.md, {picture(tmp_path, 'r-cost.svg').name}; left out the layout pictures: "
                    "Graphviz's `neato` program was not found (apt-get install graphviz), the "
                    "report says so in their place\n")
 

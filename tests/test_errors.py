@@ -134,8 +134,11 @@ BAD_INPUTS = [
     (["count", "--nBlocks", "3\x1b[31m"], "--nBlocks '3\\x1b[31m': must be a whole number >= 1"),
     (["count", "-o", "x\ny/costs.csv"], "--output 'x\\ny/costs.csv': directory x\\ny does not exist"),
     # issue 26 item 6: memory bounded by bytes, estimated before anything is allocated
-    (["latency", "--batch", "65536"], "--batch 65536: a forward on 65,536 3x32x32 images would take about "
-                                      "129.4 GiB of memory: at most 4.0 GiB (see the README's limits)"),
+    # 65,536 x (3x32x32 float32 = 12,288 bytes + 2 x 1,253,456 bytes, cifar10-anytime's as-written
+    # peak in `count --memory`) = 153.8 GiB
+    (["latency", "--batch", "65536"], "--batch 65536: MSDNet's forward on 65,536 3x32x32 float32 images would "
+                                      "take about 153.8 GiB of memory: at most 4.0 GiB (see the README's "
+                                      "limits); give a smaller --batch"),
     # issue 26 item 12: "did you mean" in any letter case, and for commands
     (["count", "--convention", "FLOPs"], "--convention FLOPs: must be one of msdnet, macs, flops (did you mean 'flops'?)"),
     (["cont"], "invalid choice: 'cont' (choose from count, graph, report, budget, sweep, compare, latency); "
@@ -370,8 +373,8 @@ def test_latency_inputs_of_stride_0_images_are_bounded_by_the_forward_they_feed(
     code = main(["latency", "--inputs", str(tmp_path / "bomb.pt")])
     assert code == 2
     assert capsys.readouterr().err.startswith(
-        f"msdprof: error: --inputs {tmp_path / 'bomb.pt'}: a forward on 65,536 3x32x32 images would take "
-        "about 129.4 GiB of memory")
+        f"msdprof: error: --inputs {tmp_path / 'bomb.pt'}: MSDNet's forward on 65,536 3x32x32 float32 images "
+        "would take about 153.8 GiB of memory")
 
 
 def test_latency_inputs_npz_declaring_too_many_bytes_is_refused_unread(tmp_path, monkeypatch, capsys):
@@ -392,14 +395,12 @@ def test_latency_inputs_npz_declaring_too_many_bytes_is_refused_unread(tmp_path,
     assert 0 < sum(read) < 1000  # only the .npy header was read
 
 
-def test_peak_numbers_holds_each_result_until_its_last_reader():
-    # a -> b -> c, and a read again by d (the exit): a (10) is held to d, b (20) to c
+def test_held_peak_is_the_most_activation_bytes_any_operation_left_held():
     from msdprof.core.counting import OpCount
     from msdprof.core.dataflow import Dataflow, Op
 
-    def op(i, inputs, numbers):
-        return Op(i, f"op{i}", "function", "f", "", OpCount(0, 0), inputs, (), (numbers,))
+    def op(i, held):
+        return Op(i, f"op{i}", "function", "f", "", OpCount(0, 0), (), (), (1,), held=held)
 
-    flow = Dataflow((op(0, (), 10), op(1, (0,), 20), op(2, (1,), 5), op(3, (0, 2), 1)), (), outputs=(3,))
-    # while op 1 runs: a and b (30); op 2: a, b, c (35); op 3: a, c, d (16)
-    assert flow.peak_numbers() == 35
+    assert Dataflow((op(0, 40), op(1, 120), op(2, 80)), ()).held_peak() == 120
+    assert Dataflow((), ()).held_peak() == 0

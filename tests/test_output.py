@@ -320,3 +320,120 @@ def test_the_command_line_reports_leftovers_in_one_warning_line(tmp_path, capsys
         "msdprof write left (files it replaced or was writing); delete when not needed",
         f"msdprof count: wrote {tmp_path / 't.csv'}",
     ]
+
+
+# --- a page and its pictures beside other files (report -o a.md) ----------------------------------
+
+
+def _page_set(generation):
+    """A page ``a.md`` of ``generation`` and its two pictures, named for their content."""
+    pictures = {output.stamped_name(f"a-{role}.svg", f"{role} {generation}".encode()): f"{role} {generation}".encode()
+                for role in ("cost", "layout")}
+    return f"page {generation}: " + " ".join(f"![{n}]({n})" for n in pictures), pictures
+
+
+def _beside(tmp_path):
+    """A directory holding generation 1 of the page set and what msdprof does not write there: a
+    note, a picture under an old fixed name, another page with its own picture, and a file named
+    like a stamped picture whose content does not match its stamp, which the page names."""
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "a-cost.svg").write_text("an older report's")
+    (tmp_path / "a-photo-12345678.svg").write_text("a picture of mine")
+    other_page, other = _page_set("other")
+    (tmp_path / "b.md").write_text(other_page.replace("a-", "b-"))
+    for name, data in other.items():
+        (tmp_path / name.replace("a-", "b-")).write_bytes(data)
+    page, pictures = _page_set(1)
+    output.write_with_pictures(tmp_path / "a.md", page + " ![mine](a-photo-12345678.svg)", pictures)
+    return _others(tmp_path)
+
+
+def _others(directory):
+    return {n: (directory / n).read_bytes() for n in os.listdir(directory) if not n.startswith(("a.md", "a-cost-", "a-layout-", "."))}
+
+
+def _one_page_set(directory, others):
+    """The page shows files that are all there and all of its own generation; nothing else was
+    touched.  Returns the generation."""
+    text = (directory / "a.md").read_text()
+    generation = text.split(":")[0].removeprefix("page ")
+    for name in re.findall(r"\]\((a-(?:cost|layout)-[^)]+)\)", text):
+        assert (directory / name).read_text().endswith(f" {generation}"), f"page {generation} shows {name}"
+    assert _others(directory) == others
+    return generation
+
+
+def test_a_rewritten_page_removes_only_the_pictures_it_alone_showed(tmp_path):
+    others = _beside(tmp_path)
+    page, pictures = _page_set(2)
+    output.write_with_pictures(tmp_path / "a.md", page, pictures, force=True)
+    assert _one_page_set(tmp_path, others) == "2"
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith(("a-cost-", "a-layout-"))) == sorted(pictures)
+
+
+def test_a_picture_another_page_of_the_same_stem_shows_is_kept(tmp_path):
+    page, pictures = _page_set(1)
+    output.write_with_pictures(tmp_path / "a.md", page, pictures)
+    (tmp_path / "a.html").write_text(page)  # the same report as HTML shows the same pictures
+    new_page, new_pictures = _page_set(2)
+    output.write_with_pictures(tmp_path / "a.md", new_page, new_pictures, force=True)
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".svg")) == sorted([*pictures, *new_pictures])
+
+
+def test_a_rerun_keeps_the_pictures_it_would_write_byte_for_byte(tmp_path):
+    page, pictures = _page_set(1)
+    output.write_with_pictures(tmp_path / "a.md", page, pictures)
+    inodes = {n: os.stat(tmp_path / n).st_ino for n in pictures}
+    (tmp_path / "a.md").unlink()  # without --force: only the page must be new
+    output.write_with_pictures(tmp_path / "a.md", page, pictures)
+    assert {n: os.stat(tmp_path / n).st_ino for n in pictures} == inodes
+
+
+def test_a_picture_name_taken_by_other_bytes_needs_force(tmp_path):
+    page, pictures = _page_set(1)
+    taken = sorted(pictures)[0]
+    (tmp_path / taken).write_text("precious")
+    with pytest.raises(OptionError, match=f"^output {tmp_path}/{taken}: already exists; pass --force"):
+        output.write_with_pictures(tmp_path / "a.md", page, pictures)
+    assert _tree(tmp_path) == {taken: b"precious"}
+
+
+# Steps of rewriting generation 1 with generation 2: its two pictures placed (1, 2), the page (3),
+# the two pictures of generation 1 removed (4, 5).  A kill leaves what the hook sees at a step.
+def test_a_page_rewrite_seen_at_every_step_shows_one_whole_set(tmp_path, monkeypatch):
+    others = _beside(tmp_path)
+    seen = []
+    monkeypatch.setattr(output, "before_swap", lambda path: seen.append((path.name, _one_page_set(tmp_path, others))))
+    page, pictures = _page_set(2)
+    output.write_with_pictures(tmp_path / "a.md", page, pictures, force=True)
+    old = [n for n in seen[3:]]
+    assert [(name, generation) for name, generation in seen[:3]] == [(n, "1") for n in sorted(pictures)] + [("a.md", "1")]
+    assert [generation for _, generation in old] == ["2", "2"] and all(n.startswith("a-") for n, _ in old)
+    assert _one_page_set(tmp_path, others) == "2"
+
+
+PAGE_WRITER = """
+import itertools, sys
+from pathlib import Path
+from msdprof.files import output
+where = Path(sys.argv[1])
+print("started", flush=True)
+for generation in itertools.count(2):
+    pictures = {output.stamped_name(f"a-{role}.svg", f"{role} {generation}".encode()):
+                f"{role} {generation}".encode() for role in ("cost", "layout")}
+    page = f"page {generation}: " + " ".join(f"![{n}]({n})" for n in pictures)
+    output.write_with_pictures(where / "a.md", page, pictures, force=True)
+"""
+
+
+def test_a_page_writer_killed_10_times_at_random_never_leaves_a_page_with_pictures_not_its_own(tmp_path):
+    others = _beside(tmp_path)
+    seen = set()
+    for _ in range(10):
+        writer = subprocess.Popen([sys.executable, "-c", PAGE_WRITER, str(tmp_path)], stdout=subprocess.PIPE)
+        assert writer.stdout.readline() == b"started\n"
+        time.sleep(random.uniform(0, 0.02))
+        writer.kill()
+        writer.wait()
+        seen.add(_one_page_set(tmp_path, others))
+    assert len(seen) > 1  # the writer wrote between kills

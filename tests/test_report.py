@@ -20,6 +20,7 @@ from msdprof.render.costplot import Series, cost_plot
 from msdprof.core.exits import ExitCost
 from msdprof.render.report import compare_configurations, parse_item, preset_configuration, report_files
 
+from cli_run import picture
 from conftest import REFERENCE
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -140,10 +141,11 @@ def test_reports_hold_no_absolute_path_and_no_date():
 def test_report_writes_markdown_and_two_pictures_beside_it(capsys, tmp_path):
     code, err = run(capsys, "report", "--preset", "cifar100-batch", "-o", str(tmp_path / "r.md"))
     assert code == 0, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-cost.svg", "r-layout.svg", "r.md"]
+    cost, layout = picture(tmp_path, "r-cost.svg").name, picture(tmp_path, "r-layout.svg").name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cost, layout, "r.md"]
     text = (tmp_path / "r.md").read_text()
-    assert "![cost vs exit of cifar100-batch](r-cost.svg)" in text
-    assert "![layout of cifar100-batch](r-layout.svg)" in text
+    assert f"![cost vs exit of cifar100-batch]({cost})" in text
+    assert f"![layout of cifar100-batch]({layout})" in text
 
 
 def test_report_of_options_without_a_preset_names_what_differs(capsys, tmp_path):
@@ -158,7 +160,7 @@ def test_html_report_has_the_same_exact_figures(capsys, tmp_path):
     code, err = run(capsys, "report", "--preset", "cifar10-anytime", "-o", str(tmp_path / "r.html"))
     assert code == 0, err
     html = (tmp_path / "r.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and '<img src="r-cost.svg"' in html
+    assert html.startswith("<!DOCTYPE html>") and f'<img src="{picture(tmp_path, "r-cost.svg").name}"' in html
     cells = re.findall(r'<td class="r">(\d+)</td>', html)
     for ref_ops, ref_params in zip(REFERENCE["cifar10_anytime_seed"]["ops"], REFERENCE["cifar10_anytime_seed"]["params"]):
         assert str(ref_ops) in cells and str(ref_params) in cells
@@ -171,8 +173,8 @@ def test_compare_report_has_a_row_and_a_section_per_network(capsys, tmp_path):
     text = (tmp_path / "c.md").read_text()
     rows = table_under(text, "MSDNet comparison: cifar10-anytime vs cifar10-batch")
     assert [(r["network"], r["exits"]) for r in rows] == [("cifar10-anytime", "10"), ("cifar10-batch", "7")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "c-cifar10-anytime-layout.svg", "c-cifar10-batch-layout.svg", "c-cost.svg", "c.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [picture(tmp_path, n).name for n in (
+        "c-cifar10-anytime-layout.svg", "c-cifar10-batch-layout.svg", "c-cost.svg")] + ["c.md"]
     second = text[text.index("\n## cifar10-batch\n"):]
     assert exact_figures(second) == [dataclasses.asdict(e) for e in exit_costs("cifar10-batch")]
 
@@ -213,9 +215,9 @@ def test_missing_graphviz_is_said_in_place_of_the_layout(capsys, tmp_path, monke
     out.mkdir()
     code, err = run(capsys, "report", "--preset", "cifar10-batch", "-o", str(out / "r.md"))
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["r-cost.svg", "r.md"]
+    assert sorted(p.name for p in out.iterdir()) == [picture(out, "r-cost.svg").name, "r.md"]
     text = (out / "r.md").read_text()
-    assert "r-layout.svg" not in text
+    assert "r-layout" not in text
     layout = text[text.index("## Layout\n"):text.index("## Exact counts\n")]
     assert "> **Note.** The layout picture needs Graphviz's `neato` program, which was not found" in layout
 
@@ -255,10 +257,29 @@ def test_existing_report_is_kept_without_force(capsys, tmp_path):
 
 
 def test_existing_picture_is_kept_without_force(capsys, tmp_path):
-    (tmp_path / "r-cost.svg").write_text("precious")
+    (tmp_path / "first").mkdir()
+    assert run(capsys, "report", "--preset", "cifar100-batch", "-o", str(tmp_path / "first" / "r.md"))[0] == 0
+    cost = picture(tmp_path / "first", "r-cost.svg").name  # the name the report gives its plot
+    (tmp_path / "first").rename(tmp_path / "elsewhere")
+    (tmp_path / "r-cost.svg").write_text("an older report's plot, under the name it had")
+    (tmp_path / cost).write_text("precious")
     code, err = run(capsys, "report", "--preset", "cifar100-batch", "-o", str(tmp_path / "r.md"))
-    assert code == 2 and f"--output {tmp_path}/r-cost.svg: already exists" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-cost.svg"]
+    assert code == 2 and f"--output {tmp_path}/{cost}: already exists" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([cost, "elsewhere", "r-cost.svg"])
+    assert (tmp_path / cost).read_text() == "precious"
+
+
+def test_a_report_rewritten_over_another_removes_only_what_the_old_page_alone_showed(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "r-cost.svg").write_text("an older report's plot, under the name it had")
+    assert run(capsys, "report", "--preset", "cifar10-batch", "-o", str(tmp_path / "r.md"))[0] == 0
+    old = sorted(p.name for p in tmp_path.iterdir())
+    assert run(capsys, "report", "--preset", "cifar10-anytime", "-o", str(tmp_path / "r.md"), "--force")[0] == 0
+    new = [picture(tmp_path, "r-cost.svg").name] + (
+        [picture(tmp_path, "r-layout.svg").name] if report_module.graphviz_available() else [])
+    assert set(new).isdisjoint(old)  # other content, other names
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*new, "notes.txt", "r-cost.svg", "r.md"])
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_a_new_directory_appears_whole_or_not_at_all(tmp_path, monkeypatch):

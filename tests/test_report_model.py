@@ -15,6 +15,7 @@ import shutil
 
 import pytest
 
+from cli_run import picture
 from early_exit_models import Gated, SDNResNet
 from msdprof import exit_costs
 from msdprof.cli import main
@@ -75,8 +76,8 @@ def test_markdown_report_has_its_plot_and_dataflow_picture_beside_it(folder, cap
     code, err = report(capsys, "--model", "models.py:sdn", "--input-size", "16", "-o", "r.md")
     assert code == 0
     written = {p.name for p in folder.iterdir()} - {"models.py", "early_exit_models.py", "__pycache__"}
-    expected = {"r.md", "r-cost.svg"} | ({"r-layout.svg"} if shutil.which("dot") else set())
-    assert written == expected
+    pictures = ["r-cost.svg"] + (["r-layout.svg"] if shutil.which("dot") else [])
+    assert written == {"r.md"} | {picture(folder, n).name for n in pictures}
     assert err.startswith("msdprof report: wrote r.md, ")
 
 
@@ -94,7 +95,7 @@ def test_a_model_report_has_a_model_section_and_no_msdnet_options_or_plan(folder
 def test_the_layout_picture_is_what_graph_model_draws(folder, capsys):
     report(capsys, "--model", "models.py:sdn", "--input-size", "16", "-o", "r.md")
     assert main(["graph", "--model", "models.py:sdn", "--input-size", "16", "-o", "g.svg"]) == 0
-    assert (folder / "r-layout.svg").read_bytes() == (folder / "g.svg").read_bytes()
+    assert picture(folder, "r-layout.svg").read_bytes() == (folder / "g.svg").read_bytes()
     assert "## Dataflow graph" in (folder / "r.md").read_text()
 
 
@@ -126,7 +127,7 @@ def test_the_command_line_shown_makes_the_same_report(folder, capsys):
 
 def test_the_cost_plot_of_a_model_uses_the_dataflow_definitions_and_no_layer_axis(folder, capsys):
     report(capsys, "--model", "models.py:sdn", "--input-size", "16", "-o", "r.md")
-    svg = (folder / "r-cost.svg").read_text()
+    svg = picture(folder, "r-cost.svg").read_text()
     assert "cumulative (all that ran until output k)" in svg
     assert "network layer the exit reads" not in svg and "blocks 1..k" not in svg
 
@@ -134,9 +135,9 @@ def test_the_cost_plot_of_a_model_uses_the_dataflow_definitions_and_no_layer_axi
 @needs_graphviz
 def test_html_report_shows_the_interactive_dataflow_page(folder, capsys):
     assert report(capsys, "--model", "models.py:branchy", "--input-size", "32", "-o", "r.html")[0] == 0
-    page = (folder / "r-layout.html").read_text()
-    assert "BranchyDict models.py:branchy: what each exit needs and costs" in page
-    assert 'src="r-layout.html"' in (folder / "r.html").read_text()
+    layout = picture(folder, "r-layout.html")
+    assert "BranchyDict models.py:branchy: what each exit needs and costs" in layout.read_text()
+    assert f'src="{layout.name}"' in (folder / "r.html").read_text()
 
 
 @pytest.mark.parametrize("extra, message", [

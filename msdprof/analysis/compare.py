@@ -47,12 +47,12 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from msdnet.options import OptionError
-from msdnet.model import build_model, check_msdnet, model_from
+from msdnet.model import check_msdnet, model_from
 
 from ..core.counting import CONVENTIONS, OpCount
-from ..core.dataflow import (Dataflow, Inputs, Outputs, evaluating, example_inputs, record_network, select_exits,
-                             tensors_in)
-from ..core.exits import unsupported_of
+from ..core.dataflow import (Dataflow, InputSpec, Inputs, Outputs, check_forward_bytes, evaluating,
+                             example_inputs, record_network, select_exits, tensors_in)
+from ..core.exits import meta_twin, record_exits, unsupported_of
 from ..core.meta_shapes import SHORTCUTS, compute
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
@@ -549,7 +549,7 @@ def compare(
     ``meta`` device it is not run, and a note says so.  ``notes`` are put first among the result's
     notes; ``progress`` is told as each tool starts (:data:`Progress`).
     """
-    given = example_inputs(model, input_size, inputs)
+    given = example_inputs(model, input_size, inputs, check_forward=True)
     return _compare(model, given, outputs, notes, progress)
 
 
@@ -622,7 +622,8 @@ def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,
     network given by options is built as a real CPU model for fvcore (whose JIT trace needs real
     tensors), and on the ``meta`` device for msdprof and FlopCounterMode (shapes only: nothing
     computed); when its weights would not fit in the memory available, only on ``meta`` (fvcore is
-    then not run) and the first note says so.  A built MSDNet is compared as built, on its own
+    then not run) and the first note says so; so too when its forward would take more memory
+    than :data:`~msdprof.core.units.MAX_BYTES`.  A built MSDNet is compared as built, on its own
     device.
     """
     notes: tuple[str, ...] = ()
@@ -639,7 +640,15 @@ def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,
             notes = (f"no real CPU model ({error.allowed.split(';')[0]}): counted on the meta "
                      "device",)
         else:
-            twin = build_model(model.options, model.plan.input_size, device="meta")
+            twin = meta_twin(model)
+            height, width = model.plan.input_size
+            try:  # fvcore runs the real model: its forward must fit in memory
+                check_forward_bytes(model, [InputSpec("", (1, 3, height, width))], "input-size",
+                                    f"{height}x{width}", shapes_only=lambda: record_exits(twin))
+            except OptionError as error:
+                model, twin = twin, None
+                notes = (f"no real CPU forward ({error.allowed.split(';')[0]}): counted on the meta "
+                         "device",)
     check_msdnet(model)
     device = next(model.parameters()).device
     image = torch.zeros(1, 3, *model.plan.input_size, device=device)

@@ -46,12 +46,12 @@ from msdnet.options import OptionError, _whole
 from msdnet.model import _LazyCascade, check_msdnet
 
 from ..core.dataflow import (
-    Dataflow,
-    InputSpec, Inputs, Outputs, as_inputs, evaluating, make_inputs, parse_inputs, select_exits,
+    InputSpec, Inputs, Outputs, as_inputs, check_forward_bytes, evaluating, make_inputs, parse_inputs,
+    select_exits,
 )
 from ..files.user_model import load_failure, read_inputs
-from ..core.exits import ExitCosts, costs_of, record_exits
-from ..core.units import check_bytes
+from ..core.exits import ExitCosts, costs_of, meta_twin, record_exits
+from ..core.units import shape_text
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
 #: A timed program: runs the network up to one exit (for the batch it was made with).
@@ -72,12 +72,6 @@ MAX_BATCH_NUMBERS = 2 ** 30
 #: Most seconds of timing per program (``--min-time``): a command times 2 programs per exit and
 #: the full forward, so an hour per program is already a day for a 10-exit network.
 MAX_MIN_TIME = 3600.0
-#: A forward's peak memory over its results' working set (:meth:`Dataflow.peak_numbers`): measured
-#: on CPU with torch 2.13 at 1.7 (SDNResNet) to 2.6 (cifar10-anytime) -- convolution buffers and
-#: the allocator's slack -- so the estimate takes 3.
-FORWARD_MEMORY_FACTOR = 3
-
-
 def eager_program(model: nn.Module, x: torch.Tensor, k: int) -> Program:
     """``model(x, exits=k)`` under ``torch.no_grad()``: blocks and heads 1..k."""
     net = check_msdnet(model)
@@ -248,14 +242,6 @@ def check_threads(value: Any) -> int:
     return _whole("threads", value, 1, MAX_THREADS, "torch intra-op threads")
 
 
-def forward_bytes(flow: Dataflow, batch: int) -> int:
-    """About the memory, in bytes, a no-grad forward on ``batch`` float32 items takes: the batch
-    and :data:`FORWARD_MEMORY_FACTOR` times its results' working set (``flow``: recorded on one
-    item, :func:`msdprof.core.exits.record_exits`)."""
-    per_item = sum(math.prod(shape[1:]) for shape in flow.input_shapes)
-    return 4 * batch * (per_item + FORWARD_MEMORY_FACTOR * flow.peak_numbers())
-
-
 def check_batch_numbers(batch: int, input_size: Sequence[int]) -> None:
     """:class:`OptionError` when ``batch`` images of ``input_size`` ((height, width) or (C, height,
     width)) hold more than :data:`MAX_BATCH_NUMBERS` numbers (checked before they are made)."""
@@ -326,9 +312,16 @@ def load_inputs(path: str | os.PathLike, input_size: Sequence[int]) -> torch.Ten
 
 
 def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, seed: int = 0) -> Inputs:
-    """Inputs of ``input_size`` (as :func:`msdprof.core.dataflow.parse_inputs` reads it) for
-    ``model``, their first dimension ``batch`` when given: floating-point ones standard normal noise,
-    the same for the same ``seed``; integer and boolean ones (token ids, masks) zeros."""
+    """Inputs of ``input_size`` (as :func:`msdprof.core.dataflow.parse_inputs` reads it; an
+    MSDNet's: (C, height, width)) for ``model``, their first dimension ``batch`` when given:
+    floating-point ones standard normal noise, the same for the same ``seed``; integer and boolean
+    ones (token ids, masks) zeros.
+
+    Refused with :class:`OptionError` before anything is made, naming ``batch`` (``input-size``
+    when no batch is given): inputs of more than :data:`MAX_BATCH_NUMBERS` numbers, and inputs
+    whose forward through ``model`` would take more than :data:`~msdprof.core.units.MAX_BYTES`
+    (:func:`msdprof.core.dataflow.check_forward_bytes`, from a record of one item on shapes only:
+    fake tensors, an MSDNet's twin on ``meta``)."""
     specs = parse_inputs(input_size)
     if batch is not None:
         specs = [InputSpec(s.name, (batch, *s.shape[1:]), s.dtype) for s in specs]
@@ -337,6 +330,12 @@ def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, s
         shapes = ", ".join("x".join(map(str, s.shape[1:])) for s in specs)
         raise OptionError("batch", batch if batch is not None else 1, f"of {shapes} inputs holds {numbers:,} "
                           f"numbers: at most {MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the README's limits)")
+    option, typed = ("batch", batch) if batch is not None else ("input-size", shape_text(input_size))
+    if batch is None:  # as typed, batch first
+        check_forward_bytes(model, specs, option, typed, shapes_only=_shapes_only(model, specs), meta=False)
+    else:
+        one = [InputSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in specs]
+        check_forward_bytes(model, one, option, typed, batch, _shapes_only(model, one), meta=False)
     generator = torch.Generator().manual_seed(seed)
 
     def noise(t: torch.Tensor) -> torch.Tensor:
@@ -344,6 +343,14 @@ def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, s
             t.is_floating_point() and t.device.type != "meta") else t
 
     return make_inputs(model, specs).map(noise)
+
+
+def _shapes_only(model: nn.Module, specs: Sequence[InputSpec]) -> Callable[[], Any] | None:
+    """An MSDNet's record on ``specs`` (one image of its plan, any batch) on its twin on ``meta``;
+    ``None`` (a record on fake tensors) for other models."""
+    if not isinstance(model, MSDNet):
+        return None
+    return lambda: record_exits(meta_twin(model), batch=specs[0].shape[0])
 
 
 def random_batch(batch: int, input_size: Sequence[int], seed: int = 0) -> torch.Tensor:
@@ -631,9 +638,7 @@ def measure_latency(
                           "early_exit)")
     flow = record_exits(model, inputs=None if msdnet else xs.map(lambda t: t[:1]), outputs=outputs)
     batch = len(xs.tensors[0])
-    item = "x".join(map(str, xs.tensors[0].shape[1:]))
-    check_bytes("batch", batch, forward_bytes(flow, batch),
-                f"a forward on {batch:,} {item} {'images' if msdnet else 'items'}")
+    check_forward_bytes(model, xs.map(lambda t: t[:1]), "batch", batch, batch, lambda: flow, meta=False)
     costs = costs_of(model, flow, convention)
     stamps = stamp_points(flow)
     with evaluating(model):

@@ -35,8 +35,8 @@ def add_parser(sub: Any) -> None:
     add_batch_option(p, "; operations stay per image")
     p.add_argument("--device", metavar="DEV",
                    help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
-                        "refused if its weights would not fit in memory); with --model the "
-                        "default is where the factory built it")
+                        "refused if its weights or its forward would not fit in memory); with "
+                        "--model the default is where the factory built it")
     add_output_options(p)
     p.set_defaults(run=run)
 

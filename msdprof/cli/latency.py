@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> None:
         if args.inputs is not None:
             x, inputs = latency.load_inputs(args.inputs, shape), f"images of {args.inputs}"
         else:
-            x, inputs = latency.random_batch(batch or 1, shape), "random normal images"
+            x, inputs = latency.random_inputs(model, shape, batch), "random normal images"
     if args.inputs is not None:
         x = as_inputs(x)
         items = len(x.tensors[0]) if x.tensors[0].dim() else 0

@@ -160,26 +160,11 @@ class Dataflow:
                 reach[i] |= reach[op.index]
         return reach
 
-    def peak_numbers(self) -> int:
-        """The most numbers the operations' results hold at once: each result is held from the
-        operation that makes it to the last that reads it (an exit's output to the end), so this
-        estimates a no-grad forward's working set (views and in-place results count as new ones:
-        an estimate from above).  For the batch recorded; multiply for a larger one."""
-        last = [op.index for op in self.ops]
-        for op in self.ops:
-            for i in op.inputs:
-                last[i] = max(last[i], op.index)
-        for producer in self.outputs:
-            last[producer] = len(self.ops)
-        freed = [0] * (len(self.ops) + 1)
-        held = peak = 0
-        for op in self.ops:
-            size = math.prod(op.shape) if op.shape is not None else 0
-            held += size
-            freed[last[op.index]] += size
-            peak = max(peak, held)
-            held -= freed[op.index]
-        return peak
+    def held_peak(self) -> int:
+        """The most bytes of activation storage the pass held at once, as the model's code is
+        written (the largest :attr:`Op.held`): the memory model's as-written peak of the whole
+        forward (:mod:`msdprof.core.memory`), for the batch recorded."""
+        return max((op.held for op in self.ops), default=0)
 
     def first_reads(self) -> list[tuple[int, ...]]:
         """Per operation, the parameters it is the first to read: each parameter is charged to one
@@ -717,14 +702,22 @@ def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
     return Inputs(tuple(t for name, t in made if not name), {name: t for name, t in made if name})
 
 
-def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, batch: int = 1) -> Inputs:
+def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, batch: int = 1, *,
+                   check_forward: bool = False) -> Inputs:
     """The :class:`Inputs` a model msdprof did not build is run on: ``inputs`` as given (see
     :func:`as_inputs`), else zero tensors of ``input_size`` (see :func:`parse_inputs`), ``batch``
-    of each, on the model's device, floating-point ones in its floating-point dtype."""
+    of each, on the model's device, floating-point ones in its floating-point dtype.
+
+    Zero inputs past :data:`~msdprof.core.units.MAX_BYTES` are refused before they are made; with
+    ``check_forward``, so is a forward of ``model`` on them past it (:func:`check_forward_bytes`),
+    before the zero inputs are made and before anything runs on them."""
     if inputs is not None:
         if input_size is not None:
             raise OptionError("input-size", shape_text(input_size), "give the inputs' sizes or saved inputs, not both")
-        return as_inputs(inputs)
+        given = as_inputs(inputs)
+        if check_forward:
+            check_forward_bytes(model, given, "inputs", shapes_text(given.shapes))
+        return given
     if input_size is None:
         raise OptionError(
             "input-size", "missing",
@@ -733,27 +726,100 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None,
             "(--inputs FILE, inputs= in Python)",
         )
     specs = parse_inputs(input_size)
+    option, typed = ("input-size", shape_text(input_size)) if batch == 1 else ("batch", batch)
     if batch != 1:
         specs = tuple(dataclasses.replace(spec, shape=(batch, *spec.shape[1:])) for spec in specs)
-    _check_input_bytes(model, specs, input_size)
+    device, dtypes = _placed(model, specs)
+    if device.type != "meta":  # nothing is allocated on meta
+        check_bytes(option, typed, sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes)),
+                    inputs_text(specs, dtypes))
+        if check_forward:
+            check_forward_bytes(model, specs, option, typed)
     return make_inputs(model, specs)
 
 
-def _check_input_bytes(model: nn.Module, specs: Sequence[InputSpec], typed: Any) -> None:
-    """:class:`OptionError` naming ``--input-size`` (as ``typed``) when the zero inputs of ``specs``
-    would take more than :data:`~msdprof.core.units.MAX_BYTES` on ``model``'s device (nothing is
-    allocated on ``meta``): checked before they are made."""
-    device, dtypes = _placed(model, specs)
-    if device.type == "meta":
+def inputs_text(specs: Sequence[InputSpec], dtypes: Sequence[torch.dtype]) -> str:
+    """``one 3x32x32 float32 image``, ``64 1x128 int64 inputs``, ``the inputs 1x128, 1x128``: what
+    ``specs`` (in ``dtypes``) are, for messages."""
+    if len(specs) == 1 and not specs[0].name and len(specs[0].shape) > 1:
+        shape = specs[0].shape
+        count = "one" if shape[0] == 1 else f"{shape[0]:,}"
+        return (f"{count} {shape_text(shape[1:])} {str(dtypes[0]).removeprefix('torch.')} "
+                f"{'image' if len(shape) == 4 else 'input'}{'s' * (count != 'one')}")
+    return f"the inputs {shapes_text(s.shape for s in specs)}"
+
+
+#: A forward's peak memory over the activation storage its code holds at once
+#: (:meth:`Dataflow.held_peak`, the memory model's as-written peak): on CPU the allocator reached
+#: 1.00 to 1.07 times it on forwards of 10 MB and more, and 1.0 to 2.6 times on smaller ones, where
+#: a convolution's workspace of fixed size counts (``benchmarks/bench_forward_memory.py``); an
+#: estimate takes 2.
+FORWARD_MEMORY_FACTOR = 2
+
+
+def forward_bytes(flow: Dataflow, input_bytes: int, batch: int = 1) -> int:
+    """About the memory, in bytes, a no-grad forward takes: its inputs' ``input_bytes`` and
+    :data:`FORWARD_MEMORY_FACTOR` times the activation storage its code holds at once
+    (:meth:`Dataflow.held_peak` of ``flow``, recorded on those inputs); ``batch`` times that for a
+    batch of ``batch`` such inputs (``flow`` recorded on one item)."""
+    return batch * (input_bytes + FORWARD_MEMORY_FACTOR * flow.held_peak())
+
+
+def fake_record(model: nn.Module, inputs: Sequence[InputSpec] | Inputs) -> Dataflow | None:
+    """:func:`record` of ``model``'s forward in eval mode on fake tensors (torch's
+    ``FakeTensorMode``: shapes, dtypes and devices, no data), so nothing of its size is allocated:
+    on zero inputs of ``inputs``' specs or on fake copies of the tensors given, its parameters
+    read as they are (never changed).  ``None`` when the forward cannot run on such tensors (it
+    reads values -- ``.item()``, ``.numpy()``, shapes that depend on data -- or raises anything
+    but an interrupt): the real forward then says what it says.  No exits are selected.  The
+    model's Python code runs as for a real forward (what it prints is printed)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    try:
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        with mode:
+            given = inputs.map(mode.from_tensor) if isinstance(inputs, Inputs) else make_inputs(model, inputs)
+        with evaluating(model), mode:
+            return record(model, lambda: given.call(model), input_shapes=given.shapes)
+    except KeyboardInterrupt as error:
+        raise KeyboardInterrupt(f"while {type(model).__name__}.forward ran (your model's code)") from error
+    except BaseException:  # the model's code on fake tensors: the real run tells what went wrong
+        return None
+
+
+def check_forward_bytes(model: nn.Module, inputs: Sequence[InputSpec] | Inputs, option: str, typed: Any,
+                        batch: int = 1, shapes_only: Callable[[], Dataflow | None] | None = None,
+                        meta: bool = True) -> None:
+    """:class:`OptionError` naming ``option`` (as ``typed``) when a forward of ``model`` on
+    ``inputs`` (specs of zero inputs, or tensors) -- on ``batch`` times them, when given -- would
+    take more than :data:`~msdprof.core.units.MAX_BYTES` (:func:`forward_bytes`), estimated from a
+    record of it on shapes only, before anything of that size exists: ``shapes_only()`` (default
+    :func:`fake_record` of ``model`` on ``inputs``).  Nothing is checked where the inputs go to the
+    ``meta`` device (nothing is allocated) nor for a forward that cannot run on shapes alone.
+    ``meta``: whether the message offers counting on ``meta`` (not for a command that runs the
+    model for real, such as ``latency``)."""
+    if isinstance(inputs, Inputs):
+        if any(t.is_meta for t in inputs.tensors):
+            return
+        specs = [InputSpec("", tuple(t.shape)) for t in inputs.args] + [
+            InputSpec(k, tuple(t.shape)) for k, t in inputs.kwargs.items()]
+        dtypes = [t.dtype for t in inputs.tensors]
+    else:
+        device, dtypes = _placed(model, inputs)
+        if device.type == "meta":
+            return
+        specs = list(inputs)
+    flow = shapes_only() if shapes_only is not None else fake_record(model, inputs)
+    if flow is None:
         return
     needed = sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes))
-    if len(specs) == 1 and not specs[0].name:
-        count = "one" if specs[0].shape[0] == 1 else f"{specs[0].shape[0]:,}"
-        what = (f"{count} {shape_text(specs[0].shape[1:])} {str(dtypes[0]).removeprefix('torch.')} "
-                f"{'image' if len(specs[0].shape) == 4 else 'input'}{'s' * (count != 'one')}")
-    else:
-        what = f"the inputs {shapes_text(s.shape for s in specs)}"
-    check_bytes("input-size", shape_text(typed), needed, what)
+    batched = specs if batch == 1 else [
+        dataclasses.replace(s, shape=(s.shape[0] * batch, *s.shape[1:])) for s in specs]
+    fix = ("a smaller --batch" if option == "batch" else "smaller inputs" + (
+        ", or count the model on the meta device, which allocates nothing (count --device meta; "
+        "model.to('meta') in Python)" if meta else ""))
+    check_bytes(option, typed, forward_bytes(flow, needed, batch),
+                f"{type(model).__name__}'s forward on {inputs_text(batched, dtypes)}", f"give {fix}")
 
 
 def parse_input_size(value: Any) -> tuple[int, int, int]:
@@ -824,13 +890,15 @@ def record_network(
 
     A user's mistake is an :class:`~msdnet.options.OptionError` naming the option that fixes it:
     outputs that are not one tensor per exit (``outputs``), inputs the model's ``forward`` refuses
-    (``input-size`` or ``inputs``; its exception's first line is named), a TorchScript model.
-    Anything else the model's code raises (``SystemExit``, any ``BaseException``) is an
-    ``OptionError`` naming the model; a ``KeyboardInterrupt`` stays one, saying where it came from.
+    (``input-size`` or ``inputs``; its exception's first line is named), a TorchScript model, a
+    forward that would take more memory than :data:`~msdprof.core.units.MAX_BYTES` (estimated on
+    fake tensors first: :func:`check_forward_bytes`).  Anything else the model's code raises
+    (``SystemExit``, any ``BaseException``) is an ``OptionError`` naming the model; a
+    ``KeyboardInterrupt`` stays one, saying where it came from.
     A wrapped model (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``) is recorded
     through the module it wraps (:func:`unwrap`)."""
     model, wrapper = unwrap(model)
-    given = example_inputs(model, input_size, inputs, batch)
+    given = example_inputs(model, input_size, inputs, batch, check_forward=True)
     shapes = given.shapes
     option = "inputs" if inputs is not None else "input-size"
     with evaluating(model):
@@ -902,8 +970,9 @@ def count_modules(
 
 
 __all__ = [
-    "Call", "Dataflow", "INPUT_DTYPES", "INPUT_FORMS", "InputSpec", "Inputs", "OUTPUTS_HINT", "Op",
-    "OutputError", "Outputs", "WRAPPERS", "as_inputs", "count_modules", "evaluating", "example_inputs",
-    "function_name", "make_inputs", "parse_input_size", "parse_inputs", "record",
-    "record_network", "select_exits", "tensors_in", "uncounted", "unwrap",
+    "Call", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "InputSpec", "Inputs",
+    "OUTPUTS_HINT", "Op", "OutputError", "Outputs", "WRAPPERS", "as_inputs", "check_forward_bytes",
+    "count_modules", "evaluating", "example_inputs", "fake_record", "forward_bytes", "function_name",
+    "inputs_text", "make_inputs", "parse_input_size", "parse_inputs", "record", "record_network",
+    "select_exits", "tensors_in", "uncounted", "unwrap",
 ]

@@ -23,14 +23,16 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
-from msdnet import MSDNet, Options
+from msdnet import MSDNet, Options, build_model
 from msdnet.options import OptionError
 from msdnet.model import check_msdnet
 from msdnet.model import model_from
 
 from .counting import CONVENTIONS
 from .conventions import check_convention
-from .dataflow import Dataflow, Op, Outputs, evaluating, record, record_network, uncounted
+from .dataflow import (
+    Dataflow, InputSpec, Outputs, check_forward_bytes, evaluating, record, record_network, uncounted,
+)
 
 
 #: An exit's lazy count below this fraction of its eager one is worth a word under the table
@@ -245,10 +247,28 @@ def record_exits(
     """The dataflow of one forward pass of ``model`` in eval mode (every submodule's mode restored
     afterwards), its exits selected: an ``MSDNet`` on ``batch`` zero images of its plan's size on
     its own device, any other model as :func:`msdprof.core.dataflow.record_network` runs it (on
-    ``inputs`` or ``batch`` zero images of ``input_size``)."""
+    ``inputs`` or ``batch`` zero images of ``input_size``).  Off the ``meta`` device, a forward
+    that would take more memory than :data:`~msdprof.core.units.MAX_BYTES` is refused before it
+    runs (:func:`msdprof.core.dataflow.check_forward_bytes`; an MSDNet's estimated on its twin on
+    ``meta``)."""
     if not isinstance(model, MSDNet):
         return record_network(model, input_size=input_size, inputs=inputs, outputs=outputs, batch=batch)
     check_msdnet(model)
+    height, width = model.plan.input_size
+    option, typed = ("input-size", f"{height}x{width}") if batch == 1 else ("batch", batch)
+    check_forward_bytes(model, [InputSpec("", (batch, 3, height, width))], option, typed,
+                        shapes_only=lambda: _record_msdnet(meta_twin(model), batch))
+    return _record_msdnet(model, batch)
+
+
+def meta_twin(model: MSDNet) -> MSDNet:
+    """An MSDNet of ``model``'s options, input size and dtype on the ``meta`` device (nothing
+    allocated): the same operations on the same shapes."""
+    first = next(model.parameters())
+    return build_model(model.options, model.plan.input_size, device="meta").to(first.dtype)
+
+
+def _record_msdnet(model: MSDNet, batch: int) -> Dataflow:
     height, width = model.plan.input_size
     first = next(model.parameters())  # the image follows the model's device and dtype (.half())
     image = torch.zeros(batch, 3, height, width, device=first.device, dtype=first.dtype)
@@ -343,5 +363,5 @@ def exit_costs(
 
 __all__ = [
     "CONVENTIONS", "LAZY_GAP", "ExitCost", "ExitCosts", "Unsupported", "costs_from_dataflow", "costs_of",
-    "count_model", "count_network", "exit_costs", "record_exits", "unsupported_of",
+    "count_model", "count_network", "exit_costs", "meta_twin", "record_exits", "unsupported_of",
 ]

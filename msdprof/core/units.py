@@ -60,12 +60,14 @@ def bytes_text(n: int | float) -> str:
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
 
 
-def check_bytes(option: str, value: Any, needed: int, what: str) -> None:
+def check_bytes(option: str, value: Any, needed: int, what: str, fix: str = "") -> None:
     """:class:`OptionError` on ``option``'s ``value`` when ``what`` (``"the batch and its feature
-    maps"``) would take ``needed`` bytes, more than :data:`MAX_BYTES`; checked before allocating."""
+    maps"``) would take ``needed`` bytes, more than :data:`MAX_BYTES`; checked before allocating.
+    ``fix``: what to do instead (``"give a smaller --batch"``), said last."""
     if needed > MAX_BYTES:
         raise OptionError(option, value, f"{what} would take about {bytes_text(needed)} of memory: "
-                                         f"at most {bytes_text(MAX_BYTES)} (see the README's limits)")
+                                         f"at most {bytes_text(MAX_BYTES)} (see the README's limits)"
+                                         + (f"; {fix}" if fix else ""))
 
 
 #: The columns of a sweep row that ``msdprof sweep --sort`` can order by (besides the options).

@@ -15,11 +15,13 @@ one.  Where the exchange is not supported, ``DIR`` is renamed aside and the new 
 an instant there is no ``DIR``; a kill then leaves the old one aside, named below, and reported);
 where hard links are not (another file system inside ``DIR``), the files are swapped in one by one.
 
-Several files written beside other files (:func:`write_together`, ``report -o a.md`` and its
-``a-*.svg``) are all written before the first is swapped in, then swapped in in the order given,
-the page last; a failure puts back what was swapped in.  These renames follow each other within a
-millisecond but are not one: a kill between them leaves the pictures new and the page old, and
-the temporary files that say so.
+Several files written beside other files (:func:`write_together`) are all written before the
+first is swapped in, then swapped in in the order given; a failure puts back what was swapped in.
+These renames follow each other but are not one.  A page and the pictures it shows
+(:func:`write_with_pictures`, ``report -o a.md``) are therefore named so that no rename changes
+what a page shows: each picture is named for its content (:func:`stamped_name`), so a new set
+takes no name the old page shows; the page is swapped in last and the pictures only the old page
+showed are removed after.  At every instant the page shows its own pictures, whole.
 
 The temporary names are ``.NAME.msdprof-PID-XXXX.tmp`` (a new file, or the sibling directory) and
 ``.old`` (a replaced file, kept until the write is done, or a directory renamed aside); a NAME too
@@ -35,6 +37,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import hashlib
+import html
 import os
 import re
 import secrets
@@ -43,6 +46,7 @@ import stat
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
+from urllib.parse import quote
 
 from msdnet.options import OptionError
 
@@ -262,15 +266,16 @@ def _remove(paths: Iterable[Path]) -> None:
 
 def write_together(
     directory: str | os.PathLike, files: Mapping[str, str | bytes], force: bool = False,
-    option: str = "output",
+    option: str = "output", remove: Iterable[str] = (),
 ) -> list[Path]:
     """Write ``files`` (``{name: text or bytes}``) into the existing ``directory``, beside what
     else it holds: every target is checked, then every file written under a temporary name, then
     all are swapped in, in the order given (put the page that names the others last).  Any failure
     puts back what was swapped in and removes the temporary files; errors are
-    :class:`OptionError` naming the target and ``option``.  Leftovers of dead writers are removed
-    when they stand for one of ``files``, else reported (:class:`WriteWarning`).  Returns the
-    paths written."""
+    :class:`OptionError` naming the target and ``option``.  ``remove``: names in ``directory``
+    removed once every file is in place (what the new files stand in for under other names: the
+    pictures only a replaced page showed).  Leftovers of dead writers are removed when they stand
+    for one of ``files``, else reported (:class:`WriteWarning`).  Returns the paths written."""
     directory = Path(directory) if str(directory) else Path(".")
     targets = [check_writable(directory / name, force, option) for name in files]
     found = _leftovers(directory)
@@ -323,6 +328,11 @@ def write_together(
         _report(p for _, p in found)
         raise
     _remove(b for _, b in swapped if b is not None)
+    for name in remove:
+        if name not in files:
+            if before_swap is not None:
+                before_swap(directory / name)
+            _remove([directory / name])
     _tidy(directory, files, found)
     return targets
 
@@ -332,6 +342,81 @@ def write_atomic(path: str | os.PathLike, data: str | bytes, force: bool = False
     (:func:`write_together` with one file); errors name ``option``."""
     path = check_writable(path, force, option)
     return write_together(path.parent, {path.name: data}, force, option)[0]
+
+
+# --- a page and its pictures, beside other files ------------------------------------------------
+
+
+def stamped_name(name: str, data: bytes) -> str:
+    """``name`` with 8 hex digits of ``data``'s SHA-256 before its suffix: ``r-cost-1a2b3c4d.svg``."""
+    path = Path(name)
+    return f"{path.stem}-{hashlib.sha256(data).hexdigest()[:8]}{path.suffix}"
+
+
+def _stamped(directory: Path, name: str) -> bool:
+    """Whether ``name`` in ``directory`` is a regular file named by :func:`stamped_name` for
+    what it holds (never a name someone else chose: its content must hash to its stamp)."""
+    found = re.fullmatch(r".+-(?P<stamp>[0-9a-f]{8})(?:\.[^.]*)?", name)
+    path = directory / name
+    try:
+        return bool(found) and path.is_file() and not path.is_symlink() and \
+            hashlib.sha256(path.read_bytes()).hexdigest()[:8] == found["stamp"]
+    except OSError:
+        return False
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file holding exactly ``data``."""
+    try:
+        return path.is_file() and not path.is_symlink() and path.stat().st_size == len(data) and \
+            path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _shows(page: str, name: str) -> bool:
+    """Whether the text of ``page`` names the file ``name`` (as written, HTML-escaped or
+    percent-encoded), not as part of a longer name."""
+    return any(re.search(rf"(?<![\w.%-]){re.escape(form)}(?![\w.%-])", page)
+               for form in {name, html.escape(name), quote(name)})
+
+
+def stale_files(path: Path, keep: Iterable[str] = ()) -> list[str]:
+    """What the page ``path`` shows that only it shows and that a rewrite keeping ``keep`` leaves
+    unshown: files in its directory named ``STEM-...-XXXXXXXX.EXT`` by :func:`stamped_name` for
+    their content, named in the page, not in ``keep``, not named in another page of the same stem
+    (``STEM.md``, ``STEM.html``, any letter case)."""
+    directory = path.parent if str(path.parent) else Path(".")
+    pages = (".md", ".html")
+    try:
+        listed = os.listdir(directory)
+        texts = {n: (directory / n).read_text("utf-8", "replace") for n in listed
+                 if Path(n).stem == path.stem and Path(n).suffix.lower() in pages and (directory / n).is_file()}
+    except OSError:
+        return []
+    shown = texts.pop(path.name, "")
+    keep = set(keep)
+    return sorted(n for n in listed if n.startswith(path.stem + "-") and n not in keep and _shows(shown, n)
+                  and not any(_shows(other, n) for other in texts.values()) and _stamped(directory, n))
+
+
+def write_with_pictures(path: str | os.PathLike, page: str | bytes, pictures: Mapping[str, bytes],
+                        force: bool = False, option: str = "output") -> list[Path]:
+    """Write the page ``path`` and the files it shows (``pictures``, named by
+    :func:`stamped_name`, so a new set never takes the name of a file an older page shows) into
+    its directory, beside what else it holds, so that the page shows its own set whole at every
+    instant, a kill included: the pictures are written (one already there byte for byte is kept
+    as it is), then the page swapped in last (:func:`write_together`), then the files only the
+    page it replaced showed are removed (:func:`stale_files`).  A kill before the page is in
+    place leaves the old page with its pictures, and the new pictures unshown beside them (a
+    rerun with the same content takes them as they are); nothing else in the directory is ever
+    touched.  Returns the paths of the set, the page last."""
+    path = check_writable(path, force, option)
+    directory = path.parent
+    stale = stale_files(path, pictures)
+    fresh = {name: data for name, data in sorted(pictures.items()) if not _holds(directory / name, data)}
+    write_together(directory, {**fresh, path.name: page}, force, option, remove=stale)
+    return [directory / name for name in sorted(pictures)] + [path]
 
 
 # --- a directory swapped whole ----------------------------------------------------------------

@@ -42,7 +42,7 @@ from ..core.memory import ExitMemories, exit_memory
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          lazy_gap_note, table_columns, unsupported_note, wrapper_note)
 from ..analysis.graph import dataflow_graph, default_depth, fold_graph, layout_graph
-from ..files.output import check_writable, write_directory, write_together
+from ..files.output import check_writable, stamped_name, write_directory, write_with_pictures
 from ..core.units import shape_text, shapes_text
 
 #: Report formats and the suffix of their files.
@@ -599,7 +599,7 @@ class _Steps:
 
 def report_files(
     configs: Sequence[Configuration], stem: str, fmt: str = "markdown", graphviz: bool | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, stamp: bool = False,
 ) -> dict[str, bytes]:
     """Every file of the report on ``configs``: ``{name: bytes}``, names relative to the report.
 
@@ -609,7 +609,10 @@ def report_files(
     layout's interactive page (:mod:`msdprof.render.interactive`), ``STEM-layout.html`` or
     ``STEM-<label>-layout.html``, shown in the layout section.  ``graphviz`` (default: whether it
     is installed) ``False`` leaves the layout pictures out and says so in their place.
-    ``progress`` is told as each picture and page is made (:data:`Progress`).
+    ``progress`` is told as each picture and page is made (:data:`Progress`).  ``stamp``: every
+    file but the page is named with 8 hex digits of its content's SHA-256 before the suffix
+    (``STEM-cost-1a2b3c4d.svg``, :func:`stamped_name`), so that the pictures of a new report never
+    take the names an older page shows (:func:`write_report`).
     """
     check_format(fmt)
     if not configs:
@@ -625,52 +628,54 @@ def report_files(
             raise OptionError("compare", configs[i].label, "is given twice; compare different networks")
     page = stem + SUFFIXES[fmt]
     files: dict[str, bytes] = {}
-    cost = f"{stem}-cost.svg"
     step = _Steps(progress, 2 + len(configs) * (int(graphviz) + int(fmt == "html" and graphviz)))
+
+    def put(name: str, data: bytes) -> str:
+        """Add a picture (or layout page) to ``files``; the name the report shows it under."""
+        named = stamped_name(name, data) if stamp else name
+        files[named] = data
+        return named
+
+    def pictures(config: Configuration, prefix: str) -> tuple[str, str | None, str | None]:
+        """Its layout picture, interactive layout page and memory chart: their names."""
+        memory = None
+        if config.memory is not None:
+            memory = put(f"{prefix}-memory.svg", memory_view.memory_plot(
+                config.memory, f"{config.label}: memory per exit"))
+        layout, interactive_page = f"{prefix}-layout.svg", None
+        if graphviz:
+            step("layout picture" if len(configs) == 1 else f"layout picture of {config.label}")
+            layout = put(layout, _layout_svg(config))
+            if fmt == "html":
+                step("interactive layout page" if len(configs) == 1 else
+                     f"interactive layout page of {config.label}")
+                interactive_page = put(f"{prefix}-layout.html", _interactive_page(config))
+        return layout, interactive_page, memory
+
+    step("cost plot")
     if len(configs) == 1:
         (config,) = configs
-        layout = f"{stem}-layout.svg"
-        interactive_page = f"{stem}-layout.html" if fmt == "html" and graphviz else None
+        cost = put(f"{stem}-cost.svg", cost_plot([Series(config.label, config.costs)],
+                                                 f"{config.label}: cost vs exit"))
+        layout, interactive_page, memory = pictures(config, stem)
         title = f"{'MSDNet' if config.user is None else config.costs.model} report: {config.label}"
         blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
-        memory = f"{stem}-memory.svg" if config.memory is not None else None
         blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page,
                                        page=interactive_page, memory=memory)
-        step("cost plot")
-        files[cost] = cost_plot([Series(config.label, config.costs)], f"{config.label}: cost vs exit")
-        if memory is not None:
-            files[memory] = memory_view.memory_plot(config.memory, f"{config.label}: memory per exit")
-        if graphviz:
-            step("layout picture")
-            files[layout] = _layout_svg(config)
-        if interactive_page:
-            step("interactive layout page")
-            files[interactive_page] = _interactive_page(config)
     else:
         title = "MSDNet comparison: " + " vs ".join(c.label for c in configs)
+        cost = put(f"{stem}-cost.svg", cost_plot([Series(c.label, c.costs) for c in configs], "cost vs exit"))
         blocks = [
             Heading(title, 1),
             Paragraph(caption(configs[0].costs, image=False) + " Each network's section follows the table."),
             comparison_table(configs, links=None),
             Image(cost, "cost vs exit of every network"),
         ]
-        step("cost plot")
-        files[cost] = cost_plot([Series(c.label, c.costs) for c in configs], "cost vs exit")
         for config in configs:
-            layout = f"{stem}-{config.slug}-layout.svg"
-            interactive_page = f"{stem}-{config.slug}-layout.html" if fmt == "html" and graphviz else None
+            layout, interactive_page, memory = pictures(config, f"{stem}-{config.slug}")
             blocks += [Heading(config.label, 2, anchor=config.slug), Paragraph(_summary(config))]
-            memory = f"{stem}-{config.slug}-memory.svg" if config.memory is not None else None
             blocks += configuration_blocks(config, 3, layout, graphviz, page=interactive_page,
                                            memory=memory)
-            if memory is not None:
-                files[memory] = memory_view.memory_plot(config.memory, f"{config.label}: memory per exit")
-            if graphviz:
-                step(f"layout picture of {config.label}")
-                files[layout] = _layout_svg(config)
-            if interactive_page:
-                step(f"interactive layout page of {config.label}")
-                files[interactive_page] = _interactive_page(config)
     step("page")
     files[page] = _page(blocks, title, fmt)
     step.end()
@@ -768,15 +773,16 @@ def write_report(
     path: str | os.PathLike, configs: Sequence[Configuration], html: bool = False, force: bool = False,
     progress: Progress | None = None,
 ) -> list[Path]:
-    """Write the report on ``configs`` to ``path`` (``.md`` or ``.html``), its pictures beside it:
-    all written first, then swapped in one by one, the page last
-    (:func:`msdprof.files.output.write_together`); ``progress`` as for :func:`report_files`."""
+    """Write the report on ``configs`` to ``path`` (``.md`` or ``.html``), its pictures beside it,
+    each named for its content (:func:`report_files` with ``stamp``), so that the page never shows
+    a picture of another report, a kill included (:func:`msdprof.files.output.write_with_pictures`:
+    the pictures, then the page, then the pictures only the replaced page showed removed).
+    ``progress`` as for :func:`report_files`.  Returns the paths of the set, the page last."""
     path, fmt = check_report_path(path, html)
-    check_writable(path, force)  # before any work; write_together checks every file again
-    files = report_files(configs, path.stem, fmt, progress=progress)
-    page = path.stem + SUFFIXES[fmt]  # the page keeps the name given (r.MD stays r.MD)
-    files = {path.name if n == page else n: v for n, v in files.items()}
-    return write_together(path.parent, _pages_last(files), force)
+    check_writable(path, force)  # before any work; write_with_pictures checks every file again
+    files = report_files(configs, path.stem, fmt, progress=progress, stamp=True)
+    page = files.pop(path.stem + SUFFIXES[fmt])  # the page keeps the name given (r.MD stays r.MD)
+    return write_with_pictures(path, page, files, force)
 
 
 __all__ = [

@@ -1,0 +1,67 @@
+"""How the estimate that refuses a forward too large for memory compares with the real forward.
+
+Run: ``python benchmarks/bench_forward_memory.py`` (from the repository root).  Before msdprof runs
+a model off ``meta`` it records the forward on shapes alone and refuses it when the inputs and
+``FORWARD_MEMORY_FACTOR`` times its as-written peak -- the most activation storage the model's code
+holds at once (:meth:`msdprof.core.dataflow.Dataflow.held_peak`) -- pass ``MAX_BYTES``.  This prints,
+measured in this run, per model and batch: that as-written peak (from the record on fake tensors,
+an MSDNet's on its twin on ``meta``: nothing allocated), the peak the CPU allocator really reached
+over the whole forward (``torch.profiler`` memory events, :func:`msdprof.measured_peaks`, the last
+exit's figure), their ratio, and whether the estimate (factor times the as-written peak) is at
+least the measured peak.  torch uses one thread.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
+
+from early_exit_models import CoarseToFine, SDNResNet  # noqa: E402
+from msdnet.model import model_from  # noqa: E402
+from msdprof.analysis.allocator import measured_peaks  # noqa: E402
+from msdprof.core.dataflow import FORWARD_MEMORY_FACTOR, Inputs, fake_record  # noqa: E402
+from msdprof.core.exits import meta_twin, record_exits  # noqa: E402
+
+
+def row(name: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[str, float, float]:
+    if hasattr(model, "plan"):
+        flow = record_exits(meta_twin(model), batch=len(x))
+    else:
+        flow = fake_record(model, Inputs((x,)))
+    held = flow.held_peak()
+    measured = max(measured_peaks(model, x))
+    ratio = measured / held
+    covered = "yes" if FORWARD_MEMORY_FACTOR * held >= measured else "NO"
+    print(f"| {name} | {len(x)} | {tuple(x.shape[2:])} | {held / 1e6:.2f} | {measured / 1e6:.2f} | "
+          f"{ratio:.2f} | {covered} |", flush=True)
+    return name, held, ratio
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    print(f"estimate = inputs + {FORWARD_MEMORY_FACTOR} x as-written peak\n")
+    print("| model | batch | input | as written MB | measured MB | measured / as written | estimate >= measured |")
+    print("|---|---:|---|---:|---:|---:|---|")
+    rows = []
+    sdn, coarse = SDNResNet(), CoarseToFine()
+    for batch, side in ((1, 32), (1, 256), (16, 128), (64, 32)):
+        rows.append(row("SDNResNet", sdn, torch.randn(batch, 3, side, side)))
+    for batch, side in ((1, 32), (8, 128)):
+        rows.append(row("CoarseToFine", coarse, torch.randn(batch, 3, side, side)))
+    for preset, side in (("cifar10-anytime", 32), ("imagenet-step4", 224)):
+        net = model_from(preset, None, "cpu", use="measured")
+        for batch in (1, 16):
+            rows.append(row(preset, net, torch.randn(batch, 3, side, side)))
+    big = [r for _, held, r in rows if held >= 10e6]
+    small = [r for _, held, r in rows if held < 10e6]
+    print(f"\nas written >= 10 MB: measured / as written from {min(big):.2f} to {max(big):.2f} "
+          f"({len(big)} rows); below: from {min(small):.2f} to {max(small):.2f} ({len(small)} rows)")
+
+
+if __name__ == "__main__":
+    main()
