@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from msdnet import build_model, resolve

@@ -8,7 +8,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import networkx as nx
-import pytest
 import torch
 from torch import nn
 

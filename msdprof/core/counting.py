@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils import flop_counter
 
-from msdnet.options import OptionError, did_you_mean
 
 from .conventions import CONVENTION_HELP  # noqa: F401  (re-exported: what each convention counts)
 
