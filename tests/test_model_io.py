@@ -316,19 +316,22 @@ ERRORS = [
     (["--model", "models.py:logits_and_features", "--inputs", "x.pt", "--input-dtype", "long"],
      "--input-dtype long: is the dtype of --input-size"),
     (["--preset", "cifar10-batch", "--outputs", "0"], "--outputs 0: needs --model"),
+    (["--model", "models.py:logits_and_features", "--input-size", "1x12"],  # a vector, not a 1-pixel image
+     "--input-size 1x12: reads as an image 1x12 pixels, 1 high or wide (input 1x3x1x12): for a 1x12 tensor "
+     "give its dtype (1x12:float), for such an image its channels (3x1x12)"),
     (["--model", "models.py:exits_the_program", "--input-size", "1x12:float"],
      "--model models.py:exits_the_program: calling exits_the_program() raised SystemExit: 3 (your "
      "model's code, not msdprof)"),
-    (["--model", "models.py:forward_raises_custom", "--input-size", "1x2"],
+    (["--model", "models.py:forward_raises_custom", "--input-size", "2x2"],
      "--model Raises: its forward raised Custom: stop (your model's code, not msdprof)"),
-    (["--model", "models.py:forward_exits", "--input-size", "1x2"],
+    (["--model", "models.py:forward_exits", "--input-size", "2x2"],
      "--model Raises: its forward raised SystemExit: 4 (your model's code, not msdprof)"),
     (["--model", "models.py:traced", "--input-size", "1x12:float"],
      "--model models.py:traced: traced() returned a TorchScript module (scripted or traced), which "
      "msdprof cannot record: return the eager nn.Module"),
-    (["--model", "models.py:bert", "--input-size", "1x16", "--model-kwargs", "[" * 100_000],
+    (["--model", "models.py:bert", "--input-size", "1x16:long", "--model-kwargs", "[" * 100_000],
      "--model-kwargs "),
-    (["--model", "models.py:bert", "--input-size", "1x16", "--model-kwargs", '{"layers": ' + "9" * 5000 + "}"],
+    (["--model", "models.py:bert", "--input-size", "1x16:long", "--model-kwargs", '{"layers": ' + "9" * 5000 + "}"],
      "--model-kwargs "),
 ]
 
@@ -342,7 +345,7 @@ def test_model_errors_are_one_line_naming_the_option(folder, capsys, argv, messa
 
 
 def test_a_forward_raising_keyboard_interrupt_is_rc_130_naming_the_model(folder, capsys):
-    code, out, err = run(capsys, "count", "--model", "models.py:forward_interrupted", "--input-size", "1x2")
+    code, out, err = run(capsys, "count", "--model", "models.py:forward_interrupted", "--input-size", "2x2")
     assert (code, out) == (130, "")
     assert err == "msdprof: interrupted while Raises.forward ran (your model's code)\n"
 

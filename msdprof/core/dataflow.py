@@ -644,6 +644,20 @@ def as_inputs(value: Any, option: str = "inputs") -> Inputs:
                       "(positional inputs) or a dict of tensors by name (keyword inputs)")
 
 
+def _image(value: Any, dtype: str | None = None) -> InputSpec:
+    """The one image ``value`` (a side, ``(H, W)``, ``(C, H, W)``) describes, batch 1 and 3
+    channels added; an ``HxW`` 1 high or wide (``1x12``: surely a vector) is refused, naming both
+    readings."""
+    shape = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(shape) == 2 and 1 in shape:
+        text = shape_text(shape)
+        raise OptionError(
+            "input-size", text,
+            f"reads as an image {text} pixels, 1 high or wide (input {shape_text((1, 3, *shape))}): for a "
+            f"{text} tensor give its dtype ({text}:float), for such an image its channels ({shape_text((3, *shape))})")
+    return InputSpec("", (1, *parse_input_size(value)), dtype)
+
+
 def parse_inputs(value: Any, dtype: str | None = None) -> tuple[InputSpec, ...]:
     """The example inputs ``value`` describes (the ``--input-size`` of a model msdprof did not
     build; see :data:`INPUT_FORMS`): a side, ``(H, W)`` or ``(C, H, W)`` image (batch 1 and 3
@@ -658,7 +672,7 @@ def parse_inputs(value: Any, dtype: str | None = None) -> tuple[InputSpec, ...]:
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, InputSpec) for v in value):
         return tuple(value)
     if not isinstance(value, str):
-        return (InputSpec("", (1, *parse_input_size(value)), dtype),)
+        return (_image(value, dtype),)
     specs = []
     items = [item.strip() for item in value.split(",")]
     for item in items:
@@ -681,7 +695,7 @@ def parse_inputs(value: Any, dtype: str | None = None) -> tuple[InputSpec, ...]:
         raise OptionError("input-size", value, "names a keyword input twice")
     only = specs[0]
     if len(specs) == 1 and not only.name and len(only.shape) <= 3 and only.dtype is None:
-        return (InputSpec("", (1, *parse_input_size(only.shape)), only.dtype),)
+        return (_image(only.shape),)
     return tuple(specs)
 
 
