@@ -172,6 +172,16 @@ def test_a_bert_is_counted_from_its_token_ids_and_attention_mask(folder, capsys)
     assert json.loads(out)["inputs"] == [[1, 16], [1, 16]]
 
 
+def test_the_inputs_are_named_with_their_keywords_and_dtypes_in_the_json_and_the_caption(folder, capsys):
+    typed = ["count", "--model", "models.py:bert", "--input-size", "input_ids=1x16:long,attention_mask=1x16:long"]
+    code, out, err = run(capsys, *typed, "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["input_names"], data["input_dtypes"]) == (["input_ids", "attention_mask"], ["int64", "int64"])
+    code, out, err = run(capsys, *typed)
+    assert code == 0 and "Input input_ids=1x16:int64, attention_mask=1x16:int64;" in " ".join(out.split())
+
+
 def test_token_ids_given_as_a_size_and_a_dtype_count_as_keyword_ones(folder, capsys):
     by_dtype = run(capsys, "count", "--model", "models.py:bert", "--input-size", "1x16,1x16",
                    "--input-dtype", "long", "--format", "json")

@@ -118,7 +118,8 @@ class Dataflow:
     exit, the index of the operation that produced it (``()`` when no exits were selected);
     ``exit_names``: the exits' names (a dict's keys, else ``"1"``, ``"2"`` ...); ``param_sizes``:
     elements of each parameter read, by key; ``input_shapes``: shapes of the tensors given to the
-    model; ``model``: the class name of the module recorded and ``wrapper`` what it was wrapped in
+    model, ``input_names`` their keyword names (``""``: positional) and ``input_dtypes`` their
+    dtypes (``"float32"``, ``"int64"`` ...); ``model``: the class name of the module recorded and ``wrapper`` what it was wrapped in
     (see :func:`unwrap`), set by :func:`record_network`;
     ``param_bytes``: bytes of each parameter read, by key (its dtype's size); ``storage_bytes``:
     bytes of each activation storage -- memory an operation of the pass allocated (not the
@@ -137,6 +138,8 @@ class Dataflow:
     param_bytes: dict[int, int] = field(default_factory=dict)
     storage_bytes: dict[int, int] = field(default_factory=dict)
     output_storages: tuple[int, ...] = ()
+    input_names: tuple[str, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
 
     def eager_ends(self) -> list[int]:
         """Per exit k, the last operation that ran before outputs 1..k were all complete (the
@@ -493,14 +496,15 @@ def record(
     run: Callable[[], Any],
     *,
     outputs: Outputs | bool = False,
-    input_shapes: tuple[tuple[int, ...], ...] = (),
+    inputs: Inputs | None = None,
 ) -> Dataflow:
     """Run ``run()`` once (under ``torch.no_grad()``) with ``model``'s modules recorded.
 
     ``outputs``: ``False`` (default) to select no exits; ``None`` to take the exits from what
     ``run()`` returned (a list, tuple or dict of tensors); a callable to pick them out of it first
     (``lambda out: out[0]``), an index or key to pick one item of each exit's output (see
-    :func:`select_exits`).  Raises :class:`OutputError` when they are not one tensor per exit.
+    :func:`select_exits`).  ``inputs``: what ``run()`` gives the model, for the record's
+    ``input_shapes``, ``input_names`` and ``input_dtypes``.  Raises :class:`OutputError` when they are not one tensor per exit.
     Whatever ``run()`` raises is raised as it is, after the hooks are removed.  The model is held
     for this thread meanwhile: a record of it (or of a submodule) from another thread waits.
     """
@@ -534,9 +538,10 @@ def record(
     sizes = {key: n for key, n in recorder.param_keys.values()}
     kept = tuple(key if activation else -1
                  for key, activation, _ in (recorder.storage(t, made=False) for t in tensors))
-    return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, input_shapes,
+    given = inputs if inputs is not None else Inputs()
+    return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, given.shapes,
                     param_bytes=dict(recorder.param_bytes), storage_bytes=dict(recorder.storage_bytes),
-                    output_storages=kept)
+                    output_storages=kept, input_names=given.names, input_dtypes=given.dtypes)
 
 
 _holders = threading.Condition()
@@ -617,6 +622,16 @@ class Inputs:
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(t.shape) for t in self.tensors)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The tensors' keyword names, in the order of :attr:`tensors` (``""``: positional)."""
+        return ("",) * len(self.args) + tuple(self.kwargs)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """The tensors' dtypes, in the order of :attr:`tensors`: ``"float32"``, ``"int64"`` ..."""
+        return tuple(str(t.dtype).removeprefix("torch.") for t in self.tensors)
 
     def map(self, change: Callable[[torch.Tensor], torch.Tensor]) -> "Inputs":
         """The same inputs, each tensor through ``change`` (``lambda t: t[:1]``, ``.to(device)``)."""
@@ -794,7 +809,7 @@ def fake_record(model: nn.Module, inputs: Sequence[InputSpec] | Inputs) -> Dataf
         with mode:
             given = inputs.map(mode.from_tensor) if isinstance(inputs, Inputs) else make_inputs(model, inputs)
         with evaluating(model), mode:
-            return record(model, lambda: given.call(model), input_shapes=given.shapes)
+            return record(model, lambda: given.call(model), inputs=given)
     except KeyboardInterrupt as error:
         raise KeyboardInterrupt(f"while {type(model).__name__}.forward ran (your model's code)") from error
     except BaseException:  # the model's code on fake tensors: the real run tells what went wrong
@@ -917,7 +932,7 @@ def record_network(
     option = "inputs" if inputs is not None else "input-size"
     with evaluating(model):
         try:
-            flow = record(model, lambda: given.call(model), outputs=outputs, input_shapes=shapes)
+            flow = record(model, lambda: given.call(model), outputs=outputs, inputs=given)
             return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper)
         except OutputError as error:
             given_outputs = "missing" if outputs is None else getattr(outputs, "__name__", str(outputs))

@@ -30,8 +30,9 @@ from msdnet.model import model_from
 
 from .counting import CONVENTIONS
 from .conventions import check_convention
+from .units import shapes_text
 from .dataflow import (
-    Dataflow, InputSpec, Outputs, check_forward_bytes, evaluating, record, record_network, uncounted,
+    Dataflow, Inputs, InputSpec, Outputs, check_forward_bytes, evaluating, record, record_network, uncounted,
 )
 
 
@@ -99,7 +100,9 @@ class ExitCosts(Sequence[ExitCost]):
     ``unsupported`` lists what ran with no counting rule (empty for an MSDNet).  For an MSDNet,
     ``options`` are its options and ``input_size`` the image's (height, width) in pixels; for any
     other model both are ``None``.  ``model``: the model's class name; ``input_shapes``: the shapes
-    of the tensors it was given (batch included); ``exit_names``: the exits' names (a returned
+    of the tensors it was given (batch included), ``input_names`` their keyword names (``""``:
+    positional) and ``input_dtypes`` their dtypes (:attr:`inputs_text` says all three; the two are
+    empty for an MSDNet, given one float32 image); ``exit_names``: the exits' names (a returned
     dict's keys, else ``1``, ``2`` ...); ``wrapper``: what the model given wraps its module in
     (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``; ``""``: none) -- the module
     inside, named by ``model``, is what was counted.
@@ -114,6 +117,14 @@ class ExitCosts(Sequence[ExitCost]):
     input_shapes: tuple[tuple[int, ...], ...] = ()
     exit_names: tuple[str, ...] = ()
     wrapper: str = ""
+    input_names: tuple[str, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
+
+    @property
+    def inputs_text(self) -> str:
+        """``1x3x32x32``, ``1x16:int64, mask=1x16``: the inputs' shapes, each with its keyword name
+        and its dtype (float32 unsaid)."""
+        return shapes_text(self.input_shapes, self.input_names, self.input_dtypes)
 
     def __len__(self) -> int:
         return len(self.exits)
@@ -157,6 +168,8 @@ class ExitCosts(Sequence[ExitCost]):
             "convention": self.convention,
             "input": [3, *self.input_size] if self.input_size is not None else None,
             "inputs": [list(shape) for shape in self.input_shapes],
+            "input_names": list(self.input_names),
+            "input_dtypes": list(self.input_dtypes),
             "exit_names": list(self.exit_names),
             "exits": [asdict(e) for e in self.exits],
             "total": {"macs": self.total_macs, "params": self.total_params},
@@ -273,13 +286,13 @@ def _record_msdnet(model: MSDNet, batch: int) -> Dataflow:
     first = next(model.parameters())  # the image follows the model's device and dtype (.half())
     image = torch.zeros(batch, 3, height, width, device=first.device, dtype=first.dtype)
     with evaluating(model):
-        return record(model, lambda: model(image), outputs=None, input_shapes=(tuple(image.shape),))
+        return record(model, lambda: model(image), outputs=None, inputs=Inputs((image,)))
 
 
 def _as_any_model(model: nn.Module, flow: Dataflow, convention: str) -> ExitCosts:
     return ExitCosts(None, convention, None, costs_from_dataflow(flow, convention),
                      unsupported_of(flow, convention), flow.model or type(model).__name__,
-                     flow.input_shapes, flow.exit_names, flow.wrapper)
+                     flow.input_shapes, flow.exit_names, flow.wrapper, flow.input_names, flow.input_dtypes)
 
 
 def costs_of(model: nn.Module, flow: Dataflow, convention: str = "msdnet") -> ExitCosts:

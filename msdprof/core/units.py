@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from msdnet.options import OptionError
 
@@ -44,9 +44,15 @@ def shape_text(shape: Any) -> str:
     return "x".join(map(str, shape)) if isinstance(shape, (tuple, list)) else str(shape)
 
 
-def shapes_text(shapes: Iterable[Any]) -> str:
-    """``1x3x32x32, 1x10``: the shapes of a model's inputs."""
-    return ", ".join(shape_text(s) for s in shapes)
+def shapes_text(shapes: Iterable[Any], names: Sequence[str] = (), dtypes: Sequence[str] = ()) -> str:
+    """``1x3x32x32, 1x10``: the shapes of a model's inputs; with their keyword ``names`` (``""``:
+    positional) and ``dtypes`` (float32 unsaid), ``1x16:int64, mask=1x16``."""
+    parts = []
+    for i, shape in enumerate(shapes):
+        name = names[i] if i < len(names) else ""
+        dtype = dtypes[i] if i < len(dtypes) else "float32"
+        parts.append(f"{name + '=' if name else ''}{shape_text(shape)}{'' if dtype == 'float32' else ':' + dtype}")
+    return ", ".join(parts)
 
 
 #: The most memory a command may allocate for the data it reads or makes (saved outputs, a batch

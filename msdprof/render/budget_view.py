@@ -28,7 +28,6 @@ from ..core.exits import ExitCosts
 from .formatting import (OP_NAMES, check_format, csv_text, op_unit, scaled, filled_table,
                          to_text)
 from ..files.saved_outputs import SavedOutputs
-from ..core.units import shapes_text
 
 FORMATS = ("table", "json", "csv")
 
@@ -55,7 +54,7 @@ def _kind(costs: ExitCosts) -> str:
 def _image(costs: ExitCosts) -> str:
     """``One 3x32x32 image``, or the input shape(s) a --model network was counted on."""
     if costs.input_size is None:
-        return "Input " + shapes_text(costs.input_shapes)
+        return "Input " + costs.inputs_text
     h, w = costs.input_size
     return f"One 3x{h}x{w} image"
 

@@ -25,7 +25,6 @@ from msdnet.options import OptionError, Options, did_you_mean, format_value
 from msdnet.presets import PRESETS
 
 from ..core.conventions import CONVENTION_HELP
-from ..core.units import shapes_text
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's --help reads FORMATS and parse_count
     from ..core.exits import ExitCost, ExitCosts
@@ -127,7 +126,7 @@ def caption(costs: ExitCosts) -> str:
     unit = f"{OP_NAMES[costs.convention]} counted by the '{costs.convention}' convention: " \
            f"{CONVENTION_HELP[costs.convention]}."
     if costs.options is None:
-        shapes = shapes_text(costs.input_shapes)
+        shapes = costs.inputs_text
         exits = ", ".join(f"{i}={n}" for i, n in enumerate(costs.exit_names, 1)
                           if n != str(i))
         unit += any_model_note(costs.convention)

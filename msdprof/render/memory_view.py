@@ -40,8 +40,8 @@ def memory_caption(costs: ExitCosts, memories: ExitMemories) -> str:
         h, w = costs.input_size
         what = f"{memories.batch} 3x{h}x{w} image{'s' if memories.batch != 1 else ''}"
     else:
-        what = "inputs " + shapes_text((memories.batch, *shape[1:]) if shape else shape
-                                       for shape in costs.input_shapes)
+        what = "inputs " + shapes_text([(memories.batch, *shape[1:]) if shape else shape
+                                        for shape in costs.input_shapes], costs.input_names, costs.input_dtypes)
     _, ops = op_unit(costs.total_macs, costs.convention)
     return (f"{what} ({memories.input_bytes:,} bytes), inference (no autograd graph); {unit} = "
             f"{int(divisor):,} bytes; operations per image ({ops}). params = bytes of the "

@@ -43,7 +43,7 @@ from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          lazy_gap_note, table_columns, unsupported_note, wrapper_note)
 from ..analysis.graph import dataflow_graph, default_depth, fold_graph, layout_graph
 from ..files.output import check_writable, stamped_name, write_directory, write_with_pictures
-from ..core.units import shape_text, shapes_text
+from ..core.units import shape_text
 
 #: Report formats and the suffix of their files.
 SUFFIXES = {"markdown": ".md", "html": ".html"}
@@ -273,7 +273,7 @@ def caption(costs: ExitCosts, image: bool = True) -> str:
     """What the figures count, for the line under a table; ``image``: name the input size."""
     more = ""
     if costs.input_size is None:
-        what, more = f"For the inputs {shapes_text(costs.input_shapes)}", any_model_note(costs.convention)
+        what, more = f"For the inputs {costs.inputs_text}", any_model_note(costs.convention)
     else:
         h, w = costs.input_size
         what = f"For one 3×{h}×{w} image" if image else "For one image (its size in the table)"
@@ -443,7 +443,7 @@ def model_facts(config: Configuration) -> Facts:
                   + (f" with `{user.kwargs}`" if user.kwargs is not None else "")),
         ("weights", f"`{user.checkpoint}` (counts do not depend on them)" if user.checkpoint
          else "as the factory made them (counts do not depend on them)"),
-        ("inputs", f"{shapes_text(costs.input_shapes)} (zeros)"),
+        ("inputs", f"{costs.inputs_text} (zeros)"),
         ("exits", f"{len(costs)}{_exit_names(costs)}"),
         ("recorded", f"{modules} module call{'s' * (modules != 1)} and {functions} functional "
                      f"op{'s' * (functions != 1)} in one forward pass"),
@@ -501,7 +501,7 @@ def _summary(config: Configuration) -> str:
         p_divisor, p_prefix = _params_unit(config)
         return (
             f"{costs.model} **{config.label}**: {len(costs)} exits{_exit_names(costs)}, "
-            f"counted on {shapes_text(costs.input_shapes)}. Reaching exit 1 costs "
+            f"counted on {costs.inputs_text}. Reaching exit 1 costs "
             f"{scaled(first.macs, divisor)} {unit} ({_percent(first.macs, full.macs)}% of the full "
             f"network's {scaled(full.macs, divisor)} {unit}); the network has "
             f"{scaled(costs.total_params, p_divisor)} {p_prefix} parameters."
