@@ -40,7 +40,7 @@ def phases(preset: str) -> list[tuple[str, float]]:
     from msdnet import build_model
     from msdnet import preset as get_preset
     from msdprof.analysis import compare as c
-    from msdprof.core.dataflow import evaluating
+    from msdprof.core.dataflow import Inputs, evaluating
 
     options = get_preset(preset)
     found = []
@@ -59,11 +59,11 @@ def phases(preset: str) -> list[tuple[str, float]]:
     with torch.no_grad():
         start = time.perf_counter()
         with evaluating(real):
-            c._fvcore(real, (image,), None, len(flow.outputs))
+            c._fvcore(real, Inputs((image,)), None, len(flow.outputs))
         found.append(("fvcore: one trace of the real model", time.perf_counter() - start))
         start = time.perf_counter()
         with evaluating(twin):
-            c._torch(twin, (meta,), None, True)
+            c._torch(twin, Inputs((meta,)), None, True)
         found.append(("FlopCounterMode: one run on meta", time.perf_counter() - start))
     return found
 
