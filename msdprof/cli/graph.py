@@ -17,8 +17,9 @@ from .options import (
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "graph", help="the scale x layer connectivity graph, drawn or as data",
-        description="The feature maps the network computes (scales down, layers across), the "
-                    "convs between them, transitions and exits. The suffix of FILE picks the "
+        description="The feature maps the network computes (scales down, layers across; a long "
+                    "network wraps by block into rows), the convs between them, transitions and "
+                    "exits. The suffix of FILE picks the "
                     "format: " + ", ".join(drawing.SUFFIXES) + " (.svg, .png, .pdf and .html need "
                     "Graphviz; .json is networkx node-link data with each node's cost; .html is "
                     "one offline page where clicking an exit lights up the maps it needs and "
