@@ -20,7 +20,7 @@ import torch
 from msdnet import PRESETS, OptionError, Options, build_model, build_plan, resolve
 from msdprof import exit_costs, layout_graph
 from msdprof.core.counting import CONVENTIONS
-from msdprof.render.drawing import render, to_dot, to_json, write_graph
+from msdprof.render.drawing import COLUMN, ROW, render, to_dot, to_json, write_graph
 from msdprof.analysis.graph import boxes_at, default_depth, fold_graph, node_id
 from msdprof.render.interactive import network_page
 from cli_run import run
@@ -314,15 +314,15 @@ def test_svg_wraps_the_grid_by_block_into_rows_of_equal_steps():
         maps = [n for n in centres if graph.nodes[n]["block"] == block]
         scale_y = {graph.nodes[n]["scale"]: centres[n][1] for n in maps}
         assert all(centres[n][1] == scale_y[graph.nodes[n]["scale"]] for n in maps)  # one row a block
-        rows.setdefault(round(scale_y[min(scale_y)] - 72 * min(scale_y)), []).extend(maps)
+        rows.setdefault(round(scale_y[min(scale_y)] - ROW * min(scale_y)), []).extend(maps)
     assert len(rows) > 1
     blocks_by_row = [sorted({graph.nodes[n]["block"] for n in maps}) for _, maps in sorted(rows.items())]
     assert sum(blocks_by_row, []) == [1, 2, 3, 4, 5]  # rows follow each other in block order
     for maps in rows.values():
         ys = sorted({centres[n][1] for n in maps})
-        assert {round(b - a, 2) for a, b in zip(ys, ys[1:])} <= {72.0}  # drawing.ROW apart
+        assert {round(b - a, 2) for a, b in zip(ys, ys[1:])} <= {ROW}  # the scales ROW points apart
         xs = sorted({centres[n][0] for n in maps})
-        assert {round(b - a, 2) for a, b in zip(xs, xs[1:])} == {112.0}  # drawing.COLUMN apart
+        assert {round(b - a, 2) for a, b in zip(xs, xs[1:])} == {COLUMN}  # the columns COLUMN points apart
         assert xs[0] == min(x for x, _ in centres.values())  # every row starts at the left
 
 

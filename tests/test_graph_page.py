@@ -142,7 +142,7 @@ def test_the_first_view_labels_are_at_least_10_px_and_no_note_is_shown(open_tab,
 
 
 def test_a_picture_too_long_for_10_px_labels_says_their_size_and_how_to_read_them(open_tab, pages):
-    tab = open_tab(pages["imagenet-step7"][0])  # 39 columns x 4 scales: 6.7 px when all of it shows
+    tab = open_tab(pages["imagenet-step7"][0])  # 39 columns x 4 scales: 7.2 px when all of it shows
     px = tab.evaluate(LABEL_PX)
     assert px < 10
     assert tab.text_content("#small") == (f" · the labels are {px:.1f} px at this size: zoom in (+ or the "

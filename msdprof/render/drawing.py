@@ -33,8 +33,8 @@ RENDERED = ("svg", "png", "pdf")
 GRAPHVIZ_PROGRAM = "neato"
 
 FONT = "Helvetica"
-COLUMN = 112.0  # points between the centres of two grid columns (a layer or a transition)
-ROW = 72.0  # points between the centres of two scales
+COLUMN = 104.0  # points between the centres of two grid columns (a layer or a transition)
+ROW = 64.0  # points between the centres of two scales
 HEADER = 0.62 * ROW  # points from scale 0's centre up to the column headers
 NODE_WIDTH, NODE_HEIGHT = 92.0, 30.0
 EXIT_HEIGHT = 38.0
