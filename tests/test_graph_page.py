@@ -40,7 +40,7 @@ def pages(tmp_path_factory) -> dict:
     """name -> (page file, the graph the page shows first: MSDNet's grid, or the folded dataflow graph)."""
     folder = tmp_path_factory.mktemp("pages")
     made = {}
-    for preset in ("cifar10-anytime", "imagenet-step7"):
+    for preset in ("cifar10-anytime", "imagenet-step4", "imagenet-step7"):
         path = folder / f"{preset}.html"
         path.write_text(network_page(preset), encoding="utf-8")
         made[preset] = (path, layout_graph(preset))
@@ -134,7 +134,7 @@ LABEL_PX = """() => Math.min(...Array.from(document.querySelectorAll("#layout [d
     t => parseFloat(t.getAttribute("font-size") || getComputedStyle(t).fontSize) * t.getScreenCTM().a))"""
 
 
-@pytest.mark.parametrize("name", ["cifar10-anytime", "sdn-resnet56", "vit12", "decoder32"])
+@pytest.mark.parametrize("name", ["cifar10-anytime", "imagenet-step4", "sdn-resnet56", "vit12", "decoder32"])
 def test_the_first_view_labels_are_at_least_10_px_and_no_note_is_shown(open_tab, pages, name):
     tab = open_tab(pages[name][0])
     assert tab.evaluate(LABEL_PX) >= 10  # decoder32's, the smallest: 10.009 px
