@@ -52,7 +52,7 @@ from msdnet.model import check_msdnet, model_from
 from ..core.counting import CONVENTIONS, OpCount
 from ..core.dataflow import (Dataflow, InputSpec, Inputs, Outputs, check_forward_bytes, evaluating,
                              example_inputs, record_network, select_exits, tensors_in)
-from ..core.exits import meta_twin, record_exits, unsupported_of
+from ..core.exits import meta_twin, unsupported_of
 from ..core.meta_shapes import SHORTCUTS, compute
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
@@ -554,17 +554,20 @@ def compare(
 
 
 def _compare(model: nn.Module, given: Inputs, select: Any, notes: tuple[str, ...],
-             progress: Progress | None, twin: nn.Module | None = None) -> Comparison:
+             progress: Progress | None, twin: nn.Module | None = None, flow: Dataflow | None = None
+             ) -> Comparison:
     """:func:`compare`; ``twin``: a model of the same shapes on the ``meta`` device (with ``given``
     on meta too) on which msdprof and FlopCounterMode run instead (their counts depend on shapes
-    only), fvcore running on ``model``."""
+    only), fvcore running on ``model``; ``flow``: msdprof's record of the model counted (the twin,
+    else ``model``), when already made."""
     steps = ("msdprof", FVCORE, TORCH)
     tell = progress or (lambda done, total, what: None)
     counted = twin if twin is not None else model
     on_counted = given if twin is None else given.map(
         lambda t: torch.empty(t.shape, dtype=t.dtype, device="meta"))
     tell(0, len(steps), steps[0])
-    flow = record_network(counted, inputs=on_counted, outputs=select)
+    if flow is None:
+        flow = record_network(counted, inputs=on_counted, outputs=select)
     n = len(flow.outputs)
     per_exit = _msdprof(counted, flow)
     failures: list[str] = []
@@ -627,7 +630,7 @@ def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,
     device.
     """
     notes: tuple[str, ...] = ()
-    twin = None
+    twin = flow = None
     if isinstance(preset_or_config, nn.Module):
         model = model_from(preset_or_config, input_size, use="compared", **options)
     else:
@@ -642,9 +645,12 @@ def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,
         else:
             twin = meta_twin(model)
             height, width = model.plan.input_size
+            # the twin's record, which msdprof counts, also sizes the real forward fvcore runs
+            flow = record_network(twin, inputs=Inputs((torch.empty(1, 3, height, width, device="meta"),)),
+                                  outputs=None)
             try:  # fvcore runs the real model: its forward must fit in memory
                 check_forward_bytes(model, [InputSpec("", (1, 3, height, width))], "input-size",
-                                    f"{height}x{width}", shapes_only=lambda: record_exits(twin))
+                                    f"{height}x{width}", shapes_only=lambda: flow)
             except OptionError as error:
                 model, twin = twin, None
                 notes = (f"no real CPU forward ({error.allowed.split(';')[0]}): counted on the meta "
@@ -652,7 +658,7 @@ def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,
     check_msdnet(model)
     device = next(model.parameters()).device
     image = torch.zeros(1, 3, *model.plan.input_size, device=device)
-    return _compare(model, Inputs((image,)), None, notes, progress, twin)
+    return _compare(model, Inputs((image,)), None, notes, progress, twin, flow)
 
 
 __all__ = ["BLIND_SPOTS", "BlindSpot", "Comparison", "ExitComparison", "ExitOutputs", "Gap",
