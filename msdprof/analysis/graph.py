@@ -374,36 +374,32 @@ def layout_graph(
     check_convention(convention)
     if depth is not None:
         check_depth(depth)
-    if preset_or_config is None or isinstance(preset_or_config, (str, Options)):
-        if depth is not None:
-            raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
-                                              "scale x layer grid")
-        # options: the plan alone gives the graph and its costs, nothing built (and no torch)
-        graph = graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
-        if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
-            graph.graph["preset"] = preset_or_config or DEFAULT_PRESET
-        return graph
-    from torch import nn
+    built = not (preset_or_config is None or isinstance(preset_or_config, (str, Options)))
+    if built:  # torch is imported for a model only: an MSDNet's graph from options needs none
+        from torch import nn
 
-    from msdnet import MSDNet
-    from msdnet.model import model_from
+        from msdnet import MSDNet
+        from msdnet.model import model_from
 
-    from ..core.dataflow import record_network
+        from ..core.dataflow import record_network
 
-    if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
-        if options or dense:
-            raise OptionError("model", type(preset_or_config).__name__,
-                              "is drawn as built: pass no MSDNet options (nor dense) with a model")
-        flow = record_network(preset_or_config, input_size=input_size, inputs=inputs, outputs=outputs)
-        graph = dataflow_graph(flow, convention, type(preset_or_config).__name__)
-        return graph if depth is None else fold_graph(graph, depth)
+        if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
+            if options or dense:
+                raise OptionError("model", type(preset_or_config).__name__,
+                                  "is drawn as built: pass no MSDNet options (nor dense) with a model")
+            flow = record_network(preset_or_config, input_size=input_size, inputs=inputs, outputs=outputs)
+            graph = dataflow_graph(flow, convention, type(preset_or_config).__name__)
+            return graph if depth is None else fold_graph(graph, depth)
     if depth is not None:
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")
-    if isinstance(preset_or_config, MSDNet):
+    if built and isinstance(preset_or_config, MSDNet):
         return graph_from_model(model_from(preset_or_config, input_size, use="drawn", **options), dense, convention)
-    # anything else: resolve names what it takes
-    return graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
+    # options (anything else is refused by resolve): the plan alone gives the graph and its costs
+    graph = graph_from_plan(build_plan(resolve(preset_or_config, **options), input_size), dense, convention)
+    if isinstance(preset_or_config, str) or (preset_or_config is None and not options):
+        graph.graph["preset"] = preset_or_config or DEFAULT_PRESET
+    return graph
 
 
 __all__ = [
