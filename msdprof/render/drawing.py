@@ -234,6 +234,7 @@ def _line(*points: tuple[float, float]) -> list[tuple[float, float]]:
 
 
 def _spline(points: list[tuple[float, float]], tip: tuple[float, float] | None = None) -> str:
+    """A Graphviz edge ``pos`` spline through ``points``, ending in an arrow whose tip is ``tip``."""
     head = f"e,{_num(tip[0])},{_num(tip[1])} " if tip is not None else ""
     return head + " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
 
@@ -519,8 +520,7 @@ def dataflow_dot(graph: nx.DiGraph) -> str:
     for tail, head in drawn_edges(graph):
         grey = bool(marked) and not (tail in marked and head in marked)
         *points, tip = _flow_edge(at(tail), at(head), graph.nodes[head]["kind"] == "exit")
-        spline = f"e,{_num(tip[0])},{_num(height - tip[1])} " + " ".join(
-            f"{_num(x)},{_num(height - y)}" for x, y in points)
+        spline = _spline([(x, height - y) for x, y in points], (tip[0], height - tip[1]))
         dot.edge(tail, head, pos=spline, color="#dddddd" if grey else "#555555")
     return dot.source
 
