@@ -16,7 +16,7 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import graphviz
 
@@ -106,14 +106,16 @@ def _columns(graph: nx.DiGraph) -> dict[tuple[int, bool], int]:
     return {key: column for column, key in enumerate(keys)}
 
 
-def _fittest(candidates: Iterable[tuple[Any, float, float]], view: tuple[float, float]) -> Any:
-    """The candidate ``(choice, width, height)`` that ``view`` shows whole the largest (the first
-    of equals).  ``candidates`` come by growing height: the search stops once the height alone
-    makes a candidate smaller than the best."""
+def _fittest(candidates: Iterable[tuple[Any, float, float]], view: tuple[float, float], growing: int) -> Any:
+    """The ``choice`` of the candidate ``(choice, width, height)`` that ``view`` shows whole the
+    largest (the first of equals).  ``candidates`` come by growing width (``growing`` 0) or height
+    (1): the search stops once that dimension alone makes a candidate smaller than the best, as
+    it does every later one."""
     best, best_fit = None, -1.0
-    for choice, width, height in candidates:
-        if view[1] / height < best_fit:
+    for choice, *size in candidates:
+        if view[growing] / size[growing] < best_fit:
             break
+        width, height = size
         fit = min(view[0] / width, view[1] / height)
         if fit > best_fit + 1e-9:
             best, best_fit = choice, fit
@@ -179,7 +181,7 @@ class _Grid:
             height = sum(self._pitch(min(finest[blocks[i]] for i in range(a, b))) for a, b in runs)
             return starts, (widest + 1) * COLUMN, TITLE_HEIGHT + height + LEGEND_HEIGHT
 
-        starts = _fittest((wrapped(parts) for parts in range(1, len(blocks) + 1)), view)
+        starts = _fittest((wrapped(parts) for parts in range(1, len(blocks) + 1)), view, growing=1)
         self.strips = len(starts)
         row_of_block = {block: bisect.bisect_right(starts, i) - 1 for i, block in enumerate(blocks)}
         #: per row: the finest scale shown, and the y of that scale's centre line
@@ -368,16 +370,14 @@ def flow_places(graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW) -> dic
         deep = max((stacked.get(c, 0) for c in cols), default=1) or 1
         return deep * (box_h + FLOW_GAP[1]) - FLOW_GAP[1] + (exit_h if any(has_exit[c] for c in cols) else 0) + gap
 
-    best: tuple[float, int] = (-1.0, 1)
-    for per_row in range(1, count + 1):
-        rows = [range(start, min(start + per_row, count)) for start in range(0, count, per_row)]
-        width, height = per_row * step_x, sum(row_height(r) for r in rows)
-        fit = min(view[0] / width, view[1] / height)
-        if fit > best[0] + 1e-9:
-            best = (fit, per_row)
-        if per_row * step_x > view[0] * 8:
-            break
-    per_row = best[1]
+    def wrapped() -> Iterator[tuple[int, float, float]]:  # by more columns a row: growing width
+        for per_row in range(1, count + 1):
+            rows = [range(start, min(start + per_row, count)) for start in range(0, count, per_row)]
+            yield per_row, per_row * step_x, sum(row_height(r) for r in rows)
+            if per_row * step_x > view[0] * 8:
+                return
+
+    per_row = _fittest(wrapped(), view, growing=0)
     tops, top = [], 0.0
     for start in range(0, count, per_row):
         tops.append(top)
