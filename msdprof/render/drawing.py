@@ -37,6 +37,7 @@ COLUMN = 104.0  # points between the centres of two grid columns (a layer or a t
 ROW = 64.0  # points between the centres of two scales
 HEADER = 0.62 * ROW  # points from scale 0's centre up to the column headers
 NODE_WIDTH, NODE_HEIGHT = 92.0, 30.0
+DENSE_RISE = HEADER - NODE_HEIGHT / 2 - 12  # the most a dense edge's arch rises over a box's top
 EXIT_HEIGHT = 38.0
 NODE_FONT = 14.0  # points: a box's label ("128×16×16", "1000 classes" fit NODE_WIDTH)
 LABEL_EM = 0.62  # a map label's character width, in font sizes, as Graphviz reckons it (a longer
@@ -196,18 +197,16 @@ class _Grid:
             start.setdefault(row, column)
             self.columns[key] = (row, column - start[row])
         self.row_of: dict[str, int] = {}
-        self.scale_of: dict[str, int] = {}
         self.where: dict[str, tuple[float, float]] = {}
         for node, d in graph.nodes(data=True):
             if d["kind"] != "classifier":
                 row, at = self.columns[(d["layer"], d["kind"] == "transition")]
-                self.row_of[node], self.scale_of[node] = row, d["scale"]
+                self.row_of[node] = row
                 self.where[node] = (at * COLUMN, self.y(row, d["scale"]))
         for node, d in graph.nodes(data=True):
             if d["kind"] == "classifier":
                 (source,) = graph.predecessors(node)
                 self.row_of[node] = row = self.row_of[source]
-                self.scale_of[node] = self.n_scales
                 self.where[node] = (self.where[source][0], self.y(row, self.n_scales - 0.1))
         widest = [0] * self.strips
         for row, at in self.columns.values():
@@ -241,13 +240,13 @@ def _spline(points: list[tuple[float, float]], tip: tuple[float, float] | None =
     return head + " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
 
 
-def _wrapped_edges(grid: _Grid) -> Callable[[str, str, bool], str]:
+def _wrapped_edges(grid: _Grid, nodes: dict[str, dict[str, Any]]) -> Callable[[str, str, bool], str]:
     """``pos(tail, head, dense)``: a Graphviz edge ``pos`` for an edge from one row of blocks to a
     later one, in two pieces: one leaving ``tail`` to its row's right end, one entering ``head``
     from its row's left end (the arrow), at the heights a straight edge would cross there.  A dense
     edge's pieces run above the rows, so they depend on one end each and are made once per node
     (a 1,000-layer dense graph has some 280,000 of them)."""
-    left, rise = -COLUMN / 2, HEADER - NODE_HEIGHT / 2 - 12
+    left, rise = -COLUMN / 2, DENSE_RISE
     leaving: dict[str, str] = {}
     entering: dict[str, str] = {}
 
@@ -268,8 +267,8 @@ def _wrapped_edges(grid: _Grid) -> Callable[[str, str, bool], str]:
             return dense_pos(tail, head)
         (tx, ty), (hx, hy) = grid.where[tail], grid.where[head]
         t_row, h_row = grid.row_of[tail], grid.row_of[head]
-        leave = _line((tx + NODE_WIDTH / 2, ty), (grid.right[t_row], (ty + grid.y(t_row, grid.scale_of[head])) / 2))
-        enter = _line((left, (grid.y(h_row, grid.scale_of[tail]) + hy) / 2), (hx - NODE_WIDTH / 2 - 6, hy))
+        leave = _line((tx + NODE_WIDTH / 2, ty), (grid.right[t_row], (ty + grid.y(t_row, nodes[head]["scale"])) / 2))
+        enter = _line((left, (grid.y(h_row, nodes[tail]["scale"]) + hy) / 2), (hx - NODE_WIDTH / 2 - 6, hy))
         return _spline(leave) + ";" + _spline(enter, (hx - NODE_WIDTH / 2, hy))
 
     return pos
@@ -283,12 +282,11 @@ def _dense_arcs(where: dict[str, tuple[float, float]]) -> Callable[[str, str], s
     tail_x = {node: _num(x + 10) for node, (x, _) in where.items()}
     head_x = {node: _num(x - 10) for node, (x, _) in where.items()}
     top_text = {node: (_num(top), _num(top + 4)) for node, top in tops.items()}
-    most = HEADER - NODE_HEIGHT / 2 - 12
 
     def arc(tail: str, head: str) -> str:
         a, b = tail_x[tail], head_x[head]
         t, t4 = top_text[tail]
-        rise = min(most, 6 + 0.02 * (where[head][0] - where[tail][0] - 20))
+        rise = min(DENSE_RISE, 6 + 0.02 * (where[head][0] - where[tail][0] - 20))
         r = _num(tops[tail] + rise)
         return f"e,{b},{t} {a},{t} {a},{r} {b},{r} {b},{t4}"
 
@@ -578,7 +576,7 @@ def to_dot(graph: nx.DiGraph) -> str:
     # (a 1,000-layer dense graph has some 300,000 edges).
     quoted = {node: dot._quote_edge(node) for node in nodes}
     styles = {kind: dot._attr_list(None, kwargs=style) for kind, style in EDGE_STYLES.items()}
-    dense_arc, wrapped_edge = _dense_arcs(where), _wrapped_edges(grid)
+    dense_arc, wrapped_edge = _dense_arcs(where), _wrapped_edges(grid, nodes)
     row_of = grid.row_of
     edge_kinds = set()
     for tail, head, kind in graph.edges(data="kind"):
