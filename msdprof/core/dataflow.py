@@ -830,8 +830,7 @@ def check_forward_bytes(model: nn.Module, inputs: Sequence[InputSpec] | Inputs, 
     if isinstance(inputs, Inputs):
         if any(t.is_meta for t in inputs.tensors):
             return
-        specs = [InputSpec("", tuple(t.shape)) for t in inputs.args] + [
-            InputSpec(k, tuple(t.shape)) for k, t in inputs.kwargs.items()]
+        specs = [InputSpec(name, shape) for name, shape in zip(inputs.names, inputs.shapes)]
         dtypes = [t.dtype for t in inputs.tensors]
     else:
         device, dtypes = _placed(model, inputs)
