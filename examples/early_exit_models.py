@@ -156,7 +156,8 @@ class SharedBlock(nn.Module):
 
 class Gated(nn.Module):
     """A module type with no counting rule (Softplus) and a functional op with multiply-adds and no
-    rule (``torch.einsum``), each feeding exit 2 only."""
+    rule of its own (``torch.einsum``: counted by its kernels in macs and flops, listed in msdnet),
+    each feeding exit 2 only."""
 
     def __init__(self, classes: int = 10):
         super().__init__()

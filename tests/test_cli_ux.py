@@ -149,7 +149,7 @@ MODELS = "examples/early_exit_models.py"
 def test_each_operation_column_of_a_model_picks_its_own_unit(capsys):
     # SDNResNet's heads cost 8,282, 4,266 and 330 ops (`--format csv`): in M they all read 0.00
     code, out, _ = run(capsys, "count", "--model", f"{MODELS}:SDNResNet", "--input-size", "3x32x32",
-                       "--format", "markdown")
+                       "--format", "markdown", "--convention", "msdnet")
     header, *rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")]
     head = header.index("head K ops")
     assert code == 0 and [row[head] for row in rows] == ["8.28", "4.27", "0.33"]

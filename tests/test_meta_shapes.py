@@ -78,3 +78,77 @@ def test_real_tensors_are_computed_by_torch():
     x, w = torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3)
     with MetaShapes():
         assert F.conv2d(x, w).item() == 9.0
+
+
+# --- the kernel cache (issue 30): an ATen op's meta results, by the metadata it read ----------------
+
+from msdprof.core import meta_shapes  # noqa: E402
+
+aten = torch.ops.aten
+
+KERNEL_CALLS = {
+    "add broadcast": (aten.add.Tensor, lambda: (meta(2, 1, 5), meta(3, 1)), {}),
+    "mul scalar half": (aten.mul.Tensor, lambda: (meta(4, 6, dtype=torch.half), 0.5), {}),
+    "addmm": (aten.addmm.default, lambda: (meta(7), meta(3, 5), meta(5, 7)), {}),
+    "layer norm": (aten.native_layer_norm.default, lambda: (meta(2, 3, 8), [8], meta(8), meta(8), 1e-5), {}),
+    "softmax": (aten._softmax.default, lambda: (meta(2, 9), -1, False), {}),
+    "transposed input": (aten.gelu.default, lambda: (meta(4, 6).t(),), {}),
+    "max with indices": (aten.max.dim, lambda: (meta(4, 6), 1, True), {}),
+    "factory on meta": (aten.zeros.default, lambda: ([2, 3],), {"dtype": torch.float16, "device": "meta"}),
+}
+
+
+def metadata(result):
+    results = result if isinstance(result, tuple) else (result,)
+    return tuple((tuple(r.shape), r.stride(), r.dtype, r.device.type) for r in results)
+
+
+@pytest.mark.parametrize("call", list(KERNEL_CALLS.values()), ids=list(KERNEL_CALLS))
+def test_a_kernel_answered_from_the_cache_gives_what_torch_gives(call):
+    func, args, kwargs = call
+    expected = metadata(func(*args(), **kwargs))
+    meta_shapes._KERNELS.clear()
+    first = meta_shapes.kernel(func, args(), kwargs)
+    second = meta_shapes.kernel(func, args(), kwargs)  # from the cache: no kernel runs
+    assert metadata(first) == metadata(second) == expected
+    assert any(key[0] is func for key in meta_shapes._KERNELS)
+
+
+def test_an_in_place_kernel_from_the_cache_returns_its_own_argument():
+    x = meta(3, 4)
+    meta_shapes.kernel(aten.add_.Tensor, (meta(3, 4), meta(4)), {})
+    assert meta_shapes.kernel(aten.add_.Tensor, (x, meta(4)), {}) is x
+
+
+def test_a_view_is_never_answered_from_the_cache():
+    x = meta(3, 4)
+    meta_shapes.kernel(aten.t.default, (x,), {})
+    assert meta_shapes.kernel(aten.t.default, (x,), {})._base is x
+    assert not any(key[0] is aten.t.default for key in meta_shapes._KERNELS)
+
+
+def test_a_factory_on_cpu_makes_real_tensors_however_often_it_is_called():
+    for _ in range(3):
+        made = meta_shapes.kernel(aten.zeros.default, ([2, 3],), {"device": torch.device("cpu")})
+        assert made.device.type == "cpu" and made.sum().item() == 0
+
+
+def test_real_tensors_are_never_answered_from_the_cache():
+    a, b = torch.ones(2, 2), torch.full((2, 2), 3.0)
+    for _ in range(2):
+        assert meta_shapes.kernel(aten.add.Tensor, (a, b), {}).tolist() == [[4.0, 4.0], [4.0, 4.0]]
+
+
+@pytest.mark.parametrize("func, reads", [
+    (aten.nonzero.default, True), (aten._local_scalar_dense.default, True), (aten.masked_select.default, True),
+    (aten.index.Tensor, False), (aten.add.Tensor, False), (aten.one_hot.default, False),
+])
+def test_value_dependent_kernels_are_those_whose_shapes_or_results_come_from_values(func, reads):
+    assert meta_shapes.value_dependent(func) is reads
+
+
+def test_result_bytes_of_a_kernel_on_real_tensors_are_its_results_sizes():
+    a, b = torch.ones(64, 32), torch.ones(32, 16, dtype=torch.float32)
+    assert meta_shapes.result_bytes(aten.mm.default, (a, b), {}) == 64 * 16 * 4
+    assert meta_shapes.result_bytes(aten.t.default, (a,), {}) == 0  # a view: nothing new
+    assert meta_shapes.result_bytes(aten.add_.Tensor, (a, a), {}) == 0  # in place

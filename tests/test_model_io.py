@@ -365,7 +365,7 @@ def test_what_a_model_prints_goes_to_stderr_not_into_the_json(folder, capsys):
                          "--format", "json")
     assert code == 0
     assert json.loads(out)["model"] == "Chatty"
-    assert err == "building the model\nforward called\nforward called\n"  # the memory estimate's, the count's
+    assert err == "building the model\nforward called\n"  # the count's one pass
 
 
 # --- checkpoints: the whole reason on one line ----------------------------------------------------

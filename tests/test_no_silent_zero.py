@@ -128,8 +128,8 @@ class MatmulLeaf(nn.Module):
 
 
 def test_a_leaf_with_no_rule_is_listed_in_the_msdnet_convention():
-    costs = exit_costs(two_exits(MatmulLeaf()), inputs=torch.zeros(2, 4))
-    assert costs.unsupported == (Unsupported("MatmulLeaf", 1, (2,)),)
+    costs = exit_costs(two_exits(MatmulLeaf()), inputs=torch.zeros(2, 4), convention="msdnet")
+    assert costs.unsupported == (Unsupported("MatmulLeaf", 1, (2,), 2 * 4 * 4),)  # 2 rows x (4 x 4)
 
 
 def test_a_leaf_with_no_rule_counts_its_functional_multiply_adds_in_the_macs_convention():
@@ -148,7 +148,9 @@ class LinearWithGate(nn.Linear):
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_a_rule_that_misses_work_is_listed(convention):
     costs = exit_costs(two_exits(LinearWithGate(4, 4)), inputs=torch.zeros(2, 4), convention=convention)
-    assert costs.unsupported == (Unsupported("LinearWithGate", 1, (2,)),)
+    # its kernels: the Linear's 2 x 4 x 4 and the second product's 2 x 4 x 4, which its rule misses
+    assert costs.unsupported == (Unsupported("LinearWithGate", 1, (2,), 2 * (2 * 4 * 4)),)
+    assert costs[1].uncounted_macs == (2 if convention == "flops" else 1) * 2 * 4 * 4
 
 
 class FunctionalBilinear(nn.Module):
@@ -167,7 +169,8 @@ class FunctionalBilinear(nn.Module):
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_an_opaque_kernel_that_nothing_counted_is_listed_not_taken_as_zero(convention):
     costs = exit_costs(FunctionalBilinear(), inputs=torch.zeros(2, 4), convention=convention)
-    assert costs.unsupported == (Unsupported("bilinear", 1, (2,)),)
+    assert costs.unsupported == (Unsupported("bilinear", 1, (2,), None),)  # no formula: unknown
+    assert [e.uncounted_macs for e in costs] == [0, None]
 
 
 def test_a_transformer_layer_runs_its_children_while_recorded_so_they_are_counted():
@@ -192,8 +195,8 @@ def test_functional_multiply_adds_are_listed_in_the_msdnet_convention_which_coun
         def forward(self, x):
             return [self.head(x), self.head(F.linear(x, self.weight))]
 
-    costs = exit_costs(Functional(), inputs=torch.zeros(1, 4))
-    assert costs.unsupported == (Unsupported("linear", 1, (2,)),)
+    costs = exit_costs(Functional(), inputs=torch.zeros(1, 4), convention="msdnet")
+    assert costs.unsupported == (Unsupported("linear", 1, (2,), 4 * 4),)
     assert exit_costs(Functional(), inputs=torch.zeros(1, 4), convention="macs").unsupported == ()
 
 
@@ -208,7 +211,7 @@ def test_a_bilinear_layer_is_in1_times_in2_multiply_adds_per_output():
             h = self.first(x)
             return [h, self.bilinear(h, h)]
 
-    costs = exit_costs(Net(), inputs=torch.zeros(2, 4))
+    costs = exit_costs(Net(), inputs=torch.zeros(2, 4), convention="msdnet")
     assert costs[1].macs - costs[0].macs == 2 * 3 * (4 * 4) + 2 * 3  # 2 rows x 3 outputs x (16 + bias add)
     assert costs.unsupported == ()
 
@@ -242,7 +245,7 @@ def test_a_rule_through_a_base_class_does_not_swallow_the_child_that_runs():
             h = self.conv(x)
             return [self.heads[0](h.flatten(1)), self.heads[1](self.norm(h).flatten(1))]
 
-    costs = exit_costs(Net(), input_size=(3, 4, 4))
+    costs = exit_costs(Net(), input_size=(3, 4, 4), convention="msdnet")
     conv, head = 3 * 9 * 8 * 4 * 4, 128 * 2 + 2
     relu = 8 * 4 * 4  # BatchNormAct2d's act child: one operation an element (the authors' ReLU rule)
     assert [e.macs for e in costs] == [conv + head, conv + head + relu + head]

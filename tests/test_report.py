@@ -36,6 +36,7 @@ REFERENCE_PRESETS = {"cifar10_anytime_seed": "cifar10-anytime", "imagenet_step4"
 EXACT_COLUMNS = {"exit": "exit", "layer": "layer", "cumulative ops": "macs", "cumulative params": "params"}
 EXACT_COLUMNS.update({f"{p} ops": f"{p}_macs" for p in ("block", "head", "direct", "lazy")})
 EXACT_COLUMNS.update({f"{p} params": f"{p}_params" for p in ("block", "head", "direct", "lazy")})
+EXACT_COLUMNS.update({"idle params": "idle_params", "uncounted ops": "uncounted_macs"})
 
 
 def table_under(text: str, heading: str) -> list[dict[str, str]]:

@@ -50,7 +50,11 @@ def built(name: str) -> nn.Module:
 
 
 def on_meta(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model).to("meta")
+    """A copy of ``model`` on ``meta``, tied weights still tied (``.to("meta")`` would untie them:
+    each module's parameter is converted on its own)."""
+    memo = {id(t): (nn.Parameter(t.to("meta"), t.requires_grad) if isinstance(t, nn.Parameter) else t.to("meta"))
+            for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo)
 
 
 def oracle(name: str, model: nn.Module, device: str) -> tuple[list[int], list[int]]:

@@ -50,9 +50,9 @@ from msdnet.options import OptionError
 from msdnet.model import check_msdnet, model_from
 
 from ..core.counting import CONVENTIONS, OpCount
-from ..core.dataflow import (Dataflow, InputSpec, Inputs, Outputs, check_forward_bytes, evaluating,
-                             example_inputs, record_network, select_exits, tensors_in)
-from ..core.exits import meta_twin, unsupported_of
+from ..core.dataflow import (Dataflow, Inputs, Outputs, check_forward_bytes, evaluating, example_inputs,
+                             given_inputs, record_network, select_exits, tensors_in)
+from ..core.exits import meta_twin, record_exits, unsupported_of
 from ..core.meta_shapes import SHORTCUTS, compute
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
@@ -549,8 +549,11 @@ def compare(
     ``meta`` device it is not run, and a note says so.  ``notes`` are put first among the result's
     notes; ``progress`` is told as each tool starts (:data:`Progress`).
     """
-    given = example_inputs(model, input_size, inputs, check_forward=True)
-    return _compare(model, given, outputs, notes, progress)
+    flow = record_network(model, input_size=input_size, inputs=inputs, outputs=outputs)  # msdprof's own count
+    given, option, typed = given_inputs(model, input_size, inputs)
+    if any(not t.is_meta for t in (*model.parameters(), *model.buffers())):
+        check_forward_bytes(model, flow, option, typed)  # the other tools run the real forward
+    return _compare(model, example_inputs(model, input_size, inputs), outputs, notes, progress, flow=flow)
 
 
 def _compare(model: nn.Module, given: Inputs, select: Any, notes: tuple[str, ...],
@@ -643,14 +646,12 @@ def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,
             notes = (f"no real CPU model ({error.allowed.split(';')[0]}): counted on the meta "
                      "device",)
         else:
-            twin = meta_twin(model)
+            twin = meta_twin(model)  # FlopCounterMode's run, on shapes alone
             height, width = model.plan.input_size
-            # the twin's record, which msdprof counts, also sizes the real forward fvcore runs
-            flow = record_network(twin, inputs=Inputs((torch.empty(1, 3, height, width, device="meta"),)),
-                                  outputs=None)
+            # msdprof's record, on shapes alone, also sizes the real forward fvcore runs
+            flow = record_exits(model)
             try:  # fvcore runs the real model: its forward must fit in memory
-                check_forward_bytes(model, [InputSpec("", (1, 3, height, width))], "input-size",
-                                    f"{height}x{width}", shapes_only=lambda: flow)
+                check_forward_bytes(model, flow, "input-size", f"{height}x{width}")
             except OptionError as error:
                 model, twin = twin, None
                 notes = (f"no real CPU forward ({error.allowed.split(';')[0]}): counted on the meta "

@@ -119,7 +119,7 @@ def graph_from_model(
     """
     from msdnet.model import check_msdnet
 
-    check_convention(convention)
+    convention = check_convention(convention)
     check_msdnet(model)
     ops, params = _node_costs(model, convention, counts)
     return _plan_graph(model.plan, dense, convention, ops, params)
@@ -130,7 +130,7 @@ def graph_from_plan(plan: LayerPlan, dense: bool = False, convention: str = "msd
     :func:`graph_from_model` of the model built from ``plan``, node costs from
     :func:`msdprof.core.plan_costs.piece_costs` (one piece per node, in the order nodes are added;
     ``tests/test_graph.py`` checks both ways give equal graphs)."""
-    check_convention(convention)
+    convention = check_convention(convention)
     ops, params = piece_costs(plan, convention)
     return _plan_graph(plan, dense, convention, iter(ops), iter(params))
 
@@ -194,7 +194,7 @@ def _plan_graph(plan: LayerPlan, dense: bool, convention: str, ops: Any, params:
     return graph
 
 
-def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None = None) -> nx.DiGraph:
+def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | None = None) -> nx.DiGraph:
     """The dataflow graph of a recorded pass of any early-exit model (:func:`msdprof.core.dataflow.record`
     with its exits selected), as a ``networkx.DiGraph``.
 
@@ -218,7 +218,7 @@ def dataflow_graph(flow: Dataflow, convention: str = "msdnet", model: str | None
     """
     from ..core.counting import CONVENTIONS
 
-    check_convention(convention)
+    convention = check_convention(convention, msdnet=False)
     to_number = CONVENTIONS[convention]
     firsts = flow.first_reads()
     groups, group_types = _groups(flow)
@@ -352,7 +352,7 @@ def layout_graph(
     *,
     input_size: Any = None,
     dense: bool = False,
-    convention: str = "msdnet",
+    convention: str | None = None,
     inputs: Any = None,
     outputs: Outputs = None,
     depth: int | None = None,
@@ -366,15 +366,16 @@ def layout_graph(
     built) or ``None``; keyword ``options`` are laid over it (see :func:`msdnet.resolve`).
     ``input_size``: side or (height, width) in pixels (default 32 for CIFAR, 224 for ImageNet).
     ``dense``: also add the ``dense`` edges (quadratic in the layers per block).
-    ``convention``: the unit of the nodes' ``macs`` (``msdnet``, ``macs`` or ``flops``).
+    ``convention``: the unit of the nodes' ``macs`` (``msdnet``, ``macs`` or ``flops``; by default
+    ``msdnet`` for an MSDNet, ``macs`` for any other model).
     ``depth``: for any other model, :func:`fold_graph` to that depth (``None``: every operation;
     :func:`default_depth` picks one that reads); an MSDNet keeps its scale x layer grid.
     The model is built on the ``meta`` device: nothing is allocated.
     """
+    built = not (preset_or_config is None or isinstance(preset_or_config, (str, Options)))
     check_convention(convention)
     if depth is not None:
         check_depth(depth)
-    built = not (preset_or_config is None or isinstance(preset_or_config, (str, Options)))
     if built:  # torch is imported for a model only: an MSDNet's graph from options needs none
         from torch import nn
 
@@ -388,11 +389,12 @@ def layout_graph(
                 raise OptionError("model", type(preset_or_config).__name__,
                                   "is drawn as built: pass no MSDNet options (nor dense) with a model")
             flow = record_network(preset_or_config, input_size=input_size, inputs=inputs, outputs=outputs)
-            graph = dataflow_graph(flow, convention, type(preset_or_config).__name__)
+            graph = dataflow_graph(flow, check_convention(convention, msdnet=False), type(preset_or_config).__name__)
             return graph if depth is None else fold_graph(graph, depth)
     if depth is not None:
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")
+    convention = check_convention(convention)  # an MSDNet's: the authors' counter by default
     if built and isinstance(preset_or_config, MSDNet):
         return graph_from_model(model_from(preset_or_config, input_size, use="drawn", **options), dense, convention)
     # options (anything else is refused by resolve): the plan alone gives the graph and its costs

@@ -47,10 +47,10 @@ from msdnet.model import _LazyCascade, check_msdnet
 
 from ..core.dataflow import (
     InputSpec, Inputs, Outputs, as_inputs, check_forward_bytes, evaluating, make_inputs, parse_inputs,
-    select_exits,
+    record_on_shapes, select_exits,
 )
 from ..files.user_model import load_failure, read_inputs
-from ..core.exits import ExitCosts, costs_of, meta_twin, record_exits
+from ..core.exits import ExitCosts, costs_of, record_exits
 from ..core.units import shape_text
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
@@ -320,8 +320,8 @@ def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, s
     Refused with :class:`OptionError` before anything is made, naming ``batch`` (``input-size``
     when no batch is given): inputs of more than :data:`MAX_BATCH_NUMBERS` numbers, and inputs
     whose forward through ``model`` would take more than :data:`~msdprof.core.units.MAX_BYTES`
-    (:func:`msdprof.core.dataflow.check_forward_bytes`, from a record of one item on shapes only:
-    fake tensors, an MSDNet's twin on ``meta``)."""
+    (:func:`msdprof.core.dataflow.check_forward_bytes`, from a record of one item on shapes alone,
+    :func:`msdprof.core.dataflow.record_on_shapes`)."""
     specs = parse_inputs(input_size)
     if batch is not None:
         specs = [InputSpec(s.name, (batch, *s.shape[1:]), s.dtype) for s in specs]
@@ -331,11 +331,10 @@ def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, s
         raise OptionError("batch", batch if batch is not None else 1, f"of {shapes} inputs holds {numbers:,} "
                           f"numbers: at most {MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the README's limits)")
     option, typed = ("batch", batch) if batch is not None else ("input-size", shape_text(input_size))
-    if batch is None:  # as typed, batch first
-        check_forward_bytes(model, specs, option, typed, shapes_only=_shapes_only(model, specs), meta=False)
-    else:
-        one = [InputSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in specs]
-        check_forward_bytes(model, one, option, typed, batch, _shapes_only(model, one), meta=False)
+    one = specs if batch is None else [InputSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in specs]
+    flow = record_on_shapes(model, one, False)
+    if flow is not None:  # a model that reads values is checked on its record of one item, before timing
+        check_forward_bytes(model, flow, option, typed, batch or 1, meta=False)
     generator = torch.Generator().manual_seed(seed)
 
     def noise(t: torch.Tensor) -> torch.Tensor:
@@ -343,14 +342,6 @@ def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, s
             t.is_floating_point() and t.device.type != "meta") else t
 
     return make_inputs(model, specs).map(noise)
-
-
-def _shapes_only(model: nn.Module, specs: Sequence[InputSpec]) -> Callable[[], Any] | None:
-    """An MSDNet's record on ``specs`` (one image of its plan, any batch) on its twin on ``meta``;
-    ``None`` (a record on fake tensors) for other models."""
-    if not isinstance(model, MSDNet):
-        return None
-    return lambda: record_exits(meta_twin(model), batch=specs[0].shape[0])
 
 
 def random_batch(batch: int, input_size: Sequence[int], seed: int = 0) -> torch.Tensor:
@@ -599,7 +590,7 @@ def measure_latency(
     *,
     threads: int = 1,
     min_time: float = MIN_TIME,
-    convention: str = "msdnet",
+    convention: str | None = None,
     thresholds: Sequence[float] | None = None,
     source: str = "thresholds",
     programs: Mapping[str, Programs] | None = None,
@@ -638,7 +629,7 @@ def measure_latency(
                           "early_exit)")
     flow = record_exits(model, inputs=None if msdnet else xs.map(lambda t: t[:1]), outputs=outputs)
     batch = len(xs.tensors[0])
-    check_forward_bytes(model, xs.map(lambda t: t[:1]), "batch", batch, batch, lambda: flow, meta=False)
+    check_forward_bytes(model, flow, "batch", batch, batch, meta=False)
     costs = costs_of(model, flow, convention)
     stamps = stamp_points(flow)
     with evaluating(model):

@@ -665,7 +665,7 @@ def sweep(
     CPU); the rows do not depend on it.  ``progress(done, total)``: called in this process as
     configurations are counted.
     """
-    check_convention(convention)
+    convention = check_convention(convention)
     checked = check_grid(grid)
     jobs = _check_jobs(jobs)
     max_macs = None if max_macs is None else parse_count(max_macs, "max-macs")

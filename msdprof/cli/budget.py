@@ -125,8 +125,7 @@ def run(args: argparse.Namespace) -> None:
 def _memory(args: argparse.Namespace, fmt: str, batch: int) -> None:
     """``budget --memory BYTES``: which exits fit."""
     from ..analysis.budget import memory_fit
-    from ..core.exits import exit_costs
-    from ..core.memory import exit_memory
+    from ..core.memory import costs_and_memory
     from ..core.units import parse_bytes
     from ..render import memory_view
 
@@ -135,13 +134,11 @@ def _memory(args: argparse.Namespace, fmt: str, batch: int) -> None:
         check_writable(args.output, args.force)
     model = user_model(args)
     if model is not None:
-        name = args.model
-        costs = exit_costs(model, convention=args.convention, input_size=args.input_size)
-        memories = exit_memory(model.to("meta"), batch=batch, input_size=args.input_size)
+        name, network = args.model, model
     else:
-        options, name = network_options(args)
-        costs = exit_costs(options, convention=args.convention, input_size=args.input_size)
-        memories = exit_memory(options, batch=batch, input_size=args.input_size)
+        network, name = network_options(args)
+    costs, memories = costs_and_memory(network, convention=args.convention, batch=batch,
+                                       input_size=args.input_size)
     fit = memory_fit(memories, budget)
     show(args, fmt, lambda: memory_view.fit_table(costs, memories, fit, name),
          lambda: memory_view.render_fit(costs, memories, fit, fmt, name))

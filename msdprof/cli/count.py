@@ -34,16 +34,22 @@ def add_parser(sub: Any) -> None:
                         "peak is (read off the same recorded pass; nothing allocated on meta)")
     add_batch_option(p, "; operations stay per image")
     p.add_argument("--device", metavar="DEV",
-                   help="meta (default: shapes only, nothing allocated) or cpu (a real model; "
-                        "refused if its weights or its forward would not fit in memory); with "
-                        "--model the default is where the factory built it")
+                   help="meta (default: counted on shapes alone, nothing allocated; a model that "
+                        "reads tensor values runs on its real weights once, and the output says "
+                        "so) or cpu (run on real weights and inputs; refused if its weights or its "
+                        "forward would not fit in memory); with --model the model stays where "
+                        "the factory built it unless --device moves it")
+    p.add_argument("--sample-axis", action="store_true",
+                   help="with --model and --inputs: the first axis of every tensor in the file(s) "
+                        "indexes samples; each exit's figures come with their mean, min and max over "
+                        "the samples where they differ (several --inputs files: one sample each)")
     add_output_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> None:
     from ..core.exits import exit_costs
-    from ..core.memory import exit_memory
+    from ..core.memory import costs_and_memory
 
     fmt = formatting.check_format(args.format)
     options, name = network_options(args)
@@ -53,24 +59,24 @@ def run(args: argparse.Namespace) -> None:
         raise OptionError("device", args.device, "must be meta or cpu")
     batch = memory_batch(args)
     model = user_model(args)
+    real = args.device == "cpu"  # a run on the real weights and inputs, asked for
     io: dict = {"input_size": args.input_size}
     if model is not None:
         name, io = args.model, model_io(args)
         if args.device is not None:
             model = model.to(args.device)
-        costs = exit_costs(model, convention=args.convention, **io)
-    else:
-        costs = exit_costs(options, convention=args.convention, input_size=args.input_size,
-                           device=args.device or "meta")
+    network = model if model is not None else options
+    if args.memory and "samples" in io:
+        raise OptionError("inputs", " ".join(args.inputs), "with --memory, one sample: give one file "
+                                                           "without --sample-axis")
     if args.memory:
         from ..render import memory_view
 
-        if model is not None and args.device is None and io["inputs"] is None:
-            model = model.to("meta")  # the batch is recorded on shapes alone, as an MSDNet's
-        memories = exit_memory(model if model is not None else options, batch=batch,
-                               device=args.device or "meta", **io)
+        costs, memories = costs_and_memory(network, convention=args.convention, batch=batch,
+                                           device=args.device or "meta", real=real, **io)
         show(args, fmt, lambda: memory_view.memory_table(costs, memories, name),
              lambda: memory_view.render_memory(costs, memories, fmt, name))
         return
+    costs = exit_costs(network, convention=args.convention, device=args.device or "meta", real=real, **io)
     show(args, fmt, lambda: formatting.rich_table(costs, name),
          lambda: formatting.render(costs, fmt, name))

@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> None:
     from ..files.saved_outputs import load_outputs
 
     fmt = formatting.check_format(args.format, latency_view.FORMATS)
+    if args.inputs is not None:  # one batch is timed: one file
+        if len(args.inputs) > 1:
+            raise OptionError("inputs", " ".join(args.inputs), "takes one file here: several samples are "
+                                                               "counted by msdprof count")
+        args.inputs = args.inputs[0]
     options, name = network_options(args)
     device = latency.check_device(args.device)
     threads, min_time = latency.check_threads(args.threads), latency.check_min_time(

@@ -88,8 +88,9 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_convention_option(parser: argparse.ArgumentParser, what: str, explain: bool = False) -> None:
     """``--convention NAME``: ``what`` says what it is the unit of; ``explain`` spells out each."""
     names = "; ".join(f"{k}: {v}" for k, v in CONVENTION_HELP.items()) if explain else ", ".join(CONVENTION_HELP)
-    parser.add_argument("--convention", default="msdnet", metavar="NAME",
-                        help=f"{what}: {names} (default msdnet)")
+    parser.add_argument("--convention", metavar="NAME",
+                        help=f"{what}: {names} (default: msdnet for an MSDNet, macs for a --model "
+                             "of any other kind)")
 
 
 def add_format_option(parser: argparse.ArgumentParser, formats: Sequence[str], more: str = "") -> None:
@@ -201,13 +202,14 @@ def add_model_io_options(group: Any) -> None:
                        help="dtype of the --input-size inputs given without one: "
                             f"{', '.join(INPUT_DTYPE_NAMES)} (default: the model's floating-point "
                             "dtype); long for token ids: --input-size 1x128 --input-dtype long")
-    group.add_argument("--inputs", metavar="FILE",
+    group.add_argument("--inputs", metavar="FILE", nargs="+",
                        help="saved example inputs instead of --input-size, read without running code "
                             "(torch.load weights_only=True; .npz: numpy allow_pickle=False): a tensor, "
                             "a tuple or list of tensors (positional) or a dict of tensors (keyword "
                             "inputs; in an .npz: arrays by name, but one array alone or arr_0, arr_1 ... "
                             "positional); "
-                            "latency times this batch (and takes an MSDNet's images [N, 3, H, W] too)")
+                            "latency times this batch (and takes an MSDNet's images [N, 3, H, W] too); "
+                            "count takes several files, one sample each (see --sample-axis)")
     group.add_argument("--outputs", metavar="I|FILE.py:FUNCTION",
                        help="pick one tensor per exit: an index or key taken of each exit's output "
                             "(0 for a model returning [(logits, features), ...]), or a function given "
@@ -239,21 +241,44 @@ def model_io(args: argparse.Namespace) -> dict[str, Any]:
     sizes = args.input_size if args.input_dtype is None else parse_inputs(args.input_size, args.input_dtype)
     if args.inputs is None:
         return {"input_size": sizes, "inputs": None, "outputs": outputs}
-    inputs = read_inputs(args.inputs)
-    if sizes is not None:  # both: the file must hold inputs of these sizes, in any batch
-        want = parse_inputs(sizes)
-        if [(s.name, s.shape[1:]) for s in want] != [("", tuple(t.shape[1:])) for t in inputs.args] + [
-                (k, tuple(t.shape[1:])) for k, t in inputs.kwargs.items()]:
-            raise OptionError("inputs", args.inputs, f"holds {shapes_text(inputs.shapes)}: not the inputs "
-                              f"--input-size {args.input_size} says ({shapes_text(s.shape for s in want)}, "
-                              "any batch); give one or the other")
-    return {"input_size": None, "inputs": inputs, "outputs": outputs}
+    files, by_axis = [args.inputs] if isinstance(args.inputs, str) else args.inputs, getattr(args, "sample_axis", False)
+    if (len(files) > 1 or by_axis) and not hasattr(args, "sample_axis"):
+        raise OptionError("inputs", " ".join(files), "takes one file here: several samples are counted by "
+                                                     "msdprof count")
+    samples = [read_inputs(file) for file in files]
+    if by_axis:
+        samples = [sample for file, inputs in zip(files, samples) for sample in split_samples(inputs, file)]
+    for file, inputs in zip(files * (len(samples) // len(files)), samples):
+        if sizes is not None:  # both: the file must hold inputs of these sizes, in any batch
+            want = parse_inputs(sizes)
+            if [(s.name, s.shape[1:]) for s in want] != [("", tuple(t.shape[1:])) for t in inputs.args] + [
+                    (k, tuple(t.shape[1:])) for k, t in inputs.kwargs.items()]:
+                raise OptionError("inputs", file, f"holds {shapes_text(inputs.shapes)}: not the inputs "
+                                  f"--input-size {args.input_size} says ({shapes_text(s.shape for s in want)}, "
+                                  "any batch); give one or the other")
+    if len(samples) > 1:
+        return {"input_size": None, "samples": samples, "outputs": outputs}
+    return {"input_size": None, "inputs": samples[0], "outputs": outputs}
+
+
+def split_samples(inputs: Any, file: str) -> list[Any]:
+    """The samples of ``--sample-axis``: every tensor of ``inputs`` (read from ``file``) cut along its
+    first axis, sample i holding item i of each (that axis gone)."""
+    sizes = {int(t.shape[0]) if t.dim() else 0 for t in inputs.tensors}
+    if len(sizes) != 1 or 0 in sizes:
+        raise OptionError("inputs", file, "has no common first axis to take samples from (--sample-axis): "
+                                          "its tensors' first dimensions are "
+                                          + ", ".join(str(tuple(t.shape)[:1] or "scalar") for t in inputs.tensors))
+    return [inputs.map(lambda t, i=i: t[i]) for i in range(sizes.pop())]
 
 
 def typed_io(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     """``--input-size``, ``--input-dtype``, ``--inputs`` and ``--outputs`` as typed (to show the
     command that remakes a result)."""
-    return tuple((option, getattr(args, option.replace("-", "_"))) for option in
+    def typed(value: Any) -> str:
+        return " ".join(value) if isinstance(value, list) else value
+
+    return tuple((option, typed(getattr(args, option.replace("-", "_")))) for option in
                  ("input-size", "input-dtype", "inputs", "outputs")
                  if getattr(args, option.replace("-", "_"), None) is not None)
 
@@ -264,7 +289,10 @@ def refuse_model_io(args: argparse.Namespace, why: str = "an MSDNet is run on on
     for option in ("input-dtype", "outputs") + ("inputs",) * (not getattr(args, "msdnet_inputs", False)):
         value = getattr(args, option.replace("-", "_"), None)
         if value is not None:
-            raise OptionError(option, value, f"needs --model ({why})")
+            raise OptionError(option, " ".join(value) if isinstance(value, list) else value,
+                              f"needs --model ({why})")
+    if getattr(args, "sample_axis", False):
+        raise OptionError("sample-axis", "given", f"needs --model and --inputs ({why})")
 
 
 def network_options(args: argparse.Namespace) -> tuple[Options, str | None]:

@@ -21,8 +21,18 @@ CONVENTION_HELP = {
 
 
 
-def check_convention(name: str) -> str:
-    """``name`` if it is a known convention, else :class:`OptionError` naming the known ones."""
+#: The convention used where none is named: the authors' counter for an MSDNet (what the paper
+#: reports), multiply-adds for any other model (the authors' counter has rules for a CNN's
+#: modules only: a token model's embeddings and norms would be listed as uncounted).
+DEFAULTS = {True: "msdnet", False: "macs"}
+
+
+def check_convention(name: str | None, msdnet: bool = True) -> str:
+    """``name`` if it is a known convention; ``None``: the default for the model (:data:`DEFAULTS`:
+    ``msdnet`` for an MSDNet, ``macs`` for any other); else :class:`OptionError` naming the known
+    ones."""
+    if name is None:
+        return DEFAULTS[msdnet]
     if not isinstance(name, str) or name not in CONVENTION_HELP:
         raise OptionError(
             "convention", name,
@@ -33,4 +43,4 @@ def check_convention(name: str) -> str:
     return name
 
 
-__all__ = ["CONVENTION_HELP", "check_convention"]
+__all__ = ["CONVENTION_HELP", "DEFAULTS", "check_convention"]

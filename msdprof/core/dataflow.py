@@ -12,10 +12,12 @@ parameters it read and its output shape.  An operation is
   runs inside a counted module is part of it, except the submodules that run inside a module whose
   rule is its base class's (a ``BatchNormAct2d(nn.BatchNorm2d)`` with an ``act`` child): the rule
   knows the base class's work only, so they are operations of their own.  A leaf whose type has no
-  rule is recorded all the same, marked ``unknown_module``, with the multiply-adds of the
-  functional ops it calls (``functional_macs``);
+  rule is recorded all the same, marked ``unknown_module``, with the multiply-adds its kernels did
+  by torch's formulas (``functional_macs``);
 - a functional op called outside counted modules (``torch.cat``, ``+``, ``view``, indexing,
-  ``F.interpolate``, ``F.conv2d``, ``matmul`` ...) whose result holds a tensor.
+  ``F.interpolate``, ``F.conv2d``, ``matmul`` ...) whose result holds a tensor: its multiply-adds
+  by its rule in :data:`msdprof.core.counting.FUNCTION_RULES`, else those its kernels did by
+  torch's formulas (``einsum``, ``tensordot``: ``functional_macs``).
 
 Every ATen kernel an operation runs is seen too (a ``TorchDispatchMode``, meta tensors included),
 and measured by torch's own FLOP formulas: ``aten_macs`` and ``opaque`` of each :class:`Op` (see
@@ -38,10 +40,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import warnings
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -69,7 +72,8 @@ class Op:
     operations whose results it read.  ``params``: keys of the parameters it read (see
     :attr:`Dataflow.param_sizes`).  ``shape``: the shape of its (first) output tensor.
     ``unknown_module``: a leaf module whose type has no counting rule.  ``unknown_functions``: the
-    functional op's name when it is one with no rule whose kernels did multiply-adds.
+    functional op's name when it is one with no rule whose kernels multiply matrices by amounts no
+    formula gives.
     ``aten_macs``: the multiply-adds of the ATen kernels it ran, by torch's FLOP formulas (its
     submodules that are operations of their own excluded); ``opaque``: the kernels it ran that
     multiply matrices by amounts no formula gives (see :func:`msdprof.core.counting.aten_macs`).
@@ -100,6 +104,33 @@ class Op:
 
 
 @dataclass(frozen=True)
+class ValueRead:
+    """Where a recorded forward read tensor values: ``function`` (``item``, ``nonzero``,
+    ``bool`` ...) called ``calls`` times from the ``forward`` of ``module`` (``""``: the model's
+    own)."""
+
+    function: str
+    module: str
+    calls: int
+
+    def __str__(self) -> str:
+        return f"{self.function} x{self.calls}" + (f" in {self.module}" if self.module else "")
+
+
+@dataclass(frozen=True)
+class Idle:
+    """A module none of whose own parameters was read in a recorded forward (it did not run on these
+    inputs: an expert no token reached, a head the forward skipped): its ``params`` (elements) and
+    ``exit``, the first exit (1-based) by which a module holding it had run (``None``: none but
+    the model itself), from which on its parameters are missing from the figures."""
+
+    module: str
+    type: str
+    params: int
+    exit: int | None
+
+
+@dataclass(frozen=True)
 class Call:
     """A call of a module that is not itself an :class:`Op`: the operations ``first`` to ``end - 1``
     ran inside it.  ``module`` is its name (``""`` for the model itself), ``type`` its class name."""
@@ -125,6 +156,13 @@ class Dataflow:
     bytes of each activation storage -- memory an operation of the pass allocated (not the
     model's inputs, parameters or buffers, nor views of them), by key; ``output_storages``: per
     exit, the activation storage its tensor lies on (``-1``: none).
+
+    ``on_values``: whether the pass made real tensors (else it ran on shapes alone, ``meta``);
+    ``value_reads``: where the model read tensor values into Python or made shapes from them
+    (``.item()``, ``nonzero``, ``bool(t)`` ...): its figures then hold for these inputs only;
+    ``same_tensor``: exits left out because the model returned the very tensor of an earlier exit
+    again, as (its name, the earlier exit's name); ``idle``: modules whose parameters no operation
+    read (they did not run on these inputs).
     """
 
     ops: tuple[Op, ...]
@@ -140,6 +178,10 @@ class Dataflow:
     output_storages: tuple[int, ...] = ()
     input_names: tuple[str, ...] = ()
     input_dtypes: tuple[str, ...] = ()
+    on_values: bool = False
+    value_reads: tuple[ValueRead, ...] = ()
+    same_tensor: tuple[tuple[str, str], ...] = ()
+    idle: tuple[Idle, ...] = ()
 
     def eager_ends(self) -> list[int]:
         """Per exit k, the last operation that ran before outputs 1..k were all complete (the
@@ -205,6 +247,55 @@ def function_name(func: Callable[..., Any]) -> str:
     return name.strip("_") or name
 
 
+#: Tensor methods that hand tensor values to Python (a value read, see :class:`ValueRead`); ATen
+#: ops that do (``nonzero``, ``_local_scalar_dense`` ...) are known by their tags
+#: (:func:`msdprof.core.meta_shapes.value_dependent`).
+VALUE_METHODS = frozenset({
+    torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.__bool__,
+    torch.Tensor.__int__, torch.Tensor.__float__, torch.Tensor.__index__, torch.Tensor.__complex__,
+})
+
+
+#: What a kernel that reads values is called where the model called no function of torch's (a
+#: tensor's ``int()`` inside a module): ``item`` for ``_local_scalar_dense``, else its own name.
+KERNEL_READS = {"_local_scalar_dense": "item"}
+
+
+class ReadsValues(BaseException):
+    """A pass on shapes alone met a read of tensor values (see :class:`ValueRead`): ``function``
+    called from the ``forward`` of ``module``.  A ``BaseException``, so that the model's own
+    ``except Exception`` does not swallow it."""
+
+    def __init__(self, function: str, module: str):
+        super().__init__(function, module)
+        self.function, self.module = function, module
+
+    def __str__(self) -> str:
+        return self.function + (f" in {self.module}" if self.module else "")
+
+
+@dataclass
+class ByteGuard:
+    """The memory limit of a pass on real tensors, checked before each ATen kernel runs: its new
+    results (their sizes from the kernel cache or the op's meta kernel,
+    :func:`msdprof.core.meta_shapes.result_bytes`) with the activation storage the model's code
+    holds then, :data:`FORWARD_MEMORY_FACTOR` times, and the inputs' ``input_bytes`` must stay
+    within :data:`~msdprof.core.units.MAX_BYTES`; else an :class:`OptionError` naming ``option``
+    (given as ``typed``) saying ``what`` would not fit and ``fix``."""
+
+    option: str
+    typed: Any
+    input_bytes: int
+    what: str
+    fix: str
+
+    def check(self, func: Any, args: tuple, kwargs: dict, held: int) -> None:
+        new = meta_shapes.result_bytes(func, args, kwargs)
+        if new:
+            check_bytes(self.option, self.typed, self.input_bytes + FORWARD_MEMORY_FACTOR * (held + new),
+                        self.what, self.fix)
+
+
 @dataclass
 class _Frame:
     """A module call in progress."""
@@ -217,7 +308,6 @@ class _Frame:
     swallows: bool = True  # what runs inside is part of it (not so for a rule through a base class)
     inputs: tuple[int, ...] = ()
     args: Any = None  # what the call was given (held until it returns, as the caller holds it)
-    functional: int = 0  # multiply-adds of functional ops inside an unknown leaf
     kernel_macs: int = 0  # the pass's kernel tally when the call began
     kernel_opaque: int = 0
 
@@ -225,9 +315,15 @@ class _Frame:
 class _Recorder(TorchFunctionMode):
     """Hooks and torch-function mode of one :func:`record` pass (its state, nothing else's)."""
 
-    def __init__(self, names: dict[nn.Module, str]):
+    def __init__(self, names: dict[nn.Module, str], values: bool = True, guard: ByteGuard | None = None):
         super().__init__()
         self.names = names
+        self.values = values  # a value read is allowed (recorded); else it ends the pass (ReadsValues)
+        self.guard = guard
+        self.reads: dict[tuple[str, str], int] = {}  # (function, module) -> calls that read values
+        self.calling: Any = None  # the function being called now (the model's, outermost)
+        self.read_in_call = False  # its value read is noted already
+        self.on_values = False  # an operation made a real tensor
         self.thread = threading.get_ident()  # the hooks see every thread's calls: only this one's count
         self.ops: list[Op] = []
         self.calls: list[Call] = []
@@ -312,6 +408,8 @@ class _Recorder(TorchFunctionMode):
         index = len(self.ops)
         tensors = list(tensors_in(output))
         shape = tuple(tensors[0].shape) if tensors else None
+        if tensors and not tensors[0].is_meta:
+            self.on_values = True
         self.ops.append(Op(index=index, shape=shape, held=self.held, **fields))
         for t in tensors:
             self.producers[id(t)] = (weakref.ref(t), index)
@@ -371,11 +469,11 @@ class _Recorder(TorchFunctionMode):
                 return
             if frame.nested:
                 return
-            found = rule_for(module)
-            count = found(module, args, output) if found is not None else OpCount(
-                functional_macs=frame.functional)
-            params = tuple(self.param_key(p) for p in module.parameters(recurse=frame.swallows))
             macs, opaque = self.kernels_since(frame.kernel_macs, frame.kernel_opaque, frame.first)
+            found = rule_for(module)
+            # no rule for the module: the multiply-adds its kernels did, by torch's formulas
+            count = found(module, args, output) if found is not None else OpCount(functional_macs=macs)
+            params = tuple(self.param_key(p) for p in module.parameters(recurse=frame.swallows))
             inside = tuple(range(frame.first, len(self.ops)))  # submodules that were operations
             self.add(
                 output, name=self.unique(frame.name), kind="module", type=type(module).__name__,
@@ -388,21 +486,44 @@ class _Recorder(TorchFunctionMode):
 
     # --- functional ops ------------------------------------------------------------------------
 
+    def read_value(self, name: str, read: Iterable[torch.Tensor]) -> None:
+        """The call being made reads the values of the tensors ``read`` into Python (see
+        :class:`ValueRead`; ``name``: what it is called when no function of the model's is being
+        called): noted once per call.  In a pass on shapes alone, a read of a meta tensor ends the
+        pass (:class:`ReadsValues`); a real tensor there is a constant of the model's code, not the
+        data, and its read is not noted."""
+        if self.read_in_call:
+            return
+        if not self.values:
+            if any(t.is_meta for t in read):
+                raise ReadsValues(function_name(self.calling) if self.calling is not None else name,
+                                  self.stack[-1].name if self.stack else "")
+            return
+        self.read_in_call = True
+        where = (function_name(self.calling) if self.calling is not None else name,
+                 self.stack[-1].name if self.stack else "")
+        self.reads[where] = self.reads.get(where, 0) + 1
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.busy:
             return meta_shapes.compute(func, args, kwargs)
+        self.calling, self.read_in_call = func, False
+        try:
+            if func in VALUE_METHODS:
+                self.read_value(function_name(func), tensors_in(args))
+            return self._call(func, args, kwargs)
+        finally:
+            self.calling = None
+
+    def _call(self, func: Any, args: tuple, kwargs: dict) -> Any:
         macs, opaque = self.kernels.macs, len(self.kernels.opaque)
         result = meta_shapes.shortcut(func, args, kwargs)
         if result is None:
             result = func(*args, **kwargs)
         else:  # no kernel ran: torch's formula for the kernel it stands for
             self.kernels.macs += counting.shortcut_macs(func, args, kwargs, result)
-        rule = FUNCTION_RULES.get(func)
-        counted = self.counted_frame()
-        if counted is not None:  # part of a counted module's call, which is the operation
-            if counted.unknown:  # no rule for the module: its functional multiply-adds are what is known
-                counted.functional += rule(args, kwargs, result) if rule is not None else 0
+        if self.counted_frame() is not None:  # part of a counted module's call, which is the operation
             return result
         frame = self.stack[-1] if self.stack else None
         if next(tensors_in(result), None) is None:
@@ -410,14 +531,17 @@ class _Recorder(TorchFunctionMode):
         name = function_name(func)
         owner = frame.name if frame is not None else ""
         params = tuple(self.param_key(t) for t in tensors_in((args, kwargs)) if isinstance(t, nn.Parameter))
-        counted_macs = rule(args, kwargs, result) if rule is not None else 0
+        rule = FUNCTION_RULES.get(func)
         kernel_macs = self.kernels.macs - macs
+        opaque_kernels = tuple(self.kernels.opaque[opaque:])
+        # no rule for the function (einsum, tensordot ...): the multiply-adds its kernels did
+        counted_macs = rule(args, kwargs, result) if rule is not None else kernel_macs
         self.add(
             result, name=self.unique(f"{owner}/{name}" if owner else name), kind="function",
             type=name, module=owner, count=OpCount(functional_macs=counted_macs),
             inputs=self.producers_of((args, kwargs)), params=params,
-            unknown_functions=(name,) if rule is None and kernel_macs > 0 else (),
-            aten_macs=kernel_macs, opaque=tuple(self.kernels.opaque[opaque:]),
+            unknown_functions=(name,) if rule is None and opaque_kernels else (),
+            aten_macs=kernel_macs, opaque=opaque_kernels,
             **self.memory_of((args, kwargs), result),
         )
         return result
@@ -433,9 +557,16 @@ class _KernelView(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if not self.recorder.busy:
-            self.recorder.kernels.add(func, args, kwargs, out)
+        recorder = self.recorder
+        if recorder.busy:
+            return meta_shapes.kernel(func, args, kwargs)
+        if meta_shapes.value_dependent(func):
+            recorder.read_value(KERNEL_READS.get(func._overloadpacket.__name__, func._overloadpacket.__name__),
+                                tensors_in((args, kwargs)))
+        if recorder.guard is not None:
+            recorder.guard.check(func, args, kwargs, recorder.held)
+        out = meta_shapes.kernel(func, args, kwargs)
+        recorder.kernels.add(func, args, kwargs, out)
         return out
 
 
@@ -497,6 +628,9 @@ def record(
     *,
     outputs: Outputs | bool = False,
     inputs: Inputs | None = None,
+    values: bool = True,
+    guard: ByteGuard | None = None,
+    twins: dict[int, torch.Tensor] | None = None,
 ) -> Dataflow:
     """Run ``run()`` once (under ``torch.no_grad()``) with ``model``'s modules recorded.
 
@@ -505,11 +639,18 @@ def record(
     (``lambda out: out[0]``), an index or key to pick one item of each exit's output (see
     :func:`select_exits`).  ``inputs``: what ``run()`` gives the model, for the record's
     ``input_shapes``, ``input_names`` and ``input_dtypes``.  Raises :class:`OutputError` when they are not one tensor per exit.
+
+    ``values``: whether the model may read tensor values (noted in ``value_reads``); ``False``
+    for a pass on shapes alone, which such a read ends with :class:`ReadsValues`.  ``guard``: the memory limit of a
+    pass on real tensors (:class:`ByteGuard`).  ``twins``: when ``run()`` calls the model with
+    stand-ins for its parameters (:func:`on_shapes`), each one's stand-in by ``id`` of the
+    parameter (for ``idle``).
+
     Whatever ``run()`` raises is raised as it is, after the hooks are removed.  The model is held
     for this thread meanwhile: a record of it (or of a submodule) from another thread waits.
     """
     names = {m: name for name, m in model.named_modules()}
-    recorder = _Recorder(names)
+    recorder = _Recorder(names, values, guard)
     handles = []
     with _held(model):
         try:
@@ -521,27 +662,90 @@ def record(
         finally:
             for handle in handles:
                 handle.remove()
-    produced: tuple[int, ...] = ()
-    exit_names: tuple[str, ...] = ()
+    produced: list[int] = []
+    exit_names: list[str] = []
     tensors: list[torch.Tensor] = []
+    same: list[tuple[str, str]] = []
     if outputs is not False:
-        tensors, exit_names = select_exits(result, outputs)
-        found = []
-        for name, tensor in zip(exit_names, tensors):
+        first_named: dict[int, str] = {}  # id(tensor) -> the first exit returning it
+        selected, selected_names = select_exits(result, outputs)
+        for name, tensor in zip(selected_names, selected):
+            earlier = first_named.setdefault(id(tensor), name)
+            if earlier != name:
+                same.append((name, earlier))
+                continue
             index = recorder.producer(tensor)
             if index is None:
                 raise OutputError(
                     f"exit {name} was not computed by the model (it is an input or a constant)"
                 )
-            found.append(index)
-        produced = tuple(found)
+            produced.append(index)
+            exit_names.append(name)
+            tensors.append(tensor)
     sizes = {key: n for key, n in recorder.param_keys.values()}
     kept = tuple(key if activation else -1
                  for key, activation, _ in (recorder.storage(t, made=False) for t in tensors))
     given = inputs if inputs is not None else Inputs()
-    return Dataflow(tuple(recorder.ops), tuple(recorder.calls), produced, exit_names, sizes, given.shapes,
-                    param_bytes=dict(recorder.param_bytes), storage_bytes=dict(recorder.storage_bytes),
-                    output_storages=kept, input_names=given.names, input_dtypes=given.dtypes)
+    flow = Dataflow(tuple(recorder.ops), tuple(recorder.calls), tuple(produced), tuple(exit_names), sizes,
+                    given.shapes, param_bytes=dict(recorder.param_bytes),
+                    storage_bytes=dict(recorder.storage_bytes), output_storages=kept,
+                    input_names=given.names, input_dtypes=given.dtypes,
+                    on_values=recorder.on_values,
+                    value_reads=tuple(ValueRead(f, m, n) for (f, m), n in recorder.reads.items()),
+                    same_tensor=tuple(same))
+    return dataclasses.replace(flow, idle=_idle(model, flow, recorder.param_keys, twins or {}))
+
+
+def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[int, torch.Tensor]
+          ) -> tuple[Idle, ...]:
+    """The modules of ``model`` with parameters no operation of ``flow`` read (by ``id`` in
+    ``read``, through their ``twins``): the outermost module none of whose parameters was read (an
+    expert, not its layers), or a module some of whose own were not; each with the first exit by
+    which it or a module holding it (not the model itself) had run."""
+    own: dict[str, tuple[int, int]] = {}  # module -> (its own parameters, those not read)
+    seen: set[int] = set()
+    for name, module in model.named_modules():
+        total = unread = 0
+        for p in module._parameters.values():
+            if p is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            unread += p.numel() if id(twins.get(id(p), p)) not in read else 0
+        own[name] = (total, unread)
+    whole: dict[str, list[int]] = {name: [0, 0] for name in own}  # the module and all inside it
+    for name, (total, unread) in own.items():
+        holder = name
+        while True:
+            whole[holder][0] += total
+            whole[holder][1] += unread
+            if not holder:
+                break
+            holder = holder.rpartition(".")[0]
+    began: dict[str, int] = {}  # module -> the first operation it ran
+    for call in flow.calls:
+        began.setdefault(call.module, call.first)
+    for op in flow.ops:
+        if op.kind == "module":
+            began.setdefault(op.module, op.index)
+    ends = flow.eager_ends()
+    types = {name: type(module).__name__ for name, module in model.named_modules()}
+
+    def idle_whole(name: str) -> bool:
+        return bool(name) and whole[name][0] > 0 and whole[name][1] == whole[name][0]
+
+    idle = []
+    for name, (total, unread) in own.items():
+        outermost = idle_whole(name) and not idle_whole(name.rpartition(".")[0])
+        inside = any(idle_whole(name[:i]) for i in range(len(name)) if name[i] == ".")
+        if not (outermost or (unread and not idle_whole(name) and not inside)):
+            continue
+        holder = name
+        while holder and holder not in began:
+            holder = holder.rpartition(".")[0]
+        exit = next((k + 1 for k, end in enumerate(ends) if end >= began[holder]), None) if holder else None
+        idle.append(Idle(name, types[name], whole[name][1] if outermost else unread, exit))
+    return tuple(idle)
 
 
 _holders = threading.Condition()
@@ -723,30 +927,27 @@ def _placed(model: nn.Module, specs: Sequence[InputSpec]) -> tuple[torch.device,
     return device, [floating if s.dtype is None else INPUT_DTYPES[s.dtype] for s in specs]
 
 
-def make_inputs(model: nn.Module, specs: Sequence[InputSpec]) -> Inputs:
-    """Zero tensors of ``specs`` on ``model``'s device; those without a dtype in its floating-point
-    dtype (float32 for a model without floating-point parameters or buffers)."""
-    device, dtypes = _placed(model, specs)
+def make_inputs(model: nn.Module, specs: Sequence[InputSpec], device: str | torch.device | None = None) -> Inputs:
+    """Zero tensors of ``specs`` on ``device`` (default: ``model``'s device); those without a
+    dtype in its floating-point dtype (float32 for a model without floating-point parameters or
+    buffers)."""
+    placed, dtypes = _placed(model, specs)
+    device = placed if device is None else device
     made = [(s.name, torch.zeros(s.shape, device=device, dtype=d)) for s, d in zip(specs, dtypes)]
     return Inputs(tuple(t for name, t in made if not name), {name: t for name, t in made if name})
 
 
-def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, batch: int = 1, *,
-                   check_forward: bool = False) -> Inputs:
-    """The :class:`Inputs` a model msdprof did not build is run on: ``inputs`` as given (see
-    :func:`as_inputs`), else zero tensors of ``input_size`` (see :func:`parse_inputs`), ``batch``
-    of each, on the model's device, floating-point ones in its floating-point dtype.
-
-    Zero inputs past :data:`~msdprof.core.units.MAX_BYTES` are refused before they are made; with
-    ``check_forward``, so is a forward of ``model`` on them past it (:func:`check_forward_bytes`),
-    before the zero inputs are made and before anything runs on them."""
+def given_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, batch: int = 1
+                 ) -> tuple[Inputs | tuple[InputSpec, ...], str, Any]:
+    """What a model msdprof did not build is run on: ``inputs`` as given (see :func:`as_inputs`),
+    else the specs of ``batch`` zero inputs of ``input_size`` (see :func:`parse_inputs`), not yet
+    made; with the option that names them and its value as given (``"input-size"``, ``"batch"``,
+    ``"inputs"``)."""
     if inputs is not None:
         if input_size is not None:
             raise OptionError("input-size", shape_text(input_size), "give the inputs' sizes or saved inputs, not both")
         given = as_inputs(inputs)
-        if check_forward:
-            check_forward_bytes(model, given, "inputs", shapes_text(given.shapes))
-        return given
+        return given, "inputs", shapes_text(given.shapes)
     if input_size is None:
         raise OptionError(
             "input-size", "missing",
@@ -755,15 +956,27 @@ def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None,
             "(--inputs FILE, inputs= in Python)",
         )
     specs = parse_inputs(input_size)
-    option, typed = ("input-size", shape_text(input_size)) if batch == 1 else ("batch", batch)
     if batch != 1:
         specs = tuple(dataclasses.replace(spec, shape=(batch, *spec.shape[1:])) for spec in specs)
+        return specs, "batch", batch
+    return specs, "input-size", shape_text(input_size)
+
+
+def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, batch: int = 1) -> Inputs:
+    """The real :class:`Inputs` a model msdprof did not build is run on (:func:`given_inputs`):
+    ``inputs`` as given, else zero tensors on the model's device, floating-point ones in its
+    floating-point dtype, refused past :data:`~msdprof.core.units.MAX_BYTES` before they are made."""
+    given, option, typed = given_inputs(model, input_size, inputs, batch)
+    return given if isinstance(given, Inputs) else checked_inputs(model, given, option, typed)
+
+
+def checked_inputs(model: nn.Module, specs: Sequence[InputSpec], option: str, typed: Any) -> Inputs:
+    """:func:`make_inputs` of ``specs``, refused past :data:`~msdprof.core.units.MAX_BYTES` before
+    they are made, naming ``option`` as ``typed``."""
     device, dtypes = _placed(model, specs)
     if device.type != "meta":  # nothing is allocated on meta
         check_bytes(option, typed, sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes)),
                     inputs_text(specs, dtypes))
-        if check_forward:
-            check_forward_bytes(model, specs, option, typed)
     return make_inputs(model, specs)
 
 
@@ -786,68 +999,35 @@ def inputs_text(specs: Sequence[InputSpec], dtypes: Sequence[torch.dtype]) -> st
 FORWARD_MEMORY_FACTOR = 2
 
 
-def forward_bytes(flow: Dataflow, input_bytes: int, batch: int = 1) -> int:
-    """About the memory, in bytes, a no-grad forward takes: its inputs' ``input_bytes`` and
-    :data:`FORWARD_MEMORY_FACTOR` times the activation storage its code holds at once
-    (:meth:`Dataflow.held_peak` of ``flow``, recorded on those inputs); ``batch`` times that for a
-    batch of ``batch`` such inputs (``flow`` recorded on one item)."""
-    return batch * (input_bytes + FORWARD_MEMORY_FACTOR * flow.held_peak())
+def forward_bytes(flow: Dataflow, batch: int = 1) -> int:
+    """About the memory, in bytes, a no-grad forward on real tensors takes: the inputs ``flow`` was
+    recorded on and :data:`FORWARD_MEMORY_FACTOR` times the activation storage its code holds at
+    once (:meth:`Dataflow.held_peak`); ``batch`` times that for a batch of ``batch`` such inputs
+    (``flow`` recorded on one item)."""
+    return batch * (input_bytes(flow) + FORWARD_MEMORY_FACTOR * flow.held_peak())
 
 
-def fake_record(model: nn.Module, inputs: Sequence[InputSpec] | Inputs) -> Dataflow | None:
-    """:func:`record` of ``model``'s forward in eval mode on fake tensors (torch's
-    ``FakeTensorMode``: shapes, dtypes and devices, no data), so nothing of its size is allocated:
-    on zero inputs of ``inputs``' specs or on fake copies of the tensors given, its parameters
-    read as they are (never changed).  ``None`` when the forward cannot run on such tensors (it
-    reads values -- ``.item()``, ``.numpy()``, shapes that depend on data -- or raises anything
-    but an interrupt): the real forward then says what it says.  No exits are selected.  The
-    model's Python code runs as for a real forward (what it prints is printed)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    try:
-        mode = FakeTensorMode(allow_non_fake_inputs=True)
-        with mode:
-            given = inputs.map(mode.from_tensor) if isinstance(inputs, Inputs) else make_inputs(model, inputs)
-        with evaluating(model), mode:
-            return record(model, lambda: given.call(model), inputs=given)
-    except KeyboardInterrupt as error:
-        raise KeyboardInterrupt(f"while {type(model).__name__}.forward ran (your model's code)") from error
-    except BaseException:  # the model's code on fake tensors: the real run tells what went wrong
-        return None
+def input_bytes(flow: Dataflow) -> int:
+    """Bytes of the inputs ``flow`` was recorded on, each at its dtype's size."""
+    return sum(math.prod(shape) * getattr(torch, dtype).itemsize
+               for shape, dtype in zip(flow.input_shapes, flow.input_dtypes or ("float32",) * len(flow.input_shapes)))
 
 
-def check_forward_bytes(model: nn.Module, inputs: Sequence[InputSpec] | Inputs, option: str, typed: Any,
-                        batch: int = 1, shapes_only: Callable[[], Dataflow | None] | None = None,
+def check_forward_bytes(model: nn.Module, flow: Dataflow, option: str, typed: Any, batch: int = 1,
                         meta: bool = True) -> None:
-    """:class:`OptionError` naming ``option`` (as ``typed``) when a forward of ``model`` on
-    ``inputs`` (specs of zero inputs, or tensors) -- on ``batch`` times them, when given -- would
-    take more than :data:`~msdprof.core.units.MAX_BYTES` (:func:`forward_bytes`), estimated from a
-    record of it on shapes only, before anything of that size exists: ``shapes_only()`` (default
-    :func:`fake_record` of ``model`` on ``inputs``).  Nothing is checked where the inputs go to the
-    ``meta`` device (nothing is allocated) nor for a forward that cannot run on shapes alone.
-    ``meta``: whether the message offers counting on ``meta`` (not for a command that runs the
-    model for real, such as ``latency``)."""
-    if isinstance(inputs, Inputs):
-        if any(t.is_meta for t in inputs.tensors):
-            return
-        specs = [InputSpec(name, shape) for name, shape in zip(inputs.names, inputs.shapes)]
-        dtypes = [t.dtype for t in inputs.tensors]
-    else:
-        device, dtypes = _placed(model, inputs)
-        if device.type == "meta":
-            return
-        specs = list(inputs)
-    flow = shapes_only() if shapes_only is not None else fake_record(model, inputs)
-    if flow is None:
-        return
-    needed = sum(math.prod(s.shape) * d.itemsize for s, d in zip(specs, dtypes))
-    batched = specs if batch == 1 else [
-        dataclasses.replace(s, shape=(s.shape[0] * batch, *s.shape[1:])) for s in specs]
+    """:class:`OptionError` naming ``option`` (as ``typed``) when a forward of ``model`` on real
+    tensors -- on ``batch`` times the inputs ``flow`` recorded it on -- would take more than
+    :data:`~msdprof.core.units.MAX_BYTES` (:func:`forward_bytes`): checked from that record (made on
+    shapes alone) before anything of that size exists.  ``meta``: whether the message offers
+    counting on ``meta`` (not for a command that times the model for real, such as ``latency``)."""
+    specs = [InputSpec(name, (shape[0] * batch, *shape[1:]) if shape else shape)
+             for name, shape in zip(flow.input_names or ("",) * len(flow.input_shapes), flow.input_shapes)]
+    dtypes = [getattr(torch, d) for d in (flow.input_dtypes or ("float32",) * len(specs))]
     fix = ("a smaller --batch" if option == "batch" else "smaller inputs" + (
-        ", or count the model on the meta device, which allocates nothing (count --device meta; "
-        "model.to('meta') in Python)" if meta else ""))
-    check_bytes(option, typed, forward_bytes(flow, needed, batch),
-                f"{type(model).__name__}'s forward on {inputs_text(batched, dtypes)}", f"give {fix}")
+        ", or count the model on shapes alone (count without --device cpu; exit_costs without "
+        "real=True)" if meta else ""))
+    check_bytes(option, typed, forward_bytes(flow, batch),
+                f"{type(model).__name__}'s forward on {inputs_text(specs, dtypes)}", f"give {fix}")
 
 
 def parse_input_size(value: Any) -> tuple[int, int, int]:
@@ -904,6 +1084,59 @@ def unwrap(model: nn.Module) -> tuple[nn.Module, str]:
         wrappers.append(what)
 
 
+def stand_ins(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
+    """Meta tensors for the parameters and buffers of ``model`` not on ``meta`` (nothing
+    allocated): per name (every name of a tied or shared tensor) and per ``id`` of the tensor it
+    stands for, one per distinct tensor, so that tied weights stay tied; of its shape, strides and
+    dtype, an ``nn.Parameter`` for a parameter."""
+    named: dict[str, torch.Tensor] = {}
+    twins: dict[int, torch.Tensor] = {}
+    for found in (model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)):
+        for name, t in found:
+            if t.is_meta:
+                continue
+            twin = twins.get(id(t))
+            if twin is None:
+                twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+                if isinstance(t, nn.Parameter):
+                    twin = nn.Parameter(twin, requires_grad=t.requires_grad)
+                twins[id(t)] = twin
+            named[name] = twin
+    return named, twins
+
+
+def record_shapes(model: nn.Module, given: Inputs | Sequence[InputSpec], outputs: Outputs | bool = None
+                  ) -> Dataflow:
+    """:func:`record` of ``model``'s forward on shapes alone, in eval mode: its parameters and
+    buffers replaced by meta stand-ins for the call (:func:`stand_ins`, through
+    ``torch.func.functional_call``; nothing attached to the model, everything restored), on meta
+    copies of ``given`` (tensors, or the specs of zero inputs): nothing of the model's size is
+    allocated.  Raises :class:`ReadsValues` where the model reads tensor values, and whatever the
+    model's code raises on meta tensors."""
+    with evaluating(model):  # held by this thread from here: no other swaps its weights meanwhile
+        named, twins = stand_ins(model)
+        if isinstance(given, Inputs):
+            on_meta = given.map(lambda t: t if t.is_meta else torch.empty_strided(
+                t.shape, t.stride(), dtype=t.dtype, device="meta"))
+        else:
+            on_meta = make_inputs(model, given, device="meta")
+
+        def run() -> Any:
+            if not named:
+                return on_meta.call(model)
+            return torch.func.functional_call(model, named, on_meta.args, on_meta.kwargs, tie_weights=False)
+
+        return record(model, run, outputs=outputs, inputs=on_meta, values=False, twins=twins)
+
+
+def record_values(model: nn.Module, given: Inputs, outputs: Outputs | bool = None,
+                  guard: ByteGuard | None = None) -> Dataflow:
+    """:func:`record` of ``model``'s forward on the real tensors ``given``, in eval mode, reads of
+    their values noted (``value_reads``), under the memory limit ``guard``."""
+    with evaluating(model):
+        return record(model, lambda: given.call(model), outputs=outputs, inputs=given, guard=guard)
+
+
 def record_network(
     model: nn.Module,
     *,
@@ -911,46 +1144,121 @@ def record_network(
     inputs: Any = None,
     outputs: Outputs = None,
     batch: int = 1,
+    real: bool = False,
 ) -> Dataflow:
-    """:func:`record` of one forward pass of any early-exit ``model`` in eval mode (every
-    submodule's mode restored afterwards), its exits selected (``outputs``: see
-    :func:`select_exits`), on :func:`example_inputs` (``batch`` zero inputs of ``input_size``).
+    """The record of one forward pass of any early-exit ``model`` in eval mode (every submodule's
+    mode restored afterwards), its exits selected (``outputs``: see :func:`select_exits`), on
+    ``inputs`` or ``batch`` zero inputs of ``input_size`` (:func:`given_inputs`).
+
+    One pass: on shapes alone (:func:`record_shapes`: nothing of the model's size allocated) unless
+    ``real``; on the real inputs only where the model cannot run on shapes -- it reads tensor values
+    (``.item()``, ``nonzero``, a branch on a value: the record's ``value_reads`` say where), or
+    its code needs real tensors -- then with its memory checked before each kernel runs
+    (:class:`ByteGuard`).  A model that read values on its last real record is recorded on real
+    values straight away.  A model on ``meta`` that reads values cannot be counted (it has none).
 
     A user's mistake is an :class:`~msdnet.options.OptionError` naming the option that fixes it:
     outputs that are not one tensor per exit (``outputs``), inputs the model's ``forward`` refuses
     (``input-size`` or ``inputs``; its exception's first line is named), a TorchScript model, a
-    forward that would take more memory than :data:`~msdprof.core.units.MAX_BYTES` (estimated on
-    fake tensors first: :func:`check_forward_bytes`).  Anything else the model's code raises
-    (``SystemExit``, any ``BaseException``) is an ``OptionError`` naming the model; a
-    ``KeyboardInterrupt`` stays one, saying where it came from.
+    forward on real tensors that would take more memory than :data:`~msdprof.core.units.MAX_BYTES`.
+    Anything else the model's code raises (``SystemExit``, any ``BaseException``) is an
+    ``OptionError`` naming the model; a ``KeyboardInterrupt`` stays one, saying where it came from.
     A wrapped model (``torch.compile``, ``DataParallel``, ``DistributedDataParallel``) is recorded
     through the module it wraps (:func:`unwrap`)."""
     model, wrapper = unwrap(model)
-    given = example_inputs(model, input_size, inputs, batch, check_forward=True)
-    shapes = given.shapes
-    option = "inputs" if inputs is not None else "input-size"
-    with evaluating(model):
+    given, option, typed = given_inputs(model, input_size, inputs, batch)
+    shapes = given.shapes if isinstance(given, Inputs) else tuple(s.shape for s in given)
+    flow = None
+    with _users_forward(model, option, shapes, outputs):
+        if not real and model not in _READ_VALUES:
+            flow = record_on_shapes(model, given, outputs)
+        if flow is None:
+            flow = _on_values(model, given, option, typed, outputs, real)
+            if flow.value_reads:
+                _READ_VALUES[model] = True
+            else:
+                _READ_VALUES.pop(model, None)
+    return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper)
+
+
+#: The models whose last record on real values saw them read values: counted on real values
+#: straight away the next time (their pass on shapes would stop at the read).  Weak: a model
+#: dropped by its user leaves nothing here.
+_READ_VALUES: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
+
+
+def record_on_shapes(model: nn.Module, given: Inputs | Sequence[InputSpec], outputs: Outputs
+                         ) -> Dataflow | None:
+    """:func:`record_shapes`, or ``None`` when the model cannot run on shapes alone (what torch
+    warned about the attempt is not shown: a real pass says what it says); a model whose weights
+    are all on ``meta`` has no real pass: what stopped it is raised (an :class:`OptionError` where
+    it read values)."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
         try:
-            flow = record(model, lambda: given.call(model), outputs=outputs, inputs=given)
-            return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper)
-        except OutputError as error:
-            given_outputs = "missing" if outputs is None else getattr(outputs, "__name__", str(outputs))
-            raise OptionError("outputs", given_outputs, f"{type(model).__name__} returns {error}") from error
-        except OptionError:
-            raise
-        except KeyboardInterrupt as error:
-            raise KeyboardInterrupt(f"while {type(model).__name__}.forward ran (your model's code)") from error
-        except Exception as error:  # the model's own forward refused the inputs
-            hint = ("; give every input forward takes: several sizes joined by commas, NAME=SIZE for a "
-                    "keyword, or --inputs FILE" if isinstance(error, TypeError) else "")
-            raise OptionError(
-                option, shapes_text(shapes),
-                f"{type(model).__name__} failed on it: {type(error).__name__}: {first_line(error)}{hint}",
-            ) from error
-        except BaseException as error:  # SystemExit, GeneratorExit or the model's own: not msdprof's
-            raise OptionError("model", type(model).__name__, f"its forward raised {type(error).__name__}"
-                              f"{': ' + first_line(error) if str(error).strip() else ''} (your model's "
-                              "code, not msdprof)") from error
+            flow = record_shapes(model, given, outputs)
+        except (ReadsValues, Exception) as error:
+            weights = [*model.parameters(), *model.buffers()]
+            if weights and all(t.is_meta for t in weights):  # no real pass can run
+                raise _cannot_run_on_meta(model, error) from error
+            return None
+    for warning in said:  # the model's own warnings, once, as a real run gives them
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return flow
+
+
+def _cannot_run_on_meta(model: nn.Module, error: BaseException) -> BaseException:
+    """What to raise for a model with no real weights that cannot run on shapes alone: it read
+    values (an :class:`OptionError` saying where), else the model's own error."""
+    if isinstance(error, ReadsValues):
+        return OptionError("model", type(model).__name__,
+                           f"reads tensor values ({error}) and its weights are on the meta device, "
+                           "which holds none: build it with real weights (on cpu), or load a "
+                           "checkpoint with --checkpoint")
+    return error
+
+
+def _on_values(model: nn.Module, given: Inputs | Sequence[InputSpec], option: str, typed: Any,
+               outputs: Outputs, asked: bool) -> Dataflow:
+    """:func:`record_values` on ``given`` (zero inputs made from specs, refused past the limit
+    first) under the memory limit; ``asked``: the user asked for a real run (a refusal then says
+    that a count on shapes alone allocates nothing)."""
+    tensors = given if isinstance(given, Inputs) else checked_inputs(model, given, option, typed)
+    specs = [InputSpec(n, tuple(t.shape)) for n, t in zip(tensors.names, tensors.tensors)]
+    guard = ByteGuard(option, typed, sum(t.numel() * t.element_size() for t in tensors.tensors),
+                      f"{type(model).__name__}'s forward on "
+                      f"{inputs_text(specs, [t.dtype for t in tensors.tensors])}",
+                      ("give smaller inputs" if option != "batch" else "give a smaller --batch")
+                      + (", or count on shapes alone, which allocates nothing (without --device cpu; "
+                         "real=False in Python)" if asked else ""))
+    return record_values(model, tensors, outputs, guard)
+
+
+@contextmanager
+def _users_forward(model: nn.Module, option: str, shapes: Sequence[tuple[int, ...]], outputs: Outputs
+                   ) -> Iterator[None]:
+    """The model's forward runs inside: what it raises is said as an :class:`OptionError` (see
+    :func:`record_network`)."""
+    try:
+        yield
+    except OutputError as error:
+        given_outputs = "missing" if outputs is None else getattr(outputs, "__name__", str(outputs))
+        raise OptionError("outputs", given_outputs, f"{type(model).__name__} returns {error}") from error
+    except OptionError:
+        raise
+    except KeyboardInterrupt as error:
+        raise KeyboardInterrupt(f"while {type(model).__name__}.forward ran (your model's code)") from error
+    except Exception as error:  # the model's own forward refused the inputs
+        hint = ("; give every input forward takes: several sizes joined by commas, NAME=SIZE for a "
+                "keyword, or --inputs FILE" if isinstance(error, TypeError) else "")
+        raise OptionError(
+            option, shapes_text(shapes),
+            f"{type(model).__name__} failed on it: {type(error).__name__}: {first_line(error)}{hint}",
+        ) from error
+    except BaseException as error:  # SystemExit, GeneratorExit or the model's own: not msdprof's
+        raise OptionError("model", type(model).__name__, f"its forward raised {type(error).__name__}"
+                          f"{': ' + first_line(error) if str(error).strip() else ''} (your model's "
+                          "code, not msdprof)") from error
 
 
 def uncounted(op: Op, convention: str) -> bool:
@@ -998,9 +1306,10 @@ def count_modules(
 
 
 __all__ = [
-    "Call", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "InputSpec", "Inputs",
-    "OUTPUTS_HINT", "Op", "OutputError", "Outputs", "WRAPPERS", "as_inputs", "check_forward_bytes",
-    "count_modules", "evaluating", "example_inputs", "fake_record", "forward_bytes", "function_name",
-    "inputs_text", "make_inputs", "parse_input_size", "parse_inputs", "record", "record_network",
-    "select_exits", "tensors_in", "uncounted", "unwrap",
+    "ByteGuard", "Call", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
+    "InputSpec", "Inputs", "OUTPUTS_HINT", "Op", "OutputError", "Outputs", "ReadsValues", "VALUE_METHODS",
+    "ValueRead", "WRAPPERS", "as_inputs", "check_forward_bytes", "count_modules", "evaluating",
+    "example_inputs", "forward_bytes", "function_name", "checked_inputs", "given_inputs", "input_bytes", "inputs_text", "make_inputs",
+    "parse_input_size", "parse_inputs", "record", "record_network", "record_on_shapes", "record_shapes", "record_values",
+    "select_exits", "stand_ins", "tensors_in", "uncounted", "unwrap",
 ]

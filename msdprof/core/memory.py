@@ -38,8 +38,9 @@ from msdnet import MSDNet, Options
 from msdnet.model import check_msdnet, model_from
 from msdnet.options import OptionError
 
-from .dataflow import Dataflow, as_inputs
-from .exits import record_exits
+from .conventions import check_convention
+from .dataflow import Dataflow, as_inputs, input_bytes
+from .exits import ExitCosts, costs_of, record_exits
 
 
 #: Largest batch a memory figure is asked for (a sanity bound: the record runs on ``meta``).
@@ -208,29 +209,37 @@ def check_batch(batch: Any, option: str = "batch") -> int:
     return value
 
 
-def _input_dtype(model: nn.Module) -> torch.dtype:
-    first = next(model.parameters(), None)
-    return first.dtype if first is not None and first.is_floating_point() else torch.float32
-
-
-def memory_of(model: nn.Module, flow: Dataflow, batch: int, inputs: Any = None) -> ExitMemories:
+def memory_of(model: nn.Module, flow: Dataflow, batch: int) -> ExitMemories:
     """:class:`ExitMemories` of ``model`` from its record ``flow`` (made for ``batch`` inputs by
-    :func:`~msdprof.core.exits.record_exits`; ``inputs``: the tensors given, if any)."""
-    if inputs is not None:
-        given = as_inputs(inputs).tensors  # a tensor, a tuple, a dict or Inputs
-        input_bytes = sum(t.numel() * t.element_size() for t in given)
-    else:
-        size = torch.empty((), dtype=_input_dtype(model)).element_size()
-        input_bytes = sum(size * _numel(shape) for shape in flow.input_shapes)
-    return ExitMemories(type(model).__name__, batch, input_bytes,
-                        memory_from_dataflow(flow, input_bytes), flow.exit_names)
+    :func:`~msdprof.core.exits.record_exits`); the inputs' bytes each at its dtype's size."""
+    size = input_bytes(flow)
+    return ExitMemories(type(model).__name__, batch, size, memory_from_dataflow(flow, size), flow.exit_names)
 
 
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for side in shape:
-        n *= side
-    return n
+def _model(preset_or_config: str | Options | nn.Module | None, inputs: Any, outputs: Any, input_size: Any,
+           device: str | torch.device, options: dict[str, Any]) -> nn.Module:
+    if isinstance(preset_or_config, nn.Module):
+        if options:
+            raise OptionError("model", type(preset_or_config).__name__,
+                              "is counted as built: pass no MSDNet options with a model")
+        if isinstance(preset_or_config, MSDNet):
+            check_msdnet(preset_or_config)
+        return preset_or_config
+    if inputs is not None or outputs is not None:
+        raise OptionError("inputs" if inputs is not None else "outputs", "given",
+                          "is for a model msdprof did not build; an MSDNet is run on its plan's image")
+    return model_from(preset_or_config, input_size, device, use="counted", **options)
+
+
+def _batch_of(inputs: Any, batch: int) -> int:
+    """The batch of the record: ``batch``, or the first dimension of the first input given."""
+    if inputs is None:
+        return batch
+    if batch != 1:
+        raise OptionError("batch", str(batch), "is for inputs msdprof makes; with inputs given, "
+                                               "their own first dimension is the batch")
+    first = as_inputs(inputs).tensors[0]
+    return int(first.shape[0]) if first.dim() else 1
 
 
 def exit_memory(
@@ -241,40 +250,51 @@ def exit_memory(
     inputs: Any = None,
     outputs: Callable[[Any], Any] | None = None,
     device: str | torch.device = "meta",
+    real: bool = False,
     **options: Any,
 ) -> ExitMemories:
     """What memory each exit of an early-exit network needs for ``batch`` inputs, in inference.
 
     The network is given as to :func:`msdprof.core.exits.exit_costs` (a preset, options, or a built
-    model); ``batch`` zero images of its input size are run once (on ``meta`` unless the model is
-    elsewhere: nothing is allocated).  With ``inputs`` (tensors given as they are) the batch is
-    theirs (``batch`` must stay 1; the result's ``batch`` is their first dimension).
+    model, on any device) and recorded as it is, once: on shapes alone unless the model reads
+    values or ``real`` (nothing of its size is allocated; tied weights stay tied, so a parameter
+    read by two modules is counted once).  ``batch`` zero inputs of its input size; with
+    ``inputs`` (tensors given as they are) the batch is theirs (``batch`` must stay 1; the result's
+    ``batch`` is their first dimension).
     """
     batch = check_batch(batch)
-    if inputs is not None and batch != 1:
-        raise OptionError("batch", str(batch), "is for inputs msdprof makes; with inputs given, "
-                                               "their own first dimension is the batch")
-    if isinstance(preset_or_config, nn.Module):
-        if options:
-            raise OptionError("model", type(preset_or_config).__name__,
-                              "is counted as built: pass no MSDNet options with a model")
-        model = preset_or_config
-        if isinstance(model, MSDNet):
-            check_msdnet(model)
-    else:
-        if inputs is not None or outputs is not None:
-            raise OptionError("inputs" if inputs is not None else "outputs", "given",
-                              "is for a model msdprof did not build; an MSDNet is run on its plan's image")
-        model = model_from(preset_or_config, input_size, device, use="counted", **options)
+    model = _model(preset_or_config, inputs, outputs, input_size, device, options)
     flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs,
-                        batch=1 if inputs is not None else batch)
-    if inputs is not None:
-        first = inputs if isinstance(inputs, torch.Tensor) else next(iter(inputs), None)
-        batch = int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
-    return memory_of(model, flow, batch, inputs)
+                        batch=1 if inputs is not None else batch, real=real)
+    return memory_of(model, flow, _batch_of(inputs, batch))
+
+
+def costs_and_memory(
+    preset_or_config: str | Options | nn.Module | None = None,
+    *,
+    convention: str | None = None,
+    batch: int = 1,
+    input_size: Any = None,
+    inputs: Any = None,
+    outputs: Callable[[Any], Any] | None = None,
+    device: str | torch.device = "meta",
+    real: bool = False,
+    **options: Any,
+) -> tuple[ExitCosts, ExitMemories]:
+    """:func:`~msdprof.core.exits.exit_costs` (for one input) and :func:`exit_memory` (for
+    ``batch``) of one network from one record of its forward when ``batch`` is 1 (or the inputs
+    given), from a record at each batch otherwise."""
+    batch = check_batch(batch)
+    model = _model(preset_or_config, inputs, outputs, input_size, device, options)
+    convention = check_convention(convention, isinstance(model, MSDNet))
+    recorded = _batch_of(inputs, batch)
+    flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs,
+                        batch=1 if inputs is not None else batch, real=real)
+    one = flow if batch == 1 else record_exits(model, input_size=input_size, outputs=outputs, real=real)
+    return costs_of(model, one, convention), memory_of(model, flow, recorded)
 
 
 __all__ = [
-    "Alive", "ExitMemories", "ExitMemory", "MAX_BATCH", "Peak", "check_batch", "exit_memory",
+    "Alive", "ExitMemories", "ExitMemory", "MAX_BATCH", "Peak", "check_batch", "costs_and_memory", "exit_memory",
     "memory_from_dataflow", "memory_of", "schedule_peak",
 ]

@@ -13,7 +13,7 @@ scoped torch-function mode (:mod:`msdprof.core.dataflow`) calls :func:`compute`,
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -173,4 +173,187 @@ class MetaShapes(TorchFunctionMode):
         return compute(func, args, kwargs or {})
 
 
-__all__ = ["MetaShapes", "SHORTCUTS", "compute", "shortcut"]
+
+
+
+# --- the kernel cache: what torch's meta kernels answered, by the metadata they read ------------
+#
+# Torch's meta kernels for most ATen ops are Python (references and decompositions): 40 to 900 us
+# a call where the CPU kernel of a small tensor takes 4.  On meta no value exists, so what a meta
+# kernel returns (shapes, strides, dtypes) is a function of its arguments' metadata and of its
+# other arguments: the first call of an op on given metadata runs the kernel, later ones make the
+# same empty results directly (as torch's own FakeTensorMode caches its dispatch).  Only ops whose
+# every result is a new tensor, or an argument it writes (in place, ``out=``), are kept: views are
+# C++ and fast already, and ops whose shapes depend on values never run on meta.
+
+
+class _Uncached(Exception):
+    """An argument the cache cannot key on (a generator, a custom object ...)."""
+
+
+#: Most entries the kernel cache holds before it is emptied (a bound on its memory).
+KERNEL_CACHE_SIZE = 16384
+_KERNELS: dict[Any, tuple[Any, ...]] = {}
+_PLANS: dict[Any, tuple[tuple[int | str, ...], ...] | None] = {}
+_PLAIN_TYPES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format,
+                torch.layout)
+
+
+_VALUE_DEPENDENT: dict[Any, bool] = {}
+
+#: Ops tagged ``dynamic_output_shape`` whose shapes depend on values only in a form that runs
+#: another op so tagged: indexing by a boolean mask (``nonzero``), ``one_hot`` without a class
+#: count (``.item()`` of the maximum).  Indexing by integer tensors and ``one_hot`` of a given
+#: class count have shapes of their own.
+_SHAPED_BY_ANOTHER = frozenset({"index.Tensor", "one_hot.default"})
+
+
+def value_dependent(func: Any) -> bool:
+    """Whether the ATen op ``func`` reads tensor values into Python or makes a result whose shape
+    depends on them (its tags ``data_dependent_output``, ``dynamic_output_shape``: ``item``,
+    ``nonzero``, ``masked_select``, ``unique`` ...)."""
+    found = _VALUE_DEPENDENT.get(func)
+    if found is None:
+        tags = getattr(func, "tags", ())
+        name = f"{getattr(func, '__name__', '')}"
+        found = _VALUE_DEPENDENT[func] = name not in _SHAPED_BY_ANOTHER and (
+            torch.Tag.data_dependent_output in tags or torch.Tag.dynamic_output_shape in tags)
+    return found
+
+
+def _plan(func: Any) -> tuple[tuple[int | str, ...], ...] | None:
+    """How a call of ``func`` is answered from the cache: per result, ``()`` for a new tensor or
+    ``(index, name)`` of the argument it returns (one it writes); ``None`` when it cannot be (a
+    view, a list or an optional result, a non-tensor result, a value-dependent op)."""
+    if func in _PLANS:
+        return _PLANS[func]
+    plan: tuple[tuple[int | str, ...], ...] | None = None
+    schema = getattr(func, "_schema", None)
+    if schema is not None and not value_dependent(func):
+        plan = ()
+        for result in schema.returns:
+            if not isinstance(result.type, torch._C.TensorType):
+                plan = None
+                break
+            if result.alias_info is None:
+                plan += ((),)
+                continue
+            written = next(((i, a.name) for i, a in enumerate(schema.arguments) if a.alias_info is not None
+                            and a.alias_info.is_write
+                            and a.alias_info.before_set == result.alias_info.before_set), None)
+            if written is None or not result.alias_info.is_write:
+                plan = None  # a view of an argument
+                break
+            plan += (written,)
+    _PLANS[func] = plan
+    return plan
+
+
+def _key(value: Any) -> Any:
+    """What of ``value`` a meta kernel can read: a tensor's dtype, shape, strides and offset; a
+    plain value itself; lists and tuples item by item."""
+    if isinstance(value, torch.Tensor):
+        if value.layout is not torch.strided:
+            raise _Uncached
+        return (value.dtype, value.shape, value.stride(), value.storage_offset())
+    if isinstance(value, (list, tuple)):
+        return (type(value), *map(_key, value))
+    if isinstance(value, _PLAIN_TYPES):
+        return (type(value), value)
+    raise _Uncached
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+
+
+def _on_meta_only(args: tuple, kwargs: dict) -> bool:
+    """Whether a call computes on ``meta`` alone: its tensors are all meta, and there is one (else
+    a factory: its ``device`` is meta)."""
+    tensors = list(_tensors((args, tuple(kwargs.values()))))
+    if not tensors:
+        device = kwargs.get("device")
+        return device is not None and torch.device(device).type == "meta"
+    return all(t.is_meta for t in tensors)
+
+
+def _argument(args: tuple, kwargs: dict, where: tuple[int | str, ...]) -> Any:
+    index, name = where
+    return args[index] if index < len(args) else kwargs[name]
+
+
+def _answer(plan: tuple[tuple[int | str, ...], ...], entry: tuple[Any, ...], args: tuple, kwargs: dict) -> Any:
+    results = tuple(
+        torch.empty_strided(made[0], made[1], dtype=made[2], device="meta") if not where
+        else _argument(args, kwargs, where)
+        for where, made in zip(plan, entry)
+    )
+    return results[0] if len(results) == 1 else results
+
+
+def _entry(out: Any) -> tuple[Any, ...]:
+    outs = out if isinstance(out, tuple) else (out,)
+    return tuple((o.shape, o.stride(), o.dtype) for o in outs)
+
+
+def kernel(func: Any, args: tuple, kwargs: dict) -> Any:
+    """``func(*args, **kwargs)`` for an ATen op; on meta arguments from the kernel cache when the
+    same op ran on the same metadata before (see above)."""
+    plan = _plan(func)
+    if plan is None or not _on_meta_only(args, kwargs):
+        return func(*args, **kwargs)
+    try:
+        key = (func, _key(args), _key(tuple(kwargs.items())))
+    except _Uncached:
+        return func(*args, **kwargs)
+    entry = _KERNELS.get(key)
+    if entry is not None:
+        return _answer(plan, entry, args, kwargs)
+    out = func(*args, **kwargs)
+    if len(_KERNELS) >= KERNEL_CACHE_SIZE:
+        _KERNELS.clear()
+    _KERNELS[key] = _entry(out)
+    return out
+
+
+
+
+
+def _on_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_on_meta, value))
+    if isinstance(value, dict):
+        return {k: _on_meta(v) for k, v in value.items()}
+    return value
+
+
+def result_bytes(func: Any, args: tuple, kwargs: dict) -> int:
+    """Bytes of the new tensors a call of the ATen op ``func`` on tensors of any device will make,
+    from the kernel cache or its meta kernel on empty copies of the arguments, before it runs; 0
+    for a view, a result it writes in place, or an op whose result sizes are unknown before it runs
+    (``nonzero``) or that has no meta kernel."""
+    plan = _plan(func)
+    if plan is None or all(plan):
+        return 0
+    try:
+        key = (func, _key(args), _key(tuple(kwargs.items())))
+    except _Uncached:
+        return 0
+    entry = _KERNELS.get(key)
+    if entry is None:
+        try:
+            out = func(*_on_meta(args), **_on_meta(kwargs))
+        except Exception:  # no meta kernel: what it makes is known only when it has run
+            return 0
+        if len(_KERNELS) >= KERNEL_CACHE_SIZE:
+            _KERNELS.clear()
+        entry = _KERNELS[key] = _entry(out)
+    return sum(shape.numel() * dtype.itemsize for where, (shape, _, dtype) in zip(plan, entry) if not where)
+__all__ = ["KERNEL_CACHE_SIZE", "MetaShapes", "SHORTCUTS", "compute", "kernel", "result_bytes", "shortcut",
+           "value_dependent"]

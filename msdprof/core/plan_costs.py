@@ -225,7 +225,7 @@ def piece_costs(plan: LayerPlan, convention: str = "msdnet") -> tuple[list[int],
     forward order: the stem's maps by scale, then per layer its maps by scale, its transition's
     maps by scale and its exit's classifier -- the order in which
     :func:`msdprof.analysis.graph.graph_from_plan` adds the graph's nodes.  No module is built."""
-    check_convention(convention)
+    convention = check_convention(convention)
     pieces = _pieces(plan)
     to_number = _IN_CONVENTION[convention]
     return [to_number(m, e) for m, e in zip(pieces.macs, pieces.extra)], list(pieces.params)
@@ -238,7 +238,7 @@ def plan_costs(plan: LayerPlan, convention: str = "msdnet") -> ExitCosts:
     size: operations in ``convention`` (``msdnet``, ``macs`` or ``flops``), parameters.  No module
     is built.
     """
-    check_convention(convention)
+    convention = check_convention(convention)
     return _Totals(plan).exit_costs(plan, convention)
 
 
@@ -259,7 +259,7 @@ def options_costs(
     recipe) with keyword ``options`` laid over it, as :func:`msdprof.core.exits.exit_costs` takes them
     (a built model is not taken: count it with ``exit_costs``).  ``input_size``: side or (height,
     width) in pixels; default 32 (CIFAR) or 224 (ImageNet)."""
-    check_convention(convention)
+    convention = check_convention(convention)
     return plan_costs(build_plan(resolve(preset_or_config, **options), input_size), convention)
 
 

@@ -22,6 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from msdnet.options import OptionError, Options, did_you_mean, format_value
+
+from ..core.units import format_count
 from msdnet.presets import PRESETS
 
 from ..core.conventions import CONVENTION_HELP
@@ -87,13 +89,63 @@ def title(costs: ExitCosts, name: str | None = None) -> str:
 
 
 def unsupported_note(costs: ExitCosts) -> str:
-    """One line naming what ran work its convention did not count (taken as 0), or ``""``."""
+    """What ran work its convention did not count (taken as 0), with what its kernels did, in a
+    sentence or two; or ``""``.  Modules whose kernels did no multiply-add (an embedding's lookup,
+    a norm, in ``msdnet``) are named apart: the figures are not known to be too low for them."""
     if not costs.unsupported:
         return ""
-    items = "; ".join(f"{u.type} x{u.calls} (feeds exit{'s' if len(u.exits) != 1 else ''} "
-                      f"{', '.join(map(str, u.exits)) or 'none'})" for u in costs.unsupported)
-    return (f" NOT COUNTED (work with no '{costs.convention}' rule, or that its rule missed, taken "
-            f"as 0, so the figures of the exits they feed are too low): {items}.")
+
+    def items(found: list) -> str:
+        return "; ".join(
+            f"{u.type} x{u.calls}" + ("" if u.kernel_macs == 0 else ", " + (
+                f"{format_count(u.kernel_macs)} multiply-adds by torch's formulas" if u.kernel_macs is not None
+                else "kernels no formula measures"))
+            + f" (feeds exit{'s' if len(u.exits) != 1 else ''} {', '.join(map(str, u.exits)) or 'none'})"
+            for u in found)
+
+    low = [u for u in costs.unsupported if u.kernel_macs != 0]
+    free = [u for u in costs.unsupported if u.kernel_macs == 0]
+    text = ""
+    if low:
+        text += (f" NOT COUNTED (work with no '{costs.convention}' rule, or that its rule missed, taken "
+                 f"as 0, so the figures of the exits they feed are too low; 'uncounted' per exit in "
+                 f"--format csv or json): {items(low)}.")
+    if free:
+        text += (f" No '{costs.convention}' rule, taken as 0 (their kernels did no multiply-adds; any "
+                 f"other work the convention charges is not in the figures): {items(free)}.")
+    return text
+
+
+#: How many modules that did not run a note names (the JSON lists every one).
+IDLE_SHOWN = 4
+
+
+def counted_note(costs: ExitCosts) -> str:
+    """What the figures of ``costs`` hold for, in a few sentences (or ``""``): where the model read
+    tensor values (its figures hold for these inputs), exits it returned twice (left out), modules
+    that did not run (their parameters in no figure)."""
+    parts = []
+    if costs.samples > 1:
+        parts.append(f" Over {costs.samples} samples: " + (
+            "each figure is the mean, rounded (min and max beside the cumulative; --format json or csv "
+            "give every figure's)." if costs.spread else "every sample gave the same figures."))
+        parts += [f" Exit {costs.exit_names[s.exit - 1]} was returned on {s.samples} of {costs.samples} "
+                  "samples: its figures are over those." for s in costs.spread if s.samples < costs.samples]
+    if costs.value_reads:
+        reads = "; ".join(map(str, costs.value_reads))
+        parts.append(f" Counted on the inputs given: the model read tensor values ({reads}), so these "
+                     "figures hold for these inputs and may differ on others.")
+    for name, earlier in costs.same_tensor:
+        parts.append(f" Exit {name} is the very tensor of exit {earlier}, returned again: left out, "
+                     f"not given exit {earlier}'s figures.")
+    if costs.idle:
+        shown = "; ".join(f"{i.module} ({i.type}, {i.params:,} params"
+                          + (f", idle from exit {i.exit}" if i.exit is not None else "") + ")"
+                          for i in costs.idle[:IDLE_SHOWN])
+        more = len(costs.idle) - IDLE_SHOWN
+        parts.append(f" Did not run on these inputs, their parameters in no figure: {shown}"
+                     + (f"; and {more} more (--format json lists them)" if more > 0 else "") + ".")
+    return "".join(parts)
 
 
 def lazy_gap_note(costs: ExitCosts) -> str:
@@ -118,8 +170,10 @@ def any_model_note(convention: str) -> str:
     msdprof did not build: ``" For any model, ..."``, or ``""`` for ``msdnet``."""
     if convention == "msdnet":
         return ""
-    return (" For any model, other convolutions, attention and functional conv, linear and matmul "
-            "count too.")
+    return (" For any model, other convolutions, attention and functional conv, linear, matmul and "
+            "einsum count too" + (" (macs is the default for a model msdprof did not build; "
+                                  "--convention msdnet gives the authors' counter's rules)"
+                                  if convention == "macs" else "") + ".")
 
 
 def caption(costs: ExitCosts) -> str:
@@ -133,12 +187,13 @@ def caption(costs: ExitCosts) -> str:
         return (f"Input {shapes}{f'; exits {exits}' if exits else ''}; {unit} Cumulative = all that "
                 "ran until outputs 1..k were complete; block = what ran after output k-1, less head "
                 "k; direct = cumulative less heads 1..k-1; lazy = only what outputs 1..k read (saves % "
-                "of cumulative)." + wrapper_note(costs) + lazy_gap_note(costs) + unsupported_note(costs))
+                "of cumulative)." + wrapper_note(costs) + counted_note(costs) + lazy_gap_note(costs)
+                + unsupported_note(costs))
     h, w = costs.input_size
     return (f"One 3x{h}x{w} image; {unit} Cumulative = "
             "blocks 1..k + heads 1..k (early-exit inference); direct = blocks 1..k + head k; lazy = "
             "cumulative computing only the maps exits 1..k read (saves % of cumulative)."
-            + lazy_gap_note(costs) + unsupported_note(costs))
+            + counted_note(costs) + lazy_gap_note(costs) + unsupported_note(costs))
 
 
 def _percent(part: int, whole: int) -> str:
@@ -159,10 +214,15 @@ def table_columns(costs: ExitCosts) -> list[tuple[str, Callable[[ExitCost], str]
         return lambda e: scaled(getattr(e, field), p_divisor)
 
     layer = [("layer", lambda e: str(e.layer))] if costs.options is not None else []
+    spread = {s.exit: s.figures["macs"] for s in costs.spread}
+    divisor, unit = op_unit(max((s.max for s in spread.values()), default=0), costs.convention)
+    over_samples = [(f"cumulative\nmin {unit}", lambda e: scaled(spread[e.exit].min, divisor)),
+                    (f"cumulative\nmax {unit}", lambda e: scaled(spread[e.exit].max, divisor))] if spread else []
     return [
         ("exit", lambda e: str(e.exit)),
         *layer,
         ops("cumulative", "macs"),
+        *over_samples,
         (f"params\n{p_prefix}", params("params")),
         ("% of\nfull", lambda e: _percent(e.macs, costs.total_macs)),
         ops("block", "block_macs"),
@@ -338,9 +398,21 @@ def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     names = [f.name for f in fields(ExitCost)]
     if costs.options is None:  # a --model network: no MSDNet layer; its exits' names instead
         names = ["exit", "name", *(n for n in names if n not in ("exit", "layer"))]
-        return csv_text([*names, "convention"], (
-            {**{k: v for k, v in asdict(e).items() if k != "layer"}, "name": exit_name,
-             "convention": costs.convention} for e, exit_name in zip(costs, costs.exit_names)))
+        spread = {s.exit: s for s in costs.spread}
+        extra = [f"{field}_{stat}" for field in names[2:] for stat in ("mean", "min", "max")] if spread else []
+        extra = [*(["samples_returned"] if spread else []), *extra]
+
+        def row(e: ExitCost, exit_name: str) -> dict[str, Any]:
+            values = {**{k: v for k, v in asdict(e).items() if k != "layer"}, "name": exit_name,
+                      "data_dependent": costs.data_dependent, "convention": costs.convention}
+            if e.exit in spread:
+                values["samples_returned"] = spread[e.exit].samples
+                for field, stats in spread[e.exit].figures.items():
+                    values.update({f"{field}_{stat}": value for stat, value in asdict(stats).items()})
+            return values
+
+        return csv_text([*names, *extra, "data_dependent", "convention"],
+                        (row(e, exit_name) for e, exit_name in zip(costs, costs.exit_names)))
     return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))
 
 

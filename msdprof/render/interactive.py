@@ -329,14 +329,14 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
     )
 
 
-def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
+def dataflow_page(model: nn.Module, flow: Dataflow, convention: str | None = None,
                   title: str | None = None, depth: int | None = None, exit: int | None = None) -> str:
     """:func:`page` of any early-exit ``model`` from its dataflow record ``flow``
     (:func:`msdprof.core.exits.record_exits`): its graph and costs in every convention, from that one
     record; ``title`` (default: the model's class name) heads the page; ``depth``: the module depth
     shown first (default :func:`msdprof.analysis.graph.default_depth`); ``exit``: the exit chosen
-    when it opens."""
-    check_convention(convention)
+    when it opens; ``convention``: the one shown first (default ``macs``)."""
+    convention = check_convention(convention, msdnet=False)
     graphs = {c: dataflow_graph(flow, c, type(model).__name__) for c in CONVENTIONS}
     if depth is not None:
         for graph in graphs.values():
@@ -347,7 +347,7 @@ def dataflow_page(model: nn.Module, flow: Dataflow, convention: str = "msdnet",
 
 
 def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense: bool = False,
-                 convention: str = "msdnet", name: str | None = None, title: str | None = None,
+                 convention: str | None = None, name: str | None = None, title: str | None = None,
                  depth: int | None = None, exit: int | None = None, inputs: Any = None,
                  outputs: Any = None, **options: Any) -> str:
     """:func:`page` of a network given as :func:`msdprof.layout_graph` takes it, counted in every
@@ -356,7 +356,8 @@ def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense:
     picture's title; ``title`` heads the page (default ``MSDNet <name>``, else the options).
     ``depth``: for any other model, the module depth shown first (see :func:`dataflow_page`);
     ``inputs`` and ``outputs``: its example inputs, in place of ``input_size``, and how its exits
-    are picked out of what it returns (as :func:`msdprof.exit_costs`)."""
+    are picked out of what it returns (as :func:`msdprof.exit_costs`).  By default the convention
+    shown first is ``msdnet`` for an MSDNet, ``macs`` for any other model."""
     check_convention(convention)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         model = preset_or_config  # any early-exit model: its dataflow graph, counted on input_size
@@ -366,6 +367,7 @@ def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense:
     if depth is not None:
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")
+    convention = check_convention(convention)
     if isinstance(preset_or_config, nn.Module):  # a built MSDNet: counted as built
         model = model_from(preset_or_config, input_size, use="drawn", **options)
         graphs = {c: layout_graph(model, dense=dense, convention=c) for c in CONVENTIONS}

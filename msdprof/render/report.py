@@ -38,9 +38,9 @@ from ..core.conventions import check_convention
 from ..core.dataflow import Dataflow
 from .document import Block, Facts, Frame, Heading, Image, Note, Paragraph, Table, to_html, to_markdown
 from ..core.exits import ExitCosts, costs_of, exit_costs, record_exits
-from ..core.memory import ExitMemories, exit_memory
+from ..core.memory import ExitMemories, exit_memory, memory_of
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
-                         lazy_gap_note, table_columns, unsupported_note, wrapper_note)
+                         counted_note, lazy_gap_note, table_columns, unsupported_note, wrapper_note)
 from ..analysis.graph import dataflow_graph, default_depth, fold_graph, layout_graph
 from ..files.output import check_writable, stamped_name, write_directory, write_with_pictures
 from ..core.units import shape_text
@@ -121,22 +121,25 @@ def configuration(
     options: Options, preset: str | None = None, input_size: Any = None, convention: str = "msdnet"
 ) -> Configuration:
     """Count ``options`` (on the ``meta`` device) and name it; :class:`OptionError` for bad input."""
-    check_convention(convention)
+    convention = check_convention(convention)
     plan = build_plan(options, input_size)
     costs = exit_costs(options, convention=convention, input_size=input_size)
     return Configuration(label(options, preset, input_size), preset, plan, costs)
 
 
 def model_configuration(
-    model: Any, spec: str, input_size: Any = None, convention: str = "msdnet", kwargs: str | None = None,
+    model: Any, spec: str, input_size: Any = None, convention: str | None = None, kwargs: str | None = None,
     checkpoint: str | None = None, *, inputs: Any = None, outputs: Any = None,
     typed: tuple[tuple[str, str], ...] = (),
 ) -> Configuration:
     """A network of the user's, counted on zero inputs of ``input_size`` or on ``inputs`` (exits
     picked by ``outputs``; see :func:`msdprof.exit_costs`) from one dataflow record (which also
     draws its graph); shown under ``spec``; ``typed``: the input and output options as the command
-    line gave them (``(("input-size", "1x128"), ("input-dtype", "long"))``), for the command shown."""
-    check_convention(convention)
+    line gave them (``(("input-size", "1x128"), ("input-dtype", "long"))``), for the command shown;
+    ``convention``: by default ``msdnet`` for an MSDNet, ``macs`` for any other model."""
+    from msdnet import MSDNet
+
+    convention = check_convention(convention, isinstance(model, MSDNet))
     flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs)
     costs = costs_of(model, flow, convention)
     return Configuration(spec, None, None, costs, UserModel(spec, kwargs, checkpoint, model, flow, typed))
@@ -145,7 +148,10 @@ def model_configuration(
 def with_memory(config: Configuration, batch: int = 1, input_size: Any = None) -> Configuration:
     """``config`` with what each exit needs in memory for ``batch`` inputs (its report gets a
     "Memory per exit" section and chart); ``input_size`` as the network of the user's was counted on."""
-    if config.user is not None:
+    if config.user is not None and batch == 1:  # the record the costs were read off
+        flow = config.user.flow
+        memories = memory_of(config.user.model, flow, flow.input_shapes[0][0] if flow.input_shapes[0] else 1)
+    elif config.user is not None:
         memories = exit_memory(config.user.model, batch=batch, input_size=input_size)
     else:
         memories = exit_memory(config.options, batch=batch, input_size=config.plan.input_size)
@@ -279,7 +285,7 @@ def caption(costs: ExitCosts, image: bool = True) -> str:
         what = f"For one 3×{h}×{w} image" if image else "For one image (its size in the table)"
     return (f"{what}; {OP_NAMES[costs.convention]} of the `{costs.convention}` "
             f"convention — {CONVENTION_HELP[costs.convention]}.{more}"
-            + wrapper_note(costs) + lazy_gap_note(costs))
+            + wrapper_note(costs) + counted_note(costs) + lazy_gap_note(costs))
 
 
 # --- blocks --------------------------------------------------------------------------------------
@@ -353,12 +359,14 @@ def exact_table(config: Configuration) -> Table:
     for part in parts:
         name = part or "cumulative"
         headers += [f"{name} {unit}", f"{name} params"]
+    headers += ["idle params", f"uncounted {unit}"]
     rows = []
     for e in costs:
         row = [str(e.exit), str(e.layer)] if layers else [str(e.exit)]
         for part in parts:
             prefix = f"{part}_" if part else ""
             row += [str(getattr(e, f"{prefix}macs")), str(getattr(e, f"{prefix}params"))]
+        row += [str(e.idle_params), "unknown" if e.uncounted_macs is None else str(e.uncounted_macs)]
         rows.append(tuple(row))
     return Table(tuple(headers), tuple(rows), align="r" * len(headers))
 
@@ -682,11 +690,12 @@ def report_files(
     return files
 
 
-def preset_files(fmt: str = "markdown", convention: str = "msdnet", graphviz: bool | None = None,
+def preset_files(fmt: str = "markdown", convention: str | None = None, graphviz: bool | None = None,
                  progress: Progress | None = None) -> dict[str, bytes]:
     """A report per preset of :data:`msdnet.PRESETS` and an index comparing them (``README.md``
     or ``index.html``), as in ``reports/``; ``progress`` is told as each preset starts."""
     check_format(fmt)
+    convention = check_convention(convention)
     step = _Steps(progress, 2 * len(PRESETS))
     configs = []
     for name in PRESETS:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import attention, convnets, sequences
+from . import attention, convnets, families, sequences
 
 
 def _images(*shape: int) -> Callable[[str], tuple[torch.Tensor, ...]]:
@@ -91,6 +91,12 @@ ENTRIES: dict[str, Entry] = {
     "llama-shared-head": Entry("Llama decoder (transformers), shared LM head every 4th layer",
                                attention.LlamaSharedHead, _tokens()),
     "mha-transformer": Entry("nn.MultiheadAttention transformer", attention.MHATransformer, _tokens()),
+    "moe-top2": Entry("top-2 mixture of experts with a capacity (routing reads values)", families.Top2MoE,
+                      _tokens(), meta=False),
+    "tied-head-lm": Entry("LM head tied to the embedding, read by every exit", families.TiedHeadLM, _tokens()),
+    "ssm-scan": Entry("Mamba-style selective scan written with einsum", families.SSMExits, _images(1, 8, 8)),
+    "unet-deep": Entry("U-Net with deep supervision: 1x1 conv heads, then F.interpolate",
+                       families.DeepSupervisedUNet, IMAGE),
 }
 
 __all__ = ["ENTRIES", "Entry", "eager_forward", "lazy_forward"]
