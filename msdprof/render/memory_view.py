@@ -101,8 +101,9 @@ def memory_dict(costs: ExitCosts, memories: ExitMemories, name: str | None = Non
 
 
 def render_memory(costs: ExitCosts, memories: ExitMemories, fmt: str, name: str | None = None,
-                  width: int = 120) -> str:
-    """``count --memory`` in ``fmt``: table (plain text at ``width``), json, csv (one row per exit:
+                  width: int | None = None) -> str:
+    """``count --memory`` in ``fmt``: table (plain text at console ``width``, default
+    :func:`~msdprof.render.formatting.text_width`), json, csv (one row per exit:
     the cost's fields, then the memory's, bytes) or markdown."""
     check_format(fmt, FORMATS)
     if fmt == "table":
@@ -150,8 +151,9 @@ def fit_table(costs: ExitCosts, memories: ExitMemories, fit: MemoryFit, name: st
 
 
 def render_fit(costs: ExitCosts, memories: ExitMemories, fit: MemoryFit, fmt: str,
-               name: str | None = None, width: int = 120) -> str:
-    """``budget --memory`` in ``fmt`` (table, json, csv)."""
+               name: str | None = None, width: int | None = None) -> str:
+    """``budget --memory`` in ``fmt`` (table at console ``width``, default
+    :func:`~msdprof.render.formatting.text_width`; json, csv)."""
     if fmt == "table":
         return to_text(fit_table(costs, memories, fit, name, plain=True), width)
     if fmt == "json":
