@@ -124,3 +124,13 @@ def test_readme_shows_the_golden_memory_table():
     golden = "\n".join(line.rstrip() for line in
                        (GOLDEN / "count-memory-imagenet-step4-80.txt").read_text().splitlines())
     assert "```\n" + golden.strip("\n") + "\n```" in readme
+
+
+def test_count_memory_of_a_token_model_says_what_the_operations_were_counted_on(capsys):
+    # issue 33 item 8: the caption said "operations per image" for token ids
+    code, out, _ = run(capsys, "count", "--model", "examples/transformer_models.py:Decoder",
+                       "--input-size", "1x16:int64", "--memory", "--batch", "2")
+    text = " ".join(out.split())  # the caption as one line, whatever the width
+    assert code == 0 and "image" not in text
+    assert "inputs 2x16:int64 (" in text  # the memory's batch
+    assert "operations for inputs 1x16:int64 (M ops)" in text

@@ -54,6 +54,7 @@ from ..core.dataflow import (Dataflow, InputSpec, Inputs, Outputs, check_forward
                              example_inputs, record_network, select_exits, tensors_in)
 from ..core.exits import meta_twin, unsupported_of
 from ..core.meta_shapes import SHORTCUTS, compute
+from ..core.units import shapes_text
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
 #: (every block and head 1..k) and return the outputs of exits 1..k (see :class:`KeepAlive`).
@@ -282,7 +283,8 @@ class Comparison:
     work, operators a tool counted as 0 for want of a rule or handle).
 
     ``input_shape``: the first input's shape (``(1, 3, H, W)``: one image); ``input_shapes``: all
-    inputs'; ``device``: the model's; ``model``: its class name.
+    inputs', ``input_names`` their keyword names (``""``: positional) and ``input_dtypes`` their
+    dtypes (``"float32"``, ``"int64"`` ...); ``device``: the model's; ``model``: its class name.
     """
 
     exits: tuple[ExitComparison, ...]
@@ -292,6 +294,14 @@ class Comparison:
     blind_spots: tuple[BlindSpot, ...] = ()
     input_shapes: tuple[tuple[int, ...], ...] = ()
     model: str = "MSDNet"
+    input_names: tuple[str, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
+
+    @property
+    def inputs_text(self) -> str:
+        """``1x3x32x32``, ``1x16:int64, mask=1x16``: the inputs' shapes, each with its keyword name
+        and its dtype (float32 unsaid)."""
+        return shapes_text(self.input_shapes, self.input_names, self.input_dtypes)
 
     def __iter__(self) -> Iterator[ExitComparison]:
         return iter(self.exits)
@@ -308,6 +318,7 @@ class Comparison:
             "model": self.model,
             "input": list(self.input_shape),
             "inputs": [list(s) for s in self.input_shapes],
+            "input_dtypes": list(self.input_dtypes),
             "device": self.device,
             "tools": dict(TOOL_HELP),
             "exits": [{
@@ -614,7 +625,7 @@ def _compare(model: nn.Module, given: Inputs, select: Any, notes: tuple[str, ...
     first = given.tensors[0]
     device = next(iter(model.parameters()), first).device.type
     return Comparison(tuple(results), tuple(lines), tuple(first.shape), device, tuple(spots),
-                      given.shapes, type(model).__name__)
+                      given.shapes, type(model).__name__, given.names, given.dtypes)
 
 
 def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,

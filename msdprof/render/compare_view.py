@@ -57,10 +57,7 @@ def terms_text(gap: Gap, between: str = " ") -> str:
 
 
 def caption(comparison: Comparison) -> str:
-    shape = "x".join(map(str, comparison.input_shape[1:]))
-    batch = comparison.input_shape[0]
-    what = "One" if batch == 1 else str(batch)
-    return (f"{what} {shape} input{'s' if batch != 1 else ''}, {comparison.device} model in eval "
+    return (f"Input {comparison.inputs_text}, {comparison.device} model in eval "
             "mode; exit k = what ran until outputs 1..k were complete (cumulative; an MSDNet: blocks "
             "and heads 1..k), each tool's running total read as each output is made. "
             + "; ".join(f"{tool}: {text}" for tool, text in TOOL_HELP.items())
