@@ -202,6 +202,15 @@ def load_model(spec: str, kwargs: str | None = None, checkpoint: str | None = No
     return model
 
 
+def model_title(spec: str, built: str) -> str:
+    """A short name for titles of the model the factory ``spec`` built, an object of class
+    ``built``: the factory's name without its file or module (``SDNResNet`` for
+    ``examples/early_exit_models.py:SDNResNet``), and the class where it is another
+    (``SDNResNet56 (SDNResNet)``)."""
+    name = spec.rpartition(":")[2] or spec
+    return name if name == built else f"{name} ({built})"
+
+
 def read_inputs(path: str) -> Any:
     """The example inputs saved in ``path`` (``--inputs FILE``), as
     :class:`msdprof.core.dataflow.Inputs`: a ``.npz`` (``numpy.load(allow_pickle=False)``) holding one
@@ -263,6 +272,7 @@ def _check_npz_bytes(file: Path, path: str) -> None:
 
 
 __all__ = [
-    "FORMS", "load_checkpoint", "load_factory", "load_failure", "load_model", "parse_kwargs", "read_inputs",
+    "FORMS", "load_checkpoint", "load_factory", "load_failure", "load_model", "model_title", "parse_kwargs",
+    "read_inputs",
     "users_code",
 ]

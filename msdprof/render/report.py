@@ -43,6 +43,7 @@ from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          lazy_gap_note, table_columns, unsupported_note, wrapper_note)
 from ..analysis.graph import dataflow_graph, default_depth, fold_graph, layout_graph
 from ..files.output import check_writable, stamped_name, write_directory, write_with_pictures
+from ..files.user_model import model_title
 from ..core.units import shape_text
 
 #: Report formats and the suffix of their files.
@@ -565,7 +566,7 @@ def _interactive_page(config: Configuration) -> bytes:
     if config.user is not None:
         return interactive.dataflow_page(
             config.user.model, config.user.flow, convention=config.costs.convention,
-            title=f"{config.costs.model} {config.label}").encode("utf-8")
+            title=model_title(config.user.spec, config.costs.model), source=config.user.spec).encode("utf-8")
     return interactive.network_page(config.options, input_size=config.plan.input_size,
                                     convention=config.costs.convention,
                                     name=config.label).encode("utf-8")
@@ -658,7 +659,8 @@ def report_files(
         cost = put(f"{stem}-cost.svg", cost_plot([Series(config.label, config.costs)],
                                                  f"{config.label}: cost vs exit"))
         layout, interactive_page, memory = pictures(config, stem)
-        title = f"{'MSDNet' if config.user is None else config.costs.model} report: {config.label}"
+        title = (f"MSDNet report: {config.label}" if config.user is None else  # its spec is in the summary
+                 f"{model_title(config.user.spec, config.costs.model)} report")
         blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
         blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page,
                                        page=interactive_page, memory=memory)
