@@ -415,7 +415,9 @@ TINY = f"{Path(__file__).resolve().parents[1] / 'examples' / 'early_exit_models.
 READERS = {
     "--checkpoint": (["count", "--model", TINY, "--input-size", "4", "--checkpoint", "{f}"],
                      "--checkpoint {f}: is not a state dict torch.load(weights_only=True) can read: "),
-    "--inputs": (["count", "--model", TINY, "--inputs", "{f}"], "--inputs {f}: cannot be read: "),
+    "--inputs": (["count", "--model", TINY, "--inputs", "{f}"],
+                 "--inputs {f}: cannot be read: it holds pickled objects, not only tensors (Unsupported "
+                 "operand 149); save the tensors alone: torch.save(inputs, FILE)"),
     "--logits": (["budget", "--nBlocks", "3", "--geometric", "--logits", "{f}"],
                  "--logits {f}: cannot be read by torch.load(weights_only=True)"),
     "--weights": (["latency", "--nBlocks", "2", "--weights", "{f}"],

@@ -172,15 +172,15 @@ def _one_line_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def load_failure(error: BaseException) -> str:
+def load_failure(error: BaseException, save: str = "the state dict alone: torch.save(model.state_dict(), FILE)") -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, on one line: for a pickled payload, the
-    unpickler's own reason (``Unsupported global: GLOBAL os.system ...``), not the advice around it."""
+    unpickler's own reason (``Unsupported global: GLOBAL os.system ...``), not the advice around it,
+    and what to ``save`` instead."""
     text = ANSI.sub("", str(error))
     marker = "WeightsUnpickler error:"  # the reason follows it, on its line or the next
     if marker in text:
         reason = next((line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()), "")
-        return (f"it holds pickled objects, not only tensors{f' ({reason})' if reason else ''}; save "
-                "the state dict alone: torch.save(model.state_dict(), FILE)")
+        return f"it holds pickled objects, not only tensors{f' ({reason})' if reason else ''}; save {save}"
     return _one_line_error(error)
 
 
@@ -255,7 +255,8 @@ def read_inputs(path: str) -> Any:
     except OptionError:
         raise
     except Exception as error:  # a corrupt file fails in many ways
-        raise OptionError("inputs", path, f"cannot be read: {load_failure(error)}") from error
+        raise OptionError("inputs", path, "cannot be read: " + load_failure(
+            error, "the tensors alone: torch.save(inputs, FILE) (a tensor, a tuple or a dict of them)")) from error
     try:
         return as_inputs(value)
     except OptionError:
