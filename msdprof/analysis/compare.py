@@ -54,7 +54,6 @@ from ..core.dataflow import (Dataflow, InputSpec, Inputs, Outputs, check_forward
                              example_inputs, record_network, select_exits, tensors_in)
 from ..core.exits import meta_twin, unsupported_of
 from ..core.meta_shapes import SHORTCUTS, compute
-from ..core.units import shapes_text
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
 #: (every block and head 1..k) and return the outputs of exits 1..k (see :class:`KeepAlive`).
@@ -296,12 +295,6 @@ class Comparison:
     model: str = "MSDNet"
     input_names: tuple[str, ...] = ()
     input_dtypes: tuple[str, ...] = ()
-
-    @property
-    def inputs_text(self) -> str:
-        """``1x3x32x32``, ``1x16:int64, mask=1x16``: the inputs' shapes, each with its keyword name
-        and its dtype (float32 unsaid)."""
-        return shapes_text(self.input_shapes, self.input_names, self.input_dtypes)
 
     def __iter__(self) -> Iterator[ExitComparison]:
         return iter(self.exits)
