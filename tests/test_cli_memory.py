@@ -19,15 +19,32 @@ from cli_run import picture, run
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def test_count_memory_at_80_columns_matches_the_golden_file():
+@pytest.mark.parametrize("width", [80, 120])
+def test_count_memory_matches_the_golden_file_at_this_width(width):
     # Regenerate with: MSDPROF_REGEN_GOLDEN=1 python -m pytest tests/test_cli_memory.py
     text = render_memory(exit_costs("imagenet-step4"), exit_memory("imagenet-step4"), "table",
-                         "imagenet-step4", width=80)
-    golden = GOLDEN / "count-memory-imagenet-step4-80.txt"
+                         "imagenet-step4", width=width)
+    golden = GOLDEN / f"count-memory-imagenet-step4-{width}.txt"
     if os.environ.get("MSDPROF_REGEN_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text()
-    assert max(map(len, text.splitlines())) <= 80
+    assert max(map(len, text.splitlines())) <= width
+
+
+def test_count_memory_piped_takes_the_width_columns_gives(capsys, monkeypatch):
+    # issue 33 item 6: `COLUMNS=80 msdprof count --preset imagenet-step4 --memory | less` printed
+    # 100-column lines and "Not shown at 120 columns"; the README shows this table at 80
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "count", "--preset", "imagenet-step4", "--memory")
+    assert code == 0 and out == (GOLDEN / "count-memory-imagenet-step4-80.txt").read_text()
+    assert "Not shown at 80 columns: cumulative M ops, peak at" in out
+
+
+def test_budget_memory_piped_takes_the_width_columns_gives(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "50")
+    code, out, _ = run(capsys, "budget", "--preset", "imagenet-step4", "--memory", "64MB")
+    assert code == 0 and max(map(len, out.splitlines())) <= 50
+    assert "Not shown at 50 columns:" in out
 
 
 def test_count_memory_json_holds_the_costs_and_the_memory_of_the_api(capsys):
@@ -107,3 +124,13 @@ def test_readme_shows_the_golden_memory_table():
     golden = "\n".join(line.rstrip() for line in
                        (GOLDEN / "count-memory-imagenet-step4-80.txt").read_text().splitlines())
     assert "```\n" + golden.strip("\n") + "\n```" in readme
+
+
+def test_count_memory_of_a_token_model_says_what_the_operations_were_counted_on(capsys):
+    # issue 33 item 8: the caption said "operations per image" for token ids
+    code, out, _ = run(capsys, "count", "--model", "examples/transformer_models.py:Decoder",
+                       "--input-size", "1x16:int64", "--memory", "--batch", "2")
+    text = " ".join(out.split())  # the caption as one line, whatever the width
+    assert code == 0 and "image" not in text
+    assert "inputs 2x16:int64 (" in text  # the memory's batch
+    assert "operations for inputs 1x16:int64 (M MACs)" in text

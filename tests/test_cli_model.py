@@ -171,3 +171,47 @@ def test_count_of_a_factory_returning_an_msdnet_equals_its_preset(folder, capsys
                        "--format", "json")
     assert code == 0
     assert json.loads(out)["exits"] == json.loads(json.dumps(exit_costs("cifar10-anytime").as_dict()))["exits"]
+
+
+# --- a model without weights (issue 33 item 15) -------------------------------------------------------
+
+ON_META = '''
+import torch
+from early_exit_models import SDNResNet
+
+def on_meta():
+    with torch.device("meta"):
+        return SDNResNet()
+'''
+
+
+@pytest.fixture
+def meta_folder(model_folder):
+    return model_folder(ON_META)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["latency", "--min-time", "0.001"],
+     "--model models.py:on_meta: has no weights to run: its stem.0.weight is on the meta device (no "
+     "values); count it on meta (msdprof count), or load its weights with --checkpoint FILE"),
+    (["count", "--device", "cpu"],
+     "--device cpu: models.py:on_meta has no weights to run: its stem.0.weight is on the meta device (no "
+     "values); count it on meta (leave out --device), or load its weights with --checkpoint FILE"),
+    (["count", "--device", "cpu", "--memory"], "--device cpu: models.py:on_meta has no weights to run"),
+], ids=["latency", "count --device cpu", "count --memory --device cpu"])
+def test_a_model_built_on_meta_is_not_run_and_says_what_to_do_in_one_line(meta_folder, capsys, argv, message):
+    code, out, err = run(capsys, argv[0], "--model", "models.py:on_meta", "--input-size", "32", *argv[1:])
+    assert (code, out) == (2, "")
+    assert err.startswith(f"msdprof: error: {message}") and err.count("\n") == 1
+
+
+def test_a_model_built_on_meta_is_counted_where_it_was_built(meta_folder, capsys):
+    code, _, err = run(capsys, "count", "--model", "models.py:on_meta", "--input-size", "32", "--format", "json")
+    assert (code, err) == (0, "")
+
+
+def test_a_model_built_on_meta_runs_with_the_weights_of_a_checkpoint(meta_folder, capsys):
+    torch.save(SDNResNet().state_dict(), meta_folder / "w.pt")
+    code, out, err = run(capsys, "count", "--model", "models.py:on_meta", "--checkpoint", "w.pt",
+                         "--input-size", "32", "--device", "cpu", "--format", "json")
+    assert (code, err) == (0, "") and len(json.loads(out)["exits"]) == 3

@@ -570,3 +570,32 @@ def test_running_totals_equal_each_tool_on_the_truncated_forward(kind):
         assert e.count("fvcore").total == analysis.total(), (kind.__name__, e.exit)
         assert e.count("FlopCounterMode").total == counter.get_total_flops(), (kind.__name__, e.exit)
         assert e.count("macs").total == exit_costs(model, convention="macs", input_size=32)[e.exit - 1].macs
+
+
+# --- the caption names the inputs as given (issue 33 item 8) ----------------------------------
+
+
+class TokenExits(nn.Module):
+    """Token ids in, a classifier after the embedding and after one more Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.block = nn.Linear(8, 8)
+        self.heads = nn.ModuleList(nn.Linear(8, 3) for _ in range(2))
+
+    def forward(self, ids):
+        h = self.embed(ids).mean(1)
+        return [self.heads[0](h), self.heads[1](self.block(h))]
+
+
+def test_the_caption_names_token_inputs_with_their_shape_and_dtype():
+    # `compare --input-size 1x16:int64` said "One 16 input": the batch read as a count, the dtype lost
+    text = render(compare(TokenExits(), torch.zeros(1, 16, dtype=torch.long)), "table", "TokenExits")
+    assert "Input 1x16:int64, cpu model in eval mode;" in text
+    assert "One 16" not in text
+
+
+def test_the_caption_of_an_msdnet_names_its_one_image():
+    text = render(compare_msdnet(build_model(SMALL["cifar"]).eval()), "table", "cifar")
+    assert "Input 1x3x32x32, cpu model in eval mode;" in text

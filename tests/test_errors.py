@@ -9,6 +9,7 @@ console entry point as a subprocess.
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import warnings
@@ -404,3 +405,52 @@ def test_held_peak_is_the_most_activation_bytes_any_operation_left_held():
 
     assert Dataflow((op(0, 40), op(1, 120), op(2, 80)), ()).held_peak() == 120
     assert Dataflow((), ()).held_peak() == 0
+
+
+# --- what torch says while msdprof reads a file (issue 33 item 16) -------------------------------------
+
+TINY = f"{Path(__file__).resolve().parents[1] / 'examples' / 'early_exit_models.py'}:TwoExitTiny"
+
+#: Commands reading a file the user gives with torch.load, and how their one line starts.
+READERS = {
+    "--checkpoint": (["count", "--model", TINY, "--input-size", "4", "--checkpoint", "{f}"],
+                     "--checkpoint {f}: is not a state dict torch.load(weights_only=True) can read: "),
+    "--inputs": (["count", "--model", TINY, "--inputs", "{f}"],
+                 "--inputs {f}: cannot be read: it holds pickled objects, not only tensors (Unsupported "
+                 "operand 149); save the tensors alone: torch.save(inputs, FILE)"),
+    "--logits": (["budget", "--nBlocks", "3", "--geometric", "--logits", "{f}"],
+                 "--logits {f}: cannot be read by torch.load(weights_only=True)"),
+    "--weights": (["latency", "--nBlocks", "2", "--weights", "{f}"],
+                  "--weights {f}: cannot be read by torch.load(weights_only=True): "),
+}
+
+
+def _pickle_of_a_dict(directory: Path) -> Path:
+    """A plain pickle (protocol 4, not torch.save's 2): torch.load warns about the protocol, then
+    its weights_only unpickler refuses it."""
+    path = directory / "plain.pkl"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    return path
+
+
+@pytest.mark.parametrize("argv, message", READERS.values(), ids=READERS.keys())
+def test_what_torch_warns_while_a_file_is_read_is_not_shown(argv, message, tmp_path, capsys):
+    path = _pickle_of_a_dict(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main([a.format(f=path) for a in argv])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.startswith(f"msdprof: error: {message.format(f=path)}") and err.count("\n") == 1, err
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_refused_pickle_is_one_line_on_the_console_naming_the_unpicklers_reason(tmp_path):
+    path = _pickle_of_a_dict(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "msdprof.cli", "count", "--model", TINY, "--input-size", "4",
+                             "--checkpoint", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"msdprof: error: --checkpoint {path}: is not a state dict "
+                             "torch.load(weights_only=True) can read: it holds pickled objects, not only "
+                             "tensors (Unsupported operand 149); save the state dict alone: "
+                             "torch.save(model.state_dict(), FILE)\n")

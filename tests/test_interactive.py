@@ -173,6 +173,16 @@ def test_graph_writes_the_page_for_an_html_output(capsys, tmp_path, step4):
     assert "<title>MSDNet imagenet-step4: what each exit needs and costs</title>" in text
 
 
+def test_a_models_page_is_headed_by_its_factory_with_the_whole_spec_as_tooltip(capsys, tmp_path):
+    # issue 33 item 8: the heading carried the whole path and pushed the header onto 2-3 lines
+    spec = "examples/early_exit_models.py:SDNResNet56"
+    code, _, err = run(capsys, "graph", "--model", spec, "--input-size", "32", "-o", str(tmp_path / "p.html"))
+    assert code == 0, err
+    text = (tmp_path / "p.html").read_text()
+    assert "<title>SDNResNet56 (SDNResNet): what each exit needs and costs</title>" in text
+    assert f'<h1 title="{spec}">SDNResNet56 (SDNResNet): what each exit needs and costs</h1>' in text
+
+
 @needs_graphviz
 def test_graph_convention_picks_the_convention_shown_first(capsys, tmp_path):
     code, _, err = run(capsys, "graph", "--convention", "flops", "-o", str(tmp_path / "layout.html"))
@@ -329,6 +339,24 @@ def test_a_graph_with_other_ids_behaves_the_same_in_the_browser(opened):
     assert panel_values(tab)["lazy-ops"] == (7110, "7.11 K MACs")
 
 
+#: The lines the text of an element wraps onto in the page.
+TEXT_LINES = """selector => { const range = document.createRange();
+    range.selectNodeContents(document.querySelector(selector));
+    return new Set(Array.from(range.getClientRects(), r => Math.round(r.top))).size; }"""
+
+
+def test_a_models_heading_keeps_to_one_line_at_800_px_whatever_its_path(open_tab, tmp_path):
+    # issue 33 item 8: a --model path in the heading wrapped it onto 2-3 lines
+    from early_exit_models import SDNResNet56
+
+    spec = "/home/researcher/projects/early-exit-networks/examples/early_exit_models.py:SDNResNet56"
+    path = tmp_path / "p.html"
+    path.write_text(network_page(SDNResNet56().eval(), input_size=32, name=spec), encoding="utf-8")
+    tab = open_tab(path, 800, 600)
+    assert tab.evaluate(TEXT_LINES, "header h1") == 1
+    assert tab.get_attribute("header h1", "title") == spec  # the whole spec, as a tooltip
+
+
 def test_the_page_of_any_early_exit_model_holds_its_dataflow_graph():
     from early_exit_models import BranchyDict
 
@@ -340,4 +368,5 @@ def test_the_page_of_any_early_exit_model_holds_its_dataflow_graph():
     data = data_of(html_text)
     assert data["order"] == list(graph) and sorted(map(tuple, data["edges"])) == sorted(
         (data["order"].index(a), data["order"].index(b)) for a, b in graph.edges)
-    assert "BranchyDict models.py:branchy: what each exit needs and costs" in html_text
+    # issue 33 item 8: the heading is the factory's name (and the class it built), the spec its tooltip
+    assert '<h1 title="models.py:branchy">branchy (BranchyDict): what each exit needs and costs</h1>' in html_text

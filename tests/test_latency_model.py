@@ -174,6 +174,17 @@ def test_measurement_leaves_no_hooks_no_attributes_and_the_modes_as_they_were():
     assert {name: (m.training, set(vars(m))) for name, m in model.named_modules()} == before
 
 
+def test_a_data_parallel_model_is_timed_through_the_module_it_wraps():
+    # issue 33 item 14: the stamps name the wrapped module's submodules (head1.2), which the wrapper
+    # holds as module.head1.2: a traceback
+    inner = SDNResNet().eval()
+    wrapped = nn.DataParallel(inner)
+    result = latency.measure_latency(wrapped, torch.randn(1, 3, 32, 32), min_time=0.001)
+    assert [e.stamp for e in result.exits] == list(stamps_of(inner))
+    assert all(e.forward.runs >= 5 for e in result.exits)
+    assert hooked(wrapped) == set()
+
+
 # --- the measurement -----------------------------------------------------------------------------
 
 
@@ -284,6 +295,15 @@ def test_command_reads_inputs_of_the_model_s_shape(model_file, tmp_path, capsys)
     assert main(["latency", "--model", model_file, "--input-size", "3x32x32", "--inputs", str(path),
                  "--batch", "2", "--format", "json", *QUICK]) == 0
     assert json.loads(capsys.readouterr().out)["batch"] == 2
+
+
+def test_command_times_a_data_parallel_model_a_factory_returns(model_folder, capsys):
+    model_folder("from torch import nn\nfrom early_exit_models import SDNResNet\n\n\n"
+                 "def wrapped():\n    return nn.DataParallel(SDNResNet())\n")
+    assert main(["latency", "--model", "models.py:wrapped", "--input-size", "32", "--format", "json",
+                 *QUICK]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and len(json.loads(out)["exits"]) == 3
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -49,3 +49,13 @@ def test_every_msdprof_name_the_readme_imports_is_in_all():
              if isinstance(node, ast.ImportFrom) and node.module == "msdprof" for alias in node.names}
     assert names and names <= set(msdprof.__all__)
     assert all(getattr(msdprof, name) is not None for name in names)
+
+
+def test_the_readme_says_where_its_examples_paths_run_from_before_the_first():
+    """Issue 33 item 8: ``--model examples/...`` works only from the repository's root; the
+    paragraph leading to the first such line says so."""
+    readme = (ROOT / "README.md").read_text()
+    first = readme.index("--model examples/")
+    fence = readme.rindex("\n\n```", 0, first)  # the code block holding it
+    lead = readme[readme.rindex("\n\n", 0, fence):fence]  # the paragraph before it
+    assert "from the root of the clone" in lead and "not installed with the package" in lead

@@ -283,6 +283,56 @@ def test_a_report_rewritten_over_another_removes_only_what_the_old_page_alone_sh
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+# issue 33 item 9: a page name that fits (240 bytes) was refused because its pictures' names,
+# STEM-layout-XXXXXXXX.html and the like, passed 255 bytes.  Those stems are cut instead.
+LONG_STEMS = {"ascii": "n" * 236, "two-byte letters": "é" * 118}  # page names of 239 and 240 bytes
+
+
+@pytest.mark.parametrize("stem", LONG_STEMS.values(), ids=LONG_STEMS.keys())
+def test_a_long_page_name_that_fits_gets_its_pictures_named_to_fit(capsys, tmp_path, stem):
+    page = tmp_path / f"{stem}.html"
+    code, err = run(capsys, "report", "--preset", "cifar10-anytime", "-o", str(page))
+    assert code == 0, err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert max(len(n.encode()) for n in names) <= 255
+    pictures = [n for n in names if n != page.name]
+    assert len(pictures) == (3 if report_module.graphviz_available() else 1)  # cost, layout .svg and .html
+    text = page.read_text()
+    for name in pictures:  # each shown by the page, named for its content, under one cut stem
+        assert f'"{name}"' in text
+        base, role = re.fullmatch(r"(.+~[0-9a-f]{8})-(cost|layout)-[0-9a-f]{8}\.(?:svg|html)", name).groups()
+        assert stem.startswith(base.rsplit("~", 1)[0])
+        assert name == output.stamped_name(f"{base}-{role}{Path(name).suffix}", (tmp_path / name).read_bytes())
+    assert len({n.split("-")[0] for n in pictures}) == 1
+
+
+def test_a_long_page_name_rewritten_removes_only_the_pictures_it_alone_showed(capsys, tmp_path):
+    stem = "n" * 236
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run(capsys, "report", "--preset", "cifar10-batch", "-o", str(tmp_path / f"{stem}.md"))[0] == 0
+    old = {p.name for p in tmp_path.iterdir()}
+    assert run(capsys, "report", "--preset", "cifar10-anytime", "-o", str(tmp_path / f"{stem}.md"), "--force")[0] == 0
+    new = {p.name for p in tmp_path.iterdir()}
+    shown = set(re.findall(r"\]\(([^)]+)\)", (tmp_path / f"{stem}.md").read_text()))
+    assert new == shown | {f"{stem}.md", "notes.txt"} and shown.isdisjoint(old)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_two_long_page_names_alike_but_for_their_end_get_pictures_of_their_own(capsys, tmp_path):
+    first, second = "n" * 235 + "a", "n" * 235 + "b"
+    for stem in (first, second):
+        assert run(capsys, "report", "--preset", "cifar10-batch", "-o", str(tmp_path / f"{stem}.md"))[0] == 0
+    shown = {stem: set(re.findall(r"\]\(([^)]+)\)", (tmp_path / f"{stem}.md").read_text()))
+             for stem in (first, second)}
+    assert shown[first].isdisjoint(shown[second])  # the same content, other pages: other names
+    assert {p.name for p in tmp_path.iterdir()} == shown[first] | shown[second] | {f"{first}.md", f"{second}.md"}
+
+
+def test_a_long_page_name_gets_the_same_picture_names_every_time(tmp_path):
+    config = [preset_configuration("cifar10-batch")]
+    assert report_files(config, "n" * 236, stamp=True) == report_files(config, "n" * 236, stamp=True)
+
+
 def test_a_new_directory_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     files = {"a.md": b"a", "b.svg": b"b", "c.svg": b"c"}
     monkeypatch.setattr(output, "before_swap", lambda target: 1 / 0 if target.name == "c.svg" else None)

@@ -85,7 +85,7 @@ def test_markdown_report_has_its_plot_and_dataflow_picture_beside_it(folder, cap
 def test_a_model_report_has_a_model_section_and_no_msdnet_options_or_plan(folder, capsys):
     report(capsys, "--model", "models.py:branchy", "--input-size", "32", "-o", "r.md")
     text = (folder / "r.md").read_text()
-    assert text.startswith("# BranchyDict report: models.py:branchy\n")
+    assert text.startswith("# branchy (BranchyDict) report\n")  # the spec whole in the summary (issue 33 item 8)
     assert "## Model" in text and "## Options" not in text and "## Layer plan" not in text
     assert "- **exits:** 2 (early, final)" in text
     assert "- **inputs:** 1x3x32x32 (zeros)" in text
@@ -139,7 +139,8 @@ def test_the_cost_plot_of_a_model_uses_the_dataflow_definitions_and_no_layer_axi
 def test_html_report_shows_the_interactive_dataflow_page(folder, capsys):
     assert report(capsys, "--model", "models.py:branchy", "--input-size", "32", "-o", "r.html")[0] == 0
     layout = picture(folder, "r-layout.html")
-    assert "BranchyDict models.py:branchy: what each exit needs and costs" in layout.read_text()
+    assert ('<h1 title="models.py:branchy">branchy (BranchyDict): what each exit needs and costs</h1>'
+            in layout.read_text())
     assert f'src="{layout.name}"' in (folder / "r.html").read_text()
 
 

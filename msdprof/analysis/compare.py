@@ -282,7 +282,8 @@ class Comparison:
     work, operators a tool counted as 0 for want of a rule or handle).
 
     ``input_shape``: the first input's shape (``(1, 3, H, W)``: one image); ``input_shapes``: all
-    inputs'; ``device``: the model's; ``model``: its class name.
+    inputs', ``input_names`` their keyword names (``""``: positional) and ``input_dtypes`` their
+    dtypes (``"float32"``, ``"int64"`` ...); ``device``: the model's; ``model``: its class name.
     """
 
     exits: tuple[ExitComparison, ...]
@@ -292,6 +293,8 @@ class Comparison:
     blind_spots: tuple[BlindSpot, ...] = ()
     input_shapes: tuple[tuple[int, ...], ...] = ()
     model: str = "MSDNet"
+    input_names: tuple[str, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[ExitComparison]:
         return iter(self.exits)
@@ -308,6 +311,7 @@ class Comparison:
             "model": self.model,
             "input": list(self.input_shape),
             "inputs": [list(s) for s in self.input_shapes],
+            "input_dtypes": list(self.input_dtypes),
             "device": self.device,
             "tools": dict(TOOL_HELP),
             "exits": [{
@@ -617,7 +621,7 @@ def _compare(model: nn.Module, given: Inputs, select: Any, notes: tuple[str, ...
     first = given.tensors[0]
     device = next(iter(model.parameters()), first).device.type
     return Comparison(tuple(results), tuple(lines), tuple(first.shape), device, tuple(spots),
-                      given.shapes, type(model).__name__)
+                      given.shapes, type(model).__name__, given.names, given.dtypes)
 
 
 def compare_msdnet(preset_or_config: Any = None, *, input_size: Any = None,

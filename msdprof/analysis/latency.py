@@ -49,7 +49,7 @@ from ..core.dataflow import (
     InputSpec, Inputs, Outputs, as_inputs, check_forward_bytes, evaluating, make_inputs, parse_inputs,
     record_on_shapes, select_exits,
 )
-from ..files.user_model import load_failure, read_inputs
+from ..files.user_model import load_failure, quietly, read_inputs
 from ..core.exits import ExitCosts, costs_of, record_exits
 from ..core.units import shape_text
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
@@ -264,7 +264,8 @@ def load_weights(model: MSDNet, path: str | os.PathLike) -> MSDNet:
         raise OptionError("weights", str(path), "does not exist" if not path.exists() else
                           "is not a file")
     try:
-        state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
+        with quietly():
+            state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     except Exception as error:  # a corrupt file fails in many ways
         raise OptionError("weights", str(path), "cannot be read by torch.load(weights_only=True): "
                           + load_failure(error)) from None

@@ -39,7 +39,7 @@ from torch.utils import benchmark
 
 from msdnet.options import OptionError
 
-from ..core.dataflow import Dataflow, Inputs, as_inputs, tensors_in
+from ..core.dataflow import Dataflow, Inputs, as_inputs, tensors_in, unwrap
 
 #: Timed forward passes at the least, however short ``min_time`` is (for a median and an IQR).
 MIN_RUNS = 5
@@ -107,11 +107,13 @@ def stamp_points(flow: Dataflow) -> tuple[Stamp, ...]:
 class Stamper:
     """The hooks of a stamped forward: :meth:`run` calls ``model(*inputs)`` and returns the
     milliseconds from its start to each stamp, then to its return.  Use as a context manager (the
-    hooks exist inside the ``with`` block only)."""
+    hooks exist inside the ``with`` block only).  A wrapped model (``DataParallel`` ...) runs as
+    given; its stamps name modules of the module inside, as its record does
+    (:func:`~msdprof.core.dataflow.unwrap`)."""
 
     def __init__(self, model: nn.Module, stamps: Sequence[Stamp], device: str = "cpu"):
         self.model, self.stamps, self.cuda = model, tuple(stamps), device == "cuda"
-        modules = dict(model.named_modules())
+        modules = dict(unwrap(model)[0].named_modules())
         self.where: dict[str, dict[str, dict[int, list[int]]]] = {}  # module -> when -> call -> slots
         for slot, s in enumerate(self.stamps):
             if s.when == "return":

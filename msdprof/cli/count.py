@@ -11,7 +11,7 @@ from ..files.output import check_writable
 from ..render import formatting
 from .options import (
     add_batch_option, add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, memory_batch, model_io, network_options, show, user_model,
+    add_output_options, memory_batch, model_io, network_options, refuse_meta, show, user_model,
 )
 
 
@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> None:
     if model is not None:
         name, io = args.model, model_io(args)
         if args.device is not None:
+            if args.device != "meta":
+                refuse_meta(model, "device", args.device, f"{args.model} ",
+                            "count it on meta (leave out --device)")
             model = model.to(args.device)
     network = model if model is not None else options
     if args.memory and "samples" in io:

@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> None:
 
         if model is not None:
             write_page(path, model, **model_io(args), convention=args.convention, depth=args.depth,
-                       exit=args.exit, name=args.model, title=f"{type(model).__name__} {args.model}",
-                       force=args.force)
+                       exit=args.exit, name=args.model, force=args.force)
         else:
             title = f"MSDNet {name}" if name and not given_options(args) else f"MSDNet {options.describe()}"
             write_page(path, options, input_size=args.input_size, dense=args.dense, exit=args.exit,

@@ -11,7 +11,7 @@ from ..files.output import write_atomic
 from ..render import formatting
 from .options import (
     UsageError, add_convention_option, add_format_option, add_model_options, add_network_options,
-    add_output_options, check_output_and_plot, model_io, network_options, show, user_model,
+    add_output_options, check_output_and_plot, model_io, network_options, refuse_meta, show, user_model,
 )
 
 
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> None:
     check_output_and_plot(args)  # before any work
     model = user_model(args)
     if model is not None:
+        refuse_meta(model, "model", args.model, "", "count it on meta (msdprof count)")
         name, io = args.model, model_io(args)
         x = io["inputs"] if io["inputs"] is not None else latency.random_inputs(model, io["input_size"], batch)
         inputs = f"inputs of {args.inputs}" if args.inputs is not None else "random normal inputs"

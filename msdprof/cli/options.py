@@ -180,6 +180,18 @@ def user_model(args: argparse.Namespace) -> Any:
     return load_model(args.model, args.model_kwargs, args.checkpoint)
 
 
+def refuse_meta(model: Any, option: str, value: Any, what: str, fix: str) -> None:
+    """An :class:`OptionError` naming ``option`` (its ``value``) when a tensor of ``model`` is on
+    the ``meta`` device, where it holds no values: a model built on meta (or only partly loaded)
+    cannot be run.  ``what``: the model as the message names it; ``fix``: where to count it instead."""
+    tensors = (*model.named_parameters(), *model.named_buffers())
+    meta = next((name for name, t in tensors if t.is_meta), None)
+    if meta is not None:
+        raise OptionError(option, value, f"{what}has no weights to run: its {meta} is on the meta "
+                                         f"device (no values); {fix}, or load its weights with "
+                                         "--checkpoint FILE")
+
+
 # --- your own model's inputs and outputs (--input-size, --input-dtype, --inputs, --outputs) --------
 # One helper for every command taking --model (count, graph, report, budget, latency, compare):
 # the command adds them with add_model_options and passes model_io(args) to the API.

@@ -88,7 +88,7 @@ def check_writable(path: str | os.PathLike, force: bool = False, option: str = "
         raise OptionError(option, "", "must name a file")
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    size, limit = len(os.fsencode(path.name)), _name_max(parent)
+    size, limit = len(os.fsencode(path.name)), name_max(parent)
     if size > limit:
         raise OptionError(option, str(path), f"its name is {size} bytes, more than the {limit} the "
                                              "file system allows; give a shorter name")
@@ -113,22 +113,31 @@ def check_writable(path: str | os.PathLike, force: bool = False, option: str = "
 # --- temporary names and what dead writers left ------------------------------------------------
 
 
-def _name_max(directory: Path) -> int:
+def name_max(directory: Path) -> int:
+    """The longest file name ``directory``'s file system allows, in bytes (255 when it does not say)."""
     try:
         return os.pathconf(directory, "PC_NAME_MAX")
     except (OSError, ValueError):
         return 255
 
 
-def _stem(directory: Path, name: str) -> str:
-    """``name`` as it appears in a temporary name in ``directory``: whole when it fits, else cut
-    (at a character boundary) and ended with ``~`` and 8 hex digits of its hash."""
-    room = _name_max(directory) - _ADDED
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def cut_name(name: str, room: int) -> str:
+    """``name`` whole when it fits in ``room`` bytes, else cut (at a character boundary) and ended
+    with ``~`` and 8 hex digits of its SHA-256: ``room`` bytes in all, the same every time, and
+    another for any other ``name``."""
     if len(name.encode("utf-8", "surrogateescape")) <= room:
         return name
-    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     cut = name.encode("utf-8", "surrogateescape")[:max(room - 9, 1)].decode("utf-8", "ignore")
-    return f"{cut}~{digest}"
+    return f"{cut}~{_digest(name)}"
+
+
+def _stem(directory: Path, name: str) -> str:
+    """``name`` as it appears in a temporary name in ``directory`` (:func:`cut_name`)."""
+    return cut_name(name, name_max(directory) - _ADDED)
 
 
 def _temp_name(directory: Path, name: str, kind: str, token: str) -> Path:
@@ -381,11 +390,21 @@ def _shows(page: str, name: str) -> bool:
                for form in {name, html.escape(name), quote(name)})
 
 
+def _of_stem(stem: str, name: str) -> bool:
+    """Whether the file ``name`` is named as a picture of the page ``STEM.md`` is: ``STEM-...``,
+    or, ``STEM`` cut to fit (:func:`cut_name`), ``CUT~XXXXXXXX-...``."""
+    if name.startswith(stem + "-"):
+        return True
+    at = name.find(f"~{_digest(stem)}-")
+    return at > 0 and stem.startswith(name[:at])
+
+
 def stale_files(path: Path, keep: Iterable[str] = ()) -> list[str]:
     """What the page ``path`` shows that only it shows and that a rewrite keeping ``keep`` leaves
-    unshown: files in its directory named ``STEM-...-XXXXXXXX.EXT`` by :func:`stamped_name` for
-    their content, named in the page, not in ``keep``, not named in another page of the same stem
-    (``STEM.md``, ``STEM.html``, any letter case)."""
+    unshown: files in its directory named ``STEM-...-XXXXXXXX.EXT`` (or with ``STEM`` cut,
+    :func:`cut_name`) by :func:`stamped_name` for their content, named in the page, not in
+    ``keep``, not named in another page of the same stem (``STEM.md``, ``STEM.html``, any letter
+    case)."""
     directory = path.parent if str(path.parent) else Path(".")
     pages = (".md", ".html")
     try:
@@ -396,7 +415,7 @@ def stale_files(path: Path, keep: Iterable[str] = ()) -> list[str]:
         return []
     shown = texts.pop(path.name, "")
     keep = set(keep)
-    return sorted(n for n in listed if n.startswith(path.stem + "-") and n not in keep and _shows(shown, n)
+    return sorted(n for n in listed if _of_stem(path.stem, n) and n not in keep and _shows(shown, n)
                   and not any(_shows(other, n) for other in texts.values()) and _stamped(directory, n))
 
 

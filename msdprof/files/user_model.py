@@ -24,6 +24,7 @@ import importlib.util
 import inspect
 import json
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -115,6 +116,16 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
     return value
 
 
+@contextmanager
+def quietly() -> Iterator[None]:
+    """Inside the block no warning is shown: what torch or numpy warn while msdprof reads a file the
+    user gave (a pickle protocol ``torch.load`` did not expect, ...) would be a line beside
+    msdprof's own, which says what it read or, in one line, why it could not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def load_checkpoint(model: Any, path: str) -> None:
     """Load the state dict in ``path`` into ``model`` (see the module docstring)."""
     import torch
@@ -123,7 +134,8 @@ def load_checkpoint(model: Any, path: str) -> None:
     if not file.is_file():
         raise OptionError("checkpoint", path, "no such file")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        with quietly():
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:
         raise OptionError("checkpoint", path, "is not a state dict torch.load(weights_only=True) can read: "
                           + load_failure(error)) from error
@@ -160,14 +172,15 @@ def _one_line_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def load_failure(error: BaseException) -> str:
+def load_failure(error: BaseException, save: str = "the state dict alone: torch.save(model.state_dict(), FILE)") -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, on one line: for a pickled payload, the
-    unpickler's own reason (``Unsupported global: GLOBAL os.system ...``), not the advice around it."""
-    lines = [line.strip() for line in ANSI.sub("", str(error)).splitlines()]
-    reason = next((line for line in lines if line.startswith("WeightsUnpickler error:")), None)
-    if reason is not None:
-        return ("it holds pickled objects, not only tensors (" + reason.removeprefix("WeightsUnpickler error:").strip()
-                + "); save the state dict alone: torch.save(model.state_dict(), FILE)")
+    unpickler's own reason (``Unsupported global: GLOBAL os.system ...``), not the advice around it,
+    and what to ``save`` instead."""
+    text = ANSI.sub("", str(error))
+    marker = "WeightsUnpickler error:"  # the reason follows it, on its line or the next
+    if marker in text:
+        reason = next((line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()), "")
+        return f"it holds pickled objects, not only tensors{f' ({reason})' if reason else ''}; save {save}"
     return _one_line_error(error)
 
 
@@ -202,6 +215,15 @@ def load_model(spec: str, kwargs: str | None = None, checkpoint: str | None = No
     return model
 
 
+def model_title(spec: str, built: str) -> str:
+    """A short name for titles of the model the factory ``spec`` built, an object of class
+    ``built``: the factory's name without its file or module (``SDNResNet`` for
+    ``examples/early_exit_models.py:SDNResNet``), and the class where it is another
+    (``SDNResNet56 (SDNResNet)``)."""
+    name = spec.rpartition(":")[2] or spec
+    return name if name == built else f"{name} ({built})"
+
+
 def read_inputs(path: str) -> Any:
     """The example inputs saved in ``path`` (``--inputs FILE``), as
     :class:`msdprof.core.dataflow.Inputs`: a ``.npz`` (``numpy.load(allow_pickle=False)``) holding one
@@ -218,21 +240,23 @@ def read_inputs(path: str) -> Any:
     if not file.is_file():
         raise OptionError("inputs", path, "does not exist" if not file.exists() else "is not a file")
     try:
-        if file.suffix.lower() == ".npz":
-            _check_npz_bytes(file, path)  # from the .npy headers, before any value is read
-            with np.load(file, allow_pickle=False) as data:
-                arrays = {name: torch.from_numpy(np.array(data[name])) for name in data.files}
-            positional = sorted(arrays, key=lambda n: int(n[4:])) if all(
-                n.startswith("arr_") and n[4:].isdigit() for n in arrays) else None
-            if len(arrays) == 1 or positional:
-                return Inputs(tuple(arrays[n] for n in (positional or arrays)))
-            value: Any = arrays
-        else:
-            value = torch.load(file, map_location="cpu", weights_only=True)
+        with quietly():
+            if file.suffix.lower() == ".npz":
+                _check_npz_bytes(file, path)  # from the .npy headers, before any value is read
+                with np.load(file, allow_pickle=False) as data:
+                    arrays = {name: torch.from_numpy(np.array(data[name])) for name in data.files}
+                positional = sorted(arrays, key=lambda n: int(n[4:])) if all(
+                    n.startswith("arr_") and n[4:].isdigit() for n in arrays) else None
+                if len(arrays) == 1 or positional:
+                    return Inputs(tuple(arrays[n] for n in (positional or arrays)))
+                value: Any = arrays
+            else:
+                value = torch.load(file, map_location="cpu", weights_only=True)
     except OptionError:
         raise
     except Exception as error:  # a corrupt file fails in many ways
-        raise OptionError("inputs", path, f"cannot be read: {load_failure(error)}") from error
+        raise OptionError("inputs", path, "cannot be read: " + load_failure(
+            error, "the tensors alone: torch.save(inputs, FILE) (a tensor, a tuple or a dict of them)")) from error
     try:
         return as_inputs(value)
     except OptionError:
@@ -263,6 +287,7 @@ def _check_npz_bytes(file: Path, path: str) -> None:
 
 
 __all__ = [
-    "FORMS", "load_checkpoint", "load_factory", "load_failure", "load_model", "parse_kwargs", "read_inputs",
+    "FORMS", "load_checkpoint", "load_factory", "load_failure", "load_model", "model_title", "parse_kwargs",
+    "read_inputs",
     "users_code",
 ]

@@ -18,6 +18,7 @@ from rich.text import Text
 from ..analysis.compare import TOOL_HELP, TOOLS, Comparison, ExitComparison, Gap
 from . import formatting
 from .formatting import check_format, csv_text, markdown_table, op_scale, scaled, styled_table, to_text
+from ..core.units import shapes_text
 
 FORMATS = formatting.FORMATS
 
@@ -57,10 +58,8 @@ def terms_text(gap: Gap, between: str = " ") -> str:
 
 
 def caption(comparison: Comparison) -> str:
-    shape = "x".join(map(str, comparison.input_shape[1:]))
-    batch = comparison.input_shape[0]
-    what = "One" if batch == 1 else str(batch)
-    return (f"{what} {shape} input{'s' if batch != 1 else ''}, {comparison.device} model in eval "
+    given = shapes_text(comparison.input_shapes, comparison.input_names, comparison.input_dtypes)
+    return (f"Input {given}, {comparison.device} model in eval "
             "mode; exit k = what ran until outputs 1..k were complete (cumulative; an MSDNet: blocks "
             "and heads 1..k), each tool's running total read as each output is made. "
             + "; ".join(f"{tool}: {text}" for tool, text in TOOL_HELP.items())

@@ -51,6 +51,7 @@ from ..analysis.graph import (
 )
 from ..core.plan_costs import plan_costs_all
 from ..files.output import check_writable, write_atomic
+from ..files.user_model import model_title
 from ..core.units import format_count
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -285,14 +286,16 @@ def interactive_svg(svg: bytes | str, graph: nx.DiGraph) -> str:
 
 
 def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initial: str | None = None,
-         title: str = "layout", svg: bytes | str | None = None, exit: int | None = None) -> str:
+         title: str = "layout", svg: bytes | str | None = None, exit: int | None = None,
+         source: str = "") -> str:
     """The interactive HTML page of one network (see the module docstring).
 
     ``graphs``, ``costs``: by convention, as :func:`page_data` takes them.  ``svg``: the picture
     of an MSDNet (default: :func:`msdprof.render.drawing.render` of the initial convention's
     graph, which needs Graphviz); a dataflow graph is folded and drawn by the page's script (its
     graph attribute ``depth``, if set, is the depth shown first).  ``title``: the page's heading.
-    ``exit``: the exit chosen when the page opens.
+    ``exit``: the exit chosen when the page opens.  ``source``: where the network came from in
+    full (a ``--model`` spec with its path), the heading's tooltip.
     """
     data = page_data(graphs, costs, initial, title, exit)
     graph = graphs[data["initial"]]
@@ -307,13 +310,14 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
     folding = ('<div id="depth">depth <button type="button" data-depth="-1" title="fold one level">−</button>'
                '<span id="depth-value"></span><button type="button" data-depth="1" title="expand one level">+'
                '</button></div>' if data["flow"] is not None else "")
+    tooltip = f' title="{html.escape(source)}"' if source else ""
     hint = ("click an exit · click a blue box to expand it · drag to pan · wheel to zoom"
             if data["flow"] is not None else "click an exit · drag to pan · wheel or + to zoom and read the boxes")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<header><h1>{html.escape(title)}</h1>"
+        f"<header><h1{tooltip}>{html.escape(title)}</h1>"
         f'<div id="conventions" role="radiogroup" aria-label="convention">count {switch}</div>'
         '<div id="zoom"><button type="button" data-zoom="in" title="zoom in">+</button>'
         '<button type="button" data-zoom="out" title="zoom out">−</button>'
@@ -330,12 +334,14 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
 
 
 def dataflow_page(model: nn.Module, flow: Dataflow, convention: str | None = None,
-                  title: str | None = None, depth: int | None = None, exit: int | None = None) -> str:
+                  title: str | None = None, depth: int | None = None, exit: int | None = None,
+                  source: str = "") -> str:
     """:func:`page` of any early-exit ``model`` from its dataflow record ``flow``
     (:func:`msdprof.core.exits.record_exits`): its graph and costs in every convention, from that one
-    record; ``title`` (default: the model's class name) heads the page; ``depth``: the module depth
-    shown first (default :func:`msdprof.analysis.graph.default_depth`); ``exit``: the exit chosen
-    when it opens; ``convention``: the one shown first (default ``macs``)."""
+    record; ``title`` (default: the model's class name) heads the page, ``source`` (the ``--model``
+    spec) is its tooltip; ``depth``: the module depth shown first (default
+    :func:`msdprof.analysis.graph.default_depth`); ``exit``: the exit chosen when it opens;
+    ``convention``: the one shown first (default ``macs``)."""
     convention = check_convention(convention, msdnet=False)
     graphs = {c: dataflow_graph(flow, c, type(model).__name__) for c in CONVENTIONS}
     if depth is not None:
@@ -343,7 +349,8 @@ def dataflow_page(model: nn.Module, flow: Dataflow, convention: str | None = Non
             graph.graph["depth"] = check_depth(depth)
     costs = {c: costs_of(model, flow, c) for c in CONVENTIONS}
     return page(graphs, costs, convention,
-                f"{title or type(model).__name__}: what each exit needs and costs", exit=exit)
+                f"{title or type(model).__name__}: what each exit needs and costs", exit=exit,
+                source=source)
 
 
 def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense: bool = False,
@@ -353,7 +360,9 @@ def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense:
     """:func:`page` of a network given as :func:`msdprof.layout_graph` takes it, counted in every
     convention (on the ``meta`` device); ``convention`` is the one shown first, ``exit`` the exit
     chosen when it opens.  ``name`` (default: the preset name, if one is given) is shown in the
-    picture's title; ``title`` heads the page (default ``MSDNet <name>``, else the options).
+    picture's title; ``title`` heads the page (default ``MSDNet <name>``, else the options; for
+    any other model, ``name`` is the ``--model`` spec: the heading is its factory's name, the whole
+    spec its tooltip, :func:`~msdprof.files.user_model.model_title`).
     ``depth``: for any other model, the module depth shown first (see :func:`dataflow_page`);
     ``inputs`` and ``outputs``: its example inputs, in place of ``input_size``, and how its exits
     are picked out of what it returns (as :func:`msdprof.exit_costs`).  By default the convention
@@ -361,9 +370,9 @@ def network_page(preset_or_config: Any = None, *, input_size: Any = None, dense:
     check_convention(convention)
     if isinstance(preset_or_config, nn.Module) and not isinstance(preset_or_config, MSDNet):
         model = preset_or_config  # any early-exit model: its dataflow graph, counted on input_size
-        title = title or type(model).__name__ + (f" {name}" if name else "")
+        title = title or (model_title(name, type(model).__name__) if name else type(model).__name__)
         return dataflow_page(model, record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs), convention, title,
-                             depth, exit)
+                             depth, exit, source=name or "")
     if depth is not None:
         raise OptionError("depth", depth, "is for a model's dataflow graph: an MSDNet is drawn as its "
                                           "scale x layer grid")

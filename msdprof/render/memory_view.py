@@ -39,12 +39,14 @@ def memory_caption(costs: ExitCosts, memories: ExitMemories) -> str:
     if costs.options is not None:
         h, w = costs.input_size
         what = f"{memories.batch} 3x{h}x{w} image{'s' if memories.batch != 1 else ''}"
+        counted = "per image"
     else:
         what = "inputs " + shapes_text([(memories.batch, *shape[1:]) if shape else shape
                                         for shape in costs.input_shapes], costs.input_names, costs.input_dtypes)
+        counted = f"for inputs {costs.inputs_text}"  # what the operations were counted on
     _, ops = op_unit(costs.total_macs, costs.convention)
     return (f"{what} ({memories.input_bytes:,} bytes), inference (no autograd graph); {unit} = "
-            f"{int(divisor):,} bytes; operations per image ({ops}). params = bytes of the "
+            f"{int(divisor):,} bytes; operations {counted} ({ops}). params = bytes of the "
             "parameters read to reach exit k (lazy: only those outputs 1..k need). peak = the most "
             "activation bytes alive at once, each tensor freed after its last reader; as written = "
             "the same as the model's code holds its tensors (what the CPU allocator reaches, less "
@@ -101,8 +103,9 @@ def memory_dict(costs: ExitCosts, memories: ExitMemories, name: str | None = Non
 
 
 def render_memory(costs: ExitCosts, memories: ExitMemories, fmt: str, name: str | None = None,
-                  width: int = 120) -> str:
-    """``count --memory`` in ``fmt``: table (plain text at ``width``), json, csv (one row per exit:
+                  width: int | None = None) -> str:
+    """``count --memory`` in ``fmt``: table (plain text at console ``width``, default
+    :func:`~msdprof.render.formatting.text_width`), json, csv (one row per exit:
     the cost's fields, then the memory's, bytes) or markdown."""
     check_format(fmt, FORMATS)
     if fmt == "table":
@@ -150,8 +153,9 @@ def fit_table(costs: ExitCosts, memories: ExitMemories, fit: MemoryFit, name: st
 
 
 def render_fit(costs: ExitCosts, memories: ExitMemories, fit: MemoryFit, fmt: str,
-               name: str | None = None, width: int = 120) -> str:
-    """``budget --memory`` in ``fmt`` (table, json, csv)."""
+               name: str | None = None, width: int | None = None) -> str:
+    """``budget --memory`` in ``fmt`` (table at console ``width``, default
+    :func:`~msdprof.render.formatting.text_width`; json, csv)."""
     if fmt == "table":
         return to_text(fit_table(costs, memories, fit, name, plain=True), width)
     if fmt == "json":

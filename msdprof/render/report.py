@@ -42,7 +42,9 @@ from ..core.memory import ExitMemories, exit_memory, memory_of
 from .formatting import (OP_NAMES, any_model_note, op_scale, op_unit, scaled,
                          counted_note, lazy_gap_note, table_columns, unsupported_note, wrapper_note)
 from ..analysis.graph import dataflow_graph, default_depth, fold_graph, layout_graph
-from ..files.output import check_writable, stamped_name, write_directory, write_with_pictures
+from ..files.output import (check_writable, cut_name, name_max, stamped_name, write_directory,
+                            write_with_pictures)
+from ..files.user_model import model_title
 from ..core.units import shape_text
 
 #: Report formats and the suffix of their files.
@@ -573,7 +575,7 @@ def _interactive_page(config: Configuration) -> bytes:
     if config.user is not None:
         return interactive.dataflow_page(
             config.user.model, config.user.flow, convention=config.costs.convention,
-            title=f"{config.costs.model} {config.label}").encode("utf-8")
+            title=model_title(config.user.spec, config.costs.model), source=config.user.spec).encode("utf-8")
     return interactive.network_page(config.options, input_size=config.plan.input_size,
                                     convention=config.costs.convention,
                                     name=config.label).encode("utf-8")
@@ -607,7 +609,7 @@ class _Steps:
 
 def report_files(
     configs: Sequence[Configuration], stem: str, fmt: str = "markdown", graphviz: bool | None = None,
-    progress: Progress | None = None, stamp: bool = False,
+    progress: Progress | None = None, stamp: bool = False, name_limit: int = 255,
 ) -> dict[str, bytes]:
     """Every file of the report on ``configs``: ``{name: bytes}``, names relative to the report.
 
@@ -620,7 +622,9 @@ def report_files(
     ``progress`` is told as each picture and page is made (:data:`Progress`).  ``stamp``: every
     file but the page is named with 8 hex digits of its content's SHA-256 before the suffix
     (``STEM-cost-1a2b3c4d.svg``, :func:`stamped_name`), so that the pictures of a new report never
-    take the names an older page shows (:func:`write_report`).
+    take the names an older page shows (:func:`write_report`).  Where a picture's name would pass
+    ``name_limit`` bytes (the file system's limit), the pictures' ``STEM`` is cut to fit and ended
+    with 8 hex digits of its hash (:func:`~msdprof.files.output.cut_name`): the page keeps its name.
     """
     check_format(fmt)
     if not configs:
@@ -635,6 +639,9 @@ def report_files(
         if slug in slugs[:i]:
             raise OptionError("compare", configs[i].label, "is given twice; compare different networks")
     page = stem + SUFFIXES[fmt]
+    # the longest name a picture adds to the stem: -<slug>-layout-XXXXXXXX.html
+    longest = max(len(f"-{s}".encode()) for s in slugs) * (len(configs) > 1) + len("-layout-12345678.html")
+    base = cut_name(stem, name_limit - longest)
     files: dict[str, bytes] = {}
     step = _Steps(progress, 2 + len(configs) * (int(graphviz) + int(fmt == "html" and graphviz)))
 
@@ -663,16 +670,17 @@ def report_files(
     step("cost plot")
     if len(configs) == 1:
         (config,) = configs
-        cost = put(f"{stem}-cost.svg", cost_plot([Series(config.label, config.costs)],
+        cost = put(f"{base}-cost.svg", cost_plot([Series(config.label, config.costs)],
                                                  f"{config.label}: cost vs exit"))
-        layout, interactive_page, memory = pictures(config, stem)
-        title = f"{'MSDNet' if config.user is None else config.costs.model} report: {config.label}"
+        layout, interactive_page, memory = pictures(config, base)
+        title = (f"MSDNet report: {config.label}" if config.user is None else  # its spec is in the summary
+                 f"{model_title(config.user.spec, config.costs.model)} report")
         blocks: list[Block] = [Heading(title, 1), Paragraph(_summary(config))]
         blocks += configuration_blocks(config, 2, layout, graphviz, cost, output=page,
                                        page=interactive_page, memory=memory)
     else:
         title = "MSDNet comparison: " + " vs ".join(c.label for c in configs)
-        cost = put(f"{stem}-cost.svg", cost_plot([Series(c.label, c.costs) for c in configs], "cost vs exit"))
+        cost = put(f"{base}-cost.svg", cost_plot([Series(c.label, c.costs) for c in configs], "cost vs exit"))
         blocks = [
             Heading(title, 1),
             Paragraph(caption(configs[0].costs, image=False) + " Each network's section follows the table."),
@@ -680,7 +688,7 @@ def report_files(
             Image(cost, "cost vs exit of every network"),
         ]
         for config in configs:
-            layout, interactive_page, memory = pictures(config, f"{stem}-{config.slug}")
+            layout, interactive_page, memory = pictures(config, f"{base}-{config.slug}")
             blocks += [Heading(config.label, 2, anchor=config.slug), Paragraph(_summary(config))]
             blocks += configuration_blocks(config, 3, layout, graphviz, page=interactive_page,
                                            memory=memory)
@@ -789,7 +797,8 @@ def write_report(
     ``progress`` as for :func:`report_files`.  Returns the paths of the set, the page last."""
     path, fmt = check_report_path(path, html)
     check_writable(path, force)  # before any work; write_with_pictures checks every file again
-    files = report_files(configs, path.stem, fmt, progress=progress, stamp=True)
+    files = report_files(configs, path.stem, fmt, progress=progress, stamp=True,
+                         name_limit=name_max(path.parent if str(path.parent) else Path(".")))
     page = files.pop(path.stem + SUFFIXES[fmt])  # the page keeps the name given (r.MD stays r.MD)
     return write_with_pictures(path, page, files, force)
 
