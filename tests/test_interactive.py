@@ -145,6 +145,21 @@ def test_exit_1_of_the_default_recipe_needs_all_but_the_three_maps_lazy_defers()
     assert first["maps_needed"] == len(nx.ancestors(graphs["msdnet"], "exit1"))
 
 
+def test_an_msdnet_nodes_place_is_given_in_the_pictures_words():
+    """The search finds a box by these: the column's header (``layer N``, ``stem`` for layer 0,
+    ``transition``), the row's ``scale N`` label and the band's ``block N`` (drawing.graph_source)."""
+    nodes = page_data({"msdnet": layout_graph(PRESET)}, {"msdnet": exit_costs(PRESET)})["nodes"]
+    assert {n: nodes[n]["where"] for n in ("s1/l4", "s0/l0", "t6/s1", "exit1")} == {
+        "s1/l4": "layer 4 · scale 1 · block 1", "s0/l0": "stem · scale 0 · block 1",
+        "t6/s1": "transition · scale 1 · block 2", "exit1": "exit 1 · block 1"}
+
+
+def test_a_dataflow_graphs_nodes_have_no_place_words():
+    from early_exit_models import BranchyDict
+
+    assert all("where" not in d for d in data_of(network_page(BranchyDict().eval(), input_size=16))["nodes"].values())
+
+
 @needs_graphviz
 def test_imagenet_step7_page_is_under_2_mb():
     assert len(network_page("imagenet-step7").encode("utf-8")) < 2 * 1024 * 1024

@@ -13,12 +13,18 @@ maps the exits before it need (and those exits) get ``earlier``, and the maps co
 lazy evaluation defers get ``deferred``.  A side panel shows the exit's eager, lazy and direct
 operations and parameters (the :class:`~msdprof.core.exits.ExitCost` figures given), how many of the
 maps computed so far it needs, and what lazy defers.  Hovering a node shows its shape, operations
-and parameters; a switch changes the convention; the picture pans (drag) and zooms (wheel, + / -).
+and parameters (an exit: the exit's lazy and eager figures, as the panel); a switch changes the
+convention; the picture pans (drag) and zooms (wheel, + / -).  An exit chosen in the panel (a
+button each, or past 24 exits a number box and a slider) is brought into view, zoomed to what it
+needs as far as its labels stay legible; the panel folds away to a strip.  The search finds boxes
+by id or by what the picture shows of them (an MSDNet's ``layer 4 scale 1``: see ``_where``; a
+module's type), outlines every match and steps through them.
 
 Everything the page shows is read from the graph's node attributes -- ``kind``, ``macs``,
 ``params``, ``exit`` on exit nodes, the output shape (``channels``/``height``/``width``, or
-``shape``) -- from ``networkx.ancestors`` and from the ``ExitCost`` figures, never from the form of
-the node ids, so any early-exit graph with those attributes gets the same page.  "Computed so far"
+``shape``), an MSDNet's ``layer``/``scale``/``block`` -- from ``networkx.ancestors`` and from the
+``ExitCost`` figures, never from the form of the node ids, so any early-exit graph with those
+attributes gets the same page.  "Computed so far"
 for exit k means the non-exit nodes added to the graph before exit k's node: the graph is built in
 execution order (for an MSDNet their operations plus heads 1..k are exactly the eager figure).
 Operation counts are in each convention's unit (``ops``, ``MACs``, ``FLOPs``); parameters are
@@ -91,6 +97,21 @@ def _what(d: Mapping[str, Any]) -> str:
     return f"{kind} {shape}" if shape else kind
 
 
+def _where(d: Mapping[str, Any]) -> str:
+    """Where an MSDNet's picture shows a node, in its words (the column's header, the row's scale
+    label, the band's block): ``layer 4 · scale 1 · block 1``, ``transition · scale 2 · block 2``,
+    ``exit 3 · block 3``; ``""`` for a node without ``layer``/``scale``/``block`` attributes.  The
+    page's search finds a box by these words as well as by its id and its shape."""
+    if d.get("block") is None:
+        return ""
+    if d.get("exit") is not None:
+        return f"exit {d['exit']} · block {d['block']}"
+    column = ("transition" if d.get("kind") == "transition" else "stem" if d.get("layer") == 0
+              else f"layer {d['layer']}" if d.get("layer") is not None else None)
+    scale = f"scale {d['scale']}" if d.get("scale") is not None else None
+    return " · ".join(w for w in (column, scale, f"block {d['block']}") if w)
+
+
 def _ops_text(value: int, convention: str) -> str:
     return f"{format_count(value)} {OP_NAMES[convention]}"
 
@@ -153,7 +174,8 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
         n: {"what": _what(d), "kind": d.get("kind"), "exit": d.get("exit"),
             "ops": {c: graphs[c].nodes[n]["macs"] for c in conventions},
             "ops_text": {c: _ops_text(graphs[c].nodes[n]["macs"], c) for c in conventions},
-            "params": d["params"], "params_text": _params_text(d["params"])}
+            "params": d["params"], "params_text": _params_text(d["params"]),
+            **({"where": where} if (where := _where(d)) else {})}
         for n, d in graph.nodes(data=True)
     }
     index = {n: i for i, n in enumerate(order)}
@@ -318,6 +340,7 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
     folding = ('<div id="depth">depth <button type="button" data-depth="-1" title="fold one level">−</button>'
                '<span id="depth-value"></span><button type="button" data-depth="1" title="expand one level">+'
                '</button></div>' if data["flow"] is not None else "")
+    find = "find a module" if data["flow"] is not None else "find: layer 4 scale 1"
     hint = ("click an exit · click a blue box to expand it · drag to pan · wheel to zoom"
             if data["flow"] is not None else "click an exit · drag to pan · wheel or + to zoom and read the boxes")
     return (
@@ -329,11 +352,18 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
         '<div id="zoom"><button type="button" data-zoom="in" title="zoom in">+</button>'
         '<button type="button" data-zoom="out" title="zoom out">−</button>'
         '<button type="button" data-zoom="fit" title="show the whole graph">fit</button></div>'
-        f'{folding}<input id="search" type="search" placeholder="find a module" aria-label="find a module" '
+        f'{folding}<div id="find"><input id="search" type="search" placeholder="{find}" aria-label="{find}" '
         'list="names"><datalist id="names"></datalist>'
+        '<div id="hits-bar" hidden><span id="hits" role="status"></span>'
+        '<button type="button" data-hit="-1" title="previous match (shift+enter)" disabled>‹</button>'
+        '<button type="button" data-hit="1" title="next match (enter)" disabled>›</button></div></div>'
         f'<p class="hint">{hint}<span id="small" hidden></span></p>'
         "</header>\n"
-        f'<main><div id="viewport">{picture}</div>\n<aside id="panel" aria-live="polite"></aside></main>\n'
+        f'<main><div id="viewport">{picture}</div>\n<aside id="panel">'
+        '<button type="button" id="panel-toggle" aria-controls="panel-content" aria-expanded="true" '
+        'title="hide the panel"><span class="chevron">›</span><span class="label">panel</span></button>'
+        '<div id="panel-content"><div id="chooser"></div>'
+        '<div id="panel-body" aria-live="polite"></div></div></aside></main>\n'
         '<div id="tooltip" hidden></div>\n'
         f'<script type="application/json" id="msdprof-data">{payload}</script>\n'
         f"<script>\n{_page_file('page.js')}</script>\n</body>\n</html>\n"

@@ -4,7 +4,8 @@ var data = JSON.parse(document.getElementById("msdprof-data").textContent);
 var SVGNS = "http://www.w3.org/2000/svg";
 var svg = document.getElementById("layout");
 var viewport = document.getElementById("viewport");
-var panel = document.getElementById("panel");
+var panel = document.getElementById("panel"), body = document.getElementById("panel-body");
+var chooser = document.getElementById("chooser");
 var tooltip = document.getElementById("tooltip");
 var flow = data.flow;
 var MARKS = ["selected", "ancestor", "earlier", "deferred"];
@@ -15,7 +16,7 @@ function isExit(n) { var x = data.nodes[n].exit; return x !== null && x !== unde
 var exitsByNumber = {};
 data.exits.forEach(function (e) { exitsByNumber[e.exit] = e; });
 var convention = data.initial;
-var current = null, marks = null, found = null;
+var current = null, marks = null, found = Object.create(null), here = null;  // the search's matches, the one shown
 var elements = {}, edgeEls = [], boxOf = null, membersOf = null;
 
 function esc(text) {
@@ -198,6 +199,7 @@ function draw() {  // fold, lay out and draw the boxes the open groups leave
   });
   boxOf = repOf; membersOf = members;
   picture = {x: 0, y: 0, w: at.width, h: at.height};
+  places = null;
   mark();
 }
 function relabel() {
@@ -210,10 +212,11 @@ function relabel() {
 function mark() {
   Object.keys(elements).forEach(function (id) {
     MARKS.forEach(function (m) { elements[id].classList.remove(m); });
-    elements[id].classList.toggle("found", id === found);
+    elements[id].classList.toggle("found", found[id] === true);
+    elements[id].classList.toggle("here", id === here);
+    if (!flow) return;
     elements[id].removeAttribute("data-needed");
-    var bar = elements[id].querySelector(".need");
-    if (bar) bar.setAttribute("width", 0);
+    elements[id].querySelector(".need").setAttribute("width", 0);
   });
   edgeEls.forEach(function (el) { el.classList.remove("on", "earlier"); });
   svg.classList.toggle("has-selection", current !== null);
@@ -258,11 +261,44 @@ function cell(field, figure, part) {
   return '<td data-field="' + field + '" data-value="' + figure[part] + '">' +
          esc(figure[part + "_text"]) + "</td>";
 }
-function exitButtons() {
-  return '<p class="exits">' + data.exits.map(function (e) {
-    return '<button type="button" data-exit="' + e.exit + '"' +
-           (current === e ? ' class="on"' : "") + ">exit " + e.exit + "</button>";
-  }).join("") + "</p>";
+// The exits to choose from: a button each, or past MANY exits a number box, a slider and a step
+// either way (the panel stays one screen high).
+var MANY = 24, compact = data.exits.length > MANY;
+function buildChooser() {
+  var exits = data.exits;
+  if (!compact) {
+    chooser.innerHTML = '<p class="exits">' + exits.map(function (e) {
+      return '<button type="button" data-exit="' + e.exit + '">exit ' + e.exit + "</button>";
+    }).join("") + "</p>";
+    return;
+  }
+  chooser.innerHTML = '<div class="exits compact"><button type="button" data-step="-1" title="previous exit">‹</button>' +
+    '<label>exit <input id="exit-number" type="number" min="' + exits[0].exit + '" max="' +
+    exits[exits.length - 1].exit + '" step="1" placeholder="' + exits[0].exit + "–" + exits[exits.length - 1].exit +
+    '"></label> of ' + exits.length +
+    '<button type="button" data-step="1" title="next exit">›</button>' +
+    '<input id="exit-slider" type="range" min="0" max="' + (exits.length - 1) + '" value="0" aria-label="exit">' +
+    '<span id="exit-wrong" role="status"></span></div>';
+  var number = document.getElementById("exit-number"), slider = document.getElementById("exit-slider");
+  var wrong = document.getElementById("exit-wrong");
+  number.addEventListener("change", function () {
+    var e = exitsByNumber[number.value.trim()];
+    wrong.textContent = e || !number.value.trim() ? "" : "no exit " + number.value.trim() + ": " + exits[0].exit +
+      " to " + exits[exits.length - 1].exit;
+    if (e) choose(e);
+  });
+  slider.addEventListener("input", function () { choose(exits[Number(slider.value)]); });
+}
+function showChoice() {  // the chooser says which exit is chosen
+  if (!compact) {
+    chooser.querySelectorAll("button[data-exit]").forEach(function (b) {
+      b.classList.toggle("on", current !== null && b.getAttribute("data-exit") === String(current.exit));
+    });
+    return;
+  }
+  var number = document.getElementById("exit-number"), slider = document.getElementById("exit-slider");
+  if (document.activeElement !== number) number.value = current === null ? "" : current.exit;
+  if (current !== null) { slider.value = data.exits.indexOf(current); document.getElementById("exit-wrong").textContent = ""; }
 }
 function openButtons() {
   if (!flow) return "";
@@ -276,10 +312,10 @@ function render() {
   var html, what = flow ? "operations" : "maps";
   if (current === null) {
     var total = data.total[convention];
-    html = "<h2>Click an exit</h2><p>Click a red exit box (or a button below) to light up the " +
+    html = "<h2>Click an exit</h2><p>Click a red exit box (or choose one above) to light up the " +
       "feature maps or operations it needs, and read what it costs. Hover any box for its shape and cost." +
       (flow ? " Click a blue box to see the module's operations; the depth buttons fold or expand every box." : "") +
-      "</p>" + exitButtons() + '<p>Whole network: <span data-field="total-ops" data-value="' + total.ops +
+      "</p>" + '<p>Whole network: <span data-field="total-ops" data-value="' + total.ops +
       '">' + esc(total.ops_text) + '</span>, <span data-field="total-params" data-value="' +
       total.params + '">' + esc(total.params_text) + "</span>.</p>" + openButtons();
   } else {
@@ -316,11 +352,12 @@ function render() {
       (flow ? "; a folded box's bar: the share of its operations needed" : "") + "</li>" +
       '<li><span class="swatch earlier"></span>needed only by earlier exits: ' + count("earlier") + "</li>" +
       '<li><span class="swatch deferred"></span>computed eagerly, deferred by lazy: ' + count("deferred") +
-      "</li></ul>" + exitButtons() + openButtons();
+      "</li></ul>" + openButtons();
   }
-  panel.innerHTML = html;
+  body.innerHTML = html;
 }
-function select(e) { current = e; mark(); render(); }
+function select(e) { current = e; mark(); render(); showChoice(); }
+function choose(e) { select(e); showCone(); }  // chosen in the panel: brought into view
 
 document.querySelectorAll('#conventions input').forEach(function (input) {
   input.addEventListener("change", function () {
@@ -329,7 +366,13 @@ document.querySelectorAll('#conventions input').forEach(function (input) {
 });
 panel.addEventListener("click", function (event) {
   var button = event.target.closest("button[data-exit]");
-  if (button) { select(exitsByNumber[button.getAttribute("data-exit")]); showCone(); return; }
+  if (button) { choose(exitsByNumber[button.getAttribute("data-exit")]); return; }
+  var step = event.target.closest("button[data-step]");
+  if (step) {
+    var at = current === null ? -1 : data.exits.indexOf(current), by = Number(step.getAttribute("data-step"));
+    choose(data.exits[Math.max(0, Math.min(data.exits.length - 1, at < 0 && by < 0 ? data.exits.length - 1 : at + by))]);
+    return;
+  }
   var fold = event.target.closest("button[data-fold]");
   if (fold) {
     var name = fold.getAttribute("data-fold");
@@ -356,6 +399,12 @@ svg.addEventListener("mouseover", function (event) {
     lines = [esc(flow.groups[id].lines[convention].slice(1, 3).join(", ")),
              esc(g.ops_text[convention]) + ", " + esc(g.params_text), "click to expand"];
     if (el.getAttribute("data-needed")) lines.splice(2, 0, "needed: " + esc(el.getAttribute("data-needed")));
+  } else if (isExit(id)) {  // what the exit costs, as the panel's headline; then its head's own cost
+    var f = exitsByNumber[n.exit].figures[convention];
+    lines = [esc(n.what), esc(f.lazy.ops_text) + " lazy vs " + esc(f.eager.ops_text) + " eager",
+             esc(f.lazy.params_text) + " lazy, " + esc(f.eager.params_text) + " eager"];
+    if (n.ops[convention] || n.params) lines.push("its head alone: " + esc(n.ops_text[convention]) + ", " + esc(n.params_text));
+    lines.push(current && current.exit === n.exit ? "chosen" : "click to choose it");
   } else {
     lines = [esc(n.what), esc(n.ops_text[convention]) + ", " + esc(n.params_text)];
   }
@@ -380,11 +429,17 @@ svg.addEventListener("mousemove", function (event) {
 // a press that moves more than 4 px is a drag, not a click.
 var whole = svg.viewBox.baseVal, picture = {x: whole.x, y: whole.y, w: whole.width, h: whole.height};
 var view = {x: 0, y: 0, s: 1};
-function size() { return [Math.max(viewport.clientWidth, 1), Math.max(viewport.clientHeight, 1)]; }
+var measured = null;  // the viewport's size in px as last measured: reading it lays the whole page out
+function size() {
+  if (measured === null) measured = [Math.max(viewport.clientWidth, 1), Math.max(viewport.clientHeight, 1)];
+  return measured;
+}
 // Labels smaller than LEGIBLE px on screen: the hint says so and how to read them.
 var LEGIBLE = 10, small = document.getElementById("small"), smallest = null;  // px a unit of view.s
+var fitted = false;  // the view is the whole picture, as fitAll left it
 function apply() {
   var wh = size();
+  fitted = false;
   svg.setAttribute("viewBox", [view.x, view.y, wh[0] / view.s, wh[1] / view.s].join(" "));
   if (smallest === null) {
     var least = Infinity;
@@ -397,13 +452,14 @@ function apply() {
   var px = smallest * view.s;
   small.hidden = !(px < LEGIBLE);
   small.textContent = small.hidden ? "" : " · the labels are " + px.toFixed(1) + " px at this size: " +
-    "zoom in (+ or the wheel), or choose an exit with its button to zoom to what it needs";
+    "zoom in (+ or the wheel), or choose an exit in the panel to zoom to what it needs";
 }
 function fitAll() {  // the whole picture, centred (a small one at most 1.5 px a unit)
   var wh = size(), s = Math.min(wh[0] / picture.w, wh[1] / picture.h, 1.5);
   view = {s: s, x: picture.x - (wh[0] / s - picture.w) / 2, y: picture.y - (wh[1] / s - picture.h) / 2};
   smallest = null;  // the picture may have been redrawn
   apply();
+  fitted = true;
 }
 function zoom(factor, clientX, clientY) {
   var r = viewport.getBoundingClientRect(), wh = size();
@@ -413,26 +469,68 @@ function zoom(factor, clientX, clientY) {
   view = {s: s, x: px - (clientX - r.left) / s, y: py - (clientY - r.top) / s};
   apply();
 }
-function centreOn(el) {  // the element in the middle of the view, at least 1 px a unit
-  var r = viewport.getBoundingClientRect(), b = el.getBoundingClientRect(), wh = size();
-  var cx = view.x + (b.left + b.width / 2 - r.left) / view.s, cy = view.y + (b.top + b.height / 2 - r.top) / view.s;
-  view.s = Math.max(view.s, 1);
-  view.x = cx - wh[0] / 2 / view.s; view.y = cy - wh[1] / 2 / view.s;
-  apply();
+function within(at, start, length, shown) {  // a view's corner along one axis: no blank beside the picture
+  // that more of it could fill; a picture the view holds whole along this axis, centred
+  return shown >= length ? start - (shown - length) / 2 : Math.max(start, Math.min(at, start + length - shown));
 }
-function showCone() {  // zoom to the chosen exit and what it needs (a button's choice: clicks keep the view)
-  var r = viewport.getBoundingClientRect(), box = null;
-  svg.querySelectorAll(".selected[data-node], .ancestor[data-node]").forEach(function (el) {
-    var b = el.getBoundingClientRect();
-    box = box ? {l: Math.min(box.l, b.left), t: Math.min(box.t, b.top), r: Math.max(box.r, b.right),
-                 b: Math.max(box.b, b.bottom)} : {l: b.left, t: b.top, r: b.right, b: b.bottom};
+// Where each box is, in picture units ({l, t, r, b}), measured once for all boxes (one layout of the
+// page, not one per box) and again only when the picture is redrawn.
+var places = null;
+function placeOf(id) {
+  if (places === null) {
+    var r = viewport.getBoundingClientRect();
+    places = Object.create(null);
+    Object.keys(elements).forEach(function (key) {
+      var b = elements[key].getBoundingClientRect();
+      places[key] = {l: view.x + (b.left - r.left) / view.s, t: view.y + (b.top - r.top) / view.s,
+                     r: view.x + (b.right - r.left) / view.s, b: view.y + (b.bottom - r.top) / view.s};
+    });
+  }
+  return places[id] || null;
+}
+function centreOn(id) {  // the box in the middle of the view (or as near as the picture allows), at least 1 px a unit
+  var p = placeOf(id), wh = size();
+  if (!p) return;
+  view.s = Math.max(view.s, 1);
+  view.x = within((p.l + p.r) / 2 - wh[0] / 2 / view.s, picture.x, picture.w, wh[0] / view.s);
+  view.y = within((p.t + p.b) / 2 - wh[1] / 2 / view.s, picture.y, picture.h, wh[1] / view.s);
+  apply();
+  intoView(id, 24);
+}
+function exitBox() {  // the box of the chosen exit (an exit is never folded into another box)
+  if (current === null) return null;
+  return elements[current.node] ? current.node : boxOf ? boxOf[index[current.node]] : null;
+}
+function intoView(id, margin) {  // pan the least that puts the box inside the view, margin px from its edges
+  var p = id === null ? null : placeOf(id), wh = size();
+  if (!p) return;
+  function shift(low, high, from, length) {  // units to move the view along one axis
+    var m = Math.min(margin / view.s, Math.max(0, (length - (high - low)) / 2));
+    if (high - low + 2 * m > length) return (low + high) / 2 - (from + length / 2);
+    if (low < from + m) return low - from - m;
+    if (high > from + length - m) return high - (from + length - m);
+    return 0;
+  }
+  var dx = shift(p.l, p.r, view.x, wh[0] / view.s), dy = shift(p.t, p.b, view.y, wh[1] / view.s);
+  if (dx || dy) { view.x += dx; view.y += dy; apply(); }
+}
+function showCone() {  // a choice in the panel: zoom to the exit and what it needs (clicks keep the view)
+  var box = null;
+  Object.keys(elements).forEach(function (id) {
+    var cls = elements[id].classList;
+    if (!cls.contains("selected") && !cls.contains("ancestor")) return;
+    var p = placeOf(id);
+    box = box ? {l: Math.min(box.l, p.l), t: Math.min(box.t, p.t), r: Math.max(box.r, p.r), b: Math.max(box.b, p.b)} : p;
   });
   if (!box) return;
-  var wh = size(), x = view.x + (box.l - r.left) / view.s, y = view.y + (box.t - r.top) / view.s;
-  var w = (box.r - box.l) / view.s + 40, h = (box.b - box.t) / view.s + 40;
-  var s = Math.max(Math.min(wh[0] / w, wh[1] / h, 1.5), view.s);
-  view = {s: s, x: x - 20 - (wh[0] / s - w) / 2, y: y - 20 - (wh[1] / s - h) / 2};
+  // The whole cone when its labels can be read so (at most 1.5 px a unit), else labels at LEGIBLE px
+  // around the exit: the exit itself is always in view, and never under the panel.
+  var wh = size(), w = box.r - box.l + 40, h = box.b - box.t + 40;
+  var s = Math.max(Math.min(wh[0] / w, wh[1] / h, 1.5), smallest ? LEGIBLE / smallest : 0);
+  view = {s: s, x: within(box.l - 20 - (wh[0] / s - w) / 2, picture.x, picture.w, wh[0] / s),
+          y: within(box.t - 20 - (wh[1] / s - h) / 2, picture.y, picture.h, wh[1] / s)};
   apply();
+  intoView(exitBox(), 24);
 }
 function centre() {
   var r = viewport.getBoundingClientRect();
@@ -448,7 +546,32 @@ document.getElementById("zoom").addEventListener("click", function (event) {
   else if (what === "out") zoom(1 / 1.4, c[0], c[1]);
   else if (what === "fit") fitAll();
 });
-window.addEventListener("resize", fitAll);
+// A new window size fits the whole picture again (as does the panel folding away or coming back
+// while the whole picture is shown); else the view keeps its centre and scale. Either way the
+// chosen exit stays in view.
+var shown = {w: 0, h: 0, window: [window.innerWidth, window.innerHeight]};
+function resized() {
+  measured = null;
+  var wh = size(), now = [window.innerWidth, window.innerHeight];
+  if (wh[0] === shown.w && wh[1] === shown.h) return;
+  if (now[0] !== shown.window[0] || now[1] !== shown.window[1] || !shown.w || fitted) fitAll();
+  else {
+    view.x += (shown.w - wh[0]) / 2 / view.s; view.y += (shown.h - wh[1]) / 2 / view.s;
+    apply();
+  }
+  shown = {w: wh[0], h: wh[1], window: now};
+  intoView(exitBox(), 24);
+}
+if (window.ResizeObserver) new ResizeObserver(resized).observe(viewport);
+else window.addEventListener("resize", resized);
+var toggle = document.getElementById("panel-toggle");
+toggle.addEventListener("click", function () {
+  var folded = panel.classList.toggle("folded");
+  toggle.setAttribute("aria-expanded", String(!folded));
+  toggle.setAttribute("title", folded ? "show the panel" : "hide the panel");
+  toggle.querySelector(".chevron").textContent = folded ? "‹" : "›";
+  resized();
+});
 var press = null, dragged = false;
 svg.addEventListener("pointerdown", function (event) {
   if (event.button !== 0) return;
@@ -474,25 +597,89 @@ svg.addEventListener("click", function (event) {
   if (n && n.exit !== null && n.exit !== undefined) select(exitsByNumber[n.exit]);
 });
 
-// Search: a module or operation by name; folded boxes holding it are expanded.
+// Search: by id, by what a box shows (an MSDNet's "layer 4 scale 1", "block 3", "exit 2", a shape;
+// a module's type) -- every word-and-number pair asked must be the box's, the rest of the text part of
+// it. Every match is outlined; Enter (and the arrows) step through them, each brought into view and
+// the folded boxes holding it expanded.
 var search = document.getElementById("search"), names = flow ? Object.keys(flow.groups).concat(order) : order;
+var hitsText = document.getElementById("hits"), hitButtons = document.querySelectorAll("#find button[data-hit]");
+var hits = [], hitAt = -1, asked = "", texts = Object.create(null), PAIR = /([a-z]+)\s+(\d+)(?![\d.])/g;
+if (flow) {  // a group's place: its first operation's (it comes before what it holds)
+  var firstAt = Object.create(null);
+  order.forEach(function (n, i) { flow.node_groups[n].forEach(function (g) { if (!(g in firstAt)) firstAt[g] = i; }); });
+  names.sort(function (a, b) {
+    var pa = a in firstAt ? firstAt[a] : index[a], pb = b in firstAt ? firstAt[b] : index[b];
+    return pa - pb || (b in firstAt) - (a in firstAt) || (a in firstAt ? flow.groups[a].level - flow.groups[b].level : 0);
+  });
+}
 document.getElementById("names").innerHTML = names.map(function (n) {
   return '<option value="' + esc(n) + '">';
 }).join("");
-function find(text) {
-  var name = names.indexOf(text) >= 0 ? text : names.filter(function (n) { return n.indexOf(text) >= 0; })[0];
-  if (!text || !name) { found = null; mark(); return; }
-  if (flow) {
-    var chain = flow.groups[name] ? [] : flow.node_groups[name].slice();
-    for (var g = flow.groups[name] ? flow.groups[name].parent : null; g; g = flow.groups[g].parent) chain.push(g);
-    chain.forEach(function (g) { open[g] = true; });
-    draw(); fitAll(); render();
+function textOf(n) {  // what a box says of itself, in lower case
+  if (!(n in texts)) {
+    var parts = [n];
+    if (flow && flow.groups[n]) parts.push(flow.groups[n].lines[data.initial][1]);
+    else {
+      parts.push(data.nodes[n].what);
+      if (data.nodes[n].where) parts.push(data.nodes[n].where);
+      if (flow) parts = parts.concat(flow.lines[data.initial][n].slice(0, 2));
+    }
+    texts[n] = parts.join(" · ").toLowerCase();
   }
-  found = name; mark();
-  if (elements[name]) centreOn(elements[name]);
+  return texts[n];
 }
-search.addEventListener("change", function () { find(search.value.trim()); });
-search.addEventListener("keydown", function (event) { if (event.key === "Enter") find(search.value.trim()); });
+function pairs(text) {
+  var list = [], m;
+  PAIR.lastIndex = 0;
+  while ((m = PAIR.exec(text))) list.push(m[1] + " " + m[2]);
+  return list;
+}
+function matches(text) {
+  if (names.indexOf(text) >= 0) return [text];
+  var asks = text.toLowerCase().replace(/(\d)\s*[x*]\s*(?=\d)/g, "$1×");
+  var wanted = pairs(asks), rest = asks.replace(PAIR, " ").replace(/[\s,;·]+/g, " ").trim();
+  return names.filter(function (n) {
+    var t = textOf(n), has = wanted.length ? pairs(t) : [];
+    return wanted.every(function (p) { return has.indexOf(p) >= 0; }) && (!rest || t.indexOf(rest) >= 0);
+  });
+}
+function reveal(name) {  // expand the folded boxes holding ``name`` (a group: fold what it holds)
+  if (!flow || elements[name]) return;
+  var chain = flow.groups[name] ? [] : flow.node_groups[name].slice();
+  for (var g = flow.groups[name] ? flow.groups[name].parent : null; g; g = flow.groups[g].parent) chain.push(g);
+  chain.forEach(function (g) { open[g] = true; });
+  delete open[name];
+  draw(); fitAll(); render();
+}
+function showHit(i) {
+  hitAt = i; here = i < 0 ? null : hits[i];
+  if (here !== null) reveal(here);
+  mark();
+  if (here !== null) centreOn(here);
+  hitsText.textContent = !asked ? "" : hits.length ? (i + 1) + " of " + hits.length : "no box matches “" + asked + "”";
+  hitsText.classList.toggle("none", Boolean(asked) && !hits.length);
+  document.getElementById("hits-bar").hidden = !asked;
+  hitButtons.forEach(function (b) { b.disabled = hits.length < 2; });
+}
+function findAll(text) {
+  asked = text; hits = text ? matches(text) : []; found = Object.create(null);
+  hits.forEach(function (h) { found[h] = true; });
+  showHit(hits.length ? 0 : -1);
+}
+function stepHit(by) { if (hits.length) showHit((hitAt + by + hits.length) % hits.length); }
+search.addEventListener("keydown", function (event) {
+  if (event.key !== "Enter") return;
+  event.preventDefault();
+  var text = search.value.trim();
+  if (text && text === asked && hits.length) stepHit(event.shiftKey ? -1 : 1); else findAll(text);
+});
+search.addEventListener("change", function () { if (search.value.trim() !== asked) findAll(search.value.trim()); });
+search.addEventListener("input", function (event) {  // cleared, or a name picked from the list
+  if (!search.value.trim() || event.inputType === "insertReplacementText") findAll(search.value.trim());
+});
+hitButtons.forEach(function (b) {
+  b.addEventListener("click", function () { stepHit(Number(b.getAttribute("data-hit"))); });
+});
 
 if (flow) { setDepth(flow.depth); draw(); } else {
   Array.prototype.forEach.call(svg.querySelectorAll("[data-node]"), function (el) {
@@ -500,7 +687,9 @@ if (flow) { setDepth(flow.depth); draw(); } else {
   });
   edgeEls = Array.prototype.slice.call(svg.querySelectorAll("[data-from]"));
 }
+buildChooser();
 fitAll();
-if (data.exit !== null) { current = exitsByNumber[data.exit]; mark(); }
+shown = {w: size()[0], h: size()[1], window: [window.innerWidth, window.innerHeight]};
 render();
+if (data.exit !== null) choose(exitsByNumber[data.exit]);
 })();
