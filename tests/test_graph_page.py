@@ -146,7 +146,7 @@ def test_a_picture_too_long_for_10_px_labels_says_their_size_and_how_to_read_the
     px = tab.evaluate(LABEL_PX)
     assert px < 10
     assert tab.text_content("#small") == (f" · the labels are {px:.1f} px at this size: zoom in (+ or the "
-                                          "wheel), or choose an exit with its button to zoom to what it needs")
+                                          "wheel), or choose an exit in the panel to zoom to what it needs")
     tab.click('#zoom button[data-zoom="in"]')
     tab.click('#zoom button[data-zoom="in"]')  # 1.4 x 1.4: past 10 px
     assert tab.evaluate(LABEL_PX) >= 10 and tab.is_hidden("#small")

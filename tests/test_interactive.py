@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
 
 import graphviz
 import networkx as nx
@@ -28,6 +32,9 @@ from cli_run import picture, run
 needs_graphviz = pytest.mark.skipif(shutil.which(drawing.GRAPHVIZ_PROGRAM) is None,
                                     reason="Graphviz is not installed")
 PRESET = "imagenet-step4"  # the issue's example: 5 exits, 65 nodes
+#: The page's style sheet and script in this checkout, read as files (not through the package).
+PAGE_FILES = {name: (Path(__file__).parents[1] / "msdprof" / "render" / "page" / name).read_text(encoding="utf-8")
+              for name in ("page.css", "page.js")}
 
 
 def svg_of(text: str) -> ET.Element:
@@ -70,6 +77,41 @@ def test_the_page_fetches_nothing(step4):
 
 
 @needs_graphviz
+def test_the_page_carries_the_packages_style_sheet_and_script(step4):
+    text = step4["page"]
+    assert text[text.index("<style>") + len("<style>\n"):text.index("</style>")] == PAGE_FILES["page.css"]
+    script = text.rindex("<script>") + len("<script>\n")
+    assert text[script:text.index("</script>", script)] == PAGE_FILES["page.js"]
+
+
+
+def test_the_built_wheel_carries_the_pages_files_and_the_installed_package_reads_them(tmp_path):
+    """pip builds the wheel offline from a copy of the sources (setuptools, the build backend, from
+    this environment); the package unpacked from it reads its own copies with importlib.resources."""
+    pytest.importorskip("setuptools", reason="building the wheel needs setuptools (the build backend)")
+    root, source = Path(__file__).parents[1], tmp_path / "source"
+    for name in ("msdnet", "msdprof"):
+        shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-index",
+                            "--no-build-isolation", "--disable-pip-version-check", "-w", str(tmp_path / "dist")],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    [wheel] = (tmp_path / "dist").glob("msdprof-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "installed")
+        carried = {name: archive.read(f"msdprof/render/page/{name}").decode("utf-8") for name in PAGE_FILES}
+    assert carried == PAGE_FILES
+    read = subprocess.run([sys.executable, "-c", "import json; from msdprof.render import interactive as i; "
+                           "print(json.dumps([i.__file__, i._page_file('page.css'), i._page_file('page.js')]))"],
+                          capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "installed")})
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout) == [str(tmp_path / "installed" / "msdprof" / "render" / "interactive.py"),
+                                       PAGE_FILES["page.css"], PAGE_FILES["page.js"]]
+
+
+@needs_graphviz
 def test_the_same_network_gives_the_same_bytes(step4):
     assert network_page(PRESET) == step4["page"]
 
@@ -101,6 +143,21 @@ def test_exit_1_of_the_default_recipe_needs_all_but_the_three_maps_lazy_defers()
     # The README: s0/l3, s0/l4 and s1/l4 only feed later exits (block 1 computes 15 maps).
     assert (first["maps_needed"], first["maps_computed"], first["deferred_maps"]) == (12, 15, 3)
     assert first["maps_needed"] == len(nx.ancestors(graphs["msdnet"], "exit1"))
+
+
+def test_an_msdnet_nodes_place_is_given_in_the_pictures_words():
+    """The search finds a box by these: the column's header (``layer N``, ``stem`` for layer 0,
+    ``transition``), the row's ``scale N`` label and the band's ``block N`` (drawing.graph_source)."""
+    nodes = page_data({"msdnet": layout_graph(PRESET)}, {"msdnet": exit_costs(PRESET)})["nodes"]
+    assert {n: nodes[n]["where"] for n in ("s1/l4", "s0/l0", "t6/s1", "exit1")} == {
+        "s1/l4": "layer 4 · scale 1 · block 1", "s0/l0": "stem · scale 0 · block 1",
+        "t6/s1": "transition · scale 1 · block 2", "exit1": "exit 1 · block 1"}
+
+
+def test_a_dataflow_graphs_nodes_have_no_place_words():
+    from early_exit_models import BranchyDict
+
+    assert all("where" not in d for d in data_of(network_page(BranchyDict().eval(), input_size=16))["nodes"].values())
 
 
 @needs_graphviz
