@@ -37,7 +37,7 @@ ARGS = ["--nChannels", "4", "--bnFactor", "1-2", "--base", "1", "--input-size", 
         "--grFactor", "1-2,1-3", "--format", "json"]
 FILTERS = [
     {},
-    {"max_macs": "60K", "exit_budget": "20K", "points": True},
+    {"max_macs": "4M", "exit_budget": "2M", "points": True},  # 63 kept, 9 over
     {"pareto": True},
     {"sort": "-total_params", "top": 5},
     {"top": 7},
@@ -68,8 +68,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_the_grid_has_counted_and_skipped_configurations(local):
+def test_the_grid_has_skipped_configurations_and_each_filter_drops_some(local):
     assert (local[0].size, local[0].counted, len(local[0].skipped)) == (96, 72, 24)
+    assert (len(local[1].rows), local[1].filtered, len(local[1].points)) == (63, 9, 72)
+    assert (len(local[2].rows), local[2].dominated) == (4, 68)
 
 
 def test_a_sweep_on_a_process_pool_equals_the_local_one(local):  # first: the pool forks this process
