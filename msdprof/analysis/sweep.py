@@ -38,7 +38,12 @@ filters: the sweep holds the rows it will return (``top`` of them with ``top``; 
 counted configuration for :mod:`msdprof.render.sweep_plot`.
 
 Rows come back in grid order (or the ``sort`` order) whatever ``jobs`` is: the results of a
-parallel sweep are identical to a sequential one.
+parallel sweep are identical to a sequential one.  ``executor`` counts on any
+:class:`concurrent.futures.Executor` instead of this machine's processes (a
+``ProcessPoolExecutor``, Dask's ``Client.get_executor()``, ...): the same rows again, in the same
+order.  Configurations go to it in chunks, a bounded number at a time, and their outcomes stream
+back in grid order, so the memory of the calling process does not grow with the grid; with an
+executor a grid may hold up to :data:`MAX_EXECUTOR_CONFIGURATIONS`.
 """
 
 from __future__ import annotations
@@ -51,9 +56,10 @@ import itertools
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -70,6 +76,9 @@ from ..core.plan_costs import plan_costs
 
 #: The most configurations one sweep counts (with --verify, over an hour of counting on two cores).
 MAX_CONFIGURATIONS = 100_000
+#: The most one sweep counts on an executor (a cluster): the calling process still reads every
+#: outcome, at tens of thousands a second (benchmarks/bench_sweep_cluster.py measures it).
+MAX_EXECUTOR_CONFIGURATIONS = 10_000_000
 
 _SYNTAX = "values joined by commas, and for whole-number options ranges a:b or a:b:step (inclusive)"
 
@@ -183,22 +192,27 @@ def _grid_values(option: str, values: Any) -> _Values:
     return _Values(option, values, (read,), len(read))
 
 
-def check_grid(grid: Mapping[str, Any]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+def check_grid(
+    grid: Mapping[str, Any], limit: int = MAX_CONFIGURATIONS,
+) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     """The grid as ``((option, values), ...)`` in its own order, every value normalised.
 
     Each entry of ``grid`` is a string in the command-line syntax of :func:`parse_values`
     (``"3:10"``), a list or range of values (``[3, 5, 7]``, ``range(1, 11)``, ``["1-2-4", (1, 2,
     4, 4)]``) or one number.  Raises :class:`OptionError` for an unknown option, a value no
-    configuration could take, or a grid of more than :data:`MAX_CONFIGURATIONS` configurations --
-    the last found from the sizes of the values before any list of them is made.
+    configuration could take, or a grid of more than ``limit`` configurations
+    (:data:`MAX_CONFIGURATIONS`, or :data:`MAX_EXECUTOR_CONFIGURATIONS` for a sweep on an
+    executor) -- the last found from the sizes of the values before any list of them is made.
     """
     unexpanded = [_grid_values(option, values) for option, values in grid.items()]
     size = math.prod(v.size for v in unexpanded)
-    if size > MAX_CONFIGURATIONS:
+    if size > limit:
         largest = max(unexpanded, key=lambda v: v.size)
+        more = (f" ({MAX_EXECUTOR_CONFIGURATIONS} on a cluster: an executor, --dask)"
+                if limit < MAX_EXECUTOR_CONFIGURATIONS else "")
         raise OptionError(
             largest.option, largest.ends(),
-            f"the grid would have {size} configurations; at most {MAX_CONFIGURATIONS} in one sweep",
+            f"the grid would have {size} configurations; at most {limit} in one sweep{more}",
         )
     return tuple((v.option, v.expand()) for v in unexpanded)
 
@@ -563,6 +577,13 @@ def _count_chunk(task: _Task, combos: list[tuple[Any, ...]]) -> list[_Outcome]:
             gc.collect()
 
 
+def _count_packed(task: _Task, combos: list[tuple[Any, ...]]) -> bytes:
+    """:func:`_count_chunk`'s outcomes pickled in one piece, for a worker of a pool or an executor:
+    one ``pickle.loads`` in the caller costs less than an executor's own serialisation of a list
+    (Dask's walks it object by object: a third more of the caller's time per configuration)."""
+    return pickle.dumps(_count_chunk(task, combos), protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _pool_context() -> Any:
     """``fork`` where the platform has it and it is safe (Linux): workers start at once with torch
     already imported.  Elsewhere the platform's default (``spawn``)."""
@@ -571,7 +592,12 @@ def _pool_context() -> Any:
     return multiprocessing.get_context()
 
 
-def _check_jobs(jobs: Any) -> int:
+def _check_jobs(jobs: Any, executor: Executor | None) -> int:
+    if executor is not None:
+        if jobs != 1:
+            raise OptionError("jobs", jobs, "the executor's workers count the configurations: give "
+                                            "jobs or an executor (--dask), not both")
+        return _executor_workers(executor)
     if jobs is None:
         return os.cpu_count() or 1
     if isinstance(jobs, str):
@@ -585,29 +611,97 @@ def _check_jobs(jobs: Any) -> int:
     return jobs
 
 
+def _executor_workers(executor: Executor) -> int:
+    """How many chunks ``executor`` counts at once, where it says: a ``ProcessPoolExecutor``'s or
+    ``ThreadPoolExecutor``'s workers, the threads of a Dask client's cluster; else one per CPU of
+    this machine.  It only sizes the chunks and how many are in flight, never the rows."""
+    workers = getattr(executor, "_max_workers", None)  # the standard library's pools
+    client = getattr(executor, "_client", None)  # distributed.cfexecutor.ClientExecutor
+    if workers is None and callable(getattr(client, "nthreads", None)):
+        try:
+            workers = sum(client.nthreads().values())
+        except Exception:  # a client that cannot say (closed, ...): the default below
+            workers = None
+    return max(1, min(int(workers), _MAX_WORKERS)) if isinstance(workers, int) and workers else (os.cpu_count() or 1)
+
+
 #: The most worker processes a sweep starts (more would only compete for the same cores).
 MAX_JOBS = 64
 
 
+class WorkerError(RuntimeError):
+    """The pool or the executor failed to count configurations ``first``..``last`` (a worker died,
+    msdprof is missing on a Dask worker, the cluster went away, ...); ``str(error)`` says which and
+    the error it raised, on one line."""
+
+    def __init__(self, first: int, last: int, error: BaseException):
+        self.first, self.last, self.error = first, last, error
+        said = str(error).splitlines()[0] if str(error) else ""
+        super().__init__(f"counting configurations #{first}..#{last} failed: "
+                         f"{type(error).__name__}{': ' + said if said else ''}")
+
+
 #: Configurations per chunk at most: plans are counted in about a millisecond, so chunks are
 #: large; the hooks (``verify``) take a tenth of a second and more, so chunks are small and the
-#: workers finish together.
+#: workers finish together.  On an executor a chunk is a task of its scheduler (a Dask task costs
+#: the caller a fraction of a millisecond): larger chunks of plans.
 _CHUNK = {False: 64, True: 4}
+_EXECUTOR_CHUNK = {False: 256, True: 4}
 #: Plans are counted in this process when the grid has no more than this many: starting workers
 #: costs more than counting them.
 _IN_PROCESS = {False: 64, True: 1}
 _IN_FLIGHT = 4  # chunks queued per worker: enough to keep it busy, few enough to hold little
+_MAX_WORKERS = 256  # an executor's workers counted at most: a cluster's chunks in flight stay bounded
+
+
+def _in_order(
+    executor: Executor, task: _Task, chunks: Iterator[list[tuple[Any, ...]]], in_flight: int,
+    tick: Callable[[int], None],
+) -> Iterator[_Outcome]:
+    """The outcomes of ``chunks`` counted on ``executor``, in their order, with at most
+    ``in_flight`` chunks submitted and not yet read: the rest are not even drawn from ``chunks``.
+    A chunk that fails is a :class:`WorkerError`; those still pending are cancelled on the way out."""
+    pending: collections.deque[tuple[Future, int, int]] = collections.deque()
+    first = 1
+
+    def read() -> list[_Outcome]:
+        future, start, size = pending.popleft()
+        try:
+            outcomes = pickle.loads(future.result())
+        except Exception as error:
+            raise WorkerError(start, start + size - 1, error) from error
+        tick(len(outcomes))
+        return outcomes
+
+    try:
+        for chunk in chunks:
+            pending.append((executor.submit(_count_packed, task, chunk), first, len(chunk)))
+            first += len(chunk)
+            if len(pending) == 1:
+                tick(0)  # every worker has started: the caller may start threads now
+            while len(pending) >= in_flight:
+                yield from read()
+        while pending:
+            yield from read()
+    finally:
+        for future, _, _ in pending:
+            future.cancel()
 
 
 def _outcomes(
     task: _Task, combos: Iterator[tuple[Any, ...]], total: int, jobs: int,
-    tick: Callable[[int], None],
+    tick: Callable[[int], None], executor: Executor | None = None,
 ) -> Iterator[_Outcome]:
-    """The outcome of every configuration of ``combos``, in their order, counted in this process or
-    by ``jobs`` workers with a bounded number of chunks in flight; ``tick(n)`` after each ``n``
-    counted (``tick(0)`` once the workers have started)."""
-    size = max(1, min(_CHUNK[task.verify], total // (jobs * 8)))
+    """The outcome of every configuration of ``combos``, in their order, counted in this process,
+    by ``jobs`` workers of a pool of this machine's processes, or on ``executor`` (``jobs``: its
+    workers), with a bounded number of chunks in flight; ``tick(n)`` after each ``n`` counted
+    (``tick(0)`` once the workers have started)."""
+    most = (_CHUNK if executor is None else _EXECUTOR_CHUNK)[task.verify]
+    size = max(1, min(most, total // (jobs * 8)))
     chunks = iter(lambda: list(itertools.islice(combos, size)), [])
+    if executor is not None:
+        yield from _in_order(executor, task, chunks, jobs * _IN_FLIGHT, tick)
+        return
     if jobs == 1 or total <= _IN_PROCESS[task.verify]:
         for chunk in chunks:
             outcomes = _count_chunk(task, chunk)
@@ -617,19 +711,7 @@ def _outcomes(
     pool = ProcessPoolExecutor(min(jobs, math.ceil(total / size)), _pool_context(),
                                initializer=_worker_init)
     try:
-        pending: collections.deque[Future] = collections.deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_count_chunk, task, chunk))
-            if len(pending) == 1:
-                tick(0)  # every worker has started: the caller may start threads now
-            while len(pending) >= jobs * _IN_FLIGHT:
-                outcomes = pending.popleft().result()
-                tick(len(outcomes))
-                yield from outcomes
-        while pending:
-            outcomes = pending.popleft().result()
-            tick(len(outcomes))
-            yield from outcomes
+        yield from _in_order(pool, task, chunks, jobs * _IN_FLIGHT, tick)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -648,6 +730,7 @@ def sweep(
     verify: bool = False,
     points: bool = False,
     jobs: int | None = 1,
+    executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
     """Count every configuration of ``grid`` laid over ``base``; see the module's docstring.
@@ -662,12 +745,16 @@ def sweep(
     the first N rows.  ``verify``: also count each configuration by the hooks; raises
     :class:`VerificationError` at the first difference.  ``points``: keep a :class:`Point` per
     counted configuration (for the plot).  ``jobs``: processes counting at once (``None``: one per
-    CPU); the rows do not depend on it.  ``progress(done, total)``: called in this process as
-    configurations are counted.
+    CPU); the rows do not depend on it.  ``executor``: count on this
+    :class:`concurrent.futures.Executor` instead (e.g. a Dask ``Client.get_executor()``; msdprof
+    must be importable by its workers, ``jobs`` left out); the rows are the same, in the same
+    order, and the grid may hold up to :data:`MAX_EXECUTOR_CONFIGURATIONS`.  It is not shut down.
+    A chunk the pool or the executor fails to count raises :class:`WorkerError`.
+    ``progress(done, total)``: called in this process as configurations are counted.
     """
     convention = check_convention(convention)
-    checked = check_grid(grid)
-    jobs = _check_jobs(jobs)
+    checked = check_grid(grid, MAX_CONFIGURATIONS if executor is None else MAX_EXECUTOR_CONFIGURATIONS)
+    jobs = _check_jobs(jobs, executor)
     max_macs = None if max_macs is None else parse_count(max_macs, "max-macs")
     exit_budget = None if exit_budget is None else parse_count(exit_budget, "exit-budget")
     order = _check_sort(sort, exit_budget)
@@ -689,7 +776,8 @@ def sweep(
 
     task = _Task(base_options, names, convention, input_size, verify)
     combos = itertools.product(*(values for _, values in checked))
-    outcomes = _outcomes(task, itertools.product(*(values for _, values in checked)), total, jobs, tick)
+    outcomes = _outcomes(task, itertools.product(*(values for _, values in checked)), total, jobs, tick,
+                         executor)
     skipped: list[Skipped] = []
     plotted: list[Point] = []
     filtered = within = 0
@@ -744,7 +832,7 @@ def sweep(
 
 
 __all__ = [
-    "MAX_CONFIGURATIONS", "Point", "ROW_COLUMNS", "Skipped", "SweepResult", "SweepRow",
-    "VerificationError", "WHOLE_NUMBER_OPTIONS", "check_grid", "check_values", "pareto_front",
-    "parse_values", "sort_columns", "sweep",
+    "MAX_CONFIGURATIONS", "MAX_EXECUTOR_CONFIGURATIONS", "Point", "ROW_COLUMNS", "Skipped",
+    "SweepResult", "SweepRow", "VerificationError", "WHOLE_NUMBER_OPTIONS", "WorkerError",
+    "check_grid", "check_values", "pareto_front", "parse_values", "sort_columns", "sweep",
 ]
