@@ -141,7 +141,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_batch_option(parser: argparse.ArgumentParser, more: str = "") -> None:
     """``--batch N``: the batch ``--memory`` is for."""
     parser.add_argument("--batch", metavar="N",
-                        help="with --memory: inputs per forward pass (default 1)" + more)
+                        help="with --memory: inputs per forward pass (default 1); with --model, "
+                             "only the inputs that carry the batch are scaled: those whose first "
+                             "dimension is the first input's (the table says which)" + more)
 
 
 def memory_batch(args: argparse.Namespace) -> int:
@@ -217,15 +219,17 @@ def add_model_io_options(group: Any) -> None:
     group.add_argument("--inputs", metavar="FILE", nargs="+",
                        help="saved example inputs instead of --input-size, read without running code "
                             "(torch.load weights_only=True; .npz: numpy allow_pickle=False): a tensor, "
-                            "a tuple or list of tensors (positional) or a dict of tensors (keyword "
-                            "inputs; in an .npz: arrays by name, but one array alone or arr_0, arr_1 ... "
-                            "positional); "
+                            "a tuple or list (positional) or a dict (keyword inputs), of tensors or of "
+                            "tuples, lists and dicts of them (a cache as (key, value) per layer; in an "
+                            ".npz: arrays by name, but one array alone or arr_0, arr_1 ... positional); "
                             "latency times this batch (and takes an MSDNet's images [N, 3, H, W] too); "
                             "count takes several files, one sample each (see --sample-axis)")
-    group.add_argument("--outputs", metavar="I|FILE.py:FUNCTION",
-                       help="pick one tensor per exit: an index or key taken of each exit's output "
-                            "(0 for a model returning [(logits, features), ...]), or a function given "
-                            "what the model returns and returning one tensor per exit")
+    group.add_argument("--outputs", metavar="PATH|FILE.py:FUNCTION",
+                       help="pick one tensor per exit: a key path taken of each exit's output (0 for "
+                            "a model returning [(logits, features), ...]) or of what the model "
+                            "returns (exit_logits for {'exit_logits': [...], 'past_key_values': ...}; "
+                            "steps joined by dots: 0.logits), or a function given what the model "
+                            "returns and returning one tensor per exit")
 
 
 def model_io(args: argparse.Namespace) -> dict[str, Any]:
@@ -246,8 +250,9 @@ def model_io(args: argparse.Namespace) -> dict[str, Any]:
             outputs = int(text)
         elif ":" in text:
             outputs = load_factory(text, option="outputs")
-        elif not text.isidentifier():
-            raise OptionError("outputs", outputs, "must be an index (0), a key (logits) or FILE.py:FUNCTION")
+        elif not all(step.isidentifier() or step.lstrip("-").isdigit() for step in text.split(".")):
+            raise OptionError("outputs", outputs, "must be an index (0), a key (logits), a key path "
+                                                  "(exit_logits, 0.logits) or FILE.py:FUNCTION")
         else:
             outputs = text
     sizes = args.input_size if args.input_dtype is None else parse_inputs(args.input_size, args.input_dtype)
@@ -263,8 +268,7 @@ def model_io(args: argparse.Namespace) -> dict[str, Any]:
     for file, inputs in zip(files * (len(samples) // len(files)), samples):
         if sizes is not None:  # both: the file must hold inputs of these sizes, in any batch
             want = parse_inputs(sizes)
-            if [(s.name, s.shape[1:]) for s in want] != [("", tuple(t.shape[1:])) for t in inputs.args] + [
-                    (k, tuple(t.shape[1:])) for k, t in inputs.kwargs.items()]:
+            if [(s.name, s.shape[1:]) for s in want] != [(n, tuple(t.shape[1:])) for n, t in inputs.leaves]:
                 raise OptionError("inputs", file, f"holds {shapes_text(inputs.shapes)}: not the inputs "
                                   f"--input-size {args.input_size} says ({shapes_text(s.shape for s in want)}, "
                                   "any batch); give one or the other")

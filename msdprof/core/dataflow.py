@@ -53,7 +53,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from msdnet.options import OptionError
 
-from . import counting, meta_shapes
+from . import counting, meta_shapes, trees
 from .counting import CONVENTIONS, FUNCTION_RULES, RULES, Counts, KernelTally, ModuleCount, OpCount, counted_macs, rule_for
 from .units import INPUT_DTYPE_NAMES, INPUT_FORMS, check_bytes, first_line, one_line, shape_text, shapes_text
 
@@ -157,6 +157,9 @@ class Dataflow:
     model's inputs, parameters or buffers, nor views of them), by key; ``output_storages``: per
     exit, the activation storage its tensor lies on (``-1``: none).
 
+    ``batch_inputs``: per input, whether it carries the batch (:func:`batch_carriers`, judged on
+    the inputs as given, before a ``batch`` scaled them; ``()``: not said).
+
     ``on_values``: whether the pass made real tensors (else it ran on shapes alone, ``meta``);
     ``value_reads``: where the model read tensor values into Python or made shapes from them
     (``.item()``, ``nonzero``, ``bool(t)`` ...): its figures then hold for these inputs only;
@@ -182,6 +185,13 @@ class Dataflow:
     value_reads: tuple[ValueRead, ...] = ()
     same_tensor: tuple[tuple[str, str], ...] = ()
     idle: tuple[Idle, ...] = ()
+    batch_inputs: tuple[bool, ...] = ()
+
+    @property
+    def carriers(self) -> tuple[bool, ...]:
+        """Per input (in the order of ``input_shapes``), whether it carries the batch: as the
+        record says (``batch_inputs``), else read off the shapes (:func:`batch_carriers`)."""
+        return self.batch_inputs or batch_carriers(self.input_shapes)
 
     def eager_ends(self) -> list[int]:
         """Per exit k, the last operation that ran before outputs 1..k were all complete (the
@@ -228,7 +238,8 @@ class OutputError(ValueError):
 
 
 def tensors_in(value: Any) -> Iterator[torch.Tensor]:
-    """The tensors in ``value`` and in the lists, tuples and dict values inside it."""
+    """The tensors in ``value`` and in the lists, tuples and dict values inside it, and in the
+    dataclasses and transformers caches there (:func:`msdprof.core.trees.leaves`)."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, (list, tuple)):
@@ -237,6 +248,13 @@ def tensors_in(value: Any) -> Iterator[torch.Tensor]:
     elif isinstance(value, dict):
         for item in value.values():
             yield from tensors_in(item)
+    elif not isinstance(value, _PLAIN) and (dataclasses.is_dataclass(value) or trees.is_cache(value)):
+        for _, tensor in trees.leaves(value):
+            yield tensor
+
+
+#: Values :func:`tensors_in` need not look into.
+_PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, type)
 
 
 def function_name(func: Callable[..., Any]) -> str:
@@ -571,17 +589,61 @@ class _KernelView(TorchDispatchMode):
 
 
 #: How to pick one tensor per exit out of what a model returns (for messages).
-OUTPUTS_HINT = ("pick one tensor per exit with --outputs (outputs= in Python): an index or key "
-                "taken of each exit's output, such as 0, or FILE.py:FUNCTION given what it returns")
+OUTPUTS_HINT = ("pick one tensor per exit with --outputs (outputs= in Python): a key path taken of "
+                "each exit's output or of what the model returns, such as 0, exit_logits or "
+                "0.logits, or FILE.py:FUNCTION given what it returns")
 
-#: What ``outputs=`` may be: a callable applied to what the model returns, or an index or key
-#: applied to each exit's output.
+#: What ``outputs=`` may be: a callable applied to what the model returns, or a key path (an
+#: index, a key, or steps joined by dots: ``exit_logits``, ``0.logits``).
 Outputs = Callable[[Any], Any] | int | str | None
+
+
+def _exits_of(value: Any) -> tuple[list[Any], tuple[str, ...]] | None:
+    """The items of an exit collection (a list or tuple, exits named 1, 2 ...; a dict, by key)."""
+    if isinstance(value, dict):
+        return list(value.values()), tuple(str(k) for k in value)
+    if isinstance(value, (list, tuple)):
+        return list(value), tuple(str(k) for k in range(1, len(value) + 1))
+    return None
+
+
+def _follow(result: Any, path: tuple[Any, ...]) -> tuple[list[Any], tuple[str, ...]]:
+    """The exits a key path picks out of ``result``: at each level, the path taken of every exit's
+    output when ``result`` is a collection of exits holding it (``0`` of ``[(logits, features),
+    ...]``), else its first step taken of ``result`` itself and the rest followed from there
+    (``exit_logits`` of ``{"exit_logits": [...], "past_key_values": ...}``)."""
+    found = _exits_of(result)
+    if found is not None and found[0] and not any(isinstance(v, torch.Tensor) for v in found[0]):
+        try:
+            picked = [trees.pick(v, path) for v in found[0]]
+        except LookupError:
+            picked = None
+        if picked is not None and all(isinstance(t, torch.Tensor) for t in picked):
+            return picked, found[1]
+    if not path:
+        if found is None:
+            raise OutputError(f"{trees.describe(result)}: an early-exit network returns one tensor "
+                              f"per exit (a list, tuple or dict of tensors); {OUTPUTS_HINT}")
+        return found
+    try:
+        inner = trees.child(result, path[0])
+    except LookupError:
+        if isinstance(result, dict):
+            keys = ", ".join(str(k) for k in list(result)[:8]) + (", ..." if len(result) > 8 else "")
+            raise OutputError(f"a {type(result).__name__} of {keys}, which has no item {path[0]} (nor "
+                              f"has each of its values {trees.path_text(path)}); {OUTPUTS_HINT}") from None
+        if found is not None and found[0] and not isinstance(found[0][0], torch.Tensor):
+            raise OutputError(f"exit {found[1][0]} as {trees.describe(found[0][0])}, which has no item "
+                              f"{trees.path_text(path)}, nor has what it returns ({trees.describe(result)}) "
+                              f"an item {path[0]}; {OUTPUTS_HINT}") from None
+        raise OutputError(f"{trees.describe(result)}, which has no item {path[0]}; {OUTPUTS_HINT}") from None
+    return _follow(inner, path[1:])
 
 
 def select_exits(result: Any, outputs: Outputs = None) -> tuple[list[torch.Tensor], tuple[str, ...]]:
     """The exits' tensors and names in what a run returned (see :func:`record`): ``outputs`` a
-    callable is applied to it first; an ``int`` or ``str`` picks that item of each exit's output.
+    callable is applied to it first; a key path (an ``int``, a ``str``, steps joined by dots) picks
+    the exits out of it (:func:`_follow`: of each exit's output, else of what it returns).
     :class:`OutputError` when they are not one tensor per exit."""
     if callable(outputs):
         try:
@@ -591,25 +653,16 @@ def select_exits(result: Any, outputs: Outputs = None) -> tuple[list[torch.Tenso
                               f"{type(error).__name__}: {one_line(error)}") from error
     if isinstance(result, torch.Tensor):
         raise OutputError(f"1 output (a tensor): an early-exit network returns one output per exit; {OUTPUTS_HINT}")
-    if isinstance(result, dict):
-        names, values = tuple(str(k) for k in result), list(result.values())
-    elif isinstance(result, (list, tuple)):
-        values = list(result)
-        names = tuple(str(k) for k in range(1, len(values) + 1))
+    if isinstance(outputs, (int, str)) and not isinstance(outputs, bool):
+        values, names = _follow(result, trees.parse_path(outputs))
     else:
-        raise OutputError(f"a {type(result).__name__}: an early-exit network returns one tensor per exit "
-                          f"(a list, tuple or dict of tensors); {OUTPUTS_HINT}")
+        found = _exits_of(result)
+        if found is None:
+            raise OutputError(f"a {type(result).__name__}: an early-exit network returns one tensor per exit "
+                              f"(a list, tuple or dict of tensors); {OUTPUTS_HINT}")
+        values, names = found
     if not values:
         raise OutputError("no outputs (an empty collection): an early-exit network returns one tensor per exit")
-    if isinstance(outputs, (int, str)) and not isinstance(outputs, bool):
-        picked = []
-        for name, value in zip(names, values):
-            try:
-                picked.append(value[outputs])
-            except (IndexError, KeyError, TypeError):
-                raise OutputError(f"exit {name} as a {type(value).__name__}{_length(value)}, which has no item "
-                                  f"{outputs!r}; {OUTPUTS_HINT}") from None
-        values = picked
     for name, value in zip(names, values):
         if not isinstance(value, torch.Tensor):
             raise OutputError(f"exit {name} as a {type(value).__name__}{_length(value)}, not a tensor; {OUTPUTS_HINT}")
@@ -813,15 +866,32 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a model is called with: ``model(*args, **kwargs)``."""
+    """What a model is called with: ``model(*args, **kwargs)``, each argument a tensor or any tree
+    of tensors (tuples, lists, dicts, dataclasses, transformers caches: :mod:`msdprof.core.trees`;
+    other leaves such as ``True`` or ``None`` are passed as they are).
 
-    args: tuple[torch.Tensor, ...] = ()
-    kwargs: dict[str, torch.Tensor] = field(default_factory=dict)
+    Its tensors are listed in order, positional arguments first (:attr:`tensors`), each named by
+    :attr:`names`: ``""`` for a positional tensor, the keyword for a keyword tensor, and the key
+    path for one nested inside an argument (``past_key_values.layers.0.keys``; ``1.0`` for item 0
+    of positional argument 1)."""
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def leaves(self) -> tuple[tuple[str, torch.Tensor], ...]:
+        """The tensors with their names (see the class docstring), positional ones first."""
+        found = []
+        for i, arg in enumerate(self.args):
+            found += [(trees.path_text((i, *path)) if path else "", t) for path, t in trees.leaves(arg)]
+        for key, arg in self.kwargs.items():
+            found += [(trees.path_text((key, *path)), t) for path, t in trees.leaves(arg)]
+        return tuple(found)
 
     @property
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        """The positional tensors, then the keyword ones."""
-        return self.args + tuple(self.kwargs.values())
+        """The tensors, positional ones first, nested ones in order."""
+        return tuple(t for _, t in self.leaves)
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -829,38 +899,53 @@ class Inputs:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The tensors' keyword names, in the order of :attr:`tensors` (``""``: positional)."""
-        return ("",) * len(self.args) + tuple(self.kwargs)
+        """The tensors' names, in the order of :attr:`tensors` (see the class docstring)."""
+        return tuple(name for name, _ in self.leaves)
 
     @property
     def dtypes(self) -> tuple[str, ...]:
         """The tensors' dtypes, in the order of :attr:`tensors`: ``"float32"``, ``"int64"`` ..."""
         return tuple(str(t.dtype).removeprefix("torch.") for t in self.tensors)
 
+    @property
+    def flat(self) -> bool:
+        """Whether every argument is a tensor (nothing nested, no other values)."""
+        return all(isinstance(t, torch.Tensor) for t in (*self.args, *self.kwargs.values()))
+
     def map(self, change: Callable[[torch.Tensor], torch.Tensor]) -> "Inputs":
-        """The same inputs, each tensor through ``change`` (``lambda t: t[:1]``, ``.to(device)``)."""
-        return Inputs(tuple(change(t) for t in self.args), {k: change(t) for k, t in self.kwargs.items()})
+        """The same inputs, each tensor through ``change`` (``lambda t: t[:1]``, ``.to(device)``);
+        the containers around them are copies (:func:`msdprof.core.trees.map_tensors`)."""
+        return Inputs(tuple(trees.map_tensors(change, a) for a in self.args),
+                      {k: trees.map_tensors(change, a) for k, a in self.kwargs.items()})
 
     def call(self, function: Callable[..., Any]) -> Any:
         """``function(*args, **kwargs)``."""
         return function(*self.args, **self.kwargs)
 
 
+#: What inputs may be, for messages.
+INPUTS_FORM = ("a tensor, a tuple or list (positional inputs) or a dict by name (keyword inputs), "
+               "of tensors or of tuples, lists, dicts, dataclasses or transformers caches holding "
+               "tensors")
+
+
 def as_inputs(value: Any, option: str = "inputs") -> Inputs:
-    """``value`` as :class:`Inputs`: a tensor, a tuple or list of tensors (positional), a dict of
-    tensors by name (keyword inputs), or :class:`Inputs`; :class:`OptionError` naming ``option``
-    for anything else."""
+    """``value`` as :class:`Inputs`: a tensor, a tuple or list (positional inputs), a dict by name
+    (keyword inputs), each input a tensor or a tree holding tensors; or :class:`Inputs`.
+    :class:`OptionError` naming ``option`` for anything else, or when no tensor is given."""
     if isinstance(value, Inputs):
         return value
     if isinstance(value, torch.Tensor):
         return Inputs((value,))
-    if isinstance(value, (tuple, list)) and value and all(isinstance(t, torch.Tensor) for t in value):
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields") and trees.has_tensors(value):
         return Inputs(tuple(value))
-    if isinstance(value, dict) and value and all(
-            isinstance(k, str) and k.isidentifier() and isinstance(t, torch.Tensor) for k, t in value.items()):
+    if isinstance(value, dict) and trees.has_tensors(value) and all(
+            isinstance(k, str) and k.isidentifier() for k in value):
         return Inputs((), dict(value))
-    raise OptionError(option, type(value).__name__, "must be a tensor, a tuple or list of tensors "
-                      "(positional inputs) or a dict of tensors by name (keyword inputs)")
+    if (trees.is_cache(value) or dataclasses.is_dataclass(value) or hasattr(value, "_fields")) \
+            and trees.has_tensors(value):
+        return Inputs((value,))
+    raise OptionError(option, type(value).__name__, f"must be {INPUTS_FORM}")
 
 
 def _image(value: Any, dtype: str | None = None) -> InputSpec:
@@ -957,9 +1042,26 @@ def given_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, b
         )
     specs = parse_inputs(input_size)
     if batch != 1:
-        specs = tuple(dataclasses.replace(spec, shape=(batch, *spec.shape[1:])) for spec in specs)
+        carried = batch_carriers([spec.shape for spec in specs])
+        specs = tuple(dataclasses.replace(spec, shape=(batch, *spec.shape[1:])) if carries else spec
+                      for spec, carries in zip(specs, carried))
         return specs, "batch", batch
     return specs, "input-size", shape_text(input_size)
+
+
+def batch_carriers(shapes: Sequence[Sequence[int]]) -> tuple[bool, ...]:
+    """Per input of ``shapes``, whether it carries the batch, which ``--batch`` scales and
+    ``--memory`` counts per item: the batch is the first dimension of the first input that has
+    dimensions, and an input carries it when its own first dimension is the same (token ids
+    ``1x16`` and a transformers cache's ``1x8x16x64`` tensors do; a cache stacked layers first,
+    ``4x2x1x8x16x64``, a scalar, do not and are kept as given)."""
+    first = next((shape[0] for shape in shapes if len(shape)), None)
+    return tuple(first is not None and len(shape) > 0 and shape[0] == first for shape in shapes)
+
+
+def input_labels(names: Sequence[str]) -> tuple[str, ...]:
+    """The inputs' names for messages: a keyword or key path, else ``input 2`` (1-based)."""
+    return tuple(name or f"input {i}" for i, name in enumerate(names, 1))
 
 
 def example_inputs(model: nn.Module, input_size: Any = None, inputs: Any = None, batch: int = 1) -> Inputs:
@@ -1004,13 +1106,17 @@ def forward_bytes(flow: Dataflow, batch: int = 1) -> int:
     recorded on and :data:`FORWARD_MEMORY_FACTOR` times the activation storage its code holds at
     once (:meth:`Dataflow.held_peak`); ``batch`` times that for a batch of ``batch`` such inputs
     (``flow`` recorded on one item)."""
-    return batch * (input_bytes(flow) + FORWARD_MEMORY_FACTOR * flow.held_peak())
+    carried = input_bytes(flow, carried=True)
+    return batch * (carried + FORWARD_MEMORY_FACTOR * flow.held_peak()) + input_bytes(flow) - carried
 
 
-def input_bytes(flow: Dataflow) -> int:
-    """Bytes of the inputs ``flow`` was recorded on, each at its dtype's size."""
+def input_bytes(flow: Dataflow, carried: bool = False) -> int:
+    """Bytes of the inputs ``flow`` was recorded on, each at its dtype's size; ``carried``: of those
+    that carry the batch only (:attr:`Dataflow.carriers`)."""
+    dtypes = flow.input_dtypes or ("float32",) * len(flow.input_shapes)
     return sum(math.prod(shape) * getattr(torch, dtype).itemsize
-               for shape, dtype in zip(flow.input_shapes, flow.input_dtypes or ("float32",) * len(flow.input_shapes)))
+               for shape, dtype, carries in zip(flow.input_shapes, dtypes, flow.carriers)
+               if carries or not carried)
 
 
 def check_forward_bytes(model: nn.Module, flow: Dataflow, option: str, typed: Any, batch: int = 1,
@@ -1020,8 +1126,9 @@ def check_forward_bytes(model: nn.Module, flow: Dataflow, option: str, typed: An
     :data:`~msdprof.core.units.MAX_BYTES` (:func:`forward_bytes`): checked from that record (made on
     shapes alone) before anything of that size exists.  ``meta``: whether the message offers
     counting on ``meta`` (not for a command that times the model for real, such as ``latency``)."""
-    specs = [InputSpec(name, (shape[0] * batch, *shape[1:]) if shape else shape)
-             for name, shape in zip(flow.input_names or ("",) * len(flow.input_shapes), flow.input_shapes)]
+    specs = [InputSpec(name, (shape[0] * batch, *shape[1:]) if carries else shape)
+             for name, shape, carries in zip(flow.input_names or ("",) * len(flow.input_shapes),
+                                             flow.input_shapes, flow.carriers)]
     dtypes = [getattr(torch, d) for d in (flow.input_dtypes or ("float32",) * len(specs))]
     fix = ("a smaller --batch" if option == "batch" else "smaller inputs" + (
         ", or count the model on shapes alone (count without --device cpu; exit_costs without "
@@ -1133,8 +1240,9 @@ def record_values(model: nn.Module, given: Inputs, outputs: Outputs | bool = Non
                   guard: ByteGuard | None = None) -> Dataflow:
     """:func:`record` of ``model``'s forward on the real tensors ``given``, in eval mode, reads of
     their values noted (``value_reads``), under the memory limit ``guard``."""
-    with evaluating(model):
-        return record(model, lambda: given.call(model), outputs=outputs, inputs=given, guard=guard)
+    with evaluating(model):  # the containers copied: a cache the model extends stays as given
+        return record(model, lambda: given.map(lambda t: t).call(model), outputs=outputs, inputs=given,
+                      guard=guard)
 
 
 def record_network(
@@ -1168,6 +1276,8 @@ def record_network(
     model, wrapper = unwrap(model)
     given, option, typed = given_inputs(model, input_size, inputs, batch)
     shapes = given.shapes if isinstance(given, Inputs) else tuple(s.shape for s in given)
+    carriers = batch_carriers(shapes if batch == 1 or isinstance(given, Inputs)
+                              else [s.shape for s in parse_inputs(input_size)])
     flow = None
     with _users_forward(model, option, shapes, outputs):
         if not real and model not in _READ_VALUES:
@@ -1178,7 +1288,7 @@ def record_network(
                 _READ_VALUES[model] = True
             else:
                 _READ_VALUES.pop(model, None)
-    return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper)
+    return dataclasses.replace(flow, model=type(model).__name__, wrapper=wrapper, batch_inputs=carriers)
 
 
 #: The models whose last record on real values saw them read values: counted on real values
@@ -1306,7 +1416,7 @@ def count_modules(
 
 
 __all__ = [
-    "ByteGuard", "Call", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
+    "ByteGuard", "Call", "INPUTS_FORM", "batch_carriers", "input_labels", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
     "InputSpec", "Inputs", "OUTPUTS_HINT", "Op", "OutputError", "Outputs", "ReadsValues", "VALUE_METHODS",
     "ValueRead", "WRAPPERS", "as_inputs", "check_forward_bytes", "count_modules", "evaluating",
     "example_inputs", "forward_bytes", "function_name", "checked_inputs", "given_inputs", "input_bytes", "inputs_text", "make_inputs",

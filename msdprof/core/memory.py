@@ -39,7 +39,7 @@ from msdnet.model import check_msdnet, model_from
 from msdnet.options import OptionError
 
 from .conventions import check_convention
-from .dataflow import Dataflow, as_inputs, input_bytes
+from .dataflow import Dataflow, as_inputs, input_bytes, input_labels
 from .exits import ExitCosts, costs_of, record_exits
 
 
@@ -106,14 +106,22 @@ class ExitMemory:
 @dataclass(frozen=True)
 class ExitMemories(Sequence[ExitMemory]):
     """Per-exit memory of one network for ``batch`` inputs: a sequence of :class:`ExitMemory`,
-    exit 1 first.  ``input_bytes``: the inputs' bytes (the caller holds them); ``model``: the
-    model's class name; ``exit_names`` as in :class:`~msdprof.core.exits.ExitCosts`."""
+    exit 1 first.  ``input_bytes``: the inputs' bytes (the caller holds them), each at its
+    dtype's size; ``model``: the model's class name; ``exit_names`` as in
+    :class:`~msdprof.core.exits.ExitCosts`.  ``input_shapes``, ``input_names`` and
+    ``input_dtypes``: the inputs of the batch (as in :class:`~msdprof.core.dataflow.Dataflow`);
+    ``batch_inputs``: per input, whether it carries the batch (the others, such as a cache stacked
+    layers first, are as given whatever the batch)."""
 
     model: str
     batch: int
     input_bytes: int
     exits: tuple[ExitMemory, ...]
     exit_names: tuple[str, ...] = ()
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    input_names: tuple[str, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
+    batch_inputs: tuple[bool, ...] = ()
 
     def __len__(self) -> int:
         return len(self.exits)
@@ -128,7 +136,17 @@ class ExitMemories(Sequence[ExitMemory]):
         """The JSON shape of ``msdprof count --memory --format json``'s ``memory``."""
         return {"model": self.model, "batch": self.batch, "input_bytes": self.input_bytes,
                 "unit": "bytes", "exit_names": list(self.exit_names),
-                "exits": [asdict(e) for e in self.exits]}
+                "batch_inputs": list(self.carrying()), "exits": [asdict(e) for e in self.exits]}
+
+    def carrying(self) -> tuple[str, ...]:
+        """The names of the inputs that carry the batch (``input 1`` for a positional one)."""
+        labels = input_labels(self.input_names or ("",) * len(self.input_shapes))
+        return tuple(label for label, carries in zip(labels, self.batch_inputs) if carries)
+
+    def kept(self) -> tuple[str, ...]:
+        """The names of the inputs that do not carry the batch, kept as given."""
+        labels = input_labels(self.input_names or ("",) * len(self.input_shapes))
+        return tuple(label for label, carries in zip(labels, self.batch_inputs) if not carries)
 
 
 def schedule_peak(flow: Dataflow, schedule: Sequence[int], kept: Sequence[int] = ()) -> Peak:
@@ -213,7 +231,8 @@ def memory_of(model: nn.Module, flow: Dataflow, batch: int) -> ExitMemories:
     """:class:`ExitMemories` of ``model`` from its record ``flow`` (made for ``batch`` inputs by
     :func:`~msdprof.core.exits.record_exits`); the inputs' bytes each at its dtype's size."""
     size = input_bytes(flow)
-    return ExitMemories(type(model).__name__, batch, size, memory_from_dataflow(flow, size), flow.exit_names)
+    return ExitMemories(type(model).__name__, batch, size, memory_from_dataflow(flow, size), flow.exit_names,
+                        flow.input_shapes, flow.input_names, flow.input_dtypes, flow.carriers)
 
 
 def _model(preset_or_config: str | Options | nn.Module | None, inputs: Any, outputs: Any, input_size: Any,

@@ -44,14 +44,35 @@ def shape_text(shape: Any) -> str:
     return "x".join(map(str, shape)) if isinstance(shape, (tuple, list)) else str(shape)
 
 
+#: Nested inputs under one name shown one by one up to this many; more are summed up.
+NESTED_SHOWN = 4
+
+
 def shapes_text(shapes: Iterable[Any], names: Sequence[str] = (), dtypes: Sequence[str] = ()) -> str:
     """``1x3x32x32, 1x10``: the shapes of a model's inputs; with their keyword ``names`` (``""``:
-    positional) and ``dtypes`` (float32 unsaid), ``1x16:int64, mask=1x16``."""
-    parts = []
+    positional) and ``dtypes`` (float32 unsaid), ``1x16:int64, mask=1x16``.  Tensors nested in
+    one input (their names key paths, ``past_key_values.0.1``) are shown one by one up to
+    :data:`NESTED_SHOWN`, else summed up: ``past_key_values=64 tensors 1x8x16x64`` (``1x8x16x64
+    ... 1x8x17x64``: the first and last where they differ)."""
+    items = []
     for i, shape in enumerate(shapes):
         name = names[i] if i < len(names) else ""
         dtype = dtypes[i] if i < len(dtypes) else "float32"
-        parts.append(f"{name + '=' if name else ''}{shape_text(shape)}{'' if dtype == 'float32' else ':' + dtype}")
+        items.append((name, f"{shape_text(shape)}{'' if dtype == 'float32' else ':' + dtype}"))
+    parts, i = [], 0
+    while i < len(items):
+        name, text = items[i]
+        root = name.split(".", 1)[0] if "." in name else None
+        end = i + 1
+        while root is not None and end < len(items) and items[end][0].split(".", 1)[0] == root and "." in items[end][0]:
+            end += 1
+        if end - i > NESTED_SHOWN:
+            first, last = items[i][1], items[end - 1][1]
+            same = all(t == first for _, t in items[i:end])
+            parts.append(f"{root}={end - i} tensors {first}" + ("" if same else f" ... {last}"))
+        else:
+            parts += [f"{n + '=' if n else ''}{t}" for n, t in items[i:end]]
+        i = end
     return ", ".join(parts)
 
 

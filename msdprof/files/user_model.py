@@ -229,12 +229,13 @@ def read_inputs(path: str) -> Any:
     :class:`msdprof.core.dataflow.Inputs`: a ``.npz`` (``numpy.load(allow_pickle=False)``) holding one
     array or ``arr_0``, ``arr_1`` ... (``numpy.savez``'s positional names) for positional inputs,
     else arrays by keyword name; any other file is read with ``torch.load(weights_only=True)``: a
-    tensor, a tuple or list of tensors (positional) or a dict of tensors by name (keyword inputs).
-    Nothing in the file is run."""
+    tensor, a tuple or list (positional) or a dict by name (keyword inputs), of tensors or of
+    tuples, lists and dicts holding tensors (a cache as ``(key, value)`` per layer); ``True``,
+    ``None`` and numbers in them are passed as they are.  Nothing in the file is run."""
     import numpy as np
     import torch
 
-    from ..core.dataflow import Inputs, as_inputs
+    from ..core.dataflow import INPUTS_FORM, Inputs, as_inputs
 
     file = Path(path)
     if not file.is_file():
@@ -262,9 +263,7 @@ def read_inputs(path: str) -> Any:
     except OptionError:
         what = type(value).__name__ if not isinstance(value, dict) else "a dict of " + ", ".join(
             sorted({type(v).__name__ for v in value.values()})) if value else "an empty " + type(value).__name__
-        raise OptionError("inputs", path, f"holds {what}: must hold a tensor, a tuple or list of tensors "
-                                          "(positional inputs) or a dict of tensors by name (keyword "
-                                          "inputs)") from None
+        raise OptionError("inputs", path, f"holds {what}: must hold {INPUTS_FORM}") from None
 
 
 def _check_npz_bytes(file: Path, path: str) -> None:

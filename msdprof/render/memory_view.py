@@ -41,8 +41,12 @@ def memory_caption(costs: ExitCosts, memories: ExitMemories) -> str:
         what = f"{memories.batch} 3x{h}x{w} image{'s' if memories.batch != 1 else ''}"
         counted = "per image"
     else:
-        what = "inputs " + shapes_text([(memories.batch, *shape[1:]) if shape else shape
-                                        for shape in costs.input_shapes], costs.input_names, costs.input_dtypes)
+        what = "inputs " + shapes_text(memories.input_shapes or costs.input_shapes,
+                                       memories.input_names or costs.input_names,
+                                       memories.input_dtypes or costs.input_dtypes)
+        if memories.kept():
+            what += (f" (batch {memories.batch} in {', '.join(memories.carrying())}; "
+                     f"{', '.join(memories.kept())} kept as given)")
         counted = f"for inputs {costs.inputs_text}"  # what the operations were counted on
     _, ops = op_unit(costs.total_macs, costs.convention)
     return (f"{what} ({memories.input_bytes:,} bytes), inference (no autograd graph); {unit} = "
