@@ -19,6 +19,7 @@ _MODULES = {
     "core.memory": ("Alive", "ExitMemories", "ExitMemory", "Peak", "exit_memory"),
     "core.dataflow": ("Inputs", "count_modules"),
     "core.plan_costs": ("plan_costs",),
+    "core.token_costs": ("TokenCost", "TokenCosts", "token_costs"),
     "files.user_model": ("read_inputs",),
     "files.saved_outputs": ("SavedOutputs", "load_outputs", "outputs_from", "save_outputs",
                             "synthetic_outputs"),
@@ -31,6 +32,7 @@ _MODULES = {
     "analysis.compare": ("BlindSpot", "Comparison", "compare", "compare_msdnet"),
     "analysis.latency": ("Latency", "measure_latency", "random_batch"),
     "analysis.sweep": ("SweepResult", "sweep"),
+    "analysis.generation": ("Generation", "GenerationCosts", "generation", "generation_costs"),
     "render.interactive": ("write_page",),
 }
 _API = {name: module for module, names in _MODULES.items() for name in names}

@@ -1,7 +1,7 @@
 """The ``msdprof`` command: the parser of every subcommand, and :func:`main`.
 
 Each subcommand is one module of this package (``count``, ``graph``, ``report``, ``budget``,
-``sweep``, ``compare``, ``latency``) with ``add_parser(sub)`` and ``run(args)``, a thin layer over
+``sweep``, ``compare``, ``latency``, ``generate``) with ``add_parser(sub)`` and ``run(args)``, a thin layer over
 the API; what they share is :mod:`msdprof.cli.options`.
 """
 
@@ -17,13 +17,13 @@ from typing import Any, Callable, Sequence
 from msdnet.options import OptionError, format_value
 
 from ..files.output import WriteWarning
-from . import budget, compare, count, graph, latency, report, sweep
+from . import budget, compare, count, generate, graph, latency, report, sweep
 from ..core.units import one_line as error_line
 from .options import ArgumentParser, CommandFailed, UsageError, one_line
 
 COMMANDS: list[Callable[[Any], None]] = [count.add_parser, graph.add_parser, report.add_parser,
                                          budget.add_parser, sweep.add_parser, compare.add_parser,
-                                         latency.add_parser]
+                                         latency.add_parser, generate.add_parser]
 
 
 def build_parser() -> ArgumentParser:

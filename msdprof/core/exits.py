@@ -81,6 +81,11 @@ def _last_head(flow: Dataflow, reach: list[int], producer: int, bit: int) -> set
     return head | {op.index}
 
 
+def exit_heads(flow: Dataflow) -> list[set[int]]:
+    """Per exit, the operations of its head (indices into ``flow.ops``; see :func:`_heads`)."""
+    return _heads(flow, flow.reach())
+
+
 def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]:
     """Per-exit costs of a recorded pass with its exits selected, in ``convention`` (module
     docstring; ``layer`` is ``None``)."""
@@ -304,6 +309,6 @@ def exit_costs(
 
 __all__ = [
     "CONVENTIONS", "LAZY_GAP", "ExitCost", "ExitCosts", "ExitSpread", "Spread", "Unsupported", "costs_from_dataflow", "costs_of",
-    "as_any_model", "count_model", "count_network", "count_samples", "exit_costs", "meta_twin", "record_exits",
+    "as_any_model", "count_model", "count_network", "count_samples", "exit_costs", "exit_heads", "meta_twin", "record_exits",
     "unsupported_of",
 ]

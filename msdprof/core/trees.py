@@ -77,22 +77,27 @@ def leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, torch.Tensor]]:
 def map_tensors(change: Callable[[torch.Tensor], torch.Tensor], value: Any) -> Any:
     """A copy of ``value`` with every tensor through ``change``; containers and object nodes are
     new (shallow copies of the objects), anything else is kept as it is."""
+    return map_paths(lambda _, t: change(t), value)
+
+
+def map_paths(change: Callable[[Path, torch.Tensor], torch.Tensor], value: Any, path: Path = ()) -> Any:
+    """:func:`map_tensors` with ``change(path, tensor)`` given each tensor's key path too."""
     if isinstance(value, torch.Tensor):
-        return change(value)
+        return change(path, value)
     if _is_object(value):
         new = copy.copy(value)
         for name, child in _attributes(value).items():
-            object.__setattr__(new, name, map_tensors(change, child))
+            object.__setattr__(new, name, map_paths(change, child, (*path, name)))
         return new
     if pytree.tree_is_leaf(value):
         return value
 
-    def leaf(item: Any) -> Any:
-        if isinstance(item, torch.Tensor):
-            return change(item)
-        return map_tensors(change, item) if _is_object(item) else item
+    def leaf(entries: Any, item: Any) -> Any:
+        if isinstance(item, torch.Tensor) or _is_object(item):
+            return map_paths(change, item, (*path, *(_step(e) for e in entries)))
+        return item
 
-    return pytree.tree_map(leaf, value, is_leaf=_is_object)
+    return pytree.tree_map_with_path(leaf, value, is_leaf=_is_object)
 
 
 def has_tensors(value: Any) -> bool:
@@ -159,5 +164,5 @@ def describe(value: Any) -> str:
     return f"{article} {name}" + (f" of {len(value)}" if isinstance(value, (list, tuple, dict)) else "")
 
 
-__all__ = ["CACHE_MODULE", "child", "describe", "has_tensors", "is_cache", "leaves", "map_tensors",
+__all__ = ["CACHE_MODULE", "child", "describe", "has_tensors", "is_cache", "leaves", "map_paths", "map_tensors",
            "parse_path", "path_text", "pick"]
