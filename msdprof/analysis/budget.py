@@ -256,6 +256,12 @@ def given_fractions(fractions: str | Sequence[Any], exits: int) -> ExitDistribut
     return ExitDistribution(tuple(values))
 
 
+def exits_distribution(taken: Sequence[int], exits: int) -> ExitDistribution:
+    """The distribution of the exits ``taken`` (1-based, one per image or generated token): each
+    exit's share of them, exactly."""
+    return given_fractions([Fraction(list(taken).count(k), len(taken)) for k in range(1, exits + 1)], exits)
+
+
 @dataclass(frozen=True)
 class ExpectedCost:
     """The expected cost per image of ``distribution``: ``macs`` = sum_k fraction_k * macs(k)
@@ -414,5 +420,5 @@ def budgeted_batch(
 __all__ = [
     "AnytimeChoice", "AnytimeStep", "Calibration", "Evaluation", "ExitDistribution", "ExitReach",
     "ExpectedCost", "GEOMETRIC_P", "MemoryFit", "anytime", "anytime_steps", "budgeted_batch", "calibrate",
-    "evaluate", "expected_cost", "geometric", "geometric_family", "given_fractions", "memory_fit",
+    "evaluate", "exits_distribution", "expected_cost", "geometric", "geometric_family", "given_fractions", "memory_fit",
 ]

@@ -41,6 +41,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fractions", metavar="F1,F2,...",
                    help="the fraction of images leaving at each exit: nBlocks numbers >= 0 "
                         "summing to 1, e.g. 0.5,0.3,0.2")
+    p.add_argument("--exits-from", metavar="FILE",
+                   help="the exit each image (or generated token) took, as msdprof generate reads "
+                        "it (a JSON list, or a CSV column named exit): the share of each exit is its "
+                        "fraction")
     p.add_argument("--geometric", action="store_true",
                    help="the authors' 39 distributions: fractions proportional to q^k, "
                         "q = p/20, p = 1..39 (the default with --logits)")
@@ -59,14 +63,16 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..render import budget_view
-    from ..analysis.budget import (anytime, anytime_steps, budgeted_batch, expected_cost, geometric_family,
-                         given_fractions)
+    from ..analysis.budget import (anytime, anytime_steps, budgeted_batch, exits_distribution, expected_cost,
+                                   geometric_family, given_fractions)
+    from ..files.exit_trace import read_exits
     from ..core.conventions import check_convention
     from ..core.exits import exit_costs
     from ..files.saved_outputs import load_outputs
 
     fmt = formatting.check_format(args.format, budget_view.FORMATS)
     batch = [flag for flag, given in (("--fractions", args.fractions is not None),
+                                      ("--exits-from", args.exits_from is not None),
                                       ("--geometric", args.geometric),
                                       ("--logits", args.logits is not None),
                                       ("--plot", args.plot is not None)) if given]
@@ -79,10 +85,10 @@ def run(args: argparse.Namespace) -> None:
                          "(budgeted batch)")
     if args.anytime is None and args.memory is None and not batch:
         raise UsageError("give --anytime BUDGET, --memory BYTES, or --fractions F1,F2,..., "
-                         "--geometric or --logits FILE")
-    if args.fractions is not None and args.geometric:
-        raise UsageError("--fractions and --geometric are two ways to give the distribution; "
-                         "give one")
+                         "--exits-from FILE, --geometric or --logits FILE")
+    ways = [flag for flag in ("--fractions", "--exits-from", "--geometric") if flag in batch]
+    if len(ways) > 1:
+        raise UsageError(f"{ways[0]} and {ways[1]} are two ways to give the distribution; give one")
     if args.plot is not None and args.logits is None:
         raise OptionError("plot", args.plot, "needs --logits FILE: it draws test accuracy "
                                              "against expected cost")
@@ -99,6 +105,8 @@ def run(args: argparse.Namespace) -> None:
         options, name = network_options(args)
         exits = options.nBlocks
     given = given_fractions(args.fractions, exits) if args.fractions is not None else None
+    if args.exits_from is not None:
+        given = exits_distribution(read_exits(args.exits_from, exits), exits)
     family = geometric_family(exits) if per_image is None and given is None else None
     check_output_and_plot(args)
     outputs = load_outputs(args.logits, exits=exits) if args.logits is not None else None

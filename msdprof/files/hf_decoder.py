@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import inspect
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -26,9 +27,25 @@ from torch import nn
 from msdnet.options import OptionError
 
 from ..core.units import first_line
+from .user_model import quietly
 
 #: The attributes a transformers decoder keeps its final norm under, by architecture family.
 NORM_NAMES = ("norm", "final_layernorm", "ln_f", "final_layer_norm", "norm_f")
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' own log lines (a ``torch_dtype`` it now calls ``dtype``) and warnings left
+    out while msdprof reads the file and builds the model: msdprof says what it read, in one line."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with quietly():
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def read_hf_config(path: str | Path) -> Any:
@@ -52,7 +69,8 @@ def read_hf_config(path: str | Path) -> Any:
         raise OptionError("hf-config", text, "names no model_type (a transformers config.json has one, "
                                              "such as \"llama\")")
     try:
-        return AutoConfig.for_model(model_type, **data)
+        with _quiet_transformers():
+            return AutoConfig.for_model(model_type, **data)
     except ValueError as error:
         if "Unrecognized model identifier" in str(error):
             raise OptionError("hf-config", text, f"model_type {model_type!r} is not one transformers "
@@ -93,7 +111,7 @@ def build_causal_lm(config: Any, option: str = "hf-config", typed: str = "") -> 
     from transformers import AutoModelForCausalLM
 
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _quiet_transformers():
             return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
     except ValueError as error:
         raise OptionError(option, typed, f"is not a causal language model transformers can build "
@@ -117,7 +135,8 @@ def hf_decoder(config: Any, exit_layers: str | Sequence[int] | None = None) -> "
         model_type = data.pop("model_type", None)
         if not isinstance(model_type, str):
             raise OptionError("hf-config", "dict", "names no model_type (such as \"llama\")")
-        config = AutoConfig.for_model(model_type, **data)
+        with _quiet_transformers():
+            config = AutoConfig.for_model(model_type, **data)
     elif not isinstance(config, PretrainedConfig):
         raise OptionError("hf-config", typed, "must be a config.json path, a dict of one or a transformers "
                                               "configuration")

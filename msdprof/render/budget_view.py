@@ -174,7 +174,7 @@ def _family_note(distributions: Sequence[ExitDistribution]) -> str:
         notes.append("p: the authors' geometric family, fractions proportional to q^k with "
                      "q = p/20 (float32, as their code computes them)")
     if any(d.p is None for d in distributions):
-        notes.append("given: the fractions of --fractions")
+        notes.append("given: the fractions of --fractions, or the shares of the exits in --exits-from")
     return "; ".join(notes) + "."
 
 

@@ -73,15 +73,17 @@ def exit_heading(e: TokenCost, table: TokenCosts, name: str) -> str:
 
 
 def exit_summary(e: TokenCost, table: TokenCosts) -> str:
-    """What an exit costs beside its rows: prefill, the line in L, the cache a token adds, checks."""
+    """What an exit costs beside its rows: prefill, the line in L, the cache a token adds, the
+    weights a step reads, its checks and CALM's propagation (operations in the table's unit,
+    bytes as B)."""
     unit = OP_NAMES[table.convention]
     parts = [f"prefill {e.prefill_macs:,} {unit}"]
     if e.token_macs_intercept is not None:
-        parts.append(f"a token: {e.token_macs_intercept:,} + {e.token_macs_per_cached_token:,} x L {unit}")
-    parts.append(f"cache {e.kv_bytes_per_token:,} bytes a token")
-    parts.append(f"weights {e.weight_bytes:,} bytes")
+        parts.append(f"token {e.token_macs_intercept:,} + {e.token_macs_per_cached_token:,} L {unit}")
+    parts.append(f"cache {e.kv_bytes_per_token:,} B/token")
+    parts.append(f"weights {e.weight_bytes:,} B")
     if e.check_macs:
-        parts.append(f"checks {e.check_macs:,} {unit}" + (f" and {e.check_bytes:,} bytes" if e.check_bytes else ""))
+        parts.append(f"checks {e.check_macs:,} {unit}" + (f", {e.check_bytes:,} B" if e.check_bytes else ""))
     if e.propagate_macs:
         parts.append(f"propagate {e.propagate_macs:,} {unit}")
     return "; ".join(parts)
