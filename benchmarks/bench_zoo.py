@@ -38,22 +38,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from bench_any_model import median_seconds  # noqa: E402  (the same timing: warm-up, gc off)
 from msdnet import build_model, resolve  # noqa: E402
 from msdprof import exit_costs  # noqa: E402
-from results import save  # noqa: E402
+from results import Out, save  # noqa: E402
 from zoo import ENTRIES, eager_forward  # noqa: E402
 from zoo.attention import LlamaSharedHead  # noqa: E402
 
 RUNS = 7
-
-
-class Out:
-    """What the benchmark prints, kept for its results file."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
 
 
 def flop_counter_per_exit(model, inputs, exits: int) -> list[int]:

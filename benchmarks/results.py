@@ -40,6 +40,17 @@ def commit() -> str:
     return head + (" + changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+class Out:
+    """What a benchmark prints, line by line, kept for its results file (:func:`save`)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+
 def save(name: str, output: str, command: str | None = None) -> Path:
     """Write benchmark ``name``'s ``output`` (what it printed) with where and when it ran."""
     RESULTS.mkdir(exist_ok=True)

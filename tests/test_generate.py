@@ -358,38 +358,9 @@ def test_a_config_that_is_not_json_or_names_no_model_type_is_one_line(config_fil
         "msdprof: error: --hf-config untyped.json: names no model_type")
 
 
-DECODER = '''
-import torch
-from torch import nn
-
-
-class Decoder(nn.Module):
-    """Two layers appending keys to (key, value) tuples per layer; exit i reads layer i."""
-
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Embedding(50, 8)
-        self.keys = nn.ModuleList(nn.Linear(8, 8, bias=False) for _ in range(2))
-        self.head = nn.Linear(8, 50, bias=False)
-
-    def forward(self, input_ids, past_key_values=None, use_cache=True):
-        h, logits, new = self.embed(input_ids), [], []
-        for i, project in enumerate(self.keys):
-            keys = project(h)
-            if past_key_values is not None:
-                keys = torch.cat([past_key_values[i][0], keys], 1)
-            new.append((keys, keys))
-            h = h + (h @ keys.transpose(1, 2)) @ keys
-            logits.append(self.head(h[:, -1:]))
-        return {"exit_logits": logits, "past_key_values": tuple(new)}
-
-
-def decoder():
-    return Decoder()
-'''
-
-
 def test_your_own_decoder_keeping_the_contract_is_counted_from_its_factory(model_folder, capsys):
+    from test_nested_io import FACTORIES as DECODER  # two layers appending keys; exit i reads layer i
+
     model_folder(DECODER)
     code, out, err = run(capsys, "generate", "--model", "models.py:decoder", "--prompt", "4", "--at", "4,9",
                          "--format", "json")

@@ -9,7 +9,7 @@ from msdnet.options import OptionError
 
 from ..files.output import write_atomic
 from .options import (
-    UsageError, add_convention_option, add_format_option, add_output_options, check_output_and_plot,
+    UsageError, add_convention_option, add_factory_options, add_format_option, add_output_options, check_output_and_plot,
     notice, output_name, progress, show,
 )
 
@@ -47,14 +47,7 @@ def add_parser(sub: Any) -> None:
                        help="with --hf-config: the layers after which an exit reads the final norm and "
                             "LM head (LayerSkip's early exit), ending with the last layer, e.g. "
                             "8,16,24,32 (default: the last layer alone)")
-    group.add_argument("--model", metavar="FILE.py:FACTORY",
-                       help="your decoder's factory: FILE.py:FACTORY or package.module:FACTORY")
-    group.add_argument("--model-kwargs", metavar="JSON",
-                       help="keyword arguments for the factory, a JSON object")
-    group.add_argument("--checkpoint", metavar="FILE",
-                       help="a state dict to load into --model (counts do not depend on it)")
-    group.add_argument("--debug", action="store_true",
-                       help="when your model's code raises, also print its traceback")
+    add_factory_options(group)
     p.add_argument("--prompt", metavar="P", default="1",
                    help="tokens of the prompt, prefilled through the whole model (default 1)")
     p.add_argument("--at", metavar="L1,L2,...|A:B",

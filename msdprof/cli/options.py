@@ -125,6 +125,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "or a dict; --outputs picks them out of anything else). Counted as built, on zero inputs "
         "of --input-size or on the saved --inputs (one of them is needed).",
     )
+    add_factory_options(group)
+    add_model_io_options(group)
+
+
+def add_factory_options(group: Any) -> None:
+    """``--model``, ``--model-kwargs``, ``--checkpoint`` and ``--debug`` in ``group``."""
     group.add_argument("--model", metavar="FILE.py:FACTORY",
                        help="the factory returning the model: FILE.py:FACTORY or "
                             "package.module:FACTORY (called with no arguments unless --model-kwargs)")
@@ -135,7 +141,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                             "key and 'module.' prefixes are understood); counts do not depend on it")
     group.add_argument("--debug", action="store_true",
                        help="when your model's code raises, also print its traceback")
-    add_model_io_options(group)
 
 
 def add_batch_option(parser: argparse.ArgumentParser, more: str = "") -> None:
