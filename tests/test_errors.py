@@ -64,7 +64,7 @@ BAD_INPUTS = [
     (["report", "--compare", "nBlocks=0", "-o", "report.md"], "--compare nBlocks=0: nBlocks 0: must be a whole number >= 1"),
     (["report", "--compare", "foo:step=2", "-o", "report.md"], "--compare foo:step=2: preset foo: must be one of"),
     # budget (bad saved-output files: tests/test_budget.py)
-    (["budget"], "give --anytime BUDGET, --memory BYTES, or --fractions F1,F2,..., --geometric or --logits FILE"),
+    (["budget"], "give --anytime BUDGET, --memory BYTES, or --fractions F1,F2,..., --exits-from FILE, --geometric or --logits FILE"),
     (["budget", "--anytime", "5X"], "--anytime 5X: must be a count like 300M, 1.5G or 120000"),
     (["budget", "--anytime=-5M"], "--anytime -5M: must be a count like 300M"),
     (["budget", "--fractions", "0.5,0.5"], "--fractions 0.5,0.5: must have 10 entries, one per exit of the network, not 2"),
@@ -142,7 +142,7 @@ BAD_INPUTS = [
                                       "limits); give a smaller --batch"),
     # issue 26 item 12: "did you mean" in any letter case, and for commands
     (["count", "--convention", "FLOPs"], "--convention FLOPs: must be one of msdnet, macs, flops (did you mean 'flops'?)"),
-    (["cont"], "invalid choice: 'cont' (choose from count, graph, report, budget, sweep, compare, latency); "
+    (["cont"], "invalid choice: 'cont' (choose from count, graph, report, budget, sweep, compare, latency, generate); "
                "did you mean count?"),
 ]
 

@@ -414,3 +414,10 @@ def test_budget_takes_the_exits_taken_as_its_distribution(config_file, capsys):
     code, by_fractions, _ = run(capsys, "budget", "--preset", "cifar10-batch", "--nBlocks", "3", "--fractions",
                                 "0.5,0.25,0.25", "--format", "json")
     assert json.loads(by_file)["distributions"] == json.loads(by_fractions)["distributions"]
+
+
+def test_the_help_names_every_policy_the_api_knows():
+    from msdprof.analysis.generation import POLICIES
+    from msdprof.cli.generate import POLICY_HELP
+
+    assert [p for p in POLICIES if f"{p} " in POLICY_HELP or f"{p}:" in POLICY_HELP] == list(POLICIES)

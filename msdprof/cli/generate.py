@@ -53,7 +53,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--at", metavar="L1,L2,...|A:B",
                    help="cache lengths L (tokens already cached) to give a token's cost at: a list, "
                         "each counted, or a range A:B, its ends and middle counted and every length "
-                        "from the line they lie on (refused where they do not; default: P)")
+                        "exact from the line they lie on (where they lie on none, each length is "
+                        "counted, at most 256; default: P)")
     add_convention_option(p, "unit of the operation counts")
     p.add_argument("--policy", metavar="NAME", default="none",
                    help=f"what the caches of skipped layers get, in a whole generation: {POLICY_HELP} "

@@ -459,11 +459,15 @@ def _check_growth(step: _Step, dims: dict[tuple, int | None], length: int, name:
         if dims.get(path) is not None:
             want[dims[path]] += 1
         if back is None or list(back[0]) != want:
+            dropped = back is not None and dims.get(path) is not None and len(back[0]) == len(shape) \
+                and back[0][dims[path]] < want[dims[path]]
             raise OptionError("model", name, f"its cache tensor {trees.path_text(path) or 'cache'} "
                                              f"{'x'.join(map(str, shape))} came back "
                                              f"{'missing' if back is None else 'x'.join(map(str, back[0]))} "
                                              f"after one token with {length} cached: msdprof generate "
-                                             "needs a cache that grows by one token a step")
+                                             "needs a cache that grows by one token a step"
+                                             + (" (one that drops old tokens, a sliding window's, is not "
+                                                "supported)" if dropped else ""))
 
 
 # --- fitting --------------------------------------------------------------------------------------
