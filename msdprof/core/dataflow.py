@@ -227,16 +227,24 @@ class OutputError(ValueError):
     """What a model returned is not one tensor per exit (the message says what it was)."""
 
 
-def tensors_in(value: Any) -> Iterator[torch.Tensor]:
-    """The tensors in ``value`` and in the lists, tuples and dict values inside it."""
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value`` and in the lists, tuples and dict values inside it, in order."""
     if isinstance(value, torch.Tensor):
-        yield value
+        return [value]
+    found: list[torch.Tensor] = []
+    _gather(value, found)
+    return found
+
+
+def _gather(value: Any, found: list[torch.Tensor]) -> None:
+    if isinstance(value, torch.Tensor):
+        found.append(value)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from tensors_in(item)
+            _gather(item, found)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from tensors_in(item)
+            _gather(item, found)
 
 
 def function_name(func: Callable[..., Any]) -> str:
@@ -307,7 +315,7 @@ class _Frame:
     first: int
     swallows: bool = True  # what runs inside is part of it (not so for a rule through a base class)
     inputs: tuple[int, ...] = ()
-    args: Any = None  # what the call was given (held until it returns, as the caller holds it)
+    args: list[torch.Tensor] | None = None  # the tensors it was given (held until it returns, as the caller holds them)
     kernel_macs: int = 0  # the pass's kernel tally when the call began
     kernel_opaque: int = 0
 
@@ -347,8 +355,8 @@ class _Recorder(TorchFunctionMode):
         entry = self.producers.get(id(tensor))
         return entry[1] if entry is not None and entry[0]() is tensor else None
 
-    def producers_of(self, value: Any) -> tuple[int, ...]:
-        found = {p for t in tensors_in(value) if (p := self.producer(t)) is not None}
+    def producers_of(self, tensors: list[torch.Tensor]) -> tuple[int, ...]:
+        found = {p for t in tensors if (p := self.producer(t)) is not None}
         return tuple(sorted(found))
 
     def param_key(self, p: nn.Parameter) -> int:
@@ -383,15 +391,16 @@ class _Recorder(TorchFunctionMode):
             self.held -= self.storage_bytes[key]
         return freed
 
-    def memory_of(self, inputs: Any, output: Any) -> dict[str, tuple[int, ...]]:
-        """``allocates`` and ``touches`` (see :class:`Op`) of an operation reading ``inputs``."""
+    def memory_of(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> dict[str, tuple[int, ...]]:
+        """``allocates`` and ``touches`` (see :class:`Op`) of an operation reading the tensors
+        ``inputs`` and making ``outputs``."""
         touches: dict[int, None] = {}
-        for t in tensors_in(inputs):
+        for t in inputs:
             key, activation, _ = self.storage(t, made=False)
             if activation:
                 touches[key] = None
         allocates = []
-        for t in tensors_in(output):
+        for t in outputs:
             key, activation, new = self.storage(t, made=True)
             if activation:
                 touches[key] = None
@@ -404,9 +413,9 @@ class _Recorder(TorchFunctionMode):
         self.times[name] = n
         return name if n == 1 else f"{name}#{n}"
 
-    def add(self, output: Any, **fields: Any) -> None:
+    def add(self, tensors: list[torch.Tensor], **fields: Any) -> None:
+        """Record an operation whose results are the tensors ``tensors``."""
         index = len(self.ops)
-        tensors = list(tensors_in(output))
         shape = tuple(tensors[0].shape) if tensors else None
         if tensors and not tensors[0].is_meta:
             self.on_values = True
@@ -452,8 +461,8 @@ class _Recorder(TorchFunctionMode):
                            swallows=not known or leaf or type(module) in RULES,
                            kernel_macs=self.kernels.macs, kernel_opaque=len(self.kernels.opaque))
             if counted and outer is None:
-                frame.inputs = self.producers_of((args, kwargs))
-                frame.args = (args, kwargs)
+                frame.args = tensors_in((args, kwargs))
+                frame.inputs = self.producers_of(frame.args)
             self.stack.append(frame)
         finally:
             self.busy = False
@@ -475,11 +484,12 @@ class _Recorder(TorchFunctionMode):
             count = found(module, args, output) if found is not None else OpCount(functional_macs=macs)
             params = tuple(self.param_key(p) for p in module.parameters(recurse=frame.swallows))
             inside = tuple(range(frame.first, len(self.ops)))  # submodules that were operations
+            outputs = tensors_in(output)
             self.add(
-                output, name=self.unique(frame.name), kind="module", type=type(module).__name__,
+                outputs, name=self.unique(frame.name), kind="module", type=type(module).__name__,
                 module=frame.name, count=count, inputs=tuple(sorted({*frame.inputs, *inside})),
                 params=params, unknown_module=frame.unknown, aten_macs=macs, opaque=opaque,
-                **self.memory_of(frame.args, output),
+                **self.memory_of(frame.args or [], outputs),
             )
         finally:
             self.busy = False
@@ -518,7 +528,11 @@ class _Recorder(TorchFunctionMode):
 
     def _call(self, func: Any, args: tuple, kwargs: dict) -> Any:
         macs, opaque = self.kernels.macs, len(self.kernels.opaque)
-        result = meta_shapes.shortcut(func, args, kwargs)
+        self.busy = True  # a shortcut's empty result is no kernel of the model's
+        try:
+            result = meta_shapes.shortcut(func, args, kwargs)
+        finally:
+            self.busy = False
         if result is None:
             result = func(*args, **kwargs)
         else:  # no kernel ran: torch's formula for the kernel it stands for
@@ -526,23 +540,25 @@ class _Recorder(TorchFunctionMode):
         if self.counted_frame() is not None:  # part of a counted module's call, which is the operation
             return result
         frame = self.stack[-1] if self.stack else None
-        if next(tensors_in(result), None) is None:
+        outputs = tensors_in(result)
+        if not outputs:
             return result  # sizes, shapes, numbers: no data flows on
         name = function_name(func)
         owner = frame.name if frame is not None else ""
-        params = tuple(self.param_key(t) for t in tensors_in((args, kwargs)) if isinstance(t, nn.Parameter))
+        inputs = tensors_in((args, kwargs))
+        params = tuple(self.param_key(t) for t in inputs if isinstance(t, nn.Parameter))
         rule = FUNCTION_RULES.get(func)
         kernel_macs = self.kernels.macs - macs
         opaque_kernels = tuple(self.kernels.opaque[opaque:])
         # no rule for the function (einsum, tensordot ...): the multiply-adds its kernels did
         counted_macs = rule(args, kwargs, result) if rule is not None else kernel_macs
         self.add(
-            result, name=self.unique(f"{owner}/{name}" if owner else name), kind="function",
+            outputs, name=self.unique(f"{owner}/{name}" if owner else name), kind="function",
             type=name, module=owner, count=OpCount(functional_macs=counted_macs),
-            inputs=self.producers_of((args, kwargs)), params=params,
+            inputs=self.producers_of(inputs), params=params,
             unknown_functions=(name,) if rule is None and opaque_kernels else (),
             aten_macs=kernel_macs, opaque=opaque_kernels,
-            **self.memory_of((args, kwargs), result),
+            **self.memory_of(inputs, outputs),
         )
         return result
 
