@@ -38,6 +38,7 @@ shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import threading
 import warnings
@@ -668,7 +669,7 @@ def record(
     names = {m: name for name, m in model.named_modules()}
     recorder = _Recorder(names, values, guard)
     handles = []
-    with _held(model):
+    with _held(model), collection_paused():
         try:
             for module in names:
                 handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
@@ -709,18 +710,20 @@ def record(
                     on_values=recorder.on_values,
                     value_reads=tuple(ValueRead(f, m, n) for (f, m), n in recorder.reads.items()),
                     same_tensor=tuple(same))
-    return dataclasses.replace(flow, idle=_idle(model, flow, recorder.param_keys, twins or {}))
+    return dataclasses.replace(flow, idle=_idle(names, flow, recorder.param_keys, twins or {}))
 
 
-def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[int, torch.Tensor]
+def _idle(names: dict[nn.Module, str], flow: Dataflow, read: dict[int, Any], twins: dict[int, torch.Tensor]
           ) -> tuple[Idle, ...]:
-    """The modules of ``model`` with parameters no operation of ``flow`` read (by ``id`` in
-    ``read``, through their ``twins``): the outermost module none of whose parameters was read (an
-    expert, not its layers), or a module some of whose own were not; each with the first exit by
-    which it or a module holding it (not the model itself) had run."""
+    """The modules (``names``: every module of the model, by its name) with parameters no
+    operation of ``flow`` read (by ``id`` in ``read``, through their ``twins``): the outermost
+    module none of whose parameters was read (an expert, not its layers), or a module some of whose
+    own were not; each with the first exit by which it or a module holding it (not the model
+    itself) had run."""
     own: dict[str, tuple[int, int]] = {}  # module -> (its own parameters, those not read)
+    types: dict[str, str] = {}
     seen: set[int] = set()
-    for name, module in model.named_modules():
+    for module, name in names.items():
         total = unread = 0
         for p in module._parameters.values():
             if p is None or id(p) in seen:
@@ -728,7 +731,9 @@ def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[in
             seen.add(id(p))
             total += p.numel()
             unread += p.numel() if id(twins.get(id(p), p)) not in read else 0
-        own[name] = (total, unread)
+        own[name], types[name] = (total, unread), type(module).__name__
+    if not any(unread for _, unread in own.values()):
+        return ()
     whole: dict[str, list[int]] = {name: [0, 0] for name in own}  # the module and all inside it
     for name, (total, unread) in own.items():
         holder = name
@@ -745,7 +750,6 @@ def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[in
         if op.kind == "module":
             began.setdefault(op.module, op.index)
     ends = flow.eager_ends()
-    types = {name: type(module).__name__ for name, module in model.named_modules()}
 
     def idle_whole(name: str) -> bool:
         return bool(name) and whole[name][0] > 0 and whole[name][1] == whole[name][0]
@@ -762,6 +766,31 @@ def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[in
         exit = next((k + 1 for k, end in enumerate(ends) if end >= began[holder]), None) if holder else None
         idle.append(Idle(name, types[name], whole[name][1] if outermost else unread, exit))
     return tuple(idle)
+
+
+_collection = threading.Lock()
+_collection_state = {"pauses": 0, "was_enabled": False}  # blocks in progress; the collector before them
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused within the block, and as it was before the first
+    of nested or concurrent blocks once the last ends.  A count makes tens of thousands of
+    short-lived objects; collected while they live, each full collection walks every object of the
+    process (a count took twice its median every few calls); paused, nearly all of them are freed
+    by their reference counts before it runs again."""
+    with _collection:
+        if _collection_state["pauses"] == 0:
+            _collection_state["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _collection_state["pauses"] += 1
+    try:
+        yield
+    finally:
+        with _collection:
+            _collection_state["pauses"] -= 1
+            if _collection_state["pauses"] == 0 and _collection_state["was_enabled"]:
+                gc.enable()
 
 
 _holders = threading.Condition()
@@ -1107,17 +1136,18 @@ def stand_ins(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[int, torc
     dtype, an ``nn.Parameter`` for a parameter."""
     named: dict[str, torch.Tensor] = {}
     twins: dict[int, torch.Tensor] = {}
-    for found in (model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)):
-        for name, t in found:
-            if t.is_meta:
-                continue
-            twin = twins.get(id(t))
-            if twin is None:
-                twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
-                if isinstance(t, nn.Parameter):
-                    twin = nn.Parameter(twin, requires_grad=t.requires_grad)
-                twins[id(t)] = twin
-            named[name] = twin
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        for store in (module._parameters, module._buffers):
+            for key, t in store.items():
+                if t is None or t.is_meta:
+                    continue
+                twin = twins.get(id(t))
+                if twin is None:
+                    twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=meta_shapes.META)
+                    if isinstance(t, nn.Parameter):
+                        twin = nn.Parameter(twin, requires_grad=t.requires_grad)
+                    twins[id(t)] = twin
+                named[f"{prefix}.{key}" if prefix else key] = twin
     return named, twins
 
 
@@ -1322,7 +1352,7 @@ def count_modules(
 
 
 __all__ = [
-    "ByteGuard", "Call", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
+    "ByteGuard", "Call", "collection_paused", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
     "InputSpec", "Inputs", "OUTPUTS_HINT", "Op", "OutputError", "Outputs", "ReadsValues", "VALUE_METHODS",
     "ValueRead", "WRAPPERS", "as_inputs", "check_forward_bytes", "count_modules", "evaluating",
     "example_inputs", "forward_bytes", "function_name", "checked_inputs", "given_inputs", "input_bytes", "inputs_text", "make_inputs",

@@ -34,7 +34,7 @@ from msdnet.model import model_from
 
 from .counting import CONVENTIONS, counted_macs
 from .conventions import check_convention
-from .dataflow import Dataflow, Outputs, as_inputs, record_network, uncounted
+from .dataflow import Dataflow, Outputs, as_inputs, collection_paused, record_network, uncounted
 from .results import LAZY_GAP, ExitCost, ExitCosts, ExitSpread, Spread, Unsupported
 from .samples import over_samples
 
@@ -325,8 +325,9 @@ def exit_costs(
         given = "inputs" if inputs is not None else "outputs" if outputs is not None else "samples"
         raise OptionError(given, "given",
                           "is for a model msdprof did not build; an MSDNet is run on one image of its plan")
-    model = model_from(preset_or_config, input_size, device, use="counted", **options)
-    return count_model(model, convention, real=real)
+    with collection_paused():  # the model built on meta, then counted: short-lived objects all
+        model = model_from(preset_or_config, input_size, device, use="counted", **options)
+        return count_model(model, convention, real=real)
 
 
 __all__ = [
