@@ -272,7 +272,7 @@ def test_the_unets_three_skip_concatenations_are_junctions_the_encoder_enters():
 def test_junctions_change_no_exits_needs_and_cost_nothing(name):
     graph = model_graph(name)
     model, given = MODELS[name]()
-    costs = exit_costs(model, **given)
+    costs = exit_costs(model, convention="msdnet", **given)  # model_graph's convention
     for e in costs.exits:  # the lazy figure is the cost of the union of what exits 1..k read
         needed = set().union(*(nx.ancestors(graph, f"exit{k}") for k in range(1, e.exit + 1)))
         assert sum(graph.nodes[n]["macs"] for n in needed) == e.lazy_macs
@@ -339,7 +339,8 @@ def test_an_msdnet_exit_box_says_its_cumulative_cost_and_its_lazy_one_where_fewe
 
 def test_a_models_exit_box_says_its_cumulative_cost_and_its_lazy_one_where_fewer():
     model, given = MODELS["imta-msdnet"]()  # every block before any head: lazy 59,428 of 208,420 at exit 1
-    source, costs = drawing.to_dot(fold_graph(model_graph("imta-msdnet"), 1)), exit_costs(model, **given)
+    source = drawing.to_dot(fold_graph(model_graph("imta-msdnet"), 1))
+    costs = exit_costs(model, convention="msdnet", **given)
     for e in costs.exits:
         lazy = f"\\nlazy {format_count(e.lazy_macs)} ops" if e.lazy_macs != e.macs else ""
         assert exit_texts(source, f"exit{e.exit}").endswith(f"\\nΣ {format_count(e.macs)} ops{lazy}")
@@ -416,8 +417,8 @@ def test_no_edge_on_the_page_passes_under_a_box_it_does_not_join(open_tab, pages
 def test_the_pages_exit_boxes_say_what_the_exits_cost(open_tab, pages):
     tab = open_tab(pages["examples-vit12"])
     model, given = MODELS["examples-vit12"]()
-    last = exit_costs(model, **given).exits[-1]
-    assert tab.text_content('#layout [data-node="exit12"]') == f"exit 12 · 10Σ {format_count(last.macs)} ops"
+    last = exit_costs(model, convention="macs", **given).exits[-1]  # a model's page opens in macs
+    assert tab.text_content('#layout [data-node="exit12"]') == f"exit 12 · 10Σ {format_count(last.macs)} MACs"
 
 
 @needs_graphviz
