@@ -237,7 +237,9 @@ def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | N
     ``kind`` (``module`` or ``function``), ``type``, ``module`` (the module called, or the one
     whose forward called the function), ``shape`` (output, batch included),
     ``macs`` (in ``convention``), ``params`` (each parameter charged to the node that reads it
-    first, so node costs add up to the pass's totals), ``order`` (execution order).  One node
+    first, so node costs add up to the pass's totals), ``order`` (execution order), ``uncounted``
+    (the work it ran that ``convention`` did not count, by torch's formulas, in its unit; ``None``:
+    unknown, a kernel no formula measures; 0 for nearly every node).  One node
     ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost of
     its own; ``cumulative_macs`` and ``lazy_macs``: the exit's cumulative and lazy figures of
     :func:`msdprof.exit_costs`, in ``convention``) follows its producer (nodes are added in
@@ -251,7 +253,7 @@ def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | N
     ``max_depth`` (the deepest nesting of groups: folding deeper shows every operation).
     """
     from ..core.counting import CONVENTIONS
-    from ..core.exits import costs_from_dataflow
+    from ..core.exits import costs_from_dataflow, missed_work
 
     convention = check_convention(convention, msdnet=False)
     to_number = CONVENTIONS[convention]
@@ -261,6 +263,7 @@ def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | N
                        input_shapes=[list(s) for s in flow.input_shapes], group_types=group_types,
                        max_depth=max((len(g) for g in groups), default=0))
     figures = costs_from_dataflow(flow, convention)
+    missed = missed_work(flow, convention)
     sources: list[frozenset[str]] = []  # per op, the nodes its result comes from
     exits_of: dict[int, list[int]] = {}
     for k, producer in enumerate(flow.outputs, start=1):
@@ -275,6 +278,7 @@ def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | N
                 op.name, kind=op.kind, type=op.type, module=op.module,
                 shape=list(op.shape) if op.shape is not None else None, macs=to_number(op.count),
                 params=sum(flow.param_sizes[p] for p in first), order=op.index, groups=groups[op.index],
+                uncounted=missed.get(op.index, 0),
             )
             graph.add_edges_from((source, op.name) for source in sorted(frozenset().union(*read)))
             sources.append(frozenset((op.name,)))
@@ -385,10 +389,16 @@ def fold_graph(graph: nx.DiGraph, depth: int) -> nx.DiGraph:
             name, kind="group", type=types.get(name, ""), module=name.split("#")[0],
             shape=last.get("shape"), macs=sum(graph.nodes[n]["macs"] for n in inside),
             params=sum(graph.nodes[n]["params"] for n in inside), order=first["order"],
-            groups=first["groups"][:level], members=len(inside),
+            groups=first["groups"][:level], members=len(inside), uncounted=_uncounted(graph, inside),
         )
     folded.add_edges_from((box[a], box[b]) for a, b in graph.edges if box[a] != box[b])
     return folded
+
+
+def _uncounted(graph: nx.DiGraph, nodes: list[str]) -> int | None:
+    """What the ``nodes`` ran that the graph's convention did not count (``None``: unknown)."""
+    found = [graph.nodes[n].get("uncounted", 0) for n in nodes]
+    return None if None in found else sum(found)
 
 
 def layout_graph(

@@ -121,7 +121,7 @@ def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]
     done = -1  # the last operation that ran before outputs 1..k-1 were complete
     idle = [sum(i.params for i in flow.idle if i.exit is not None and i.exit <= k + 1)
             for k in range(len(flow.outputs))]
-    missed = _missed(flow, convention)
+    missed = missed_work(flow, convention)
     eager = [0, 0]
     direct, lazy = _Running(flow, ops), _Running(flow, ops)
     left_out: int | None = 0
@@ -150,7 +150,7 @@ def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]
     return tuple(exits)
 
 
-def _missed(flow: Dataflow, convention: str) -> dict[int, int | None]:
+def missed_work(flow: Dataflow, convention: str) -> dict[int, int | None]:
     """Per operation that ran work ``convention`` did not count (:func:`uncounted`), what it left
     out in the convention's unit: its kernels' multiply-adds by torch's formulas less those it
     counted (``None``: a kernel no formula measures)."""
@@ -332,6 +332,6 @@ def exit_costs(
 
 __all__ = [
     "CONVENTIONS", "LAZY_GAP", "ExitCost", "ExitCosts", "ExitSpread", "Spread", "Unsupported", "costs_from_dataflow", "costs_of",
-    "as_any_model", "count_model", "count_network", "count_samples", "exit_costs", "meta_twin", "record_exits",
+    "as_any_model", "count_model", "missed_work", "count_network", "count_samples", "exit_costs", "meta_twin", "record_exits",
     "unsupported_of",
 ]

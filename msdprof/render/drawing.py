@@ -588,7 +588,8 @@ def flow_script() -> str:
 def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
     """The lines of a dataflow box: its name, type (with its number of operations when folded),
     output shape (one sample's: the batch dimension left out) with its operations in ``unit``
-    (parameters are in the tooltip); an exit's: ``exit k`` (and its name) and its shape, then what
+    (parameters are in the tooltip), and ``+N not counted`` where it ran work its convention did not
+    count (``+?``: an amount no formula gives); an exit's: ``exit k`` (and its name) and its shape, then what
     reaching it costs: ``Σ`` its cumulative operations, and a line of its lazy ones where fewer
     (the graph's ``cumulative_macs`` and ``lazy_macs``)."""
     from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
@@ -605,7 +606,9 @@ def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
     kind = d.get("type", "")
     if d.get("members", 1) > 1:
         kind += f" ({d['members']})"
-    return [node, kind, f"{shape} · {format_count(d['macs'])} {unit}"]
+    missed = d.get("uncounted", 0)
+    left_out = "" if missed == 0 else f" +{'?' if missed is None else format_count(missed)} not counted"
+    return [node, kind, f"{shape} · {format_count(d['macs'])} {unit}{left_out}"]
 
 
 def flow_exit_height(labels: Iterable[list[str]]) -> float:

@@ -48,7 +48,7 @@ from msdnet.plan import build_plan
 from msdnet.model import model_from
 from msdnet.options import OptionError
 
-from . import drawing
+from . import drawing, formatting
 from ..core.counting import CONVENTIONS
 from ..core.conventions import check_convention
 from ..core.dataflow import Dataflow
@@ -109,6 +109,16 @@ def _where(d: Mapping[str, Any]) -> str:
               else f"layer {d['layer']}" if d.get("layer") is not None else None)
     scale = f"scale {d['scale']}" if d.get("scale") is not None else None
     return " · ".join(w for w in (column, scale, f"block {d['block']}") if w)
+
+
+def _uncounted_text(costs: ExitCosts, i: int) -> str:
+    """What exit ``i + 1``'s cumulative figure leaves out, for the panel (``""``: nothing): its
+    uncounted work and the note naming what did it."""
+    missed = costs[i].uncounted_macs
+    if missed == 0:
+        return ""
+    amount = "an amount no formula gives" if missed is None else _ops_text(missed, costs.convention)
+    return f"Not counted here: {amount}.{formatting.unsupported_note(costs)}"
 
 
 def _ops_text(value: int, convention: str) -> str:
@@ -214,6 +224,7 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
             "deferred_cost": {c: _figure(int(ops[c][deferred].sum()), int(params[deferred].sum()), c)
                               for c in conventions},
             "cone_cost": {c: _figure(int(ops[c][cone].sum()), int(params[cone].sum()), c) for c in conventions},
+            "uncounted": {c: _uncounted_text(costs[c], i) for c in conventions},
         })
     last = {c: costs[c][len(costs[c]) - 1] for c in conventions}
     return {

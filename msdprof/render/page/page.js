@@ -246,6 +246,8 @@ function render() {
     html = "<h2>exit " + e.exit + "</h2>" +
       '<p class="headline" data-field="headline"><b>' + esc(f.lazy.ops_text) + "</b> lazy vs <b>" +
       esc(f.eager.ops_text) + "</b> eager (lazy saves " + saves + "%)</p>" +
+      (e.uncounted[convention] ? '<p class="uncounted" data-field="uncounted">' + esc(e.uncounted[convention]) +
+       "</p>" : "") +
       "<table><thead><tr><th></th><th>" + esc(data.units[convention]) +
       "</th><th>params</th></tr></thead><tbody>" +
       data.figures.map(function (fig) {
