@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils import flop_counter
 
 
+from . import meta_shapes
 from .conventions import CONVENTION_HELP  # noqa: F401  (re-exported: what each convention counts)
 
 
@@ -365,6 +366,11 @@ def shortcut_macs(func: Callable[..., Any], args: tuple, kwargs: dict, out: torc
         x, weight = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight")
         rows = x.numel() // x.shape[-1]
         return flop_counter.mm_flop([rows, x.shape[-1]], list(weight.shape)[::-1]) // 2
+    if func in meta_shapes.RECURRENT:  # each step multiplies by every weight matrix (torch's mm formula)
+        x, params = args[0], args[2]
+        rows = x.shape[0] * x.shape[1]
+        return sum(flop_counter.mm_flop([rows, p.shape[1]], [p.shape[1], p.shape[0]]) // 2
+                   for p in params if p.dim() == 2)
     if func is F.conv2d:
         x, weight = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight")
         return flop_counter.conv_flop_count(list(x.shape), list(weight.shape), list(out.shape)) // 2

@@ -142,6 +142,25 @@ def _meta_avg_pool2d(
     return _meta_pool2d(input, kernel_size, stride, padding, 1, ceil_mode)
 
 
+def _meta_recurrent(input: Any, hx: Any, params: Any, has_biases: Any, num_layers: Any, dropout: Any,
+                    train: Any, bidirectional: Any, batch_first: Any) -> tuple[torch.Tensor, ...] | None:
+    """``_VF.lstm``, ``gru``, ``rnn_tanh``, ``rnn_relu`` on a padded batch (not a packed sequence:
+    its ``has_biases`` is a bool, a packed call's fourth argument its weights): the output of every
+    step, ``hidden size x directions`` wide (the projection size for an LSTM with one), and the
+    last states as given.  Their kernels, on meta, are each step's matrix products run one by one."""
+    states = hx if isinstance(hx, (list, tuple)) else (hx,)
+    if not isinstance(has_biases, bool) or not isinstance(bidirectional, bool) or not isinstance(batch_first, bool):
+        return None
+    if not _all_meta(input, *states, *params) or input.dim() != 3 or any(s.dim() != 3 for s in states):
+        return None
+    steps, batch = (input.shape[1], input.shape[0]) if batch_first else input.shape[:2]
+    if states[0].shape[1] != batch:
+        return None
+    width = states[0].shape[-1] * (2 if bidirectional else 1)
+    out = _empty(input, (batch, steps, width) if batch_first else (steps, batch, width))
+    return (out, *(_empty(s, s.shape) for s in states))
+
+
 #: Shape-only results of functions on meta tensors; each returns ``None`` when it is not sure.
 SHORTCUTS: dict[Callable[..., Any], Callable[..., torch.Tensor | None]] = {
     F.batch_norm: _meta_batch_norm,
@@ -150,7 +169,15 @@ SHORTCUTS: dict[Callable[..., Any], Callable[..., torch.Tensor | None]] = {
     F.max_pool2d: _meta_pool2d,
     F.avg_pool2d: _meta_avg_pool2d,
     torch.cat: _meta_cat,
+    torch._VF.lstm: _meta_recurrent,
+    torch._VF.gru: _meta_recurrent,
+    torch._VF.rnn_tanh: _meta_recurrent,
+    torch._VF.rnn_relu: _meta_recurrent,
 }
+
+#: The recurrent functions :data:`SHORTCUTS` answers (their multiply-adds by torch's formulas:
+#: :func:`msdprof.core.counting.shortcut_macs`).
+RECURRENT = frozenset({torch._VF.lstm, torch._VF.gru, torch._VF.rnn_tanh, torch._VF.rnn_relu})
 
 
 def shortcut(func: Callable[..., Any], args: tuple, kwargs: dict,
@@ -361,5 +388,5 @@ def result_bytes(func: Any, args: tuple, kwargs: dict) -> int:
             _KERNELS.clear()
         entry = _KERNELS[key] = _entry(out)
     return sum(shape.numel() * dtype.itemsize for where, (shape, _, dtype) in zip(plan, entry) if not where)
-__all__ = ["KERNEL_CACHE_SIZE", "MetaShapes", "SHORTCUTS", "compute", "kernel", "result_bytes", "shortcut",
+__all__ = ["KERNEL_CACHE_SIZE", "META", "MetaShapes", "RECURRENT", "SHORTCUTS", "compute", "kernel", "result_bytes", "shortcut",
            "value_dependent"]
