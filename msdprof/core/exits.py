@@ -315,19 +315,26 @@ def exit_costs(
         if options:
             raise OptionError("model", type(preset_or_config).__name__,
                               "is counted as built: pass no MSDNet options with a model")
-        if samples is not None:
-            if inputs is not None or input_size is not None:
-                raise OptionError("samples", "given", "replaces inputs and input-size: give one of them")
-            return count_samples(preset_or_config, samples, convention=convention, outputs=outputs, real=real)
-        return count_network(preset_or_config, convention=convention, input_size=input_size,
-                             inputs=inputs, outputs=outputs, real=real)
-    if inputs is not None or outputs is not None or samples is not None:
+        if samples is not None and (inputs is not None or input_size is not None):
+            raise OptionError("samples", "given", "replaces inputs and input-size: give one of them")
+    elif inputs is not None or outputs is not None or samples is not None:
         given = "inputs" if inputs is not None else "outputs" if outputs is not None else "samples"
         raise OptionError(given, "given",
                           "is for a model msdprof did not build; an MSDNet is run on one image of its plan")
-    with collection_paused():  # the model built on meta, then counted: short-lived objects all
-        model = model_from(preset_or_config, input_size, device, use="counted", **options)
-        return count_model(model, convention, real=real)
+    with collection_paused():  # what the count makes is freed before the collector runs again
+        costs = _counted(preset_or_config, convention, input_size, inputs, samples, outputs, device, real, options)
+    return costs
+
+
+def _counted(network: Any, convention: str, input_size: Any, inputs: Any, samples: Any, outputs: Outputs,
+             device: str | torch.device, real: bool, options: dict[str, Any]) -> ExitCosts:
+    """:func:`exit_costs`'s count, its arguments checked (its locals are gone when it returns)."""
+    if isinstance(network, nn.Module) and not isinstance(network, MSDNet):
+        if samples is not None:
+            return count_samples(network, samples, convention=convention, outputs=outputs, real=real)
+        return count_network(network, convention=convention, input_size=input_size, inputs=inputs,
+                             outputs=outputs, real=real)
+    return count_model(model_from(network, input_size, device, use="counted", **options), convention, real=real)
 
 
 __all__ = [
