@@ -393,6 +393,13 @@ def render_json(costs: ExitCosts, name: str | None = None) -> str:
 
 def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     """Exact integers, one row per exit; the ``convention`` column names the unit of ``*_macs``."""
+    return csv_text(*csv_records(costs))
+
+
+def csv_records(costs: ExitCosts) -> tuple[list[str], list[dict[str, Any]]]:
+    """The column names and rows (one per exit, exact) of :func:`render_csv`: an MSDNet's
+    :class:`~msdprof.core.results.ExitCost` fields and ``convention``; another model's without
+    ``layer``, with its exits' ``name``, their spread over samples and ``data_dependent``."""
     from ..core.exits import ExitCost
 
     names = [f.name for f in fields(ExitCost)]
@@ -411,9 +418,9 @@ def render_csv(costs: ExitCosts, name: str | None = None) -> str:
                     values.update({f"{field}_{stat}": value for stat, value in asdict(stats).items()})
             return values
 
-        return csv_text([*names, *extra, "data_dependent", "convention"],
-                        (row(e, exit_name) for e, exit_name in zip(costs, costs.exit_names)))
-    return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))
+        return ([*names, *extra, "data_dependent", "convention"],
+                [row(e, exit_name) for e, exit_name in zip(costs, costs.exit_names)])
+    return [*names, "convention"], [{**asdict(e), "convention": costs.convention} for e in costs]
 
 
 def markdown_table(headers: list[str], rows: list[list[str]], align: str = "right") -> str:
