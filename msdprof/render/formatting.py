@@ -245,6 +245,11 @@ class FittedTable(Table):
 
     drop_order: Sequence[int] | None = None
 
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        """A row; its text cells as they are (a ``[`` in an exit's or a module's name is not
+        markup)."""
+        super().add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in renderables), **kwargs)
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield from Table.__rich_console__(self.fitted(console, options.max_width), console, options)
 
@@ -292,7 +297,7 @@ class FittedTable(Table):
             names = ", ".join(" ".join(header) for header in left_out)
             note = (f"Not shown at {width} columns: {names} (a wider terminal, or --format csv, "
                     "shows every column).")
-            table.caption = f"{self.caption}\n{note}" if self.caption else note
+            table.caption = Text.assemble(self.caption, "\n", note) if self.caption else Text(note)
         return table
 
 
@@ -301,8 +306,8 @@ def styled_table(title: str, caption: str, plain: bool = False,
     """An empty ``rich`` table in the house style, fitted to the width it is drawn at (see
     :class:`FittedTable`; ``drop_order``: the columns to leave out first); ``plain`` (pipes,
     files) drops bold and rounded borders."""
-    table = FittedTable(
-        title=title, caption=caption, box=box.ASCII if plain else box.ROUNDED,
+    table = FittedTable(  # title and caption as they are: a name's "[" is not markup
+        title=Text(title), caption=Text(caption) if caption else caption, box=box.ASCII if plain else box.ROUNDED,
         header_style="" if plain else "bold", title_style="" if plain else "bold",
         caption_justify="left",
     )
