@@ -1,11 +1,12 @@
-"""How the estimate that refuses a forward too large for memory compares with the real forward.
+"""How the memory limit of a forward on real tensors compares with the real forward.
 
-Run: ``python benchmarks/bench_forward_memory.py`` (from the repository root).  Before msdprof runs
-a model off ``meta`` it records the forward on shapes alone and refuses it when the inputs and
-``FORWARD_MEMORY_FACTOR`` times its as-written peak -- the most activation storage the model's code
-holds at once (:meth:`msdprof.core.dataflow.Dataflow.held_peak`) -- pass ``MAX_BYTES``.  This prints,
-measured in this run, per model and batch: that as-written peak (from the record on fake tensors,
-an MSDNet's on its twin on ``meta``: nothing allocated), the peak the CPU allocator really reached
+Run: ``python benchmarks/bench_forward_memory.py`` (from the repository root).  A forward msdprof
+runs on real tensors is refused when its inputs and ``FORWARD_MEMORY_FACTOR`` times the activation
+storage its code holds (:meth:`msdprof.core.dataflow.Dataflow.held_peak`: checked before each
+kernel inside the pass, and from the count's record on shapes before ``latency``'s and
+``compare``'s real runs) pass ``MAX_BYTES``.  This prints, measured in this run, per model and
+batch: that as-written peak (from the record on shapes alone: nothing allocated), the peak the CPU
+allocator really reached
 over the whole forward (``torch.profiler`` memory events, :func:`msdprof.measured_peaks`, the last
 exit's figure), their ratio, and whether the estimate (factor times the as-written peak) is at
 least the measured peak.  torch uses one thread.
@@ -24,15 +25,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from early_exit_models import CoarseToFine, SDNResNet  # noqa: E402
 from msdnet.model import model_from  # noqa: E402
 from msdprof.analysis.allocator import measured_peaks  # noqa: E402
-from msdprof.core.dataflow import FORWARD_MEMORY_FACTOR, Inputs, fake_record  # noqa: E402
-from msdprof.core.exits import meta_twin, record_exits  # noqa: E402
+from msdprof.core.dataflow import FORWARD_MEMORY_FACTOR, Inputs, record_shapes  # noqa: E402
 
 
 def row(name: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[str, float, float]:
-    if hasattr(model, "plan"):
-        flow = record_exits(meta_twin(model), batch=len(x))
-    else:
-        flow = fake_record(model, Inputs((x,)))
+    flow = record_shapes(model, Inputs((x,)), False)
     held = flow.held_peak()
     measured = max(measured_peaks(model, x))
     ratio = measured / held

@@ -13,6 +13,8 @@ outputs read, files written) < ``analysis`` (graph, budget, sweep, compare, late
 import importlib
 from typing import Any
 
+from .core import display as _display
+
 #: The module defining each public name, by floor.
 _MODULES = {
     "core.exits": ("ExitCost", "ExitCosts", "Unsupported", "exit_costs"),
@@ -38,6 +40,17 @@ _MODULES = {
 _API = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = sorted(_API)
+
+
+def _view_of(result: Any) -> Any:
+    """The render floor's view of ``result``, for the core's :class:`~msdprof.core.display.Tabular`
+    results (which may not import that floor themselves): imported when a result is first shown."""
+    from .render.notebook import view_of
+
+    return view_of(result)
+
+
+_display.find_view = _view_of
 
 
 def __getattr__(name: str) -> Any:

@@ -137,7 +137,7 @@ LABEL_PX = """() => Math.min(...Array.from(document.querySelectorAll("#layout [d
 @pytest.mark.parametrize("name", ["cifar10-anytime", "imagenet-step4", "sdn-resnet56", "vit12", "decoder32"])
 def test_the_first_view_labels_are_at_least_10_px_and_no_note_is_shown(open_tab, pages, name):
     tab = open_tab(pages[name][0])
-    assert tab.evaluate(LABEL_PX) >= 10  # decoder32's, the smallest: 10.009 px
+    assert tab.evaluate(LABEL_PX) >= 10  # decoder32's, the smallest: 10.05 px
     assert tab.is_hidden("#small")
 
 

@@ -126,3 +126,20 @@ def test_zero_work_modules_without_an_msdnet_rule_are_never_called_too_low():
     assert "No 'msdnet' rule, taken as 0 (their kernels did no multiply-adds; any other work the convention " \
            "charges is not in the figures): " in note
     assert "Embedding x" not in note.split("No 'msdnet' rule")[0]  # not among the "too low" ones
+
+
+def test_uncounted_work_is_shown_on_its_box_in_the_picture_and_in_the_pages_panel():
+    from msdprof import layout_graph
+    from msdprof.render import drawing
+    from msdprof.render.interactive import network_page
+
+    model, inputs = built("ssm-scan"), ENTRIES["ssm-scan"].inputs("cpu")
+    graph = layout_graph(model, inputs=inputs, convention="msdnet")
+    boxes = [n for n, d in graph.nodes(data=True) if d.get("uncounted")]
+    assert boxes and all(d["type"] == "einsum" for n, d in graph.nodes(data=True) if n in boxes)
+    assert sum(graph.nodes[n]["uncounted"] for n in boxes) == 768  # the 24 contracting einsums' 32 each
+    assert "+32 not counted" in drawing.dataflow_dot(graph)
+    page = network_page(model, inputs=inputs)
+    data = json.loads(page[page.index('id="msdprof-data">') + len('id="msdprof-data">'):page.index("</script>")])
+    assert [e["uncounted"]["macs"] for e in data["exits"]] == ["", "", ""]  # counted in macs
+    assert data["exits"][0]["uncounted"]["msdnet"].startswith("Not counted here: 256 ops. NOT COUNTED")

@@ -34,7 +34,7 @@ needs_graphviz = pytest.mark.skipif(shutil.which(drawing.GRAPHVIZ_PROGRAM) is No
 PRESET = "imagenet-step4"  # the example: 5 exits, 65 nodes
 #: The page's style sheet and script in this checkout, read as files (not through the package).
 PAGE_FILES = {name: (Path(__file__).parents[1] / "msdprof" / "render" / "page" / name).read_text(encoding="utf-8")
-              for name in ("page.css", "page.js")}
+              for name in ("page.css", "page.js", "flow_layout.js")}
 
 
 def svg_of(text: str) -> ET.Element:
@@ -82,6 +82,8 @@ def test_the_page_carries_the_packages_style_sheet_and_script(step4):
     assert text[text.index("<style>") + len("<style>\n"):text.index("</style>")] == PAGE_FILES["page.css"]
     script = text.rindex("<script>") + len("<script>\n")
     assert text[script:text.index("</script>", script)] == PAGE_FILES["page.js"]
+    layout = text.rindex("<script>", 0, script - len("<script>\n")) + len("<script>")
+    assert text[layout:text.index("</script>", layout)] == PAGE_FILES["flow_layout.js"]
 
 
 
@@ -104,11 +106,12 @@ def test_the_built_wheel_carries_the_pages_files_and_the_installed_package_reads
         carried = {name: archive.read(f"msdprof/render/page/{name}").decode("utf-8") for name in PAGE_FILES}
     assert carried == PAGE_FILES
     read = subprocess.run([sys.executable, "-c", "import json; from msdprof.render import interactive as i; "
-                           "print(json.dumps([i.__file__, i._page_file('page.css'), i._page_file('page.js')]))"],
+                           "from msdprof.render import drawing as d; "
+                           "print(json.dumps([i.__file__, *map(d.page_file, ('page.css', 'page.js', 'flow_layout.js'))]))"],
                           capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "installed")})
     assert read.returncode == 0, read.stderr
     assert json.loads(read.stdout) == [str(tmp_path / "installed" / "msdprof" / "render" / "interactive.py"),
-                                       PAGE_FILES["page.css"], PAGE_FILES["page.js"]]
+                                       *PAGE_FILES.values()]
 
 
 @needs_graphviz

@@ -1,5 +1,6 @@
 """The meta-device shortcuts of the counter (`msdprof.core.meta_shapes`): while counting, batch
-norm, conv2d, linear, 2-d pooling and `torch.cat` of meta tensors return the empty result directly
+norm, conv2d, linear, 2-d pooling, `torch.cat` and the recurrent layers' functions of meta tensors
+return the empty result directly
 instead of running torch's slow Python meta kernels.  The shapes they give must be torch's own:
 each call below is made with and without the shortcuts and the results compared; calls torch
 rejects stay rejected."""
@@ -40,6 +41,11 @@ CALLS = {
     "cat negative dim": lambda: torch.cat((meta(2, 3), meta(2, 4)), -1),
     "cat one": lambda: torch.cat([meta(2, 3)]),
     "cat half": lambda: torch.cat([meta(1, 2, dtype=torch.half), meta(1, 2, dtype=torch.half)]),
+    "lstm bidirectional batch first": lambda: torch.nn.LSTM(4, 8, 2, bidirectional=True, batch_first=True,
+                                                            device="meta")(meta(2, 5, 4)),
+    "lstm projected": lambda: torch.nn.LSTM(4, 8, proj_size=3, device="meta")(meta(5, 2, 4)),
+    "gru": lambda: torch.nn.GRU(4, 6, device="meta")(meta(5, 2, 4)),
+    "rnn relu unbatched": lambda: torch.nn.RNN(4, 6, nonlinearity="relu", device="meta")(meta(5, 4)),
 }
 
 

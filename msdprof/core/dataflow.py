@@ -38,6 +38,7 @@ shape-only shortcuts of :mod:`msdprof.core.meta_shapes`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import threading
 import warnings
@@ -237,20 +238,27 @@ class OutputError(ValueError):
     """What a model returned is not one tensor per exit (the message says what it was)."""
 
 
-def tensors_in(value: Any) -> Iterator[torch.Tensor]:
+def tensors_in(value: Any) -> list[torch.Tensor]:
     """The tensors in ``value`` and in the lists, tuples and dict values inside it, and in the
-    dataclasses and transformers caches there (:func:`msdprof.core.trees.leaves`)."""
+    dataclasses and transformers caches there (:func:`msdprof.core.trees.leaves`), in order."""
     if isinstance(value, torch.Tensor):
-        yield value
+        return [value]
+    found: list[torch.Tensor] = []
+    _gather(value, found)
+    return found
+
+
+def _gather(value: Any, found: list[torch.Tensor]) -> None:
+    if isinstance(value, torch.Tensor):
+        found.append(value)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from tensors_in(item)
+            _gather(item, found)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from tensors_in(item)
+            _gather(item, found)
     elif not isinstance(value, _PLAIN) and (dataclasses.is_dataclass(value) or trees.is_cache(value)):
-        for _, tensor in trees.leaves(value):
-            yield tensor
+        found.extend(tensor for _, tensor in trees.leaves(value))
 
 
 #: Values :func:`tensors_in` need not look into.
@@ -325,7 +333,7 @@ class _Frame:
     first: int
     swallows: bool = True  # what runs inside is part of it (not so for a rule through a base class)
     inputs: tuple[int, ...] = ()
-    args: Any = None  # what the call was given (held until it returns, as the caller holds it)
+    args: list[torch.Tensor] | None = None  # the tensors it was given (held until it returns, as the caller holds them)
     kernel_macs: int = 0  # the pass's kernel tally when the call began
     kernel_opaque: int = 0
 
@@ -365,8 +373,8 @@ class _Recorder(TorchFunctionMode):
         entry = self.producers.get(id(tensor))
         return entry[1] if entry is not None and entry[0]() is tensor else None
 
-    def producers_of(self, value: Any) -> tuple[int, ...]:
-        found = {p for t in tensors_in(value) if (p := self.producer(t)) is not None}
+    def producers_of(self, tensors: list[torch.Tensor]) -> tuple[int, ...]:
+        found = {p for t in tensors if (p := self.producer(t)) is not None}
         return tuple(sorted(found))
 
     def param_key(self, p: nn.Parameter) -> int:
@@ -401,15 +409,16 @@ class _Recorder(TorchFunctionMode):
             self.held -= self.storage_bytes[key]
         return freed
 
-    def memory_of(self, inputs: Any, output: Any) -> dict[str, tuple[int, ...]]:
-        """``allocates`` and ``touches`` (see :class:`Op`) of an operation reading ``inputs``."""
+    def memory_of(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> dict[str, tuple[int, ...]]:
+        """``allocates`` and ``touches`` (see :class:`Op`) of an operation reading the tensors
+        ``inputs`` and making ``outputs``."""
         touches: dict[int, None] = {}
-        for t in tensors_in(inputs):
+        for t in inputs:
             key, activation, _ = self.storage(t, made=False)
             if activation:
                 touches[key] = None
         allocates = []
-        for t in tensors_in(output):
+        for t in outputs:
             key, activation, new = self.storage(t, made=True)
             if activation:
                 touches[key] = None
@@ -422,9 +431,9 @@ class _Recorder(TorchFunctionMode):
         self.times[name] = n
         return name if n == 1 else f"{name}#{n}"
 
-    def add(self, output: Any, **fields: Any) -> None:
+    def add(self, tensors: list[torch.Tensor], **fields: Any) -> None:
+        """Record an operation whose results are the tensors ``tensors``."""
         index = len(self.ops)
-        tensors = list(tensors_in(output))
         shape = tuple(tensors[0].shape) if tensors else None
         if tensors and not tensors[0].is_meta:
             self.on_values = True
@@ -470,8 +479,8 @@ class _Recorder(TorchFunctionMode):
                            swallows=not known or leaf or type(module) in RULES,
                            kernel_macs=self.kernels.macs, kernel_opaque=len(self.kernels.opaque))
             if counted and outer is None:
-                frame.inputs = self.producers_of((args, kwargs))
-                frame.args = (args, kwargs)
+                frame.args = tensors_in((args, kwargs))
+                frame.inputs = self.producers_of(frame.args)
             self.stack.append(frame)
         finally:
             self.busy = False
@@ -493,11 +502,12 @@ class _Recorder(TorchFunctionMode):
             count = found(module, args, output) if found is not None else OpCount(functional_macs=macs)
             params = tuple(self.param_key(p) for p in module.parameters(recurse=frame.swallows))
             inside = tuple(range(frame.first, len(self.ops)))  # submodules that were operations
+            outputs = tensors_in(output)
             self.add(
-                output, name=self.unique(frame.name), kind="module", type=type(module).__name__,
+                outputs, name=self.unique(frame.name), kind="module", type=type(module).__name__,
                 module=frame.name, count=count, inputs=tuple(sorted({*frame.inputs, *inside})),
                 params=params, unknown_module=frame.unknown, aten_macs=macs, opaque=opaque,
-                **self.memory_of(frame.args, output),
+                **self.memory_of(frame.args or [], outputs),
             )
         finally:
             self.busy = False
@@ -536,7 +546,11 @@ class _Recorder(TorchFunctionMode):
 
     def _call(self, func: Any, args: tuple, kwargs: dict) -> Any:
         macs, opaque = self.kernels.macs, len(self.kernels.opaque)
-        result = meta_shapes.shortcut(func, args, kwargs)
+        self.busy = True  # a shortcut's empty result is no kernel of the model's
+        try:
+            result = meta_shapes.shortcut(func, args, kwargs)
+        finally:
+            self.busy = False
         if result is None:
             result = func(*args, **kwargs)
         else:  # no kernel ran: torch's formula for the kernel it stands for
@@ -544,23 +558,25 @@ class _Recorder(TorchFunctionMode):
         if self.counted_frame() is not None:  # part of a counted module's call, which is the operation
             return result
         frame = self.stack[-1] if self.stack else None
-        if next(tensors_in(result), None) is None:
+        outputs = tensors_in(result)
+        if not outputs:
             return result  # sizes, shapes, numbers: no data flows on
         name = function_name(func)
         owner = frame.name if frame is not None else ""
-        params = tuple(self.param_key(t) for t in tensors_in((args, kwargs)) if isinstance(t, nn.Parameter))
+        inputs = tensors_in((args, kwargs))
+        params = tuple(self.param_key(t) for t in inputs if isinstance(t, nn.Parameter))
         rule = FUNCTION_RULES.get(func)
         kernel_macs = self.kernels.macs - macs
         opaque_kernels = tuple(self.kernels.opaque[opaque:])
         # no rule for the function (einsum, tensordot ...): the multiply-adds its kernels did
         counted_macs = rule(args, kwargs, result) if rule is not None else kernel_macs
         self.add(
-            result, name=self.unique(f"{owner}/{name}" if owner else name), kind="function",
+            outputs, name=self.unique(f"{owner}/{name}" if owner else name), kind="function",
             type=name, module=owner, count=OpCount(functional_macs=counted_macs),
-            inputs=self.producers_of((args, kwargs)), params=params,
+            inputs=self.producers_of(inputs), params=params,
             unknown_functions=(name,) if rule is None and opaque_kernels else (),
             aten_macs=kernel_macs, opaque=opaque_kernels,
-            **self.memory_of((args, kwargs), result),
+            **self.memory_of(inputs, outputs),
         )
         return result
 
@@ -705,7 +721,7 @@ def record(
     names = {m: name for name, m in model.named_modules()}
     recorder = _Recorder(names, values, guard)
     handles = []
-    with _held(model):
+    with _held(model), collection_paused():
         try:
             for module in names:
                 handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
@@ -746,18 +762,20 @@ def record(
                     on_values=recorder.on_values,
                     value_reads=tuple(ValueRead(f, m, n) for (f, m), n in recorder.reads.items()),
                     same_tensor=tuple(same))
-    return dataclasses.replace(flow, idle=_idle(model, flow, recorder.param_keys, twins or {}))
+    return dataclasses.replace(flow, idle=_idle(names, flow, recorder.param_keys, twins or {}))
 
 
-def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[int, torch.Tensor]
+def _idle(names: dict[nn.Module, str], flow: Dataflow, read: dict[int, Any], twins: dict[int, torch.Tensor]
           ) -> tuple[Idle, ...]:
-    """The modules of ``model`` with parameters no operation of ``flow`` read (by ``id`` in
-    ``read``, through their ``twins``): the outermost module none of whose parameters was read (an
-    expert, not its layers), or a module some of whose own were not; each with the first exit by
-    which it or a module holding it (not the model itself) had run."""
+    """The modules (``names``: every module of the model, by its name) with parameters no
+    operation of ``flow`` read (by ``id`` in ``read``, through their ``twins``): the outermost
+    module none of whose parameters was read (an expert, not its layers), or a module some of whose
+    own were not; each with the first exit by which it or a module holding it (not the model
+    itself) had run."""
     own: dict[str, tuple[int, int]] = {}  # module -> (its own parameters, those not read)
+    types: dict[str, str] = {}
     seen: set[int] = set()
-    for name, module in model.named_modules():
+    for module, name in names.items():
         total = unread = 0
         for p in module._parameters.values():
             if p is None or id(p) in seen:
@@ -765,7 +783,9 @@ def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[in
             seen.add(id(p))
             total += p.numel()
             unread += p.numel() if id(twins.get(id(p), p)) not in read else 0
-        own[name] = (total, unread)
+        own[name], types[name] = (total, unread), type(module).__name__
+    if not any(unread for _, unread in own.values()):
+        return ()
     whole: dict[str, list[int]] = {name: [0, 0] for name in own}  # the module and all inside it
     for name, (total, unread) in own.items():
         holder = name
@@ -782,7 +802,6 @@ def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[in
         if op.kind == "module":
             began.setdefault(op.module, op.index)
     ends = flow.eager_ends()
-    types = {name: type(module).__name__ for name, module in model.named_modules()}
 
     def idle_whole(name: str) -> bool:
         return bool(name) and whole[name][0] > 0 and whole[name][1] == whole[name][0]
@@ -799,6 +818,31 @@ def _idle(model: nn.Module, flow: Dataflow, read: dict[int, Any], twins: dict[in
         exit = next((k + 1 for k, end in enumerate(ends) if end >= began[holder]), None) if holder else None
         idle.append(Idle(name, types[name], whole[name][1] if outermost else unread, exit))
     return tuple(idle)
+
+
+_collection = threading.Lock()
+_collection_state = {"pauses": 0, "was_enabled": False}  # blocks in progress; the collector before them
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused within the block, and as it was before the first
+    of nested or concurrent blocks once the last ends.  A count makes tens of thousands of
+    short-lived objects; collected while they live, each full collection walks every object of the
+    process (a count took twice its median every few calls); paused, nearly all of them are freed
+    by their reference counts before it runs again."""
+    with _collection:
+        if _collection_state["pauses"] == 0:
+            _collection_state["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _collection_state["pauses"] += 1
+    try:
+        yield
+    finally:
+        with _collection:
+            _collection_state["pauses"] -= 1
+            if _collection_state["pauses"] == 0 and _collection_state["was_enabled"]:
+                gc.enable()
 
 
 _holders = threading.Condition()
@@ -1198,17 +1242,18 @@ def stand_ins(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[int, torc
     dtype, an ``nn.Parameter`` for a parameter."""
     named: dict[str, torch.Tensor] = {}
     twins: dict[int, torch.Tensor] = {}
-    for found in (model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)):
-        for name, t in found:
-            if t.is_meta:
-                continue
-            twin = twins.get(id(t))
-            if twin is None:
-                twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
-                if isinstance(t, nn.Parameter):
-                    twin = nn.Parameter(twin, requires_grad=t.requires_grad)
-                twins[id(t)] = twin
-            named[name] = twin
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        for store in (module._parameters, module._buffers):
+            for key, t in store.items():
+                if t is None or t.is_meta:
+                    continue
+                twin = twins.get(id(t))
+                if twin is None:
+                    twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=meta_shapes.META)
+                    if isinstance(t, nn.Parameter):
+                        twin = nn.Parameter(twin, requires_grad=t.requires_grad)
+                    twins[id(t)] = twin
+                named[f"{prefix}.{key}" if prefix else key] = twin
     return named, twins
 
 
@@ -1416,7 +1461,8 @@ def count_modules(
 
 
 __all__ = [
-    "ByteGuard", "Call", "INPUTS_FORM", "batch_carriers", "input_labels", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
+    "ByteGuard", "Call", "INPUTS_FORM", "batch_carriers", "collection_paused", "input_labels", "Dataflow",
+    "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
     "InputSpec", "Inputs", "OUTPUTS_HINT", "Op", "OutputError", "Outputs", "ReadsValues", "VALUE_METHODS",
     "ValueRead", "WRAPPERS", "as_inputs", "check_forward_bytes", "count_modules", "evaluating",
     "example_inputs", "forward_bytes", "function_name", "checked_inputs", "given_inputs", "input_bytes", "inputs_text", "make_inputs",

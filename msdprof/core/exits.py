@@ -34,7 +34,7 @@ from msdnet.model import model_from
 
 from .counting import CONVENTIONS, counted_macs
 from .conventions import check_convention
-from .dataflow import Dataflow, Outputs, as_inputs, record_network, uncounted
+from .dataflow import Dataflow, Outputs, as_inputs, collection_paused, record_network, uncounted
 from .results import LAZY_GAP, ExitCost, ExitCosts, ExitSpread, Spread, Unsupported
 from .samples import over_samples
 
@@ -86,49 +86,76 @@ def exit_heads(flow: Dataflow) -> list[set[int]]:
     return _heads(flow, flow.reach())
 
 
+class _Running:
+    """A set of operations that grows and shrinks: their count and the parameters they read, each
+    once (a parameter leaves with the last operation reading it)."""
+
+    def __init__(self, flow: Dataflow, ops: list[int]):
+        self.flow, self.ops = flow, ops
+        self.count = self.params = 0
+        self.readers: dict[int, int] = {}
+
+    def add(self, i: int, sign: int = 1) -> None:
+        self.count += sign * self.ops[i]
+        for p in self.flow.ops[i].params:
+            n = self.readers.get(p, 0) + sign
+            self.readers[p] = n
+            if n == (1 if sign > 0 else 0):
+                self.params += sign * self.flow.param_sizes[p]
+
+
 def costs_from_dataflow(flow: Dataflow, convention: str) -> tuple[ExitCost, ...]:
     """Per-exit costs of a recorded pass with its exits selected, in ``convention`` (module
-    docstring; ``layer`` is ``None``)."""
+    docstring; ``layer`` is ``None``).  Linear in the operations and exits: each figure grows from
+    exit k-1's."""
     to_number = CONVENTIONS[convention]
     ops = [to_number(op.count) for op in flow.ops]
     reach = flow.reach()
     firsts = flow.first_reads()
     heads = _heads(flow, reach)
 
-    def cost(indices: Any) -> tuple[int, int]:  # every parameter the operations read
-        indices = list(indices)
-        read = {p for i in indices for p in flow.ops[i].params}
-        return sum(ops[i] for i in indices), sum(flow.param_sizes[p] for p in read)
-
     def charged(indices: Any) -> tuple[int, int]:  # each parameter where it is first read
         indices = list(indices)
         return sum(ops[i] for i in indices), sum(flow.param_sizes[p] for i in indices for p in firsts[i])
 
+    by_first_exit: dict[int, list[int]] = {}  # the lowest exit each operation reaches: when lazy adds it
+    for i, r in enumerate(reach):
+        if r:
+            by_first_exit.setdefault((r & -r).bit_length() - 1, []).append(i)
     exits = []
     done = -1  # the last operation that ran before outputs 1..k-1 were complete
     idle = [sum(i.params for i in flow.idle if i.exit is not None and i.exit <= k + 1)
             for k in range(len(flow.outputs))]
-    missed = _missed(flow, convention)
+    missed = missed_work(flow, convention)
+    eager = [0, 0]
+    direct, lazy = _Running(flow, ops), _Running(flow, ops)
+    left_out: int | None = 0
     for k, until in enumerate(flow.eager_ends()):
-        window = set(range(done + 1, until + 1))
-        earlier = (1 << (k + 1)) - 1
-        eager = charged(range(until + 1))
-        block = charged(window - heads[k])
+        window = range(done + 1, until + 1)
+        step = charged(window)
+        eager = [eager[0] + step[0], eager[1] + step[1]]
+        block = charged(set(window) - heads[k])
         head = charged(heads[k])
-        direct = cost(set(range(until + 1)).difference(*heads[:k]))  # a shared head's parameters too
-        lazy = cost(i for i in range(len(ops)) if reach[i] & earlier)
-        left_out = [missed[i] for i in range(until + 1) if i in missed]
+        for i in window:  # direct: what ran until output k, less heads 1..k-1 (a shared head's
+            direct.add(i)  # parameters stay in while any operation left reads them)
+            if i in missed:
+                left_out = None if left_out is None or missed[i] is None else left_out + missed[i]
+        if k:
+            for i in heads[k - 1]:
+                direct.add(i, -1)
+        for i in by_first_exit.get(k, ()):
+            lazy.add(i)
         exits.append(ExitCost(
             exit=k + 1, layer=None, macs=eager[0], params=eager[1], block_macs=block[0],
-            block_params=block[1], head_macs=head[0], head_params=head[1], direct_macs=direct[0],
-            direct_params=direct[1], lazy_macs=lazy[0], lazy_params=lazy[1], idle_params=idle[k],
-            uncounted_macs=None if None in left_out else sum(left_out),
+            block_params=block[1], head_macs=head[0], head_params=head[1], direct_macs=direct.count,
+            direct_params=direct.params, lazy_macs=lazy.count, lazy_params=lazy.params,
+            idle_params=idle[k], uncounted_macs=left_out,
         ))
         done = until
     return tuple(exits)
 
 
-def _missed(flow: Dataflow, convention: str) -> dict[int, int | None]:
+def missed_work(flow: Dataflow, convention: str) -> dict[int, int | None]:
     """Per operation that ran work ``convention`` did not count (:func:`uncounted`), what it left
     out in the convention's unit: its kernels' multiply-adds by torch's formulas less those it
     counted (``None``: a kernel no formula measures)."""
@@ -293,22 +320,31 @@ def exit_costs(
         if options:
             raise OptionError("model", type(preset_or_config).__name__,
                               "is counted as built: pass no MSDNet options with a model")
-        if samples is not None:
-            if inputs is not None or input_size is not None:
-                raise OptionError("samples", "given", "replaces inputs and input-size: give one of them")
-            return count_samples(preset_or_config, samples, convention=convention, outputs=outputs, real=real)
-        return count_network(preset_or_config, convention=convention, input_size=input_size,
-                             inputs=inputs, outputs=outputs, real=real)
-    if inputs is not None or outputs is not None or samples is not None:
+        if samples is not None and (inputs is not None or input_size is not None):
+            raise OptionError("samples", "given", "replaces inputs and input-size: give one of them")
+    elif inputs is not None or outputs is not None or samples is not None:
         given = "inputs" if inputs is not None else "outputs" if outputs is not None else "samples"
         raise OptionError(given, "given",
                           "is for a model msdprof did not build; an MSDNet is run on one image of its plan")
-    model = model_from(preset_or_config, input_size, device, use="counted", **options)
-    return count_model(model, convention, real=real)
+    with collection_paused():  # what the count makes is freed before the collector runs again
+        costs = _counted(preset_or_config, convention, input_size, inputs, samples, outputs, device, real, options)
+    return costs
+
+
+def _counted(network: Any, convention: str, input_size: Any, inputs: Any, samples: Any, outputs: Outputs,
+             device: str | torch.device, real: bool, options: dict[str, Any]) -> ExitCosts:
+    """:func:`exit_costs`'s count, its arguments checked (its locals are gone when it returns)."""
+    if isinstance(network, nn.Module) and not isinstance(network, MSDNet):
+        if samples is not None:
+            return count_samples(network, samples, convention=convention, outputs=outputs, real=real)
+        return count_network(network, convention=convention, input_size=input_size, inputs=inputs,
+                             outputs=outputs, real=real)
+    return count_model(model_from(network, input_size, device, use="counted", **options), convention, real=real)
 
 
 __all__ = [
     "CONVENTIONS", "LAZY_GAP", "ExitCost", "ExitCosts", "ExitSpread", "Spread", "Unsupported", "costs_from_dataflow", "costs_of",
-    "as_any_model", "count_model", "count_network", "count_samples", "exit_costs", "exit_heads", "meta_twin", "record_exits",
+    "as_any_model", "count_model", "missed_work", "count_network", "count_samples", "exit_costs", "exit_heads",
+    "meta_twin", "record_exits",
     "unsupported_of",
 ]

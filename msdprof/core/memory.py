@@ -40,6 +40,7 @@ from msdnet.options import OptionError
 
 from .conventions import check_convention
 from .dataflow import Dataflow, as_inputs, input_bytes, input_labels
+from .display import Tabular
 from .exits import ExitCosts, costs_of, record_exits
 
 
@@ -104,7 +105,7 @@ class ExitMemory:
 
 
 @dataclass(frozen=True)
-class ExitMemories(Sequence[ExitMemory]):
+class ExitMemories(Tabular, Sequence[ExitMemory]):
     """Per-exit memory of one network for ``batch`` inputs: a sequence of :class:`ExitMemory`,
     exit 1 first.  ``input_bytes``: the inputs' bytes (the caller holds them), each at its
     dtype's size; ``model``: the model's class name; ``exit_names`` as in

@@ -13,11 +13,20 @@ scoped torch-function mode (:mod:`msdprof.core.dataflow`) calls :func:`compute`,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+
+
+META = torch.device("meta")
+
+
+def _empty(like: torch.Tensor, shape: Any) -> torch.Tensor:
+    """An empty meta tensor of ``shape`` in ``like``'s dtype (``like.new_empty`` costs three times
+    as much)."""
+    return torch.empty(shape, dtype=like.dtype, device=META)
 
 
 def _all_meta(*tensors: Any) -> bool:
@@ -37,7 +46,7 @@ def _meta_batch_norm(
     stats = (running_mean, running_var, *(t for t in (weight, bias) if t is not None))
     if not _all_meta(input, *stats) or any(tuple(t.shape) != (input.shape[1],) for t in stats):
         return None
-    return input.new_empty(input.shape)
+    return _empty(input, input.shape)
 
 
 def _meta_cat(tensors: Any, dim: int = 0) -> torch.Tensor | None:
@@ -52,7 +61,7 @@ def _meta_cat(tensors: Any, dim: int = 0) -> torch.Tensor | None:
         if t.dim() != ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != dim):
             return None
         shape[dim] += t.shape[dim]
-    return tensors[0].new_empty(shape)
+    return _empty(tensors[0], shape)
 
 
 def _meta_linear(input: Any, weight: Any, bias: Any = None) -> torch.Tensor | None:
@@ -62,7 +71,7 @@ def _meta_linear(input: Any, weight: Any, bias: Any = None) -> torch.Tensor | No
         return None
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         return None
-    return input.new_empty((*input.shape[:-1], weight.shape[0]))
+    return _empty(input, (*input.shape[:-1], weight.shape[0]))
 
 
 def _ints2(value: Any, minimum: int) -> tuple[int, int] | None:
@@ -97,7 +106,7 @@ def _meta_conv2d(
     ]
     if min(sides) < 1:
         return None
-    return input.new_empty((batch, out, *sides))
+    return _empty(input, (batch, out, *sides))
 
 
 def _meta_pool2d(
@@ -123,7 +132,7 @@ def _meta_pool2d(
         sides.append((side + 2 * pad - dil * (k - 1) - 1) // st + 1)
     if min(sides) < 1:
         return None
-    return input.new_empty((*input.shape[:2], *sides))
+    return _empty(input, (*input.shape[:2], *sides))
 
 
 def _meta_avg_pool2d(
@@ -131,6 +140,25 @@ def _meta_avg_pool2d(
     count_include_pad: bool = True, divisor_override: Any = None,
 ) -> torch.Tensor | None:
     return _meta_pool2d(input, kernel_size, stride, padding, 1, ceil_mode)
+
+
+def _meta_recurrent(input: Any, hx: Any, params: Any, has_biases: Any, num_layers: Any, dropout: Any,
+                    train: Any, bidirectional: Any, batch_first: Any) -> tuple[torch.Tensor, ...] | None:
+    """``_VF.lstm``, ``gru``, ``rnn_tanh``, ``rnn_relu`` on a padded batch (not a packed sequence:
+    its ``has_biases`` is a bool, a packed call's fourth argument its weights): the output of every
+    step, ``hidden size x directions`` wide (the projection size for an LSTM with one), and the
+    last states as given.  Their kernels, on meta, are each step's matrix products run one by one."""
+    states = hx if isinstance(hx, (list, tuple)) else (hx,)
+    if not isinstance(has_biases, bool) or not isinstance(bidirectional, bool) or not isinstance(batch_first, bool):
+        return None
+    if not _all_meta(input, *states, *params) or input.dim() != 3 or any(s.dim() != 3 for s in states):
+        return None
+    steps, batch = (input.shape[1], input.shape[0]) if batch_first else input.shape[:2]
+    if states[0].shape[1] != batch:
+        return None
+    width = states[0].shape[-1] * (2 if bidirectional else 1)
+    out = _empty(input, (batch, steps, width) if batch_first else (steps, batch, width))
+    return (out, *(_empty(s, s.shape) for s in states))
 
 
 #: Shape-only results of functions on meta tensors; each returns ``None`` when it is not sure.
@@ -141,7 +169,15 @@ SHORTCUTS: dict[Callable[..., Any], Callable[..., torch.Tensor | None]] = {
     F.max_pool2d: _meta_pool2d,
     F.avg_pool2d: _meta_avg_pool2d,
     torch.cat: _meta_cat,
+    torch._VF.lstm: _meta_recurrent,
+    torch._VF.gru: _meta_recurrent,
+    torch._VF.rnn_tanh: _meta_recurrent,
+    torch._VF.rnn_relu: _meta_recurrent,
 }
+
+#: The recurrent functions :data:`SHORTCUTS` answers (their multiply-adds by torch's formulas:
+#: :func:`msdprof.core.counting.shortcut_macs`).
+RECURRENT = frozenset({torch._VF.lstm, torch._VF.gru, torch._VF.rnn_tanh, torch._VF.rnn_relu})
 
 
 def shortcut(func: Callable[..., Any], args: tuple, kwargs: dict,
@@ -249,36 +285,30 @@ def _plan(func: Any) -> tuple[tuple[int | str, ...], ...] | None:
     return plan
 
 
-def _key(value: Any) -> Any:
+def _key(value: Any, meta: list[bool] | None = None) -> Any:
     """What of ``value`` a meta kernel can read: a tensor's dtype, shape, strides and offset; a
-    plain value itself; lists and tuples item by item."""
+    plain value itself; lists and tuples item by item.  ``meta``: a list to note each tensor's
+    being on meta in (for :func:`kernel`)."""
     if isinstance(value, torch.Tensor):
         if value.layout is not torch.strided:
             raise _Uncached
+        if meta is not None:
+            meta.append(value.is_meta)
         return (value.dtype, value.shape, value.stride(), value.storage_offset())
     if isinstance(value, (list, tuple)):
-        return (type(value), *map(_key, value))
+        return (type(value), *(_key(v, meta) for v in value))
     if isinstance(value, _PLAIN_TYPES):
         return (type(value), value)
     raise _Uncached
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
-
-
-def _on_meta_only(args: tuple, kwargs: dict) -> bool:
-    """Whether a call computes on ``meta`` alone: its tensors are all meta, and there is one (else
-    a factory: its ``device`` is meta)."""
-    tensors = list(_tensors((args, tuple(kwargs.values()))))
-    if not tensors:
+def _on_meta_only(meta: list[bool], kwargs: dict) -> bool:
+    """Whether a call computes on ``meta`` alone: its tensors (``meta``: each one's being on meta)
+    are all meta, and there is one (else a factory: its ``device`` is meta)."""
+    if not meta:
         device = kwargs.get("device")
         return device is not None and torch.device(device).type == "meta"
-    return all(t.is_meta for t in tensors)
+    return all(meta)
 
 
 def _argument(args: tuple, kwargs: dict, where: tuple[int | str, ...]) -> Any:
@@ -288,7 +318,7 @@ def _argument(args: tuple, kwargs: dict, where: tuple[int | str, ...]) -> Any:
 
 def _answer(plan: tuple[tuple[int | str, ...], ...], entry: tuple[Any, ...], args: tuple, kwargs: dict) -> Any:
     results = tuple(
-        torch.empty_strided(made[0], made[1], dtype=made[2], device="meta") if not where
+        torch.empty_strided(made[0], made[1], dtype=made[2], device=META) if not where
         else _argument(args, kwargs, where)
         for where, made in zip(plan, entry)
     )
@@ -304,11 +334,14 @@ def kernel(func: Any, args: tuple, kwargs: dict) -> Any:
     """``func(*args, **kwargs)`` for an ATen op; on meta arguments from the kernel cache when the
     same op ran on the same metadata before (see above)."""
     plan = _plan(func)
-    if plan is None or not _on_meta_only(args, kwargs):
+    if plan is None:
         return func(*args, **kwargs)
+    meta: list[bool] = []
     try:
-        key = (func, _key(args), _key(tuple(kwargs.items())))
+        key = (func, _key(args, meta), _key(tuple(kwargs.items()), meta))
     except _Uncached:
+        return func(*args, **kwargs)
+    if not _on_meta_only(meta, kwargs):
         return func(*args, **kwargs)
     entry = _KERNELS.get(key)
     if entry is not None:
@@ -355,5 +388,5 @@ def result_bytes(func: Any, args: tuple, kwargs: dict) -> int:
             _KERNELS.clear()
         entry = _KERNELS[key] = _entry(out)
     return sum(shape.numel() * dtype.itemsize for where, (shape, _, dtype) in zip(plan, entry) if not where)
-__all__ = ["KERNEL_CACHE_SIZE", "MetaShapes", "SHORTCUTS", "compute", "kernel", "result_bytes", "shortcut",
+__all__ = ["KERNEL_CACHE_SIZE", "META", "MetaShapes", "RECURRENT", "SHORTCUTS", "compute", "kernel", "result_bytes", "shortcut",
            "value_dependent"]

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 from msdnet import Options
 
 from .dataflow import Idle, ValueRead
+from .display import Tabular
 from .units import shapes_text
 
 
@@ -102,7 +103,7 @@ class ExitSpread:
 
 
 @dataclass(frozen=True)
-class ExitCosts(Sequence[ExitCost]):
+class ExitCosts(Tabular, Sequence[ExitCost]):
     """The per-exit costs of one network: a sequence of :class:`ExitCost`, exit 1 first.
 
     ``convention`` names the unit of every ``*_macs`` figure (``msdnet``, ``macs`` or ``flops``);

@@ -131,6 +131,14 @@ def render_csv(comparison: Comparison, describe: str) -> str:
     return csv_text(["exit", "operator", *TOOLS], rows)
 
 
+def total_records(comparison: Comparison) -> tuple[list[str], list[dict[str, Any]]]:
+    """One row per exit: ``exit`` and each tool's total (exact; ``None`` where a tool did not
+    run) -- the ``total`` rows of :func:`render_csv`.  A gap between two tools is the difference
+    of their columns."""
+    rows = [{"exit": e.exit, **{c.tool: c.total for c in e.counts}} for e in comparison]
+    return ["exit", *TOOLS], rows
+
+
 RENDERERS = {"table": render_table, "json": render_json, "csv": render_csv,
              "markdown": render_markdown}
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import math
 import re
 import shutil
 from collections import Counter
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -23,6 +26,7 @@ import graphviz
 from msdnet.options import OptionError
 
 from .formatting import OP_NAMES
+from .glyphs import fitting_size, text_width
 from ..files.output import check_writable, write_atomic
 
 if TYPE_CHECKING:  # networkx is imported where a graph is written: `msdprof graph --help` needs none
@@ -38,12 +42,13 @@ ROW = 64.0  # points between the centres of two scales
 HEADER = 0.62 * ROW  # points from scale 0's centre up to the column headers
 NODE_WIDTH, NODE_HEIGHT = 92.0, 30.0
 DENSE_RISE = HEADER - NODE_HEIGHT / 2 - 12  # the most a dense edge's arch rises over a box's top
-EXIT_HEIGHT = 38.0
-NODE_FONT = 14.0  # points: a box's label ("128×16×16", "1000 classes" fit NODE_WIDTH)
-LABEL_EM = 0.62  # a map label's character width, in font sizes, as Graphviz reckons it (a longer
-#                  label is set smaller, so Graphviz never warns "size too small for label")
+NODE_FONT = 14.0  # points: a map's label ("128×16×16" fits NODE_WIDTH; a longer one is set smaller)
+NODE_PAD = 4.0  # points between a label and its box's sides
+#: An exit's box: its three lines ("exit 3", "Σ 37.75 M", "lazy 35.42 M") at a map's font; as wide
+#: as "lazy 993.12 M" needs where the next exit leaves room (set smaller where it does not).
+EXIT_WIDTH, EXIT_HEIGHT = 112.0, 3 * 1.2 * NODE_FONT + 6
+EXIT_DROP = NODE_HEIGHT / 2 + 12 + EXIT_HEIGHT / 2  # points from the coarsest scale's centre line down to an exit's
 AXIS_FONT = 12.0  # points: a column's header (a scale's label is one point larger)
-CHAR_WIDTH = 0.56  # a generous average glyph width, in font sizes, for sizing text boxes
 
 SCALE_FILLS = ("#dde9f7", "#dcf0dc", "#fce7cc", "#ece0f5", "#f8dde5", "#e0f2f1")
 BAND_FILLS = ("#f1f4f9", "#fbfbfd")
@@ -81,23 +86,21 @@ def _pos(x: float, y: float) -> str:
     return f"{_num(x)},{_num(y)}!"
 
 
-def _text_width(text: str, size: float) -> float:
-    """Points a line of ``text`` may take at font ``size``, for sizing a box (not font metrics)."""
-    return max(len(line) for line in text.split("\n")) * size * CHAR_WIDTH
-
-
 def _size(channels: int, height: int, width: int) -> str:
     return f"{channels}×{height}×{width}"
 
 
-#: The dataflow picture (any model): box and grid sizes in points, and the shape the wrapped
-#: rows aim for (the page's view beside its panel, in CSS pixels).
-FLOW_BOX = (150.0, 48.0)
-FLOW_EXIT = (150.0, 22.0)
-FLOW_GAP = (14.0, 8.0, 22.0)  # between columns, between stacked boxes, between rows
+#: The dataflow picture (any model): sizes in points, and the shape the wrapped rows aim for (the
+#: page's view beside its panel, in CSS pixels).  A box is FLOW_BOX[0] wide or, when a label needs
+#: it, up to FLOW_WIDEST (all boxes of a picture alike); an exit's box is as wide, two lines high
+#: (three, as high as a box, in a picture where an exit's lazy cost is less than its cumulative).
+FLOW_BOX = (150.0, 44.0)
+FLOW_EXIT = (150.0, 30.0)
+FLOW_GAP = (18.0, 6.0, 22.0)  # the space between columns, between bands of boxes, between rows
 FLOW_FONT = 12.0
+FLOW_PAD = 4.0  # points between a label and its box's sides
+FLOW_WIDEST = 270.0
 FLOW_VIEW = (930.0, 720.0)
-FLOW_CHARS = 21  # a box's label lines are cut to this many characters ("..." ends a cut one)
 
 
 def _columns(graph: nx.DiGraph) -> dict[tuple[int, bool], int]:
@@ -149,7 +152,9 @@ def _split(widths: list[int], parts: int) -> list[int]:
 ROW_GAP = 0.35 * ROW
 #: Points a row of blocks' band reaches above its finest scale's centre line (the column headers,
 #: the block's name over them) and below its coarsest (the exits).
-BAND_ABOVE, BAND_BELOW = HEADER + 30.0, 1.3 * ROW
+BAND_ABOVE, BAND_BELOW = HEADER + 30.0, EXIT_DROP + EXIT_HEIGHT / 2 + 6
+#: Points right of a wrapped row's end that say where it goes on ("continues in row 2").
+GOES_ON = 64.0
 #: Points above the first row (the title) and below the last (the legend).
 TITLE_HEIGHT, LEGEND_HEIGHT = 0.8 * ROW, 0.9 * ROW
 
@@ -180,7 +185,7 @@ class _Grid:
             runs = list(zip(starts, [*starts[1:], len(widths)]))
             widest = max(sum(widths[a:b]) for a, b in runs)
             height = sum(self._pitch(min(finest[blocks[i]] for i in range(a, b))) for a, b in runs)
-            return starts, (widest + 1) * COLUMN, TITLE_HEIGHT + height + LEGEND_HEIGHT
+            return starts, (widest + 1) * COLUMN + (GOES_ON if parts > 1 else 0), TITLE_HEIGHT + height + LEGEND_HEIGHT
 
         starts = _fittest((wrapped(parts) for parts in range(1, len(blocks) + 1)), view, growing=1)
         self.strips = len(starts)
@@ -207,7 +212,7 @@ class _Grid:
             if d["kind"] == "classifier":
                 (source,) = graph.predecessors(node)
                 self.row_of[node] = row = self.row_of[source]
-                self.where[node] = (self.where[source][0], self.y(row, self.n_scales - 0.1))
+                self.where[node] = (self.where[source][0], self.y(row, self.n_scales - 1) - EXIT_DROP)
         widest = [0] * self.strips
         for row, at in self.columns.values():
             widest[row] = max(widest[row], at)
@@ -217,8 +222,8 @@ class _Grid:
         """Points from a row's finest scale to the next row's, the row showing scales ``first``.."""
         return (self.n_scales - 1 - first) * ROW + BAND_ABOVE + BAND_BELOW + ROW_GAP
 
-    def y(self, row: int, scale: float) -> float:
-        """The y of ``scale``'s centre line in ``row`` (``n_scales - 0.1``: the exits)."""
+    def y(self, row: int, scale: int) -> float:
+        """The y of ``scale``'s centre line in ``row``."""
         return self.offset[row] - (scale - self.first[row]) * ROW
 
     def band(self, row: int) -> tuple[float, float]:
@@ -302,6 +307,20 @@ def _tooltip(node: str, d: dict[str, Any], unit: str) -> str:
             f"{format_count(d['params'])} params")
 
 
+def exit_label(d: dict[str, Any]) -> list[str]:
+    """The lines of an MSDNet exit's box: ``exit k``, then what reaching it costs (in the graph's
+    unit, which the title names with the classes): ``Σ`` its cumulative operations, and its lazy
+    ones where fewer (the node's ``cumulative_macs`` and ``lazy_macs``)."""
+    from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
+
+    lines = [f"exit {d['exit']}"]
+    if d.get("cumulative_macs") is not None:
+        lines.append(f"Σ {format_count(d['cumulative_macs'])}")
+        if d["lazy_macs"] != d["cumulative_macs"]:
+            lines.append(f"lazy {format_count(d['lazy_macs'])}")
+    return lines
+
+
 def _plural(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
@@ -314,10 +333,14 @@ def _title(graph: nx.DiGraph) -> str:
     name = graph.graph.get("preset")
     counted = ", ".join(_plural(n, what) for n, what in
                         ((options["nBlocks"], "exit"), (layers, "layer"), (n_scales, "scale")))
+    unit = OP_NAMES.get(graph.graph.get("convention", "msdnet"), "ops")
+    classes = sorted({d["channels"] for _, d in graph.nodes(data=True) if d["kind"] == "classifier"})
     first = (f"MSDNet{' ' + name if name else ''}: {counted}, input 3×{height}×{width}; "
              "boxes: channels×height×width")
+    exits = (f"exit k ({'/'.join(map(str, classes))} classes): Σ the cumulative {unit} to reach it; lazy: "
+             "only what exits 1..k read, where fewer")
     second = ", ".join(f"{k} {str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items())
-    return f"{first}\n{second}"
+    return f"{first}\n{exits}\n{second}"
 
 
 def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, size: float,
@@ -325,7 +348,7 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
     """A decoration: fixed-size plain text centred (or, with ``left``, starting) at ``x``;
     returns its width in points."""
     lines = text.split("\n")
-    width = width if width is not None else _text_width(text, size) + 4
+    width = width if width is not None else text_width(text, size) + 4
     height = len(lines) * size * 1.25 + 4
     label = "".join(line + "\\l" for line in lines) if left else text.replace("\n", "\\n")
     dot.node(name, label=label, pos=_pos(x + width / 2 if left else x, y), shape="plaintext",
@@ -334,141 +357,282 @@ def _add_text(dot: graphviz.Digraph, name: str, text: str, x: float, y: float, s
     return width
 
 
-def flow_places(graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW) -> dict[str, Any]:
+def flow_places(graph: nx.DiGraph, view: tuple[float, float] = FLOW_VIEW, width: float = FLOW_BOX[0],
+                exit_height: float = FLOW_EXIT[1]) -> dict[str, Any]:
     """Where every box of a (folded) dataflow graph goes, in points, y pointing down: each node
-    one column after the latest of its inputs (a chain reads left to right; an exit under its
-    producer); the columns wrapped into rows so the picture's shape is close to ``view``'s (the
-    number of columns per row that lets ``view`` show the whole picture the largest).
+    one column after the latest of its inputs (a chain reads left to right; an exit in its
+    producer's column); the boxes of a column stacked in bands (the longest path on top), its
+    exits in the bands under them, every band of a row at the same height (an exit is no taller
+    than a box), so that the space between two bands, like the space between two columns or two
+    rows, holds no box (:data:`FLOW_GAP`: :func:`flow_routes` draws the edges there); the columns
+    wrapped into rows so the picture's shape is close to ``view``'s (the number of columns per
+    row that lets ``view`` show the whole picture the largest).  ``width``: a box's width;
+    ``exit_height``: an exit's height (at most a box's).
 
-    Returns ``{"x": {node: centre x}, "y": {node: centre y}, "width", "height", "columns"}``.
-    The page's script lays a graph out the same way (``layout`` in
-    :mod:`msdprof.render.interactive`)."""
+    Returns ``{"x", "y"}`` (each node's centre), ``"row"``, ``"at"`` (its column in its row),
+    ``"band"`` (0 the top), ``"tops"`` (each row's top y), ``"box"`` (``width``), ``"exit"``
+    (``exit_height``), ``"width"``,
+    ``"height"`` and ``"columns"`` (per row).  The page's script lays a graph out the same way
+    (``flowLayout`` in ``flow_layout.js``)."""
     order = list(graph)
     place = {n: i for i, n in enumerate(order)}
+    is_exit = {n: graph.nodes[n]["kind"] == "exit" for n in order}
     column: dict[str, int] = {}
     for node in order:
-        d = graph.nodes[node]
         before = [column[p] for p in graph.predecessors(node) if place[p] < place[node]]
-        if d["kind"] == "exit":
-            column[node] = max(before, default=0)
-        else:
-            column[node] = 1 + max(before, default=-1)
+        column[node] = max(before, default=0) if is_exit[node] else 1 + max(before, default=-1)
     count = 1 + max(column.values(), default=0)
-    has_exit = [False] * count
-    for node, c in column.items():
-        if graph.nodes[node]["kind"] == "exit":
-            has_exit[c] = True
-    box_w, box_h = FLOW_BOX
-    step_x, exit_h, gap = box_w + FLOW_GAP[0], FLOW_EXIT[1] + FLOW_GAP[1], FLOW_GAP[2]
-    stacked: dict[int, int] = {}
-    for node in order:  # boxes sharing a column stack downwards
-        if graph.nodes[node]["kind"] != "exit":
-            stacked[column[node]] = stacked.get(column[node], 0) + 1
-    def row_height(cols: range) -> float:
-        deep = max((stacked.get(c, 0) for c in cols), default=1) or 1
-        return deep * (box_h + FLOW_GAP[1]) - FLOW_GAP[1] + (exit_h if any(has_exit[c] for c in cols) else 0) + gap
+    stacked, exits = [0] * count, [0] * count
+    for node in order:
+        (exits if is_exit[node] else stacked)[column[node]] += 1
+    box_h, exit_h = FLOW_BOX[1], exit_height
+    g0, g1, g2 = FLOW_GAP
+    step, pitch = width + g0, box_h + g1
+
+    def content(start: int, end: int) -> float:  # the height of a row: its deepest column's
+        return max((stacked[c] + exits[c] - 1) * pitch + (exit_h if exits[c] else box_h) for c in range(start, end))
 
     def wrapped() -> Iterator[tuple[int, float, float]]:  # by more columns a row: growing width
         for per_row in range(1, count + 1):
-            rows = [range(start, min(start + per_row, count)) for start in range(0, count, per_row)]
-            yield per_row, per_row * step_x, sum(row_height(r) for r in rows)
-            if per_row * step_x > view[0] * 8:
+            rows = range(0, count, per_row)
+            height = sum(g2 + content(s, min(s + per_row, count)) for s in rows) + g2 / 2
+            yield per_row, g0 + per_row * step, height
+            if per_row * step > view[0] * 8:
                 return
 
     per_row = _fittest(wrapped(), view, growing=0)
-    tops, top = [], 0.0
+    tops, top = [], g2
     for start in range(0, count, per_row):
         tops.append(top)
-        top += row_height(range(start, min(start + per_row, count)))
-    reach = {}  # the longest path from a node onwards: the trunk takes a column's top slot
+        top += content(start, min(start + per_row, count)) + g2
+    reach = {}  # the longest path from a node onwards: the trunk takes a column's top band
     for node in reversed(order):
         reach[node] = 1 + max((reach[s] for s in graph.successors(node) if place[s] > place[node]), default=0)
     x: dict[str, float] = {}
     y: dict[str, float] = {}
-    slot: dict[int, int] = {}
-    for node in sorted(order, key=lambda n: (column[n], -reach[n], place[n])):
+    row_of: dict[str, int] = {}
+    at_of: dict[str, int] = {}
+    band: dict[str, int] = {}
+    used: dict[tuple[int, bool], int] = {}
+    for node in sorted(order, key=lambda n: (column[n], is_exit[n], -reach[n], place[n])):
         c = column[node]
         row, at = divmod(c, per_row)
-        x[node] = gap / 2 + at * step_x + box_w / 2
-        if graph.nodes[node]["kind"] == "exit":
-            below = stacked.get(c, 1) * (box_h + FLOW_GAP[1])
-            y[node] = tops[row] + gap / 2 + below + FLOW_EXIT[1] / 2
-        else:
-            y[node] = tops[row] + gap / 2 + slot.get(c, 0) * (box_h + FLOW_GAP[1]) + box_h / 2
-            slot[c] = slot.get(c, 0) + 1
-    return {"x": x, "y": y, "width": min(per_row, count) * step_x + gap, "height": top, "columns": per_row}
+        k = used.get((c, is_exit[node]), 0)
+        used[(c, is_exit[node])] = k + 1
+        row_of[node], at_of[node] = row, at
+        x[node] = g0 + at * step + width / 2
+        band[node] = stacked[c] + k if is_exit[node] else k
+        y[node] = tops[row] + band[node] * pitch + (exit_h if is_exit[node] else box_h) / 2
+    return {"x": x, "y": y, "row": row_of, "at": at_of, "band": band, "tops": tops,
+            "box": width, "exit": exit_h, "width": g0 + min(per_row, count) * step, "height": top - g2 / 2, "columns": per_row}
 
 
-def drawn_edges(graph: nx.DiGraph) -> list[tuple[str, str]]:
-    """The edges of a dataflow graph worth drawing: those no longer path already shows (a
-    residual stream's sum reads every earlier block; one arrow per step says the same ancestry).
-    Edges running against the graph's order (a folded cycle) are kept.  The page's script draws
-    the same set (``reduce``)."""
-    order = {n: i for i, n in enumerate(graph)}
-    below: dict[str, set[str]] = {}  # what a node reaches along forward edges, itself excluded
-    for node in reversed(list(graph)):
-        reach: set[str] = set()
-        for s in graph.successors(node):
-            if order[s] > order[node]:
-                reach.add(s)
-                reach |= below[s]
-        below[node] = reach
-    kept = []
-    for a, b in graph.edges:
-        forward = order[b] > order[a]
-        if forward and any(b in below[c] for c in graph.successors(a) if c != b and order[c] > order[a]):
+Point = tuple[float, float]
+#: Points an arrowhead takes (``arrowsize`` 0.6), and the radius of an edge's rounded corners.
+ARROW, CORNER = 6.0, 3.0
+#: The heights over a row's top band where edges run along the row (an arch over it, or an edge
+#: coming to one of its boxes from elsewhere): points above the boxes' tops, lowest first.
+TRACKS = (9.0, 11.5, 14.0, 16.5, 19.0)
+#: Points right of a box where an edge leaving it turns (the tails whose turns would overlap in one
+#: space between columns on different ones), left of a box where one entering its side turns in
+#: (an arrow and a corner), and along a box's top where edges land on it.
+RISERS, IN, LAND = (3.0, 5.0, 7.0), 9.0, 12.0
+
+
+def _tracks(spans: dict[Any, tuple[float, float]], tracks: int) -> dict[Any, int]:
+    """A track (0 .. ``tracks`` - 1) per key of ``spans`` (x intervals, in the order given):
+    shorter spans first, each on the lowest track where it overlaps no span already placed (the
+    track it overlaps least when every one is taken)."""
+    placed: list[list[tuple[float, float]]] = [[] for _ in range(tracks)]
+    result = {}
+    for index, key in sorted(enumerate(spans), key=lambda item: (spans[item[1]][1] - spans[item[1]][0],
+                                                                 spans[item[1]][0], item[0])):
+        lo, hi = spans[key]
+        clashes = [sum(1 for a, b in taken if a < hi and lo < b) for taken in placed]
+        track = clashes.index(min(clashes))
+        placed[track].append((lo, hi))
+        result[key] = track
+    return result
+
+
+def _rounded(points: list[Point]) -> tuple[list[Point], Point]:
+    """The Bezier control points (3n + 1) of the right-angled line through ``points``, its corners
+    rounded (:data:`CORNER`), ending :data:`ARROW` points short of the last point; and that last
+    point (the arrow's tip)."""
+    line = [points[0]]
+    for p in points[1:]:  # no zero-length piece, no point in the middle of a straight run
+        if p == line[-1]:
             continue
-        kept.append((a, b))
-    return kept
+        if len(line) > 1 and (line[-2][0] == line[-1][0] == p[0] or line[-2][1] == line[-1][1] == p[1]):
+            line[-1] = p
+        else:
+            line.append(p)
+    tip = line[-1]
+    (ax, ay), (bx, by) = line[-2], tip
+    length = abs(bx - ax) + abs(by - ay)
+    line[-1] = (bx - (bx - ax) / length * ARROW, by - (by - ay) / length * ARROW)
+    out = [line[0]]
+
+    def straight(a: Point, b: Point) -> None:
+        if a != b:
+            out.extend(_line(a, b)[1:])
+
+    for p, q, s in zip(line, line[1:], line[2:]):
+        into = abs(q[0] - p[0]) + abs(q[1] - p[1])
+        onto = abs(s[0] - q[0]) + abs(s[1] - q[1])
+        r = min(CORNER, into / 2, onto / 2)
+        d_in = ((q[0] - p[0]) / into, (q[1] - p[1]) / into)
+        d_out = ((s[0] - q[0]) / onto, (s[1] - q[1]) / onto)
+        a = (q[0] - d_in[0] * r, q[1] - d_in[1] * r)
+        b = (q[0] + d_out[0] * r, q[1] + d_out[1] * r)
+        straight(out[-1], a)
+        k = 0.45 * r  # a quarter circle, near enough
+        out += [(a[0] + d_in[0] * k, a[1] + d_in[1] * k), (b[0] - d_out[0] * k, b[1] - d_out[1] * k), b]
+    straight(out[-1], line[-1])
+    return out, tip
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= FLOW_CHARS else text[:FLOW_CHARS - 1] + "…"
+def flow_routes(graph: nx.DiGraph, places: dict[str, Any]) -> dict[tuple[str, str], tuple[list[Point], Point]]:
+    """Every edge of a dataflow graph laid out by :func:`flow_places`: its Bezier control points
+    (y down) and its arrow's tip.  No edge passes under a box it does not join: an edge to the next
+    column bends in the space between the two; an exit right under its producer is reached straight
+    down; a skip along a row's top band arches over the row; any other edge leaves its tail's right
+    side, runs in the space right of the tail's column to the space above the head's row (above
+    the head's band when both are in one row), along it, and comes down onto the head's top (a box
+    of the top band) or into its left side.  What runs along the space above a row is spread over
+    :data:`TRACKS`, shorter spans lower, the edges of one tail on one track; the tails whose turns
+    would overlap in one space between columns turn at different :data:`RISERS`.  The page's
+    script routes the same way (``flowRoutes`` in ``flow_layout.js``)."""
+    x, y, row, at, band, tops = (places[k] for k in ("x", "y", "row", "at", "band", "tops"))
+    w = places["box"] / 2
+    g1 = FLOW_GAP[1]
+    pitch = FLOW_BOX[1] + g1
+    per_row = places["columns"]
+    is_exit = {n: graph.nodes[n]["kind"] == "exit" for n in graph}
+    half = {n: (places["exit"] if is_exit[n] else FLOW_BOX[1]) / 2 for n in graph}
+    lowest: dict[int, int] = {}  # global column -> its lowest box band; and its first exit band
+    first_exit: dict[int, int] = {}
+    for n in graph:
+        c = row[n] * per_row + at[n]
+        if is_exit[n]:
+            first_exit[c] = min(first_exit.get(c, band[n]), band[n])
+        else:
+            lowest[c] = max(lowest.get(c, 0), band[n])
+    kinds: dict[tuple[str, str], str] = {}
+    spans: dict[tuple[int, str], tuple[float, float]] = {}  # (row, tail) -> what runs above the row
+    for t, h in graph.edges:
+        same = row[t] == row[h]
+        if same and at[h] == at[t] + 1:
+            kinds[t, h] = "next"
+        elif (is_exit[h] and same and at[h] == at[t] and band[t] == lowest[row[t] * per_row + at[t]]
+              and band[h] == first_exit[row[h] * per_row + at[h]]):
+            kinds[t, h] = "down"
+        else:
+            onto = band[h] == 0 and not is_exit[h]  # a box of the top band: reached from above
+            arch = same and onto and at[h] > at[t] + 1 and band[t] == 0
+            kinds[t, h] = "arch" if arch else "around"
+            if onto or not same:
+                ends = (x[t] + w - LAND if arch else x[t] + w + RISERS[0], x[h] - w + LAND if onto else x[h] - w - IN)
+                lo, hi = spans.get((row[h], t), (math.inf, -math.inf))
+                spans[row[h], t] = (min(lo, *ends), max(hi, *ends))
+    track = _tracks(spans, len(TRACKS))
+    lanes = {}  # the height an edge running around turns along
+    risers: dict[tuple[int, str], tuple[float, float]] = {}  # (column, tail) -> what its turn spans
+    for (t, h), kind in kinds.items():
+        if kind == "around":
+            if row[t] != row[h] or (band[h] == 0 and not is_exit[h]):
+                lanes[t, h] = tops[row[h]] - TRACKS[track[row[h], t]]
+            else:
+                lanes[t, h] = tops[row[h]] + band[h] * pitch - g1 / 2
+            lo, hi = risers.get((at[t], t), (math.inf, -math.inf))
+            risers[at[t], t] = (min(lo, y[t], lanes[t, h]), max(hi, y[t], lanes[t, h]))
+    riser = _tracks(risers, len(RISERS))
+    routes = {}
+    for (t, h), kind in kinds.items():
+        tx, ty, hx, hy = x[t], y[t], x[h], y[h]
+        if kind == "next":
+            left = hx - w
+            routes[t, h] = ([(tx + w, ty), (tx + w + 7, ty), (left - 13, hy), (left - ARROW, hy)], (left, hy))
+        elif kind == "down":
+            routes[t, h] = (_line((tx, ty + half[t]), (hx, hy - half[h] - ARROW)), (hx, hy - half[h]))
+        elif kind == "arch":  # over the row, from the tail's top onto the head's
+            top = tops[row[t]]
+            lane = top - TRACKS[track[row[t], t]]
+            routes[t, h] = _rounded([(tx + w - LAND, top), (tx + w - LAND, lane), (hx - w + LAND, lane),
+                                     (hx - w + LAND, top)])
+        else:
+            lane, out = lanes[t, h], tx + w + RISERS[riser[at[t], t]]
+            if band[h] == 0 and not is_exit[h]:  # along the space above the head's row, onto its top
+                routes[t, h] = _rounded([(tx + w, ty), (out, ty), (out, lane), (hx - w + LAND, lane),
+                                         (hx - w + LAND, hy - half[h])])
+            else:  # along the space above the head's row (its band, in the tail's row), into its left side
+                routes[t, h] = _rounded([(tx + w, ty), (out, ty), (out, lane), (hx - w - IN, lane), (hx - w - IN, hy),
+                                         (hx - w, hy)])
+    return routes
+
+
+@functools.lru_cache(maxsize=1)
+@cache
+def page_file(name: str) -> str:
+    """The text of the interactive page's file ``name`` (``page.css``, ``page.js``,
+    ``flow_layout.js``), shipped in the package under ``msdprof/render/page/``."""
+    return resources.files(__package__).joinpath("page", name).read_text(encoding="utf-8")
+
+
+def flow_script() -> str:
+    """The JavaScript of :func:`flow_places` and :func:`flow_routes` (``flowLayout``,
+    ``flowRoutes``), which the interactive page lays out and routes a folded graph with."""
+    return page_file("flow_layout.js")
 
 
 def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
     """The lines of a dataflow box: its name, type (with its number of operations when folded),
     output shape (one sample's: the batch dimension left out) with its operations in ``unit``
-    (parameters are in the tooltip); the name and type cut to :data:`FLOW_CHARS`; an exit's: ``exit k`` (and its name) and its shape."""
+    (parameters are in the tooltip), and ``+N not counted`` where it ran work its convention did not
+    count (``+?``: an amount no formula gives); an exit's: ``exit k`` (and its name) and its shape, then what
+    reaching it costs: ``Σ`` its cumulative operations, and a line of its lazy ones where fewer
+    (the graph's ``cumulative_macs`` and ``lazy_macs``)."""
     from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
 
     shape = "×".join(map(str, (d.get("shape") or ())[1:])) or "scalar"  # the batch left out
     if d["kind"] == "exit":
         named = f" {d['name']}" if d.get("name") not in (None, str(d["exit"])) else ""
-        return [_cut(f"exit {d['exit']}{named} · {shape}")]
+        lines = [f"exit {d['exit']}{named} · {shape}"]
+        if d.get("cumulative_macs") is not None:
+            lines.append(f"Σ {format_count(d['cumulative_macs'])} {unit}")
+            if d["lazy_macs"] != d["cumulative_macs"]:
+                lines.append(f"lazy {format_count(d['lazy_macs'])} {unit}")
+        return lines
     kind = d.get("type", "")
     if d.get("members", 1) > 1:
         kind += f" ({d['members']})"
-    return [_cut(node), _cut(kind), f"{shape} · {format_count(d['macs'])} {unit}"]
+    missed = d.get("uncounted", 0)
+    left_out = "" if missed == 0 else f" +{'?' if missed is None else format_count(missed)} not counted"
+    return [node, kind, f"{shape} · {format_count(d['macs'])} {unit}{left_out}"]
 
 
-def _flow_edge(tail: tuple[float, float], head: tuple[float, float], head_exit: bool) -> list[tuple[float, float]]:
-    """The points of an edge between two dataflow boxes centred at ``tail`` and ``head`` (y down):
-    a cubic Bezier (4 points) to the right for the next column, an arch over the row for a skip,
-    down for an exit below, a curve to the next row's start; then where its arrow's tip is."""
-    (tx, ty), (hx, hy) = tail, head
-    w, h = FLOW_BOX[0] / 2, FLOW_BOX[1] / 2
-    if head_exit and abs(hx - tx) < 1:
-        top = hy - FLOW_EXIT[1] / 2
-        return [(tx, ty + h), (tx, ty + h + 2), (hx, top - 8), (hx, top - 6), (hx, top)]
-    if abs(hy - ty) < FLOW_BOX[1] + FLOW_GAP[1] + 1 and hx > tx:  # the same row
-        if hx - tx < FLOW_BOX[0] + FLOW_GAP[0] + 1:
-            return [(tx + w, ty), (tx + w + 6, ty), (hx - w - 12, hy), (hx - w - 6, hy), (hx - w, hy)]
-        rise = min(FLOW_GAP[2] / 2 + 4, 8 + 0.03 * (hx - tx)) * 1.3
-        return [(tx + 12, ty - h), (tx + 12, ty - h - rise), (hx - 12, hy - h - rise), (hx - 12, hy - h - 6),
-                (hx - 12, hy - h)]
-    end = (hx, hy - (FLOW_EXIT[1] / 2 if head_exit else h))
-    start = (tx, ty + h)
-    bend = max(20.0, (end[1] - start[1]) / 2)
-    return [start, (start[0], start[1] + bend), (end[0], end[1] - 6 - bend), (end[0], end[1] - 6), end]
+def flow_exit_height(labels: Iterable[list[str]]) -> float:
+    """The height of the dataflow picture's exit boxes (all alike) for exits labelled ``labels``:
+    :data:`FLOW_EXIT` for two lines, a box's for three (an exit whose lazy cost is less)."""
+    return FLOW_BOX[1] if any(len(label) > 2 for label in labels) else FLOW_EXIT[1]
+
+
+def flow_box_width(lines: Iterable[list[str]]) -> float:
+    """The width of the dataflow picture's boxes (all alike) for boxes labelled ``lines``: the
+    widest label plus :data:`FLOW_PAD` each side, from :data:`FLOW_BOX` to :data:`FLOW_WIDEST`
+    points (a label wider than that is set smaller)."""
+    widest = max((text_width(line, FLOW_FONT) for label in lines for line in label), default=0.0)
+    return min(max(FLOW_BOX[0], math.ceil(widest + 2 * FLOW_PAD)), FLOW_WIDEST)
 
 
 def dataflow_dot(graph: nx.DiGraph) -> str:
     """The Graphviz source of a (folded) dataflow graph (:func:`msdprof.analysis.graph.dataflow_graph`,
     :func:`~msdprof.analysis.graph.fold_graph`), every position pinned (``neato -n2``) by
-    :func:`flow_places`: a box per operation or folded module (name, type, output shape, cost), a
-    small red box per exit; with the graph attribute ``highlight`` = k, exit k and its ancestors
-    filled, the rest greyed."""
+    :func:`flow_places` and every edge of the graph drawn as :func:`flow_routes` lays it: a box per
+    operation or folded module (name, type, output shape, cost), a small red box per exit (what
+    it costs); with the graph attribute ``highlight`` = k, exit k and its ancestors filled, the
+    rest greyed.  Boxes are as wide as the widest label needs (:func:`flow_box_width`), and a
+    label still too wide, or an exit's, is set smaller to fit."""
     import networkx as nx
 
     from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
@@ -483,41 +647,44 @@ def dataflow_dot(graph: nx.DiGraph) -> str:
         title += f", modules folded to depth {graph.graph['depth']} of {graph.graph.get('max_depth', 0) + 1}"
     if marked:
         title += f" -- what exit {graph.graph['highlight']} needs"
-    places = flow_places(graph)
+    if any(d["kind"] == "exit" and d.get("cumulative_macs") is not None for _, d in graph.nodes(data=True)):
+        title += (f"\nexits: Σ cumulative {unit} (everything that ran until the exit), lazy: only what "
+                  "exits 1..k read, where fewer")
+    labels = {node: flow_label(node, d, unit) for node, d in graph.nodes(data=True)}
+    width = flow_box_width(lines for node, lines in labels.items() if graph.nodes[node]["kind"] != "exit")
+    exit_height = flow_exit_height(lines for node, lines in labels.items() if graph.nodes[node]["kind"] == "exit")
+    places = flow_places(graph, width=width, exit_height=exit_height)
     height = places["height"]
 
-    def at(node: str) -> tuple[float, float]:
-        return places["x"][node], places["y"][node]
-
-    def pos(x: float, y: float) -> str:
-        return _pos(x, height - y)
+    def at(node: str) -> str:
+        return _pos(places["x"][node], height - places["y"][node])
 
     dot = graphviz.Digraph("dataflow", graph_attr={
         "splines": "line", "outputorder": "edgesfirst", "bgcolor": "white", "pad": "0.25",
         "fontname": FONT, "fontsize": "14", "label": title, "labelloc": "t",
-    }, node_attr={"fixedsize": "true", "fontname": FONT, "fontsize": _num(FLOW_FONT), "margin": "0"},
-        edge_attr={"color": "#777777", "arrowsize": "0.6"})
-    for node in graph:
+    }, node_attr={"fixedsize": "true", "fontname": FONT, "fontsize": _num(FLOW_FONT), "margin": "0",
+                  "width": _num(width / 72)}, edge_attr={"color": "#777777", "arrowsize": "0.6"})
+    for node, lines in labels.items():
         d = graph.nodes[node]
         grey = bool(marked) and node not in marked
-        lines = flow_label(node, d, unit)
         tip = ", ".join(lines) + (f", {format_count(d['params'])} params" if d.get("params") else "")
+        size = fitting_size(lines, FLOW_FONT, width - 2 * FLOW_PAD)
+        font = {} if size == FLOW_FONT else {"fontsize": _num(size)}
+        label = "\\n".join(line.replace("\\", "\\\\") for line in lines)
         if d["kind"] == "exit":
-            dot.node(node, lines[0], pos=pos(*at(node)), shape="box", style="rounded,filled,bold",
-                     width=_num(FLOW_EXIT[0] / 72), height=_num(FLOW_EXIT[1] / 72), tooltip=tip,
+            dot.node(node, label, pos=at(node), shape="box", style="rounded,filled,bold",
+                     height=_num(exit_height / 72), tooltip=tip, **font,
                      fillcolor="#eeeeee" if grey else "#f8d3cf", color="#999999" if grey else "#b3261e",
                      fontcolor="#999999" if grey else "#6e1510")
             continue
         group = d["kind"] == "group"
-        dot.node(node, "\\n".join(line.replace("\\", "\\\\") for line in lines), pos=pos(*at(node)),
-                 shape="box", style="rounded,filled" + (",bold" if group else ""),
-                 width=_num(FLOW_BOX[0] / 72), height=_num(FLOW_BOX[1] / 72), tooltip=tip,
+        dot.node(node, label, pos=at(node), shape="box", style="rounded,filled" + (",bold" if group else ""),
+                 height=_num(FLOW_BOX[1] / 72), tooltip=tip, **font,
                  fillcolor="#eeeeee" if grey else ("#a8dadc" if marked else ("#e8eef7" if group else "#ffffff")),
                  color="#999999" if grey else ("#2166ac" if group else "#3b4a5a"),
                  fontcolor="#999999" if grey else "#000000")
-    for tail, head in drawn_edges(graph):
+    for (tail, head), (points, tip) in flow_routes(graph, places).items():
         grey = bool(marked) and not (tail in marked and head in marked)
-        *points, tip = _flow_edge(at(tail), at(head), graph.nodes[head]["kind"] == "exit")
         spline = _spline([(x, height - y) for x, y in points], (tip[0], height - tip[1]))
         dot.edge(tail, head, pos=spline, color="#dddddd" if grey else "#555555")
     return dot.source
@@ -559,18 +726,27 @@ def to_dot(graph: nx.DiGraph) -> str:
                 fillcolor=BAND_FILLS[(block - 1) % 2], color="#cfd6e0", fontsize="12",
             )
 
-    # The graph's own nodes: one Graphviz node (class "node") each.
+    # The graph's own nodes: one Graphviz node (class "node") each; an exit as wide as its
+    # neighbours in the row leave room for.
+    exit_widths: dict[str, float] = {}
+    exits = sorted((grid.row_of[n], where[n][0], n) for n, d in nodes.items() if d["kind"] == "classifier")
+    for i, (row, x, node) in enumerate(exits):
+        near = [abs(x - other) for r, other, _ in exits[max(i - 1, 0):i + 2] if r == row and other != x]
+        exit_widths[node] = min([EXIT_WIDTH] + [gap - 8 for gap in near])
     for node, d in nodes.items():
         style = dict(NODE_STYLES[d["kind"]])
         if d["kind"] == "classifier":
-            label = f"exit {d['exit']}\n{d['channels']} classes"
-            style["height"] = _num(EXIT_HEIGHT / 72)
+            lines = exit_label(d)
+            width = exit_widths[node]
+            style.update(width=_num(width / 72), height=_num(EXIT_HEIGHT / 72))
+            size = fitting_size(lines, NODE_FONT, width - 2 * NODE_PAD)
         else:
-            label = _size(d["channels"], d["height"], d["width"])
+            lines = [_size(d["channels"], d["height"], d["width"])]
             style.setdefault("fillcolor", SCALE_FILLS[d["scale"] % len(SCALE_FILLS)])
-            if len(label) * LABEL_EM * NODE_FONT > NODE_WIDTH - 8:  # "1024×28×28": smaller, not cut
-                style["fontsize"] = _num((NODE_WIDTH - 8) / (len(label) * LABEL_EM))
-        dot.node(node, label=label.replace("\n", "\\n"), pos=_pos(*where[node]),
+            size = fitting_size(lines, NODE_FONT, NODE_WIDTH - 2 * NODE_PAD)  # "1024×28×28": smaller, not cut
+        if size != NODE_FONT:
+            style["fontsize"] = _num(size)
+        dot.node(node, label="\\n".join(lines), pos=_pos(*where[node]),
                  tooltip=_tooltip(node, d, unit), **style)
     # Edges as dot.edge writes them, its quoting and attribute lists made once per node and kind
     # (a 1,000-layer dense graph has some 300,000 edges).
@@ -602,6 +778,15 @@ def to_dot(graph: nx.DiGraph) -> str:
                           -0.95 * COLUMN, grid.y(row, scale), AXIS_FONT + 1, "axis", width=NODE_WIDTH,
                           fontcolor="#3b4a5a")
 
+    # Where a wrapped row goes on, and where the next one comes from.
+    for row in range(grid.strips - 1):
+        middle = (grid.y(row, grid.first[row]) + grid.y(row, n_scales - 1)) / 2
+        _add_text(dot, f"_goes_on{row + 1}", f"continues\nin row {row + 2}", grid.right[row] + 6, middle,
+                  10, "axis", left=True, fontcolor="#5b6b7b")
+        _add_text(dot, f"_comes_from{row + 2}", f"from row {row + 1}", -0.95 * COLUMN,
+                  grid.y(row + 1, grid.first[row + 1]) + HEADER, 10, "axis", width=NODE_WIDTH,
+                  fontcolor="#5b6b7b")
+
     # Title above, legend below.
     left = -0.95 * COLUMN - NODE_WIDTH / 2
     _add_text(dot, "_title", _title(graph), left, grid.band(0)[1] + TITLE_HEIGHT / 2, 12, "title", left=True)
@@ -625,7 +810,7 @@ def _legend(dot: graphviz.Digraph, edge_kinds: set[str], node_kinds: set[str], x
         return at, y
 
     for kind in (k for k in EDGE_STYLES if k in edge_kinds):
-        at, line = room(46 + _text_width(EDGE_MEANING[kind], 10) + 4 + 14)
+        at, line = room(46 + text_width(EDGE_MEANING[kind], 10) + 4 + 14)
         a, b = f"_legend_{kind}_from", f"_legend_{kind}_to"
         for name, end in ((a, at), (b, at + 40)):
             dot.node(name, label="", shape="point", width="0.03", height="0.03", pos=_pos(end, line),
@@ -637,7 +822,7 @@ def _legend(dot: graphviz.Digraph, edge_kinds: set[str], node_kinds: set[str], x
     for kind, label, meaning in samples:
         if kind not in node_kinds:
             continue
-        at, line = room(NODE_WIDTH + 6 + _text_width(meaning, 10) + 4 + 14)
+        at, line = room(NODE_WIDTH + 6 + text_width(meaning, 10) + 4 + 14)
         style = {"fillcolor": SCALE_FILLS[0], **NODE_STYLES[kind]}
         dot.node(f"_legend_{kind}_node", label=label, pos=_pos(at + NODE_WIDTH / 2, line),
                  **{**style, "class": "legend"})
@@ -749,5 +934,6 @@ def write_graph(graph: nx.DiGraph, path: str | Path, force: bool = False) -> Pat
     return write_atomic(path, WRITERS[path.suffix.lower()](graph), force)
 
 
-__all__ = ["PAGE", "RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "flow_label", "flow_places", "render", "to_dot", "to_graphml", "to_json",
-           "drawn_edges", "write_graph"]
+__all__ = ["PAGE", "RENDERED", "SUFFIXES", "check_output", "dataflow_dot", "flow_box_width", "flow_exit_height",
+           "flow_label", "flow_places", "flow_routes", "flow_script", "render", "to_dot", "to_graphml", "to_json",
+           "write_graph"]

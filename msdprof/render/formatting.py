@@ -245,6 +245,11 @@ class FittedTable(Table):
 
     drop_order: Sequence[int] | None = None
 
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        """A row; its text cells as they are (a ``[`` in an exit's or a module's name is not
+        markup)."""
+        super().add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in renderables), **kwargs)
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield from Table.__rich_console__(self.fitted(console, options.max_width), console, options)
 
@@ -292,7 +297,7 @@ class FittedTable(Table):
             names = ", ".join(" ".join(header) for header in left_out)
             note = (f"Not shown at {width} columns: {names} (a wider terminal, or --format csv, "
                     "shows every column).")
-            table.caption = f"{self.caption}\n{note}" if self.caption else note
+            table.caption = Text.assemble(self.caption, "\n", note) if self.caption else Text(note)
         return table
 
 
@@ -301,8 +306,8 @@ def styled_table(title: str, caption: str, plain: bool = False,
     """An empty ``rich`` table in the house style, fitted to the width it is drawn at (see
     :class:`FittedTable`; ``drop_order``: the columns to leave out first); ``plain`` (pipes,
     files) drops bold and rounded borders."""
-    table = FittedTable(
-        title=title, caption=caption, box=box.ASCII if plain else box.ROUNDED,
+    table = FittedTable(  # title and caption as they are: a name's "[" is not markup
+        title=Text(title), caption=Text(caption) if caption else caption, box=box.ASCII if plain else box.ROUNDED,
         header_style="" if plain else "bold", title_style="" if plain else "bold",
         caption_justify="left",
     )
@@ -393,6 +398,13 @@ def render_json(costs: ExitCosts, name: str | None = None) -> str:
 
 def render_csv(costs: ExitCosts, name: str | None = None) -> str:
     """Exact integers, one row per exit; the ``convention`` column names the unit of ``*_macs``."""
+    return csv_text(*csv_records(costs))
+
+
+def csv_records(costs: ExitCosts) -> tuple[list[str], list[dict[str, Any]]]:
+    """The column names and rows (one per exit, exact) of :func:`render_csv`: an MSDNet's
+    :class:`~msdprof.core.results.ExitCost` fields and ``convention``; another model's without
+    ``layer``, with its exits' ``name``, their spread over samples and ``data_dependent``."""
     from ..core.exits import ExitCost
 
     names = [f.name for f in fields(ExitCost)]
@@ -411,9 +423,9 @@ def render_csv(costs: ExitCosts, name: str | None = None) -> str:
                     values.update({f"{field}_{stat}": value for stat, value in asdict(stats).items()})
             return values
 
-        return csv_text([*names, *extra, "data_dependent", "convention"],
-                        (row(e, exit_name) for e, exit_name in zip(costs, costs.exit_names)))
-    return csv_text([*names, "convention"], ({**asdict(e), "convention": costs.convention} for e in costs))
+        return ([*names, *extra, "data_dependent", "convention"],
+                [row(e, exit_name) for e, exit_name in zip(costs, costs.exit_names)])
+    return [*names, "convention"], [{**asdict(e), "convention": costs.convention} for e in costs]
 
 
 def markdown_table(headers: list[str], rows: list[list[str]], align: str = "right") -> str:

@@ -36,8 +36,6 @@ from __future__ import annotations
 import html
 import json
 import xml.etree.ElementTree as ET
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -50,7 +48,7 @@ from msdnet.plan import build_plan
 from msdnet.model import model_from
 from msdnet.options import OptionError
 
-from . import drawing
+from . import drawing, formatting
 from ..core.counting import CONVENTIONS
 from ..core.conventions import check_convention
 from ..core.dataflow import Dataflow
@@ -111,6 +109,16 @@ def _where(d: Mapping[str, Any]) -> str:
               else f"layer {d['layer']}" if d.get("layer") is not None else None)
     scale = f"scale {d['scale']}" if d.get("scale") is not None else None
     return " · ".join(w for w in (column, scale, f"block {d['block']}") if w)
+
+
+def _uncounted_text(costs: ExitCosts, i: int) -> str:
+    """What exit ``i + 1``'s cumulative figure leaves out, for the panel (``""``: nothing): its
+    uncounted work and the note naming what did it."""
+    missed = costs[i].uncounted_macs
+    if missed == 0:
+        return ""
+    amount = "an amount no formula gives" if missed is None else _ops_text(missed, costs.convention)
+    return f"Not counted here: {amount}.{formatting.unsupported_note(costs)}"
 
 
 def _ops_text(value: int, convention: str) -> str:
@@ -216,6 +224,7 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
             "deferred_cost": {c: _figure(int(ops[c][deferred].sum()), int(params[deferred].sum()), c)
                               for c in conventions},
             "cone_cost": {c: _figure(int(ops[c][cone].sum()), int(params[cone].sum()), c) for c in conventions},
+            "uncounted": {c: _uncounted_text(costs[c], i) for c in conventions},
         })
     last = {c: costs[c][len(costs[c]) - 1] for c in conventions}
     return {
@@ -224,11 +233,11 @@ def page_data(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts],
         "figures": [{"name": name, "meaning": meaning} for name, _, _, meaning in FIGURES],
         "total": {c: _figure(last[c].macs, last[c].params, c) for c in conventions},
         "order": order, "edges": [[index[a], index[b]] for a, b in graph.edges],
-        "nodes": nodes, "exits": exits, "exit": exit, "flow": _flow_data(graphs, conventions) if dataflow else None,
+        "nodes": nodes, "exits": exits, "exit": exit, "flow": _flow_data(graphs, conventions, initial) if dataflow else None,
     }
 
 
-def _flow_data(graphs: Mapping[str, nx.DiGraph], conventions: list[str]) -> dict[str, Any]:
+def _flow_data(graphs: Mapping[str, nx.DiGraph], conventions: list[str], initial: str) -> dict[str, Any]:
     """What the page's script needs to fold and draw a dataflow graph: per node its box label
     lines and groups; per group (module call) its box (as :func:`fold_graph` makes it) in every
     convention and its parent; the depth shown first; the layout's sizes."""
@@ -253,15 +262,26 @@ def _flow_data(graphs: Mapping[str, nx.DiGraph], conventions: list[str]) -> dict
                 "ops_text": {c: _ops_text(ops[c][name], c) for c in conventions},
                 "params_text": _params_text(d["params"]), "members": d["members"],
             }
+    width = drawing.flow_box_width(_box_lines(graphs[initial], groups, initial))
+    exit_height = drawing.flow_exit_height(drawing.flow_label(n, d, OP_NAMES[c]) for c in conventions
+                                           for n, d in graphs[c].nodes(data=True) if d["kind"] == "exit")
     return {
         "depth": depth, "max_depth": graph.graph.get("max_depth", 0),
         "groups": groups,
         "node_groups": {n: d.get("groups") or [] for n, d in graph.nodes(data=True)},
         "lines": {c: {n: drawing.flow_label(n, d, OP_NAMES[c]) for n, d in graphs[c].nodes(data=True)}
                   for c in conventions},
-        "box": [*drawing.FLOW_BOX, *drawing.FLOW_EXIT, *drawing.FLOW_GAP, drawing.FLOW_FONT],
+        "box": [width, drawing.FLOW_BOX[1], width, exit_height, *drawing.FLOW_GAP, drawing.FLOW_FONT],
         "view": list(drawing.FLOW_VIEW),
     }
+
+
+def _box_lines(graph: nx.DiGraph, groups: dict[str, dict[str, Any]], convention: str) -> list[list[str]]:
+    """The label of every box the page may show in ``convention`` (operations and groups, exits left
+    out): the boxes are as wide as the widest needs (a label of another convention that does not
+    fit is set smaller)."""
+    found = [drawing.flow_label(n, d, OP_NAMES[convention]) for n, d in graph.nodes(data=True) if d["kind"] != "exit"]
+    return found + [g["lines"][convention] for g in groups.values()]
 
 
 def _edge_ends(title: str, graph: nx.DiGraph) -> tuple[str, str] | None:
@@ -311,13 +331,6 @@ def interactive_svg(svg: bytes | str, graph: nx.DiGraph) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-@cache
-def _page_file(name: str) -> str:
-    """The text of the page's file ``name`` (``page.css`` or ``page.js``), shipped in the package
-    under ``msdprof/render/page/``."""
-    return resources.files(__package__).joinpath("page", name).read_text(encoding="utf-8")
-
-
 def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initial: str | None = None,
          title: str = "layout", svg: bytes | str | None = None, exit: int | None = None,
          source: str = "") -> str:
@@ -350,7 +363,7 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>\n{_page_file('page.css')}</style>\n</head>\n<body>\n"
+        f"<title>{html.escape(title)}</title>\n<style>\n{drawing.page_file('page.css')}</style>\n</head>\n<body>\n"
         f"<header><h1{tooltip}>{html.escape(title)}</h1>"
         f'<div id="conventions" role="radiogroup" aria-label="convention">count {switch}</div>'
         '<div id="zoom"><button type="button" data-zoom="in" title="zoom in">+</button>'
@@ -370,7 +383,7 @@ def page(graphs: Mapping[str, nx.DiGraph], costs: Mapping[str, ExitCosts], initi
         '<div id="panel-body" aria-live="polite"></div></div></aside></main>\n'
         '<div id="tooltip" hidden></div>\n'
         f'<script type="application/json" id="msdprof-data">{payload}</script>\n'
-        f"<script>\n{_page_file('page.js')}</script>\n</body>\n</html>\n"
+        f"<script>{drawing.flow_script()}</script>\n<script>\n{drawing.page_file('page.js')}</script>\n</body>\n</html>\n"
     )
 
 

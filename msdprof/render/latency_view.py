@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -210,10 +210,16 @@ def render_json(result: Latency, name: str | None = None, inputs: str = "random 
 
 
 def render_csv(result: Latency, name: str | None = None, inputs: str = "random normal images") -> str:
+    return csv_text(*csv_records(result))
+
+
+def csv_records(result: Latency) -> tuple[list[str], list[dict[str, Any]]]:
+    """The column names and rows of :func:`render_csv`: one per exit, every figure unrounded
+    (``*_ms``: milliseconds for the whole batch), the stamp described, the batch and machine."""
     rows = [{**e.as_dict(), "stamp": e.stamp.describe(), "batch": result.batch,
              "device": result.machine.device, "threads": result.machine.threads}
             for e in result.exits]
-    return csv_text(list(rows[0]), rows)
+    return list(rows[0]), rows
 
 
 def render_markdown(result: Latency, name: str | None = None,
@@ -277,5 +283,5 @@ def latency_plot(result: Latency, name: str | None = None) -> bytes:
         return svg_bytes(figure)
 
 
-__all__ = ["FORMATS", "caption", "early_rows", "exit_columns", "forward_caption", "latency_plot",
+__all__ = ["FORMATS", "caption", "csv_records", "early_rows", "exit_columns", "forward_caption", "latency_plot",
            "render", "renderable", "title"]

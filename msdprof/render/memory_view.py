@@ -26,17 +26,22 @@ def byte_scale(largest: int) -> tuple[float, str]:
     return (1e6, "MB") if largest >= 1e6 else (1e3, "KB")
 
 
-def memory_title(costs: ExitCosts, memories: ExitMemories, name: str | None = None) -> str:
-    """``MSDNet per-exit memory, batch 64: cifar10-anytime (nBlocks 10, ...)``."""
+def memory_title(costs: ExitCosts | None, memories: ExitMemories, name: str | None = None) -> str:
+    """``MSDNet per-exit memory, batch 64: cifar10-anytime (nBlocks 10, ...)``; without the costs
+    (the memory alone, :func:`~msdprof.core.memory.exit_memory`): ``MSDNet per-exit memory, batch 64``."""
+    if costs is None:
+        return f"{memories.model} per-exit memory, batch {memories.batch}" + (f": {name}" if name else "")
     head = f"{'MSDNet' if costs.options is not None else costs.model} per-exit memory, batch {memories.batch}"
     if costs.options is None:
         return head + (f": {name}" if name else "")
     return f"{head}: {network_name(costs.options, name)} ({costs.options.describe()})"
 
 
-def memory_caption(costs: ExitCosts, memories: ExitMemories) -> str:
+def memory_caption(costs: ExitCosts | None, memories: ExitMemories) -> str:
     divisor, unit = byte_scale(max(e.total_bytes for e in memories))
-    if costs.options is not None:
+    if costs is None:
+        what, counted = f"{memories.batch} input{'s' if memories.batch != 1 else ''}", ""
+    elif costs.options is not None:
         h, w = costs.input_size
         what = f"{memories.batch} 3x{h}x{w} image{'s' if memories.batch != 1 else ''}"
         counted = "per image"
@@ -48,9 +53,11 @@ def memory_caption(costs: ExitCosts, memories: ExitMemories) -> str:
             what += (f" (batch {memories.batch} in {', '.join(memories.carrying())}; "
                      f"{', '.join(memories.kept())} kept as given)")
         counted = f"for inputs {costs.inputs_text}"  # what the operations were counted on
-    _, ops = op_unit(costs.total_macs, costs.convention)
+    if costs is not None:
+        _, ops = op_unit(costs.total_macs, costs.convention)
+        counted = f"; operations {counted} ({ops})"
     return (f"{what} ({memories.input_bytes:,} bytes), inference (no autograd graph); {unit} = "
-            f"{int(divisor):,} bytes; operations {counted} ({ops}). params = bytes of the "
+            f"{int(divisor):,} bytes{counted}. params = bytes of the "
             "parameters read to reach exit k (lazy: only those outputs 1..k need). peak = the most "
             "activation bytes alive at once, each tensor freed after its last reader; as written = "
             "the same as the model's code holds its tensors (what the CPU allocator reaches, less "
@@ -58,19 +65,24 @@ def memory_caption(costs: ExitCosts, memories: ExitMemories) -> str:
             "+ inputs + as written. peak at = the operation running at the as-written peak.")
 
 
-def memory_columns(costs: ExitCosts, memories: ExitMemories) -> list[tuple[str, Callable[[ExitCost, ExitMemory], str]]]:
-    """(header, cell of an exit's cost and memory) pairs shared by the rich and Markdown tables."""
+def memory_columns(costs: ExitCosts | None, memories: ExitMemories
+                   ) -> list[tuple[str, Callable[[ExitCost | None, ExitMemory], str]]]:
+    """(header, cell of an exit's cost and memory) pairs shared by the rich and Markdown tables;
+    without the costs (``None``: each cell is given ``None`` for the cost), no layer nor
+    operations."""
     divisor, unit = byte_scale(max(e.total_bytes for e in memories))
-    op_divisor, ops = op_unit(costs.total_macs, costs.convention)
 
-    def size(field: str) -> Callable[[ExitCost, ExitMemory], str]:
+    def size(field: str) -> Callable[[ExitCost | None, ExitMemory], str]:
         return lambda c, m: scaled(getattr(m, field), divisor)
 
-    layer = [("layer", lambda c, m: str(c.layer))] if costs.options is not None else []
+    counted = []
+    if costs is not None:
+        op_divisor, ops = op_unit(costs.total_macs, costs.convention)
+        counted = [("layer", lambda c, m: str(c.layer))] if costs.options is not None else []
+        counted.append((f"cumulative\n{ops}", lambda c, m: scaled(c.macs, op_divisor)))
     return [
-        ("exit", lambda c, m: str(c.exit)),
-        *layer,
-        (f"cumulative\n{ops}", lambda c, m: scaled(c.macs, op_divisor)),
+        ("exit", lambda c, m: str(m.exit)),
+        *counted,
         (f"params\n{unit}", size("param_bytes")),
         (f"peak\n{unit}", size("peak_bytes")),
         (f"as written\n{unit}", size("held_peak_bytes")),
@@ -82,17 +94,18 @@ def memory_columns(costs: ExitCosts, memories: ExitMemories) -> list[tuple[str, 
     ]
 
 
-#: Columns left out first at narrow widths (indexes without the layer column): where the peak is,
-#: the operations, then the lazy parameters.
-_DROP = (9, 1, 6)
+#: Columns left out first at narrow widths, by the start of their header: where the peak is, the
+#: operations, then the lazy parameters.
+_DROP = ("peak at", "cumulative", "lazy\nparams")
 
 
-def memory_table(costs: ExitCosts, memories: ExitMemories, name: str | None = None, plain: bool = False):
-    """The per-exit memory table (``count --memory``) as a ``rich`` table."""
+def memory_table(costs: ExitCosts | None, memories: ExitMemories, name: str | None = None,
+                 plain: bool = False):
+    """The per-exit memory table (``count --memory``) as a ``rich`` table; without the costs
+    (``None``), the memory alone."""
     columns = memory_columns(costs, memories)
-    shift = 1 if costs.options is not None else 0
-    drop = tuple(i + shift if i >= 1 else i for i in _DROP)
-    rows = [[cell(c, m) for _, cell in columns] for c, m in zip(costs, memories)]
+    drop = tuple(i for start in _DROP for i, (header, _) in enumerate(columns) if header.startswith(start))
+    rows = [[cell(c, m) for _, cell in columns] for c, m in zip(costs or [None] * len(memories), memories)]
     return filled_table(memory_title(costs, memories, name), memory_caption(costs, memories),
                         [h for h, _ in columns], rows, plain, left=(len(columns) - 1,),
                         drop_order=drop)
@@ -126,6 +139,17 @@ def render_memory(costs: ExitCosts, memories: ExitMemories, fmt: str, name: str 
     table = markdown_table([h.replace("\n", " ") for h, _ in columns],
                            [[cell(c, m) for _, cell in columns] for c, m in zip(costs, memories)])
     return f"### {memory_title(costs, memories, name)}\n\n{table}\n{memory_caption(costs, memories)}\n"
+
+
+def memory_records(memories: ExitMemories) -> tuple[list[str], list[dict[str, Any]]]:
+    """The memory alone as CSV rows (one per exit, bytes, exact): ``exit``, the exit's ``name``
+    where the exits have names of their own, ``batch``, then the memory columns of
+    ``count --memory --format csv``."""
+    named = memories.exit_names and memories.exit_names != tuple(str(k) for k in range(1, len(memories) + 1))
+    names = ["exit", *(["name"] if named else []), "batch", *(n for n in memories[0].row() if n != "exit")]
+    rows = [{**m.row(), "batch": memories.batch, **({"name": name} if named else {})}
+            for m, name in zip(memories, memories.exit_names or [""] * len(memories))]
+    return names, rows
 
 
 # --- budget --memory ---------------------------------------------------------------------------
@@ -217,5 +241,5 @@ def memory_report_table(costs: ExitCosts, memories: ExitMemories) -> tuple[tuple
 
 
 __all__ = ["FORMATS", "byte_scale", "fit_table", "memory_caption", "memory_columns", "memory_dict",
-           "memory_plot", "memory_report_table",
+           "memory_plot", "memory_records", "memory_report_table",
            "memory_table", "memory_title", "render_fit", "render_memory"]

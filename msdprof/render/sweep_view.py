@@ -145,10 +145,10 @@ class _PlainText:
         yield Text(render_table(self.result, options.max_width).rstrip("\n"))
 
 
-def renderable(result: SweepResult, plain: bool = False) -> RenderableType:
+def renderable(result: SweepResult, plain: bool = False, every_row: bool = False) -> RenderableType:
     """The sweep as a rich table, and the skip reasons under it (as plain text past
-    :data:`RICH_ROWS` rows)."""
-    if len(result.rows) > RICH_ROWS and not plain:
+    :data:`RICH_ROWS` rows, unless ``every_row``: a table to read the cells of, as HTML does)."""
+    if len(result.rows) > RICH_ROWS and not plain and not every_row:
         return _PlainText(result)
     return _table(result, _cells(result), plain)
 
@@ -197,21 +197,35 @@ CSV_COLUMNS = ("exits", "layers", "first_macs", "total_macs", "total_params")
 def render_csv(result: SweepResult) -> str:
     """One line per configuration shown, exact integers; ``exit_macs``/``exit_params`` hold the
     cumulative cost and parameters of exits 1..k joined by ``;``; ``convention`` names the unit."""
+    return csv_text(*csv_records(result))
+
+
+def csv_records(result: SweepResult, text: bool = True) -> tuple[list[str], list[dict[str, Any]]]:
+    """The column names and rows (one per configuration shown, exact) of :func:`render_csv`;
+    ``text=False``: the grid's values as JSON gives them (numbers as numbers) and ``exit_macs``/
+    ``exit_params`` as tuples of integers rather than joined by ``;``."""
     names = [option for option, _ in result.grid]
     budget = ["budget_exits"] if result.exit_budget is not None else []
     fieldnames = ["index", *names, *CSV_COLUMNS, *budget, "exit_macs", "exit_params", "convention"]
+
+    def value(v: Any) -> Any:
+        return _value(v) if text or isinstance(v, tuple) else v
+
+    def per_exit(figures: list[int]) -> Any:
+        return ";".join(map(str, figures)) if text else tuple(figures)
+
     lines = []
     for row in result.rows:
-        line = {"index": row.index, **{k: _value(v) for k, v in row.values},
+        line = {"index": row.index, **{k: value(v) for k, v in row.values},
                 "exits": row.exits, "layers": row.options.nLayers, "first_macs": row.first_macs,
                 "total_macs": row.total_macs, "total_params": row.total_params,
-                "exit_macs": ";".join(str(e.macs) for e in row.costs),
-                "exit_params": ";".join(str(e.params) for e in row.costs),
+                "exit_macs": per_exit([e.macs for e in row.costs]),
+                "exit_params": per_exit([e.params for e in row.costs]),
                 "convention": result.convention}
         if budget:
             line["budget_exits"] = row.budget_exits
         lines.append(line)
-    return csv_text(fieldnames, lines)
+    return fieldnames, lines
 
 
 def render(result: SweepResult, fmt: str) -> str:
@@ -256,4 +270,4 @@ class ProgressBar:
         self.close()
 
 
-__all__ = ["FORMATS", "ProgressBar", "caption", "render", "renderable", "skip_lines", "summary", "title"]
+__all__ = ["FORMATS", "ProgressBar", "caption", "csv_records", "render", "renderable", "skip_lines", "summary", "title"]

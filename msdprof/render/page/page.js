@@ -57,94 +57,7 @@ function boxFor(n) {
   for (var i = 0; i < gs.length; i++) if (!open[gs[i]]) return gs[i];
   return n;
 }
-var B = flow ? flow.box : null;  // box w, h; exit w, h; gaps: column, exit, row; font
-function layout(boxes, edges, exitBox) {  // as msdprof.render.drawing.flow_places
-  var place = {}, ins = {}, outs = {}, column = {}, count = 1;
-  boxes.forEach(function (b, i) { place[b] = i; ins[b] = []; outs[b] = []; });
-  edges.forEach(function (e) { ins[e[1]].push(e[0]); outs[e[0]].push(e[1]); });
-  boxes.forEach(function (b) {
-    var before = ins[b].filter(function (p) { return place[p] < place[b]; }).map(function (p) { return column[p]; });
-    var most = before.length ? Math.max.apply(null, before) : (exitBox[b] ? 0 : -1);
-    column[b] = exitBox[b] ? most : most + 1;
-    count = Math.max(count, column[b] + 1);
-  });
-  var hasExit = [], stacked = [];
-  for (var c = 0; c < count; c++) { hasExit.push(false); stacked.push(0); }
-  boxes.forEach(function (b) { if (exitBox[b]) hasExit[column[b]] = true; else stacked[column[b]] += 1; });
-  var stepX = B[0] + B[4], exitH = B[3] + B[5], gap = B[6];
-  function rowHeight(from, to) {
-    var deep = 0, ex = false;
-    for (var c = from; c < to; c++) { deep = Math.max(deep, stacked[c]); ex = ex || hasExit[c]; }
-    deep = deep || 1;
-    return deep * (B[1] + B[5]) - B[5] + (ex ? exitH : 0) + gap;
-  }
-  var best = -1, perRow = 1;
-  for (var n = 1; n <= count; n++) {
-    var height = 0;
-    for (var s = 0; s < count; s += n) height += rowHeight(s, Math.min(s + n, count));
-    var fit = Math.min(flow.view[0] / (n * stepX), flow.view[1] / height);
-    if (fit > best + 1e-9) { best = fit; perRow = n; }
-    if (n * stepX > flow.view[0] * 8) break;
-  }
-  var tops = [], top = 0;
-  for (var s2 = 0; s2 < count; s2 += perRow) { tops.push(top); top += rowHeight(s2, Math.min(s2 + perRow, count)); }
-  var reach = {};
-  for (var j = boxes.length - 1; j >= 0; j--) {
-    var b = boxes[j], r = 0;
-    outs[b].forEach(function (o) { if (place[o] > place[b]) r = Math.max(r, reach[o]); });
-    reach[b] = 1 + r;
-  }
-  var sorted = boxes.slice().sort(function (a, b) {
-    return column[a] - column[b] || reach[b] - reach[a] || place[a] - place[b];
-  });
-  var x = {}, y = {}, slot = {};
-  sorted.forEach(function (b) {
-    var c = column[b], row = Math.floor(c / perRow), at = c % perRow;
-    x[b] = gap / 2 + at * stepX + B[0] / 2;
-    if (exitBox[b]) {
-      y[b] = tops[row] + gap / 2 + (stacked[c] || 1) * (B[1] + B[5]) + B[3] / 2;
-    } else {
-      y[b] = tops[row] + gap / 2 + (slot[c] || 0) * (B[1] + B[5]) + B[1] / 2;
-      slot[c] = (slot[c] || 0) + 1;
-    }
-  });
-  return {x: x, y: y, width: Math.min(perRow, count) * stepX + gap, height: top};
-}
-function edgePoints(t, h, headExit) {  // as msdprof.render.drawing._flow_edge: Bezier points, then the tip
-  var tx = t[0], ty = t[1], hx = h[0], hy = h[1], w = B[0] / 2, hh = B[1] / 2;
-  if (headExit && Math.abs(hx - tx) < 1) {
-    var top = hy - B[3] / 2;
-    return [[tx, ty + hh], [tx, ty + hh + 2], [hx, top - 8], [hx, top - 6], [hx, top]];
-  }
-  if (Math.abs(hy - ty) < B[1] + B[5] + 1 && hx > tx) {
-    if (hx - tx < B[0] + B[4] + 1) {
-      return [[tx + w, ty], [tx + w + 6, ty], [hx - w - 12, hy], [hx - w - 6, hy], [hx - w, hy]];
-    }
-    var rise = Math.min(B[6] / 2 + 4, 8 + 0.03 * (hx - tx)) * 1.3;
-    return [[tx + 12, ty - hh], [tx + 12, ty - hh - rise], [hx - 12, hy - hh - rise], [hx - 12, hy - hh - 6],
-            [hx - 12, hy - hh]];
-  }
-  var end = [hx, hy - (headExit ? B[3] / 2 : hh)], start = [tx, ty + hh];
-  var bend = Math.max(20, (end[1] - start[1]) / 2);
-  return [start, [start[0], start[1] + bend], [end[0], end[1] - 6 - bend], [end[0], end[1] - 6], end];
-}
-function reduce(boxes, edges) {  // as msdprof.render.drawing.drawn_edges: no arrow a longer path shows
-  var place = {}, outs = {}, below = {};
-  boxes.forEach(function (b, i) { place[b] = i; outs[b] = []; });
-  edges.forEach(function (e) { outs[e[0]].push(e[1]); });
-  for (var i = boxes.length - 1; i >= 0; i--) {
-    var b = boxes[i], reach = {};
-    outs[b].forEach(function (s) {
-      if (place[s] > place[b]) { reach[s] = true; Object.keys(below[s]).forEach(function (r) { reach[r] = true; }); }
-    });
-    below[b] = reach;
-  }
-  return edges.filter(function (e) {
-    var a = e[0], b = e[1];
-    if (place[b] <= place[a]) return true;
-    return !outs[a].some(function (c) { return c !== b && place[c] > place[a] && below[c][b]; });
-  });
-}
+var B = flow ? flow.box : null;  // box w, h; exit w, h; gaps: column, band, row; font
 function make(tag, attrs, parent) {
   var el = document.createElementNS(SVGNS, tag);
   Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
@@ -167,16 +80,21 @@ function draw() {  // fold, lay out and draw the boxes the open groups leave
     var a = repOf[e[0]], b = repOf[e[1]], key = a + "\u0000" + b;
     if (a !== b && !have[key]) { have[key] = true; edges.push([a, b]); }
   });
-  edges = reduce(boxes, edges);
-  var at = layout(boxes, edges, exitBox);
+  var rank = {};  // every edge, grouped by tail in box order as networkx lists them (flow_layout.js)
+  boxes.forEach(function (b, i) { rank[b] = i; });
+  edges = edges.map(function (e, i) { return [e, i]; }).sort(function (a, b) {
+    return rank[a[0][0]] - rank[b[0][0]] || a[1] - b[1];
+  }).map(function (item) { return item[0]; });
+  var at = flowLayout(boxes, edges, exitBox, B, flow.view), routes = flowRoutes(edges, exitBox, at, B);
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   var edgeLayer = make("g", {"class": "edges"}, svg), nodeLayer = make("g", {"class": "nodes"}, svg);
   edgeEls = [];
-  edges.forEach(function (e) {
-    var p = edgePoints([at.x[e[0]], at.y[e[0]]], [at.x[e[1]], at.y[e[1]]], exitBox[e[1]]);
+  edges.forEach(function (e, i) {
+    var p = routes[i][0], d = "M" + p[0];
+    for (var j = 1; j + 2 < p.length; j += 3) d += "C" + p[j] + " " + p[j + 1] + " " + p[j + 2];
     var g = make("g", {"class": "edge", "data-from": e[0], "data-to": e[1]}, edgeLayer);
-    make("path", {d: "M" + p[0] + "C" + p[1] + " " + p[2] + " " + p[3], fill: "none", stroke: "#666"}, g);
-    var tip = p[4], from = p[3], dx = tip[0] - from[0], dy = tip[1] - from[1], l = Math.hypot(dx, dy) || 1;
+    make("path", {d: d, fill: "none", stroke: "#666"}, g);
+    var tip = routes[i][1], from = p[p.length - 1], dx = tip[0] - from[0], dy = tip[1] - from[1], l = Math.hypot(dx, dy) || 1;
     var ux = dx / l, uy = dy / l;
     make("polygon", {points: [[tip[0], tip[1]], [from[0] - uy * 3, from[1] + ux * 3],
                               [from[0] + uy * 3, from[1] - ux * 3]].join(" "), fill: "#666", stroke: "#666"}, g);
@@ -197,6 +115,7 @@ function draw() {  // fold, lay out and draw the boxes the open groups leave
     });
     elements[b] = g;
   });
+  flowFitTexts(Array.prototype.slice.call(nodeLayer.querySelectorAll("text")), B[0] - 8, B[7]);
   boxOf = repOf; membersOf = members;
   picture = {x: 0, y: 0, w: at.width, h: at.height};
   places = null;
@@ -207,6 +126,7 @@ function relabel() {
     var texts = elements[b].querySelectorAll("text"), lines = linesOf(b);
     lines.forEach(function (line, i) { if (texts[i]) texts[i].textContent = line; });
   });
+  flowFitTexts(Array.prototype.slice.call(svg.querySelectorAll(".nodes text")), B[0] - 8, B[7]);
 }
 // --- marks ---------------------------------------------------------------------------------------
 function mark() {
@@ -326,6 +246,8 @@ function render() {
     html = "<h2>exit " + e.exit + "</h2>" +
       '<p class="headline" data-field="headline"><b>' + esc(f.lazy.ops_text) + "</b> lazy vs <b>" +
       esc(f.eager.ops_text) + "</b> eager (lazy saves " + saves + "%)</p>" +
+      (e.uncounted[convention] ? '<p class="uncounted" data-field="uncounted">' + esc(e.uncounted[convention]) +
+       "</p>" : "") +
       "<table><thead><tr><th></th><th>" + esc(data.units[convention]) +
       "</th><th>params</th></tr></thead><tbody>" +
       data.figures.map(function (fig) {
