@@ -331,6 +331,8 @@ ERRORS = [
     (["--hf-config", "llama.json", "--policy", "skip"], "--policy skip: must be one of none, propagate, "
                                                         "recompute, deferred"),
     (["--hf-config", "llama.json", "--at", "many"], "--at many: must be cache lengths L1,L2,... or a range A:B"),
+    (["--hf-config", "llama.json", "--at", "1:99999999999999"], "--at 1:99999999999999: holds more than 1,000,000 "
+                                                                "lengths"),
     (["--hf-config", "llama.json", "--prompt", "0"], "--prompt 0: must be a whole number of tokens >= 1"),
     (["--hf-config", "llama.json", "--exits", "1,5"], "--exits 1,5: entry 2 (5) is not an exit: exits are "
                                                       "numbered 1 to 1"),

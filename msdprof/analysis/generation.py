@@ -51,7 +51,7 @@ from torch import nn
 from msdnet.options import OptionError
 
 from ..core.token_costs import BlockCost, TokenCosts, parse_lengths, token_costs
-from ..files.exit_trace import check_exits, parse_exits, read_exits
+from ..files.exit_trace import MAX_TOKENS, check_exits, parse_exits, read_exits
 from .budget import ExitDistribution, given_fractions
 
 #: The policies for the caches of skipped layers (module docstring), in the order help lists them.
@@ -325,8 +325,8 @@ def generation(table: TokenCosts, policy: str = "none", *, exits: Sequence[int] 
 
 
 def check_tokens(tokens: Any) -> int:
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= 10_000_000:
-        raise OptionError("tokens", tokens, "must be a whole number of generated tokens from 1 to 10,000,000")
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= MAX_TOKENS:
+        raise OptionError("tokens", tokens, f"must be a whole number of generated tokens from 1 to {MAX_TOKENS:,}")
     return tokens
 
 

@@ -67,6 +67,8 @@ CONTRACT = ("forward(input_ids, past_key_values=None, use_cache=True) returning 
 
 #: The most cache lengths one table counts one by one where the cost is not affine in ``L``.
 MAX_COUNTED = 256
+#: The most cache lengths ``--at`` may ask for (a range is answered from its line).
+MAX_LENGTHS = 1_000_000
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -503,12 +505,16 @@ def parse_lengths(value: Any, option: str = "at") -> "Lengths":
     text = value if isinstance(value, str) else str(value)
     allowed = "must be cache lengths L1,L2,... or a range A:B (whole numbers >= 0, e.g. 1,512,8192 or 1:8192)"
     if isinstance(value, range):
+        if len(value) > MAX_LENGTHS:
+            raise OptionError(option, text, f"holds more than {MAX_LENGTHS:,} lengths: give a shorter range")
         found, ranged = tuple(value), True
     elif isinstance(value, str):
         ranged = ":" in value
         try:
             if ranged:
                 a, b = (int(v) for v in value.split(":"))
+                if 0 <= a <= b and b - a >= MAX_LENGTHS:  # refused before it is made
+                    raise OptionError(option, text, f"holds more than {MAX_LENGTHS:,} lengths: give a shorter range")
                 found = tuple(range(a, b + 1)) if 0 <= a <= b else ()
             else:
                 found = tuple(int(v) for v in value.split(","))
@@ -522,8 +528,8 @@ def parse_lengths(value: Any, option: str = "at") -> "Lengths":
             found = ()
     if not found or any(n < 0 for n in found) or len(set(found)) != len(found):
         raise OptionError(option, text, allowed)
-    if len(found) > 1_000_000:
-        raise OptionError(option, text, "holds more than 1,000,000 lengths: give a shorter range")
+    if len(found) > MAX_LENGTHS:
+        raise OptionError(option, text, f"holds more than {MAX_LENGTHS:,} lengths: give a shorter range")
     return Lengths((found, ranged))
 
 
@@ -673,5 +679,5 @@ def _fit_blocks(figures: dict[int, _Figures]) -> tuple[BlockCost, ...] | None:
     return tuple(found)
 
 
-__all__ = ["BlockCost", "CONTRACT", "Lengths", "Line", "MAX_COUNTED", "TokenCost", "TokenCosts", "fit_points",
+__all__ = ["BlockCost", "CONTRACT", "Lengths", "Line", "MAX_COUNTED", "MAX_LENGTHS", "TokenCost", "TokenCosts", "fit_points",
            "parse_lengths", "token_costs"]
