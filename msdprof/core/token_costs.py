@@ -511,15 +511,14 @@ def parse_lengths(value: Any, option: str = "at") -> "Lengths":
     elif isinstance(value, str):
         ranged = ":" in value
         try:
-            if ranged:
-                a, b = (int(v) for v in value.split(":"))
-                if 0 <= a <= b and b - a >= MAX_LENGTHS:  # refused before it is made
-                    raise OptionError(option, text, f"holds more than {MAX_LENGTHS:,} lengths: give a shorter range")
-                found = tuple(range(a, b + 1)) if 0 <= a <= b else ()
-            else:
-                found = tuple(int(v) for v in value.split(","))
+            bounds = tuple(int(v) for v in value.split(":")) if ranged else ()
+            found = () if ranged else tuple(int(v) for v in value.split(","))
         except ValueError:
-            found = ()
+            bounds = found = ()
+        if len(bounds) == 2 and 0 <= bounds[0] <= bounds[1]:
+            if bounds[1] - bounds[0] >= MAX_LENGTHS:  # refused before it is made
+                raise OptionError(option, text, f"holds more than {MAX_LENGTHS:,} lengths: give a shorter range")
+            found = tuple(range(bounds[0], bounds[1] + 1))
     else:
         ranged = False
         try:
