@@ -44,7 +44,7 @@ exact at any ``L``; :class:`BlockCost` holds the same per block, for the policie
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 

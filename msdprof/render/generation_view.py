@@ -9,7 +9,7 @@ JSON and CSV carry exact integers (a distribution's expected figures as numbers)
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Group
 from rich.text import Text
@@ -112,7 +112,7 @@ def caption(result: GenerationCosts) -> str:
     unit = OP_NAMES[table.convention]
     how = "one pass on shapes each" if not table.on_values else "one pass each, on real tensors: the model reads values"
     fit = (f" Counted at L = {', '.join(map(str, table.counted))} ({how}); "
-           + (f"the cost is affine in L there, so every other L is exact from the line."
+           + ("the cost is affine in L there, so every other L is exact from the line."
               if table.affine else "not affine in L: every L shown was counted."))
     notes = "".join(f" NOT COUNTED: {u.type} x{u.calls} (no '{table.convention}' rule, taken as 0)."
                     for u in table.unsupported if u.kernel_macs != 0)
