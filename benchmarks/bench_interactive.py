@@ -1,6 +1,6 @@
 """How fast the interactive layout page is written, and how big it is, in one run on this machine.
 
-    python benchmarks/bench_interactive.py [--runs N]
+    python benchmarks/bench_interactive.py [--runs N] [--save]
 
 For ``imagenet-step4`` and ``imagenet-step7``: the seconds :func:`msdprof.render.interactive.write_page`
 takes from the preset name to the file on disk (a meta model counted in all three conventions,
@@ -13,7 +13,8 @@ off, torch on 2 threads.  Then one fresh ``msdprof graph -o layout.html`` proces
 torch imports included), for the record.
 
 Targets (issue 15): the imagenet-step7 page is written in under 2 s and is under 2 MB.  Printed
-as PASS/FAIL; the exit code is 1 if one fails.  Not run by the test suite.
+as PASS/FAIL; the exit code is 1 if one fails.  ``--save`` also writes what it prints to
+``benchmarks/results/bench_interactive.json``.  Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from msdprof import exit_costs, layout_graph
 from msdprof.render import drawing
 from msdprof.core.counting import CONVENTIONS
 from msdprof.render.interactive import page, write_page
+from results import add_save_option, recorded
 
 PRESETS = ("imagenet-step4", "imagenet-step7")
 TARGET_SECONDS = 2.0
@@ -80,7 +82,12 @@ def parts(preset: str, runs: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (default 5)")
-    args = parser.parse_args()
+    args = add_save_option(parser).parse_args()
+    with recorded("bench_interactive", args.save):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(2)
     print(f"Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
           f"CPython {platform.python_version()}, torch {torch.__version__} "
@@ -105,7 +112,7 @@ def main() -> int:
         command = [sys.executable, "-m", "msdprof.cli", "graph", "--preset", "imagenet-step7", "-o",
                    str(Path(tmp, "fresh.html"))]
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, capture_output=True)
         fresh = time.perf_counter() - start
     print(f"\nOne fresh process, `msdprof graph --preset imagenet-step7 -o layout.html` (imports "
           f"included): {fresh:.2f} s.\n")
