@@ -3,11 +3,11 @@
     python benchmarks/bench_interactive.py [--runs N] [--save]
 
 For ``imagenet-step4`` and ``imagenet-step7``: the seconds :func:`msdprof.render.interactive.write_page`
-takes from the preset name to the file on disk (a meta model counted in all three conventions,
-the Graphviz picture, the page), against the static alternative it embeds, ``.svg`` as
+takes from the preset name to the file on disk (the graph and the exit costs in all three
+conventions from the layer plan, the Graphviz picture, the page), against the static alternative it embeds, ``.svg`` as
 ``msdprof graph -o layout.svg`` writes it (``layout_graph`` + ``drawing.write_graph``: one
-convention, no costs).  The page's time is split into its parts (counting the graph and the exit
-costs in three conventions; drawing the SVG with Graphviz; assembling the page).  Times are
+convention, no costs).  The page's time is split into its parts (the graph and the exit costs in
+three conventions from the plan, as ``network_page`` makes them for a preset; drawing the SVG with Graphviz; assembling the page).  Times are
 wall-clock medians of ``--runs`` runs in this process after one untimed run, garbage collection
 off, torch on 2 threads.  Then one fresh ``msdprof graph -o layout.html`` process (Python and
 torch imports included), for the record.
@@ -33,10 +33,13 @@ from typing import Callable
 
 import torch
 
-from msdnet.model import model_from
-from msdprof import exit_costs, layout_graph
+from msdnet import resolve
+from msdnet.plan import build_plan
+from msdprof import layout_graph
+from msdprof.analysis.graph import graph_from_plan
 from msdprof.render import drawing
 from msdprof.core.counting import CONVENTIONS
+from msdprof.core.plan_costs import plan_costs_all
 from msdprof.render.interactive import page, write_page
 from results import add_save_option, recorded
 
@@ -63,10 +66,10 @@ def parts(preset: str, runs: int) -> dict[str, float]:
     """Median seconds of each part of write_page for ``preset``."""
     state: dict[str, object] = {}
 
-    def count() -> None:
-        model = model_from(preset, use="drawn")
-        state["graphs"] = {c: layout_graph(model, convention=c) for c in CONVENTIONS}
-        state["costs"] = {c: exit_costs(model, convention=c) for c in CONVENTIONS}
+    def count() -> None:  # as network_page does for a preset: no module built
+        plan = build_plan(resolve(preset))
+        state["graphs"] = {c: graph_from_plan(plan, False, c) for c in CONVENTIONS}
+        state["costs"] = plan_costs_all(plan)
 
     def draw() -> None:
         state["svg"] = drawing.render(state["graphs"]["msdnet"], "svg")  # type: ignore[index]
@@ -74,7 +77,7 @@ def parts(preset: str, runs: int) -> dict[str, float]:
     def assemble() -> None:
         page(state["graphs"], state["costs"], svg=state["svg"])  # type: ignore[arg-type]
 
-    return {"counting, 3 conventions": median_seconds(count, runs),
+    return {"graphs and costs from the plan, 3 conventions": median_seconds(count, runs),
             "Graphviz drawing (neato)": median_seconds(draw, runs),
             "page assembly": median_seconds(assemble, runs)}
 
