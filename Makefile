@@ -69,9 +69,10 @@ bench: setup
 # average), then the README's <!-- bench:NAME --> blocks rewritten from them (benchmarks/results.py;
 # tests/test_benchmark_results.py checks the two agree). Run it from a committed checkout (an
 # uncommitted change is named "+ changes" in every block) on a machine with nothing else running:
-# about an hour on 2 CPU cores. A benchmark that FAILs a target still saves its results (its FAIL
-# line is in its block); one that fails or stops without finishing keeps its previous results file,
-# and this target then ends with exit code 1, naming it.
+# half an hour or more on 2 CPU cores, most of it bench_count and bench_sweep_cluster. A benchmark
+# that FAILs a target still saves its results (its FAIL line is in its block); one that fails or
+# stops without finishing keeps its previous results file, and this target then ends with exit
+# code 1, naming it.
 bench-readme: setup-test
 	@failed=""; for script in benchmarks/bench_*.py; do \
 		echo "== $$script --save"; $(PYTHON) $$script --save || failed="$$failed $$script"; \

@@ -76,7 +76,7 @@ def save(name: str, output: str, command: str | None = None,
     path = RESULTS / f"{name}.json"
     data = {"benchmark": name, "command": command or command_line(name), "commit": commit(),
             "machine": machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "load": list(load) if load else None, "output": output}
+            "load": [round(x, 2) for x in load] if load else None, "output": output}
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
 
@@ -153,6 +153,11 @@ def render(text: str) -> str:
 def main() -> int:
     readme = ROOT / "README.md"
     text = readme.read_text()
+    missing = [m.group("name") for m in MARK.finditer(text) if not (RESULTS / f"{m.group('name')}.json").is_file()]
+    if missing:  # the README is left as it is
+        print("no results for the README's blocks " + ", ".join(missing) + ": run "
+              + "; ".join(f"python benchmarks/{name}.py --save" for name in missing), file=sys.stderr)
+        return 1
     new = render(text)
     if new != text:
         readme.write_text(new)
