@@ -31,23 +31,13 @@ MARK = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench
 WRITTEN = ("benchmarks/results", "README.md")
 
 
-def cpu_model() -> str:
-    """The processor's name as Linux reports it (``AMD EPYC``), or the platform's where it does not."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def machine() -> str:
     """``Linux x86_64, AMD EPYC, 2 CPUs, CPython 3.11.7, torch 2.13.0+cpu``: where a benchmark ran."""
     import torch
 
-    return (f"{platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs, "
+    from msdprof.analysis.latency import cpu_name  # the CPU's model name, as msdprof latency gives it
+
+    return (f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs, "
             f"{platform.python_implementation()} {platform.python_version()}, torch {torch.__version__}")
 
 
