@@ -16,7 +16,7 @@ endif
 BIN := $(if $(VENV),.venv/bin/,)
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
 
-.PHONY: setup setup-test graphviz chromium demo test reports digits bench
+.PHONY: setup setup-test graphviz chromium demo test reports digits bench bench-readme
 
 # Debian's python3 makes a venv only with its python3-venv package: installed when missing.
 .venv/bin/python:
@@ -63,3 +63,19 @@ digits: setup-test
 bench: setup
 	$(PYTHON) benchmarks/bench_count.py
 	$(PYTHON) benchmarks/bench_any_model.py
+
+# The README's measured figures, re-measured on this machine: every benchmarks/bench_*.py with
+# --save (benchmarks/results/NAME.json: what it printed, with the commit, machine, date and load
+# average), then the README's <!-- bench:NAME --> blocks rewritten from them (benchmarks/results.py;
+# tests/test_benchmark_results.py checks the two agree). Run it from a committed checkout (an
+# uncommitted change is named "+ changes" in every block) on a machine with nothing else running:
+# half an hour or more on 2 CPU cores, most of it bench_count and bench_sweep_cluster. A benchmark
+# that FAILs a target still saves its results (its FAIL line is in its block); one that fails or
+# stops without finishing keeps its previous results file, and this target then ends with exit
+# code 1, naming it.
+bench-readme: setup-test
+	@failed=""; for script in benchmarks/bench_*.py; do \
+		echo "== $$script --save"; $(PYTHON) $$script --save || failed="$$failed $$script"; \
+	done; \
+	$(PYTHON) benchmarks/results.py; \
+	if [ -n "$$failed" ]; then echo "exit code not 0 (a FAIL line, or results not saved):$$failed"; exit 1; fi

@@ -1,6 +1,7 @@
 """Per-exit counting of early-exit models msdprof did not build, against fvcore's best way (issue 12).
 
-Run: ``python benchmarks/bench_any_model.py`` (from the repository root).  Prints, measured in this
+Run: ``python benchmarks/bench_any_model.py [--save]`` (from the repository root; ``--save`` also
+writes what it prints to ``benchmarks/results/bench_any_model.json``).  Prints, measured in this
 run, the median seconds of each method over several runs and msdprof's speed-up; gc is disabled
 and torch uses one thread while timing.  Before timing, every method's per-exit figures are checked
 equal (the ``macs`` convention), so each does the same work.
@@ -17,6 +18,7 @@ equal (the ``macs`` convention), so each does the same work.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import statistics
 import sys
@@ -35,6 +37,7 @@ from early_exit_models import SDNResNet  # noqa: E402
 from msdnet import PRESETS, build_model  # noqa: E402
 from msdprof import exit_costs  # noqa: E402
 from msdprof.analysis.compare import KeepAlive  # noqa: E402
+from results import add_save_option, recorded  # noqa: E402
 
 RUNS = 5
 
@@ -122,6 +125,12 @@ def table(title: str, rows: list[tuple[str, float]]) -> str:
 
 
 def main() -> int:
+    args = add_save_option(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args()
+    with recorded("bench_any_model", args.save):
+        return run()
+
+
+def run() -> int:
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread, gc off while timing, median of {RUNS} runs "
           "(fvcore on imagenet-step4: 3)\n")

@@ -1,6 +1,6 @@
 """How long ``msdprof compare`` takes against ``msdprof count``, on the same preset, in one run.
 
-    python benchmarks/bench_compare.py [--preset imagenet-step4] [--runs 3]
+    python benchmarks/bench_compare.py [--preset imagenet-step4] [--runs 3] [--save]
 
 Both commands run as a user runs them: ``python -m msdprof.cli CMD --preset P`` in a fresh process
 (imports included), alternately, ``--runs`` times each after one untimed run of each; the medians
@@ -8,7 +8,8 @@ and their ratio are printed, with the load average before and after (the machine
 both commands meet the same load since they alternate).  Issue 26's target: compare at most 5x
 count on ``imagenet-step4`` (PASS/FAIL; exit code 1 on FAIL).  Then, in this process, where
 compare's time goes (msdprof's record, fvcore's one trace of the real model, FlopCounterMode on
-the meta twin).  Not run by the test suite.
+the meta twin).  ``--save`` also writes what it prints to
+``benchmarks/results/bench_compare.json``.  Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from results import add_save_option, recorded
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 5.0
@@ -72,7 +75,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="imagenet-step4")
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = add_save_option(parser).parse_args()
+    with recorded("bench_compare", args.save):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     count, compare = ["count", "--preset", args.preset], ["compare", "--preset", args.preset]
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     timed(count), timed(compare)  # untimed: caches warm

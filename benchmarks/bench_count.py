@@ -1,6 +1,6 @@
 """How fast and how lean msdprof counts, against the alternatives, in one run on this machine.
 
-    make bench                              # or: python benchmarks/bench_count.py [--quick]
+    make bench                              # or: python benchmarks/bench_count.py [--quick] [--save]
 
 Per-exit counting (the cumulative multiply-adds of every exit, convention ``macs``) of the
 ``imagenet-step4`` and ``imagenet-step7`` presets, from the options to the numbers, by:
@@ -26,7 +26,8 @@ on every core, once, in a fresh process: its time, the CPU seconds of the proces
 (the machine may be shared: the load average is printed before and after), and its peak memory
 beside that of a 1,000-configuration sweep (rows streamed: memory flat in the grid size).  The
 targets of issues 8 and 16 are checked and printed as PASS/FAIL; the exit code is 1 if one fails.
-Not run by the test suite.
+``--save`` also writes what it prints to ``benchmarks/results/bench_count.json`` (the README's
+block is rendered from it).  Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from results import add_save_option, recorded
 
 PRESETS = ("imagenet-step4", "imagenet-step7")
 METHODS = ("msdprof-meta", "msdprof-plan", "msdprof-cpu", "fvcore", "flopcounter")
@@ -289,7 +292,7 @@ def main() -> int:
                              "no targets checked")
     parser.add_argument("--fresh", nargs=2, metavar=("METHOD", "PRESET"), help=argparse.SUPPRESS)
     parser.add_argument("--fresh-sweep", nargs=2, metavar=("GRID", "TOP"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = add_save_option(parser).parse_args()
     if args.fresh:
         print(json.dumps(measure_fresh(*args.fresh)))
         return 0
@@ -297,7 +300,11 @@ def main() -> int:
         grid, top = args.fresh_sweep
         print(json.dumps(measure_sweep(grid, int(top) or None)))
         return 0
+    with recorded("bench_count", args.save):
+        return run(args)
 
+
+def run(args: argparse.Namespace) -> int:
     import fvcore
 
     from msdnet import PRESETS as ALL_PRESETS

@@ -1,6 +1,7 @@
 """How the memory limit of a forward on real tensors compares with the real forward.
 
-Run: ``python benchmarks/bench_forward_memory.py`` (from the repository root).  A forward msdprof
+Run: ``python benchmarks/bench_forward_memory.py [--save]`` (from the repository root; ``--save``
+also writes what it prints to ``benchmarks/results/bench_forward_memory.json``).  A forward msdprof
 runs on real tensors is refused when its inputs and ``FORWARD_MEMORY_FACTOR`` times the activation
 storage its code holds (:meth:`msdprof.core.dataflow.Dataflow.held_peak`: checked before each
 kernel inside the pass, and from the count's record on shapes before ``latency``'s and
@@ -14,6 +15,7 @@ least the measured peak.  torch uses one thread.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from early_exit_models import CoarseToFine, SDNResNet  # noqa: E402
 from msdnet.model import model_from  # noqa: E402
 from msdprof.analysis.allocator import measured_peaks  # noqa: E402
 from msdprof.core.dataflow import FORWARD_MEMORY_FACTOR, Inputs, record_shapes  # noqa: E402
+from results import add_save_option, recorded  # noqa: E402
 
 
 def row(name: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[str, float, float]:
@@ -39,7 +42,14 @@ def row(name: str, model: torch.nn.Module, x: torch.Tensor) -> tuple[str, float,
     return name, held, ratio
 
 
-def main() -> None:
+def main() -> int:
+    args = add_save_option(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args()
+    with recorded("bench_forward_memory", args.save):
+        run()
+    return 0
+
+
+def run() -> None:
     torch.set_num_threads(1)
     print(f"estimate = inputs + {FORWARD_MEMORY_FACTOR} x as-written peak\n")
     print("| model | batch | input | as written MB | measured MB | measured / as written | estimate >= measured |")
@@ -61,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,6 +20,7 @@ layers 8, 16, 24 and 32, a 512-token prompt, every cache length from 1 to 8,192.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import statistics
@@ -35,7 +36,7 @@ import torch  # noqa: E402
 
 from msdprof import generation_costs  # noqa: E402
 from msdprof.files.hf_decoder import hf_decoder  # noqa: E402
-from results import Out, save  # noqa: E402
+from results import add_save_option, recorded  # noqa: E402
 
 CONFIG = ROOT / "examples" / "llama3-8b.json"
 EXITS, PROMPT, LENGTHS = "8,16,24,32", 512, "1:8192"
@@ -66,7 +67,14 @@ def layer_macs(cached: int) -> int:
 
 
 def main() -> int:
-    out = Out()
+    parser = add_save_option(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+    args = parser.parse_args()
+    with recorded("bench_generate", args.save):
+        return measure()
+
+
+def measure() -> int:
+    out = print
     torch.set_num_threads(2)
     start = time.perf_counter()
     result = table()  # imports transformers' Llama modules, warms the kernel cache
@@ -125,7 +133,6 @@ def main() -> int:
     ]
     for ok, text in checks:
         out(f"{'PASS' if ok else 'FAIL'} {text}")
-    save("bench_generate", "\n".join(out.lines), "python benchmarks/bench_generate.py")
     return 0 if all(ok for ok, _ in checks) else 1
 
 

@@ -1,6 +1,6 @@
 """How fast graphs and pages are written at real-model size (issue 24, issue 26 item 7), in one run.
 
-    python benchmarks/bench_graph.py [--quick]
+    python benchmarks/bench_graph.py [--quick] [--save]
 
 1. A 1,000-layer MSDNet with its dense edges (``nBlocks=100, step=10, base=10``: some 2,100 maps
    and 336,000 edges): the graph from the layer plan alone (``layout_graph``, as ``msdprof graph``
@@ -17,7 +17,8 @@ Targets: 1,000-layer dense ``.json`` and ``.dot`` written, graph included, in un
 500-operation page in under 5 s; each doubling of the exits at most 2.5 times slower.  Printed as
 PASS/FAIL (``.svg`` is printed for the record: Graphviz drawing 336,000 arcs is most of it);
 the exit code is 1 if one fails.  ``--quick`` skips the counted graph and the 1,000-exit page.
-Not run by the test suite.
+``--save`` also writes what it prints to ``benchmarks/results/bench_graph.json``.  Not run by the
+test suite.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
+from results import add_save_option, recorded  # noqa: E402
 from transformer_models import ViT  # noqa: E402
 
 from msdnet.model import model_from  # noqa: E402
@@ -57,7 +59,12 @@ def seconds(run: Callable[[], object]) -> tuple[float, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="skip the counted graph and the 1,000-exit page")
-    args = parser.parse_args()
+    args = add_save_option(parser).parse_args()
+    with recorded("bench_graph", args.save):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(2)
     print(f"Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, CPython "
           f"{platform.python_version()}, torch {torch.__version__}. One wall-clock run each.\n")

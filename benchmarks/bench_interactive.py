@@ -1,19 +1,20 @@
 """How fast the interactive layout page is written, and how big it is, in one run on this machine.
 
-    python benchmarks/bench_interactive.py [--runs N]
+    python benchmarks/bench_interactive.py [--runs N] [--save]
 
 For ``imagenet-step4`` and ``imagenet-step7``: the seconds :func:`msdprof.render.interactive.write_page`
-takes from the preset name to the file on disk (a meta model counted in all three conventions,
-the Graphviz picture, the page), against the static alternative it embeds, ``.svg`` as
+takes from the preset name to the file on disk (the graph and the exit costs in all three
+conventions from the layer plan, the Graphviz picture, the page), against the static alternative it embeds, ``.svg`` as
 ``msdprof graph -o layout.svg`` writes it (``layout_graph`` + ``drawing.write_graph``: one
-convention, no costs).  The page's time is split into its parts (counting the graph and the exit
-costs in three conventions; drawing the SVG with Graphviz; assembling the page).  Times are
+convention, no costs).  The page's time is split into its parts (the graph and the exit costs in
+three conventions from the plan, as ``network_page`` makes them for a preset; drawing the SVG with Graphviz; assembling the page).  Times are
 wall-clock medians of ``--runs`` runs in this process after one untimed run, garbage collection
 off, torch on 2 threads.  Then one fresh ``msdprof graph -o layout.html`` process (Python and
 torch imports included), for the record.
 
 Targets (issue 15): the imagenet-step7 page is written in under 2 s and is under 2 MB.  Printed
-as PASS/FAIL; the exit code is 1 if one fails.  Not run by the test suite.
+as PASS/FAIL; the exit code is 1 if one fails.  ``--save`` also writes what it prints to
+``benchmarks/results/bench_interactive.json``.  Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -32,11 +33,15 @@ from typing import Callable
 
 import torch
 
-from msdnet.model import model_from
-from msdprof import exit_costs, layout_graph
+from msdnet import resolve
+from msdnet.plan import build_plan
+from msdprof import layout_graph
+from msdprof.analysis.graph import graph_from_plan
 from msdprof.render import drawing
 from msdprof.core.counting import CONVENTIONS
+from msdprof.core.plan_costs import plan_costs_all
 from msdprof.render.interactive import page, write_page
+from results import add_save_option, recorded
 
 PRESETS = ("imagenet-step4", "imagenet-step7")
 TARGET_SECONDS = 2.0
@@ -61,10 +66,10 @@ def parts(preset: str, runs: int) -> dict[str, float]:
     """Median seconds of each part of write_page for ``preset``."""
     state: dict[str, object] = {}
 
-    def count() -> None:
-        model = model_from(preset, use="drawn")
-        state["graphs"] = {c: layout_graph(model, convention=c) for c in CONVENTIONS}
-        state["costs"] = {c: exit_costs(model, convention=c) for c in CONVENTIONS}
+    def count() -> None:  # as network_page does for a preset: no module built
+        plan = build_plan(resolve(preset))
+        state["graphs"] = {c: graph_from_plan(plan, False, c) for c in CONVENTIONS}
+        state["costs"] = plan_costs_all(plan)
 
     def draw() -> None:
         state["svg"] = drawing.render(state["graphs"]["msdnet"], "svg")  # type: ignore[index]
@@ -72,7 +77,7 @@ def parts(preset: str, runs: int) -> dict[str, float]:
     def assemble() -> None:
         page(state["graphs"], state["costs"], svg=state["svg"])  # type: ignore[arg-type]
 
-    return {"counting, 3 conventions": median_seconds(count, runs),
+    return {"graphs and costs from the plan, 3 conventions": median_seconds(count, runs),
             "Graphviz drawing (neato)": median_seconds(draw, runs),
             "page assembly": median_seconds(assemble, runs)}
 
@@ -80,7 +85,12 @@ def parts(preset: str, runs: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (default 5)")
-    args = parser.parse_args()
+    args = add_save_option(parser).parse_args()
+    with recorded("bench_interactive", args.save):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(2)
     print(f"Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
           f"CPython {platform.python_version()}, torch {torch.__version__} "
@@ -105,7 +115,7 @@ def main() -> int:
         command = [sys.executable, "-m", "msdprof.cli", "graph", "--preset", "imagenet-step7", "-o",
                    str(Path(tmp, "fresh.html"))]
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, capture_output=True)
         fresh = time.perf_counter() - start
     print(f"\nOne fresh process, `msdprof graph --preset imagenet-step7 -o layout.html` (imports "
           f"included): {fresh:.2f} s.\n")

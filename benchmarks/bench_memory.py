@@ -1,6 +1,8 @@
 """Predicted vs measured memory per exit (issue 25), and how fast the prediction is.
 
-Run: ``python benchmarks/bench_memory.py`` (from the repository root; ``--quick`` skips batch 64).
+Run: ``python benchmarks/bench_memory.py [--quick] [--save]`` (from the repository root;
+``--quick`` skips batch 64; ``--save`` also writes what it prints to
+``benchmarks/results/bench_memory.json``).
 Prints, measured in this run:
 
 1. a Markdown table, per model, batch and exit: the peak activation bytes msdprof predicts from one
@@ -20,6 +22,7 @@ at batch 1 and 64.  torch uses one thread (the machine's cores are shared).
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
 import sys
@@ -37,6 +40,7 @@ from early_exit_models import SDNResNet  # noqa: E402
 from msdnet.model import model_from  # noqa: E402
 from msdprof import exit_memory  # noqa: E402
 from msdprof.analysis.allocator import measured_run, peaks_of  # noqa: E402
+from results import add_save_option, recorded  # noqa: E402
 
 
 class Block(nn.Module):
@@ -148,9 +152,18 @@ def compare(label: str, model: nn.Module, image: tuple[int, ...], batch: int) ->
     return rows
 
 
-def main() -> None:
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="batch 1 only")
+    args = add_save_option(parser).parse_args()
+    with recorded("bench_memory", args.save):
+        run(args.quick)
+    return 0
+
+
+def run(quick: bool) -> None:
     torch.set_num_threads(1)
-    batches = (1,) if "--quick" in sys.argv else (1, 64)
+    batches = (1,) if quick else (1, 64)
     print("| model | batch | exit | peak MB | lazy peak MB | as written MB | measured MB | gap MB | "
           "gap % | running at the measured peak | its workspace MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
@@ -180,4 +193,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

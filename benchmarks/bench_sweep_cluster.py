@@ -2,7 +2,7 @@
 stream through it.
 
     pip install -e '.[cluster]'
-    python benchmarks/bench_sweep_cluster.py [--quick]
+    python benchmarks/bench_sweep_cluster.py [--quick] [--save]
 
 A Dask ``LocalCluster`` of one single-threaded worker process per CPU runs in a process of its own
 (as a remote scheduler would); each sweep is ``msdprof.sweep(..., executor=client.get_executor())``
@@ -19,7 +19,8 @@ Then on this machine without Dask: the 100,000-configuration grid with a pool of
 CPU (``jobs``; its result must be the Dask one, byte for byte as JSON), and the 10,000 MSDNet-size
 configurations of ``benchmarks/bench_count.py`` (cifar10-anytime, up to 469 layers) for what one
 machine counts of real networks.  From these: when one machine stops being enough.  Targets are
-checked and printed as PASS/FAIL; the exit code is 1 if one fails.  Not run by the test suite.
+checked and printed as PASS/FAIL; the exit code is 1 if one fails.  ``--save`` also writes what it
+prints to ``benchmarks/results/bench_sweep_cluster.json``.  Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_count import SWEEP_BASE, SWEEP_GRID, _status_mb, _table  # noqa: E402
+from results import add_save_option, recorded  # noqa: E402
 
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 20_000)
@@ -147,7 +149,7 @@ def main() -> int:
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--caller", nargs=2, metavar=("SIZE", "ADDRESS"), help=argparse.SUPPRESS)
     parser.add_argument("--local", choices=("tiny", "real"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = add_save_option(parser).parse_args()
     if args.serve:
         serve_cluster(args.serve)
         return 0
@@ -157,7 +159,11 @@ def main() -> int:
     if args.local:
         print(json.dumps(measure_local(args.local)))
         return 0
+    with recorded("bench_sweep_cluster", args.save):
+        return run(args)
 
+
+def run(args: argparse.Namespace) -> int:
     import dask
     import distributed
     import torch

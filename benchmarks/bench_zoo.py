@@ -1,7 +1,7 @@
 """Per-exit counting against FlopCounterMode, in one process (issues 23 and 30).
 
-Run: ``python benchmarks/bench_zoo.py`` (from the repository root; ``--save`` writes
-``benchmarks/results/bench_zoo.json``, which the README's block is rendered from).  Prints, measured
+Run: ``python benchmarks/bench_zoo.py [--save]`` (from the repository root; ``--save`` also writes
+what it prints to ``benchmarks/results/bench_zoo.json``, which the README's block is rendered from).  Prints, measured
 in this run, the median seconds of each method and their ratios, then PASS/FAIL lines for issue
 30's targets; exit code 1 when one fails.  gc is disabled while medians are timed (and enabled for
 the pause check), torch uses one thread for the zoo; before timing, the methods' per-exit figures
@@ -22,6 +22,7 @@ are checked equal.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import statistics
 import sys
@@ -38,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 from bench_any_model import median_seconds  # noqa: E402  (the same timing: warm-up, gc off)
 from msdnet import build_model, resolve  # noqa: E402
 from msdprof import exit_costs  # noqa: E402
-from results import Out, save  # noqa: E402
+from results import add_save_option, recorded  # noqa: E402
 from zoo import ENTRIES, eager_forward  # noqa: E402
 from zoo.attention import LlamaSharedHead  # noqa: E402
 
@@ -116,42 +117,48 @@ def llama() -> tuple[float, float]:
 
 
 def main() -> int:
-    out = Out()
+    parser = add_save_option(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+    args = parser.parse_args()
+    with recorded("bench_zoo", args.save):
+        return run()
+
+
+def run() -> int:
     torch.set_num_threads(1)
-    out(f"torch {torch.__version__}; medians of {RUNS} runs after one untimed run, gc off while timed")
-    out()
+    print(f"torch {torch.__version__}; medians of {RUNS} runs after one untimed run, gc off while timed")
+    print()
     rows = zoo_rows()
-    out(f"### Per-exit counting of the zoo ({len(rows)} tiny models, CPU, 1 thread)")
-    out()
-    out("| model | msdprof s | FlopCounterMode, a forward per exit, s | one FlopCounterMode pass, s "
-        "| msdprof / per-exit | msdprof / one pass |")
-    out("|---|---:|---:|---:|---:|---:|")
+    print(f"### Per-exit counting of the zoo ({len(rows)} tiny models, CPU, 1 thread)")
+    print()
+    print("| model | msdprof s | FlopCounterMode, a forward per exit, s | one FlopCounterMode pass, s "
+          "| msdprof / per-exit | msdprof / one pass |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, ours, per_exit, once in rows:
-        out(f"| {name} | {ours:.4f} | {per_exit:.4f} | {once:.4f} | {ours / per_exit:.2f}x | {ours / once:.2f}x |")
+        print(f"| {name} | {ours:.4f} | {per_exit:.4f} | {once:.4f} | {ours / per_exit:.2f}x | {ours / once:.2f}x |")
     total = [sum(r[i] for r in rows) for i in (1, 2, 3)]
-    out(f"| **all** | {total[0]:.3f} | {total[1]:.3f} | {total[2]:.3f} | {total[0] / total[1]:.2f}x "
-        f"| {total[0] / total[2]:.2f}x |")
-    out()
+    print(f"| **all** | {total[0]:.3f} | {total[1]:.3f} | {total[2]:.3f} | {total[0] / total[1]:.2f}x "
+          f"| {total[0] / total[2]:.2f}x |")
+    print()
     ours, bare, pause, gc_median = imagenet_step4()
-    out("### exit_costs(\"imagenet-step4\") (5 exits, 224 px, 1 thread)")
-    out()
-    out("| method | median s | / msdprof |")
-    out("|---|---:|---:|")
-    out(f"| msdprof exit_costs (built on meta, every exit counted) | {ours:.4f} | 1.00x |")
-    out(f"| building the model on meta + one bare meta forward | {bare:.4f} | {bare / ours:.2f}x |")
-    out()
-    out(f"30 calls with gc on: median {gc_median:.4f} s, the slowest {pause:.2f}x the median.")
-    out()
+    print("### exit_costs(\"imagenet-step4\") (5 exits, 224 px, 1 thread)")
+    print()
+    print("| method | median s | / msdprof |")
+    print("|---|---:|---:|")
+    print(f"| msdprof exit_costs (built on meta, every exit counted) | {ours:.4f} | 1.00x |")
+    print(f"| building the model on meta + one bare meta forward | {bare:.4f} | {bare / ours:.2f}x |")
+    print()
+    print(f"30 calls with gc on: median {gc_median:.4f} s, the slowest {pause:.2f}x the median.")
+    print()
     torch.set_num_threads(2)
     llama_s, llama_fcm = llama()
-    out("### Llama-7B-shaped early-exit decoder on meta (32 layers, hidden 4096, 8 exits, 128 tokens, "
-        "2 threads)")
-    out()
-    out("| method | median s | / msdprof |")
-    out("|---|---:|---:|")
-    out(f"| msdprof exit_costs (every exit, one forward, nothing allocated) | {llama_s:.3f} | 1.00x |")
-    out(f"| FlopCounterMode, a forward per exit | {llama_fcm:.3f} | {llama_fcm / llama_s:.2f}x |")
-    out()
+    print("### Llama-7B-shaped early-exit decoder on meta (32 layers, hidden 4096, 8 exits, 128 tokens, "
+          "2 threads)")
+    print()
+    print("| method | median s | / msdprof |")
+    print("|---|---:|---:|")
+    print(f"| msdprof exit_costs (every exit, one forward, nothing allocated) | {llama_s:.3f} | 1.00x |")
+    print(f"| FlopCounterMode, a forward per exit | {llama_fcm:.3f} | {llama_fcm / llama_s:.2f}x |")
+    print()
     worst_per_exit = max(rows, key=lambda r: r[1] / r[2])
     worst_once = max(rows, key=lambda r: r[1] / r[3])
     checks = [
@@ -167,9 +174,7 @@ def main() -> int:
         (llama_s < 1.0, f"Llama-7B-shaped decoder on meta in {llama_s:.3f} s (target < 1 s)"),
     ]
     for ok, text in checks:
-        out(f"{'PASS' if ok else 'FAIL'} {text}")
-    if "--save" in sys.argv[1:]:
-        save("bench_zoo", "\n".join(out.lines), "python benchmarks/bench_zoo.py")
+        print(f"{'PASS' if ok else 'FAIL'} {text}")
     return 0 if all(ok for ok, _ in checks) else 1
 
 

@@ -821,28 +821,31 @@ def _idle(names: dict[nn.Module, str], flow: Dataflow, read: dict[int, Any], twi
 
 
 _collection = threading.Lock()
-_collection_state = {"pauses": 0, "was_enabled": False}  # blocks in progress; the collector before them
+_collection_state: dict[str, Any] = {"pauses": 0, "thresholds": None}  # blocks in progress; the thresholds before
 
 
 @contextmanager
 def collection_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused within the block, and as it was before the first
-    of nested or concurrent blocks once the last ends.  A count makes tens of thousands of
-    short-lived objects; collected while they live, each full collection walks every object of the
-    process (a count took twice its median every few calls); paused, nearly all of them are freed
-    by their reference counts before it runs again."""
+    """Python's cyclic garbage collector held to its youngest generation within the block, its
+    thresholds as they were before the first of nested or concurrent blocks once the last ends.  A
+    count makes tens of thousands of objects that live while it runs; each older collection
+    would walk every object of the process (a count took twice its median every few calls).  The
+    youngest generation is still collected, so that a reference cycle made while the model runs
+    (torch's Python code leaves some) is freed as promptly as usual: the memory figures, which
+    follow when each tensor is freed, do not depend on it."""
     with _collection:
         if _collection_state["pauses"] == 0:
-            _collection_state["was_enabled"] = gc.isenabled()
-            gc.disable()
+            _collection_state["thresholds"] = gc.get_threshold()
+            young = _collection_state["thresholds"][0]
+            gc.set_threshold(young, 1 << 30, 1 << 30)
         _collection_state["pauses"] += 1
     try:
         yield
     finally:
         with _collection:
             _collection_state["pauses"] -= 1
-            if _collection_state["pauses"] == 0 and _collection_state["was_enabled"]:
-                gc.enable()
+            if _collection_state["pauses"] == 0:
+                gc.set_threshold(*_collection_state["thresholds"])
 
 
 _holders = threading.Condition()
@@ -1235,50 +1238,58 @@ def unwrap(model: nn.Module) -> tuple[nn.Module, str]:
         wrappers.append(what)
 
 
-def stand_ins(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
+def stand_ins(model: nn.Module) -> dict[int, torch.Tensor]:
     """Meta tensors for the parameters and buffers of ``model`` not on ``meta`` (nothing
-    allocated): per name (every name of a tied or shared tensor) and per ``id`` of the tensor it
-    stands for, one per distinct tensor, so that tied weights stay tied; of its shape, strides and
-    dtype, an ``nn.Parameter`` for a parameter."""
-    named: dict[str, torch.Tensor] = {}
+    allocated), by ``id`` of the tensor each stands for: one per distinct tensor, so that tied and
+    shared weights stay so; of its shape, strides and dtype, an ``nn.Parameter`` for a parameter."""
     twins: dict[int, torch.Tensor] = {}
-    for prefix, module in model.named_modules(remove_duplicate=False):
+    for module in model.modules():
         for store in (module._parameters, module._buffers):
-            for key, t in store.items():
-                if t is None or t.is_meta:
+            for t in store.values():
+                if t is None or t.is_meta or id(t) in twins:
                     continue
-                twin = twins.get(id(t))
-                if twin is None:
-                    twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=meta_shapes.META)
-                    if isinstance(t, nn.Parameter):
-                        twin = nn.Parameter(twin, requires_grad=t.requires_grad)
-                    twins[id(t)] = twin
-                named[f"{prefix}.{key}" if prefix else key] = twin
-    return named, twins
+                twin = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=meta_shapes.META)
+                twins[id(t)] = nn.Parameter(twin, t.requires_grad) if isinstance(t, nn.Parameter) else twin
+    return twins
+
+
+@contextmanager
+def standing_in(model: nn.Module, twins: dict[int, torch.Tensor]) -> Iterator[None]:
+    """``model``'s parameters and buffers replaced by their ``twins`` (:func:`stand_ins`) within
+    the block, every one put back after it, whatever happens.  (``torch.func.functional_call``
+    does the same swap, but keeps the forward's frames in a reference cycle: each activation would
+    outlive its last reader until the garbage collector ran, and the memory figures with it.)"""
+    swapped = []
+    try:
+        for module in model.modules():
+            for store in (module._parameters, module._buffers):
+                for key, t in store.items():
+                    if t is not None and id(t) in twins:
+                        swapped.append((store, key, t))
+                        store[key] = twins[id(t)]
+        yield
+    finally:
+        for store, key, t in reversed(swapped):
+            store[key] = t
 
 
 def record_shapes(model: nn.Module, given: Inputs | Sequence[InputSpec], outputs: Outputs | bool = None
                   ) -> Dataflow:
     """:func:`record` of ``model``'s forward on shapes alone, in eval mode: its parameters and
-    buffers replaced by meta stand-ins for the call (:func:`stand_ins`, through
-    ``torch.func.functional_call``; nothing attached to the model, everything restored), on meta
-    copies of ``given`` (tensors, or the specs of zero inputs): nothing of the model's size is
-    allocated.  Raises :class:`ReadsValues` where the model reads tensor values, and whatever the
-    model's code raises on meta tensors."""
+    buffers replaced by meta stand-ins for the call (:func:`standing_in`: nothing attached to the
+    model, everything restored), on meta copies of ``given`` (tensors, or the specs of zero
+    inputs): nothing of the model's size is allocated.  Raises :class:`ReadsValues` where the model
+    reads tensor values, and whatever the model's code raises on meta tensors."""
     with evaluating(model):  # held by this thread from here: no other swaps its weights meanwhile
-        named, twins = stand_ins(model)
+        twins = stand_ins(model)
         if isinstance(given, Inputs):
             on_meta = given.map(lambda t: t if t.is_meta else torch.empty_strided(
                 t.shape, t.stride(), dtype=t.dtype, device="meta"))
         else:
             on_meta = make_inputs(model, given, device="meta")
-
-        def run() -> Any:
-            if not named:
-                return on_meta.call(model)
-            return torch.func.functional_call(model, named, on_meta.args, on_meta.kwargs, tie_weights=False)
-
-        return record(model, run, outputs=outputs, inputs=on_meta, values=False, twins=twins)
+        with standing_in(model, twins):
+            return record(model, lambda: on_meta.call(model), outputs=outputs, inputs=on_meta, values=False,
+                          twins=twins)
 
 
 def record_values(model: nn.Module, given: Inputs, outputs: Outputs | bool = None,
@@ -1467,5 +1478,5 @@ __all__ = [
     "ValueRead", "WRAPPERS", "as_inputs", "check_forward_bytes", "count_modules", "evaluating",
     "example_inputs", "forward_bytes", "function_name", "checked_inputs", "given_inputs", "input_bytes", "inputs_text", "make_inputs",
     "parse_input_size", "parse_inputs", "record", "record_network", "record_on_shapes", "record_shapes", "record_values",
-    "select_exits", "stand_ins", "tensors_in", "uncounted", "unwrap",
+    "select_exits", "stand_ins", "standing_in", "tensors_in", "uncounted", "unwrap",
 ]
