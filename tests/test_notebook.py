@@ -344,3 +344,18 @@ def test_a_subclass_is_drawn_by_its_bases_view(costs):
 
     assert notebook.view_of(Mine(**{f: getattr(costs, f) for f in costs.__dataclass_fields__})) \
         is notebook.VIEWS["ExitCosts"]
+
+
+def test_a_generation_shows_as_its_table_and_has_a_pandas_row_per_exit_and_cache_length():
+    from msdprof import generation_costs
+    from msdprof.render.generation_view import render_csv as generation_csv
+
+    config = dict(model_type="llama", hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=40, max_position_embeddings=64)
+    result = generation_costs(hf_config=config, exit_layers="2,4", prompt=3, at="3,5")
+    frame = result.to_pandas()
+    assert frame.shape[0] == 2 * 2  # 2 exits x 2 cache lengths
+    assert [{k: str(v) for k, v in row.items()} for row in frame.to_dict("records")] == csv_frame(
+        generation_csv(result))
+    page = result._repr_html_()
+    assert page.startswith("<") and "exit 1" in page.lower()

@@ -49,6 +49,7 @@ from torch import nn
 
 from msdnet.options import OptionError
 
+from ..core.display import Tabular
 from ..core.token_costs import BlockCost, TokenCosts, parse_lengths, token_costs
 from ..files.exit_trace import MAX_TOKENS, check_exits, parse_exits, read_exits
 from .budget import ExitDistribution, given_fractions
@@ -138,7 +139,7 @@ class Generation:
 
 
 @dataclass(frozen=True)
-class GenerationCosts:
+class GenerationCosts(Tabular):
     """What ``msdprof generate`` computes: the per-exit token costs (``table``, a
     :class:`~msdprof.core.token_costs.TokenCosts`), the ``policy`` for skipped layers' caches and,
     when the exits taken or their distribution were given, the whole ``generation``."""

@@ -184,6 +184,11 @@ CSV_FIELDS = ("exit", "name", "layer", "L", "token_macs", "lazy_token_macs", "ch
 def render_csv(result: GenerationCosts, name: str | None = None) -> str:
     """One row per exit and cache length, exact integers; ``counted``: the length was counted by a
     record (else it follows from the affine fit)."""
+    return csv_text(*csv_records(result))
+
+
+def csv_records(result: GenerationCosts) -> tuple[list[str], list[dict[str, Any]]]:
+    """The column names and rows of :func:`render_csv` (also ``to_pandas()``'s)."""
     table = result.table
     counted = set(table.counted)
 
@@ -203,7 +208,7 @@ def render_csv(result: GenerationCosts, name: str | None = None) -> str:
                        "kv_bytes_per_token": e.kv_bytes_per_token, "counted": n in counted,
                        "convention": table.convention}
 
-    return csv_text(CSV_FIELDS, rows())
+    return list(CSV_FIELDS), list(rows())
 
 
 def _blank(value: Any) -> Any:

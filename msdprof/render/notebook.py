@@ -122,8 +122,21 @@ def _latency_records(result: Any) -> Records:
     return csv_records(result)
 
 
+def _generation_table(result: Any, every_row: bool) -> RenderableType:
+    from .generation_view import renderable
+
+    return renderable(result)
+
+
+def _generation_records(result: Any) -> Records:
+    from .generation_view import csv_records
+
+    return csv_records(result)
+
+
 #: The view of each result class, by its name (a subclass takes its base's).
 VIEWS: dict[str, View] = {
+    "GenerationCosts": View(_generation_table, _generation_records),
     "ExitCosts": View(_costs_table, _costs_records),
     "ExitMemories": View(_memory_table, _memory_records),
     "Comparison": View(_compare_table, _compare_records),
