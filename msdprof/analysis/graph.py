@@ -389,13 +389,13 @@ def fold_graph(graph: nx.DiGraph, depth: int) -> nx.DiGraph:
             name, kind="group", type=types.get(name, ""), module=name.split("#")[0],
             shape=last.get("shape"), macs=sum(graph.nodes[n]["macs"] for n in inside),
             params=sum(graph.nodes[n]["params"] for n in inside), order=first["order"],
-            groups=first["groups"][:level], members=len(inside), uncounted=_uncounted(graph, inside),
+            groups=first["groups"][:level], members=len(inside), uncounted=uncounted_in(graph, inside),
         )
     folded.add_edges_from((box[a], box[b]) for a, b in graph.edges if box[a] != box[b])
     return folded
 
 
-def _uncounted(graph: nx.DiGraph, nodes: list[str]) -> int | None:
+def uncounted_in(graph: nx.DiGraph, nodes: list[str]) -> int | None:
     """What the ``nodes`` ran that the graph's convention did not count (``None``: unknown)."""
     found = [graph.nodes[n].get("uncounted", 0) for n in nodes]
     return None if None in found else sum(found)
@@ -460,5 +460,5 @@ def layout_graph(
 
 __all__ = [
     "EDGE_KINDS", "MOST_BOXES", "NODE_KINDS", "boxes_at", "check_depth", "dataflow_graph", "default_depth", "exit_id",
-    "fold_graph", "graph_from_model", "graph_from_plan", "layout_graph", "map_id", "node_id", "transition_id",
+    "fold_graph", "graph_from_model", "graph_from_plan", "layout_graph", "map_id", "node_id", "transition_id", "uncounted_in",
 ]

@@ -55,7 +55,7 @@ from ..core.dataflow import Dataflow
 from ..core.exits import ExitCosts, costs_of, record_exits
 from .formatting import OP_NAMES
 from ..analysis.graph import (
-    check_depth, dataflow_graph, default_depth, fold_graph, graph_from_plan, layout_graph,
+    check_depth, dataflow_graph, default_depth, fold_graph, graph_from_plan, layout_graph, uncounted_in,
 )
 from ..core.plan_costs import plan_costs_all
 from ..files.output import check_writable, write_atomic
@@ -244,7 +244,10 @@ def _flow_data(graphs: Mapping[str, nx.DiGraph], conventions: list[str], initial
     graph = graphs[conventions[0]]
     depth = graph.graph.get("depth") or default_depth(graph)
     ops = {c: {} for c in conventions}  # per convention, per group: its operations' sum
+    held_by: dict[str, list[str]] = {}  # per group, the nodes it holds
     for node, held in graph.nodes(data="groups"):
+        for name in held or ():
+            held_by.setdefault(name, []).append(node)
         for c in conventions:
             macs = graphs[c].nodes[node]["macs"]
             for name in held or ():
@@ -257,7 +260,9 @@ def _flow_data(graphs: Mapping[str, nx.DiGraph], conventions: list[str], initial
                 continue
             groups[name] = {
                 "level": level, "parent": d["groups"][-1] if d["groups"] else None,
-                "lines": {c: drawing.flow_label(name, {**d, "macs": ops[c][name]}, OP_NAMES[c]) for c in conventions},
+                "lines": {c: drawing.flow_label(name, {**d, "macs": ops[c][name],
+                                                       "uncounted": uncounted_in(graphs[c], held_by[name])},
+                                                OP_NAMES[c]) for c in conventions},
                 "ops": {c: ops[c][name] for c in conventions},
                 "ops_text": {c: _ops_text(ops[c][name], c) for c in conventions},
                 "params_text": _params_text(d["params"]), "members": d["members"],
