@@ -16,7 +16,7 @@ endif
 BIN := $(if $(VENV),.venv/bin/,)
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
 
-.PHONY: setup setup-test graphviz chromium demo test reports digits bench bench-readme
+.PHONY: setup setup-test graphviz chromium demo test docs-check docs reports digits bench bench-docs
 
 # Debian's python3 makes a venv only with its python3-venv package: installed when missing.
 .venv/bin/python:
@@ -26,8 +26,9 @@ setup: $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e .
 
+# The test extra, and the docs extra: `make test` builds the docs site strictly (tests/test_docs_examples.py).
 setup-test: setup graphviz chromium
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,docs]'
 
 # Graphviz's `dot` renders the layout pictures; Debian's package, installed only when missing.
 graphviz:
@@ -44,6 +45,17 @@ demo: setup graphviz
 
 test: setup-test
 	$(PYTHON) -m pytest
+
+# The examples of README.md and docs/ that take long (each marked <!-- docs-check: WHY --> before its
+# block: a fresh clone's `make demo`, the whole benchmark run ...), each run in a fresh clone of
+# this repository's committed state; `make test` runs every other example.
+docs-check: setup-test
+	$(PYTHON) -m pytest tests/test_docs_examples.py -m docs_check
+
+# The docs site (MkDocs, Material theme; the API reference from the docstrings by mkdocstrings),
+# served at http://127.0.0.1:8000 and rebuilt on every edit.
+docs: setup-test
+	$(PYTHON) -m mkdocs serve
 
 # Regenerates reports/ (every preset + README.md index); setup-test pins the matplotlib whose SVG
 # bytes tests/test_report.py compares with the committed folder.
@@ -64,16 +76,16 @@ bench: setup
 	$(PYTHON) benchmarks/bench_count.py
 	$(PYTHON) benchmarks/bench_any_model.py
 
-# The README's measured figures, re-measured on this machine: every benchmarks/bench_*.py with
+# The docs' measured figures, re-measured on this machine: every benchmarks/bench_*.py with
 # --save (benchmarks/results/NAME.json: what it printed, with the commit, machine, date and load
-# average), then the README's <!-- bench:NAME --> blocks rewritten from them (benchmarks/results.py;
+# average), then the docs' <!-- bench:NAME --> blocks rewritten from them (benchmarks/results.py;
 # tests/test_benchmark_results.py checks the two agree). Run it from a committed checkout (an
 # uncommitted change is named "+ changes" in every block) on a machine with nothing else running:
 # half an hour or more on 2 CPU cores, most of it bench_count and bench_sweep_cluster. A benchmark
 # that FAILs a target still saves its results (its FAIL line is in its block); one that fails or
 # stops without finishing keeps its previous results file, and this target then ends with exit
 # code 1, naming it.
-bench-readme: setup-test
+bench-docs: setup-test
 	@failed=""; for script in benchmarks/bench_*.py; do \
 		echo "== $$script --save"; $(PYTHON) $$script --save || failed="$$failed $$script"; \
 	done; \

@@ -26,7 +26,7 @@ on every core, once, in a fresh process: its time, the CPU seconds of the proces
 (the machine may be shared: the load average is printed before and after), and its peak memory
 beside that of a 1,000-configuration sweep (rows streamed: memory flat in the grid size).  The
 targets of issues 8 and 16 are checked and printed as PASS/FAIL; the exit code is 1 if one fails.
-``--save`` also writes what it prints to ``benchmarks/results/bench_count.json`` (the README's
+``--save`` also writes what it prints to ``benchmarks/results/bench_count.json`` (the docs'
 block is rendered from it).  Not run by the test suite.
 """
 

@@ -1,4 +1,4 @@
-"""What ``msdprof latency`` measures, as the README shows it: the commands of its section, each run
+"""What ``msdprof latency`` measures, as the docs show it: the commands of its section, each run
 as a user runs it (a fresh process, imports included), their output printed whole.
 
     python benchmarks/bench_latency.py [--save]
@@ -14,8 +14,8 @@ as a user runs it (a fresh process, imports included), their output printed whol
 
 CPU, 1 torch thread (the command's default), one run each: no targets (a re-run here, or on another
 machine, moves the figures by about what the IQRs show).  ``--save`` also writes what it prints to
-``benchmarks/results/bench_latency.json`` and the first command's plot to
-``benchmarks/results/bench_latency.svg`` (the README shows both); without it the plot is discarded.
+``benchmarks/results/bench_latency.json`` and the first command's plot to ``docs/bench_latency.svg``
+(the docs' latency page shows both); without it the plot is discarded.
 Not run by the test suite.
 """
 
@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from results import RESULTS, add_save_option, recorded
+from results import add_save_option, recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = "reports/digits/digits"
@@ -57,8 +57,7 @@ def main() -> int:
             print(f"$ msdprof latency {shown}\n")
             print(latency(arguments.format(plot=plot)).rstrip() + "\n")
         if args.save:
-            RESULTS.mkdir(exist_ok=True)
-            (RESULTS / PLOT).write_bytes(plot.read_bytes())
+            (ROOT / "docs" / PLOT).write_bytes(plot.read_bytes())
     return 0
 
 

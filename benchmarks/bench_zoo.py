@@ -1,7 +1,7 @@
 """Per-exit counting against FlopCounterMode, in one process (issues 23 and 30).
 
 Run: ``python benchmarks/bench_zoo.py [--save]`` (from the repository root; ``--save`` also writes
-what it prints to ``benchmarks/results/bench_zoo.json``, which the README's block is rendered from).  Prints, measured
+what it prints to ``benchmarks/results/bench_zoo.json``, which the docs' block is rendered from).  Prints, measured
 in this run, the median seconds of each method and their ratios, then PASS/FAIL lines for issue
 30's targets; exit code 1 when one fails.  gc is disabled while medians are timed (and enabled for
 the pause check), torch uses one thread for the zoo; before timing, the methods' per-exit figures

@@ -1,13 +1,13 @@
-"""Benchmark results as files, and the README's performance blocks written from them (issues 30, 32).
+"""Benchmark results as files, and the docs' performance blocks written from them (issues 30, 32).
 
 Every ``benchmarks/bench_*.py`` takes ``--save`` (:func:`add_save_option`) and runs its body inside
 :func:`recorded`: what it prints still reaches the terminal and, with ``--save``, is written with the
 commit, the machine, the date and the load average it ran at into ``benchmarks/results/NAME.json``
-(:func:`save`).  The README holds each result between ``<!-- bench:NAME -->`` and
-``<!-- /bench:NAME -->``, exactly as :func:`block` renders it; ``python benchmarks/results.py``
-writes them there (``make bench-readme`` runs every benchmark with ``--save``, then this), and
-``tests/test_benchmark_results.py`` fails when a block differs from its file.  A figure in the
-README is thus never typed.
+(:func:`save`).  The pages of the docs (:func:`pages`: ``docs/*.md`` and README.md) hold each result
+between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``, exactly as :func:`block` renders it;
+``python benchmarks/results.py`` writes them there (``make bench-docs`` runs every benchmark with
+``--save``, then this), and ``tests/test_benchmark_results.py`` fails when a block differs from its
+file.  A measured figure in the docs is thus never typed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MARK = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
 #: What a re-run rewrites: a change there is not a change of the code measured.
-WRITTEN = ("benchmarks/results", "README.md")
+WRITTEN = ("benchmarks/results", "README.md", "docs")
+
+
+def pages() -> list[Path]:
+    """The pages benchmark blocks may live in: README.md and the docs site's pages."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def machine() -> str:
@@ -108,7 +113,7 @@ def add_save_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The ``--save`` option every benchmark takes."""
     parser.add_argument("--save", action="store_true",
                         help="also write what this run prints, with the commit, machine and date, to "
-                             "benchmarks/results/NAME.json, which the README's block is rendered from "
+                             "benchmarks/results/NAME.json, which the docs' block is rendered from "
                              "(python benchmarks/results.py)")
     return parser
 
@@ -126,7 +131,7 @@ def recorded(name: str, save_it: bool) -> Iterator[Printed]:
 
 
 def block(name: str) -> str:
-    """The README block of benchmark ``name``, from its results file."""
+    """The docs block of benchmark ``name``, from its results file."""
     data = json.loads((RESULTS / f"{name}.json").read_text())
     load = data.get("load")
     where = data["machine"] + (f" (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)"
@@ -136,22 +141,25 @@ def block(name: str) -> str:
 
 
 def render(text: str) -> str:
-    """``text`` (the README) with every benchmark block rewritten from its results file."""
+    """``text`` (a page of the docs) with every benchmark block rewritten from its results file."""
     return MARK.sub(lambda m: m.group(1) + block(m.group("name")) + m.group(4), text)
 
 
 def main() -> int:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    missing = [m.group("name") for m in MARK.finditer(text) if not (RESULTS / f"{m.group('name')}.json").is_file()]
-    if missing:  # the README is left as it is
-        print("no results for the README's blocks " + ", ".join(missing) + ": run "
+    texts = {page: page.read_text() for page in pages()}
+    missing = [m.group("name") for text in texts.values() for m in MARK.finditer(text)
+               if not (RESULTS / f"{m.group('name')}.json").is_file()]
+    if missing:  # every page is left as it is
+        print("no results for the blocks " + ", ".join(missing) + ": run "
               + "; ".join(f"python benchmarks/{name}.py --save" for name in missing), file=sys.stderr)
         return 1
-    new = render(text)
-    if new != text:
-        readme.write_text(new)
-    print("README performance blocks: " + ", ".join(m.group("name") for m in MARK.finditer(new)))
+    for page, text in texts.items():
+        new = render(text)
+        if new != text:
+            page.write_text(new)
+        names = [m.group("name") for m in MARK.finditer(new)]
+        if names:
+            print(f"{page.relative_to(ROOT)}: " + ", ".join(names))
     return 0
 
 

@@ -24,7 +24,7 @@ NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet": 1000}
 DEFAULT_INPUT = {"cifar10": 32, "cifar100": 32, "ImageNet": 224}
 CIFAR_HEAD_CHANNELS = 128
 
-# Limits on what an MSDNet can be (README, "Errors and limits").  They sit far beyond every recipe
+# Limits on what an MSDNet can be (docs/errors.md, "Limits").  They sit far beyond every recipe
 # the authors trained (at most 35 layers, 5 scales, 2,400 channels on a map, 224-pixel inputs) and
 # are checked on the options alone, before any list, plan or tensor is made, so an absurd size is a
 # one-line error at once instead of a hang, an overflow deep in torch, or memory running out.
@@ -91,7 +91,7 @@ def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 def _too_large(option: str, value: Any, maximum: int, why: str) -> OptionError:
-    return OptionError(option, value, f"must be at most {maximum:,} ({why}; see the README's limits)")
+    return OptionError(option, value, f"must be at most {maximum:,} ({why}; see the limits in docs/errors.md)")
 
 
 def _whole(option: str, value: Any, minimum: int, maximum: int | None = None, why: str = "") -> int:
@@ -125,10 +125,10 @@ def _factors(option: str, value: Any) -> tuple[int, ...]:
     if len(value) > MAX_SCALES:
         raise OptionError(option, value, f"has {len(value)} entries: at most {MAX_SCALES} scales (no "
                                          f"input up to {MAX_INPUT_SIDE} pixels takes more; see the "
-                                         "README's limits)")
+                                         "limits in docs/errors.md)")
     if max(value) > MAX_CHANNELS:
         raise OptionError(option, value, f"has an entry above {MAX_CHANNELS:,} (the most channels a "
-                                         "map may have; see the README's limits)")
+                                         "map may have; see the limits in docs/errors.md)")
     return tuple(value)
 
 
@@ -332,7 +332,7 @@ def _check_layers(options: Options) -> None:
             option, getattr(options, option),
             f"gives {options.nLayers:,} layers (nBlocks {options.nBlocks}, stepmode "
             f"{options.stepmode}, step {options.step}, base {options.base}); an MSDNet has "
-            f"at most {MAX_LAYERS:,} (see the README's limits)",
+            f"at most {MAX_LAYERS:,} (see the limits in docs/errors.md)",
         )
 
 
@@ -358,7 +358,7 @@ def _check_channels(options: Options) -> None:
         raise OptionError(
             "nChannels", options.nChannels,
             f"makes stem maps of {options.nChannels * widest[0]:,} channels (times grFactor "
-            f"{widest[0]}); a feature map has at most {MAX_CHANNELS:,} (see the README's limits)",
+            f"{widest[0]}); a feature map has at most {MAX_CHANNELS:,} (see the limits in docs/errors.md)",
         )
     for step in _schedule(options):
         offset = options.nScales - step.out_scales
@@ -367,7 +367,7 @@ def _check_channels(options: Options) -> None:
                 "growthRate", options.growthRate,
                 f"makes layer {step.index} maps of {step.n_out * widest[offset]:,} channels "
                 f"({step.n_out:,} times grFactor {widest[offset]}); a feature map has at most "
-                f"{MAX_CHANNELS:,} (see the README's limits)",
+                f"{MAX_CHANNELS:,} (see the limits in docs/errors.md)",
             )
         halved = range(offset if step.in_scales > step.out_scales else offset + 1, options.nScales)
         for s in halved:

@@ -121,7 +121,7 @@ def parse_input_size(value: Any, options: Options) -> tuple[int, int]:
         value[0] if value[0] == value[1] else "x".join(map(str, value)))
     if max(value) > MAX_INPUT_SIDE:
         raise OptionError("input-size", shown, f"must be at most {MAX_INPUT_SIDE} pixels a side "
-                                               "(see the README's limits)")
+                                               "(see the limits in docs/errors.md)")
     for side in value:
         if not _side_works(options.data, side, options.nScales):
             low, high = input_size_range(options)  # searched only to word the error

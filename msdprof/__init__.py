@@ -6,8 +6,8 @@ first used (they need torch and networkx), so that ``msdprof --help`` starts wit
 The package is built in floors, each importing only the floors beneath it (``tests/test_architecture.py``
 keeps it so): ``core`` (counting rules, the dataflow record, per-exit costs) < ``files`` (models and
 outputs read, files written) < ``analysis`` (graph, budget, sweep, compare, latency) < ``render``
-(tables, pictures, pages, reports) < ``cli`` (one module per command).  The README's
-"Architecture" section walks one command through them.
+(tables, pictures, pages, reports) < ``cli`` (one module per command).  The docs' page
+"Architecture" (docs/architecture.md) walks one command through them.
 """
 
 import importlib

@@ -1,7 +1,7 @@
-"""The README's measured figures are written by the benchmarks that measured them, never typed
+"""The docs' measured figures are written by the benchmarks that measured them, never typed
 (issues 30 and 32).
 
-Every ``<!-- bench:NAME -->`` block of README.md is exactly what ``benchmarks/results.py`` renders
+Every ``<!-- bench:NAME -->`` block of README.md and docs/*.md is exactly what ``benchmarks/results.py`` renders
 from the committed ``benchmarks/results/NAME.json`` (a typed edit, or a results file newer than
 its block, fails here: ``python benchmarks/results.py`` rewrites the blocks), every results file
 has its block and names the commit, machine and date it was measured at, and every
@@ -26,33 +26,34 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import results  # noqa: E402  (benchmarks/results.py)
 
-README = (ROOT / "README.md").read_text()
-BLOCKS = {m.group("name"): m.group("body") for m in results.MARK.finditer(README)}
+TEXTS = {page: page.read_text() for page in results.pages()}
+BLOCKS = {m.group("name"): m.group("body") for text in TEXTS.values() for m in results.MARK.finditer(text)}
+PERFORMANCE = (ROOT / "docs" / "performance.md").read_text()
 FILES = sorted(results.RESULTS.glob("*.json"))
 SCRIPTS = sorted(BENCHMARKS.glob("bench_*.py"))
 
 
-def test_the_readme_has_a_block_for_every_benchmark():
+def test_the_docs_have_a_block_for_every_benchmark():
     assert set(BLOCKS) == {script.stem for script in SCRIPTS}
 
 
 def test_each_block_name_appears_once():
-    names = [m.group("name") for m in results.MARK.finditer(README)]
+    names = [m.group("name") for text in TEXTS.values() for m in results.MARK.finditer(text)]
     assert len(names) == len(set(names))
 
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
-def test_readme_block_is_its_results_file_rendered(name):
+def test_each_block_is_its_results_file_rendered(name):
     assert (results.RESULTS / f"{name}.json").is_file(), (
-        f"README block bench:{name} has no results file: run python benchmarks/{name}.py --save")
+        f"block bench:{name} has no results file: run python benchmarks/{name}.py --save")
     assert BLOCKS[name] == results.block(name), (
-        f"README block bench:{name} differs from benchmarks/results/{name}.json: run "
+        f"block bench:{name} differs from benchmarks/results/{name}.json: run "
         "python benchmarks/results.py (and never edit a block by hand)")
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_every_results_file_has_a_readme_block(path):
-    assert path.stem in BLOCKS, f"{path.name} is shown nowhere: add <!-- bench:{path.stem} --> to README.md"
+def test_every_results_file_has_a_block_in_the_docs(path):
+    assert path.stem in BLOCKS, f"{path.name} is shown nowhere: add <!-- bench:{path.stem} --> to a page of docs/"
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
@@ -168,13 +169,13 @@ def test_commit_names_a_change_of_the_code_but_not_of_the_results_or_the_readme(
 def test_the_performance_prose_quotes_no_figure_of_its_own():
     """Outside its blocks, the Performance section says what is measured and how to re-run it; a
     time, ratio, size or rate there would be typed, so it would go stale."""
-    section = re.search(r"^## Performance\n(.*?)(?=^## )", README, re.S | re.M).group(1)
+    section = PERFORMANCE
     prose = re.sub(r"```.*?```", "", results.MARK.sub("", section), flags=re.S)
     figure = re.compile(r"\d[\d,.]*\s*(?:s|ms|us|µs|MB|GB|KB|MiB|GiB|x|×|%|configurations ?/ ?s)(?![\w-])")
     assert figure.findall(prose) == []
 
 
-def test_every_picture_a_benchmark_saves_is_shown_in_the_readme():
-    pictures = [p for p in results.RESULTS.iterdir() if p.suffix != ".json"]
-    for path in pictures:
-        assert f"](benchmarks/results/{path.name})" in README, f"{path.name} is shown nowhere"
+def test_every_picture_a_benchmark_saves_is_shown_in_the_docs():
+    assert [p.name for p in results.RESULTS.iterdir() if p.suffix != ".json"] == []  # pictures go to docs/
+    latency = (ROOT / "docs" / "latency.md").read_text()
+    assert "](bench_latency.svg)" in latency and (ROOT / "docs" / "bench_latency.svg").is_file()

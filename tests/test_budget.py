@@ -579,20 +579,13 @@ def test_cli_plot_is_the_same_bytes_every_time(capsys, tmp_path, sample_file):
     assert first.read_bytes() == second.read_bytes()
 
 
-# --- the README shows what the commands print -------------------------------------------------
+# --- the docs show what the commands draw --------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_readme_anytime_example_is_what_the_command_prints(capsys):
-    code, out, _ = run(capsys, "budget", "--anytime", "60M")
-    answer = "\n".join(line.rstrip() for line in out.splitlines()[:6])
-    readme = (ROOT / "README.md").read_text()
-    assert code == 0 and "$ msdprof budget --anytime 60M\n" + answer + "\n```" in readme
-
-
-def test_the_readme_budget_picture_is_what_its_command_draws(capsys, tmp_path):
-    # The README's two commands: SYNTHETIC outputs for 7 exits, then the plot for cifar10-batch.
+def test_the_docs_budget_picture_is_what_its_command_draws(capsys, tmp_path):
+    # The budget page's two commands: SYNTHETIC outputs for 7 exits, then the plot for cifar10-batch.
     save_outputs(tmp_path / "synthetic-outputs.npz", synthetic_outputs(exits=7))
     plot = tmp_path / "budget-synthetic.svg"
     code, _, _ = run(capsys, "budget", "--preset", "cifar10-batch", "--logits",

@@ -41,10 +41,10 @@ def test_count_table_matches_the_golden_file():
     assert text == golden.read_text()
 
 
-def test_readme_shows_the_golden_table():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_count_page_shows_the_golden_table():
+    page = (Path(__file__).parent.parent / "docs" / "count.md").read_text()
     golden = "\n".join(line.rstrip() for line in (GOLDEN / "count-cifar10-anytime.txt").read_text().splitlines())
-    assert "```\n" + golden.strip("\n") + "\n```" in readme
+    assert "$ msdprof count --preset cifar10-anytime\n" + golden.strip("\n") + "\n```" in page
 
 
 def test_json_output_parses_and_equals_the_api(capsys):

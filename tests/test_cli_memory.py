@@ -119,11 +119,11 @@ def test_report_without_memory_has_no_memory_section(capsys, tmp_path):
     assert not any("memory" in p.name for p in tmp_path.iterdir())
 
 
-def test_readme_shows_the_golden_memory_table():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_memory_page_shows_the_golden_memory_table():
+    page = (Path(__file__).parent.parent / "docs" / "memory.md").read_text()
     golden = "\n".join(line.rstrip() for line in
                        (GOLDEN / "count-memory-imagenet-step4-80.txt").read_text().splitlines())
-    assert "```\n" + golden.strip("\n") + "\n```" in readme
+    assert "$ COLUMNS=80 msdprof count --preset imagenet-step4 --memory\n" + golden.strip("\n") + "\n```" in page
 
 
 def test_count_memory_of_a_token_model_says_what_the_operations_were_counted_on(capsys):

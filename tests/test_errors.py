@@ -138,8 +138,8 @@ BAD_INPUTS = [
     # 65,536 x (3x32x32 float32 = 12,288 bytes + 2 x 1,253,456 bytes, cifar10-anytime's as-written
     # peak in `count --memory`) = 153.8 GiB
     (["latency", "--batch", "65536"], "--batch 65536: MSDNet's forward on 65,536 3x32x32 float32 images would "
-                                      "take about 153.8 GiB of memory: at most 4.0 GiB (see the README's "
-                                      "limits); give a smaller --batch"),
+                                      "take about 153.8 GiB of memory: at most 4.0 GiB (see the limits in "
+                                      "docs/errors.md); give a smaller --batch"),
     # issue 26 item 12: "did you mean" in any letter case, and for commands
     (["count", "--convention", "FLOPs"], "--convention FLOPs: must be one of msdnet, macs, flops (did you mean 'flops'?)"),
     (["cont"], "invalid choice: 'cont' (choose from count, graph, report, budget, sweep, compare, latency, generate); "
@@ -282,7 +282,7 @@ HOSTILE_LOGITS = {
         val_pred=torch.full((1,), 0.1).expand(3, 100_000, 1000), val_target=torch.zeros(1, dtype=torch.int64).expand(100_000),
         test_pred=torch.full((1,), 0.1).expand(3, 100_000, 1000), test_target=torch.zeros(1, dtype=torch.int64).expand(100_000))),
                      "would take about 4.5 GiB of memory to read and analyse: at most 4.0 GiB (see the "
-                     "README's limits)"),
+                     "limits in docs/errors.md)"),
     "directory": (lambda d: (d / "f.pt").mkdir() or d / "f.pt",
                   "is a directory; give the file the outputs were saved to"),
 }
@@ -365,7 +365,7 @@ def test_an_input_size_whose_one_image_exceeds_the_memory_limit_is_one_line(caps
     assert code == 2
     assert capsys.readouterr().err == (
         "msdprof: error: --input-size 16384x16384x16384: one 16384x16384x16384 float32 image would take "
-        "about 16,384.0 GiB of memory: at most 4.0 GiB (see the README's limits)\n")
+        "about 16,384.0 GiB of memory: at most 4.0 GiB (see the limits in docs/errors.md)\n")
 
 
 def test_latency_inputs_of_stride_0_images_are_bounded_by_the_forward_they_feed(tmp_path, capsys):
@@ -392,7 +392,7 @@ def test_latency_inputs_npz_declaring_too_many_bytes_is_refused_unread(tmp_path,
     assert code == 2
     assert capsys.readouterr().err == (
         f"msdprof: error: --inputs {path}: its 100000x3x100x100 array, read and as float32 would take "
-        "about 33.5 GiB of memory: at most 4.0 GiB (see the README's limits)\n")
+        "about 33.5 GiB of memory: at most 4.0 GiB (see the limits in docs/errors.md)\n")
     assert 0 < sum(read) < 1000  # only the .npy header was read
 
 

@@ -160,7 +160,7 @@ def test_count_on_cpu_refuses_the_kernel_that_would_pass_the_limit_before_it_run
     needed = bytes_text(3 * 2048 * 2048 * 4 + 2 * (10 * 4 + 256 * 2048 * 2048 * 4))
     assert (code, out) == (2, "")
     assert err == (f"msdprof: error: --input-size 3x2048x2048: Widening's forward on one 3x2048x2048 float32 "
-                   f"image would take about {needed} of memory: at most 4.0 GiB (see the README's limits); "
+                   f"image would take about {needed} of memory: at most 4.0 GiB (see the limits in docs/errors.md); "
                    "give smaller inputs, or count on shapes alone, which allocates nothing (without "
                    "--device cpu; real=False in Python)\n")
     assert needed == "8.0 GiB"
@@ -225,7 +225,7 @@ def test_count_memory_on_cpu_refuses_a_batch_before_its_first_kernel_passes_the_
     needed = bytes_text(100_000 * (3 * 32 * 32 * 4 + 2 * 16 * 32 * 32 * 4))
     assert (code, out) == (2, "")
     assert err == (f"msdprof: error: --batch 100000: MSDNet's forward on 100,000 3x32x32 float32 images would "
-                   f"take about {needed} of memory: at most 4.0 GiB (see the README's limits); give a "
+                   f"take about {needed} of memory: at most 4.0 GiB (see the limits in docs/errors.md); give a "
                    "smaller --batch, or count on shapes alone, which allocates nothing (without --device "
                    "cpu; real=False in Python)\n")
     assert growth < 2**31  # the batch, not the 6.1 GiB map
@@ -244,7 +244,7 @@ def test_latency_refuses_a_batch_before_it_is_made(capsys, monkeypatch):
     code, out, err = result[0]
     assert (code, out) == (2, "")
     assert err == (f"msdprof: error: --batch 6000: MSDNet's forward on 6,000 3x224x224 float32 images would "
-                   f"take about {needed} of memory: at most 4.0 GiB (see the README's limits); give a "
+                   f"take about {needed} of memory: at most 4.0 GiB (see the limits in docs/errors.md); give a "
                    "smaller --batch\n")
     assert made == []
     assert growth < 2**30  # the batch alone would be 3.4 GiB
@@ -261,7 +261,7 @@ def test_latency_of_a_model_refuses_a_batch_before_it_is_made(tmp_path, capsys):
     needed = bytes_text(65536 * (3 * 64 * 64 * 4 + 2 * _widening_held(64)))
     assert (code, out) == (2, "")
     assert err == (f"msdprof: error: --batch 65536: Widening's forward on 65,536 3x64x64 float32 images would "
-                   f"take about {needed} of memory: at most 4.0 GiB (see the README's limits); give a "
+                   f"take about {needed} of memory: at most 4.0 GiB (see the limits in docs/errors.md); give a "
                    "smaller --batch\n")
 
 
@@ -275,6 +275,6 @@ def test_compare_counts_an_msdnet_whose_forward_would_not_fit_on_meta_without_fv
     assert result.device == "meta"
     assert result.notes[0] == (
         f"no real CPU forward (MSDNet's forward on one 3x32x32 float32 image would take about "
-        f"{bytes_text(3 * 32 * 32 * 4 + 2 * held)} of memory: at most 1 MiB (see the README's limits)): "
+        f"{bytes_text(3 * 32 * 32 * 4 + 2 * held)} of memory: at most 1 MiB (see the limits in docs/errors.md)): "
         "counted on the meta device")
     assert any(note.startswith("fvcore not run") for note in result.notes)

@@ -395,19 +395,6 @@ def plain():
                                         "use_cache=True) returning (exit_logits, cache)"), err
 
 
-def test_the_readme_example_is_what_the_command_prints(capsys, monkeypatch):
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("COLUMNS", "100")
-    command = ("msdprof generate --hf-config examples/llama3-8b.json --exit-layers 8,16,24,32 --prompt 512 "
-               "--at 8192 --fractions 0.4,0.3,0.2,0.1 --tokens 512 --policy recompute")
-    code, out, err = run(capsys, *command.split()[1:])
-    assert code == 0, err
-    assert f"$ {command}\n{out}```" in (root / "README.md").read_text()
-
-
 def test_budget_takes_the_exits_taken_as_its_distribution(config_file, capsys):
     (config_file / "exits.csv").write_text("exit\n1\n1\n2\n3\n")
     code, by_file, err = run(capsys, "budget", "--preset", "cifar10-batch", "--nBlocks", "3", "--exits-from",

@@ -340,7 +340,7 @@ def test_command_refuses_a_batch_too_large_to_make_before_making_it(model_file, 
                  *QUICK]) == 2
     err = capsys.readouterr().err
     assert err == ("msdprof: error: --batch 100: of 3x4096x4096 inputs holds 5,033,164,800 numbers: "
-                   "at most 1,073,741,824 (4 GiB of float32; see the README's limits)\n")
+                   "at most 1,073,741,824 (4 GiB of float32; see the limits in docs/errors.md)\n")
 
 
 def test_command_names_the_input_size_when_the_model_refuses_the_batch_made_of_it(model_folder, capsys):

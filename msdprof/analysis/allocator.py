@@ -8,7 +8,7 @@ of outputs 1..k-1) was allocated; the eager peak of exit k is the most bytes all
 the start of the forward pass until then, less nothing: the model's parameters and inputs were
 allocated before and are not in it, as in the prediction.  Everything the allocator hands out is in
 it -- kernels' workspaces and the temporaries inside modules included -- so it is at least the
-predicted peak; the README's "Memory" section shows the gap per exit.
+predicted peak; docs/memory.md shows the gap per exit.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def check_batch_numbers(batch: int, input_size: Sequence[int]) -> None:
     if numbers > MAX_BATCH_NUMBERS:
         shape = "x".join(map(str, _image_shape(input_size)))
         raise OptionError("batch", batch, f"of {shape} images holds {numbers:,} numbers: at most "
-                                          f"{MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the README's limits)")
+                                          f"{MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the limits in docs/errors.md)")
 
 
 # --- the batch and the weights ---------------------------------------------------------------------
@@ -331,7 +331,7 @@ def random_inputs(model: nn.Module, input_size: Any, batch: int | None = None, s
     if numbers > MAX_BATCH_NUMBERS:
         shapes = ", ".join("x".join(map(str, s.shape[1:])) for s in specs)
         raise OptionError("batch", batch if batch is not None else 1, f"of {shapes} inputs holds {numbers:,} "
-                          f"numbers: at most {MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the README's limits)")
+                          f"numbers: at most {MAX_BATCH_NUMBERS:,} (4 GiB of float32; see the limits in docs/errors.md)")
     option, typed = ("batch", batch) if batch is not None else ("input-size", shape_text(input_size))
     one = specs if batch is None else [InputSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in specs]
     flow = record_on_shapes(model, one, False)

@@ -58,7 +58,7 @@ def add_parser(sub: Any) -> None:
     add_convention_option(p, "unit of the operation counts")
     p.add_argument("--policy", metavar="NAME", default="none",
                    help=f"what the caches of skipped layers get, in a whole generation: {POLICY_HELP} "
-                        "(default none; the README gives each one's formula and source)")
+                        "(default none; docs/generate.md gives each one's formula and source)")
     whole = p.add_argument_group(
         "a whole generation",
         "The exit each generated token took, or their distribution: the total and per-token "

@@ -12,7 +12,7 @@ on ``meta`` by default: nothing is allocated), in inference mode (no autograd gr
   in-place result reuses it, so either keeps that storage alive -- and the storages of outputs
   1..k are kept to the end.  While an operation runs, its inputs and its outputs are alive
   together.  Memory inside an operation (a convolution's workspace, the temporaries inside a module
-  with a counting rule) is not seen: the measured peak is at least this one (README, "Memory").
+  with a counting rule) is not seen: the measured peak is at least this one (docs/memory.md).
 
 Two schedules, as for the operation counts (SPEC section 4):
 

@@ -78,7 +78,7 @@ def shapes_text(shapes: Iterable[Any], names: Sequence[str] = (), dtypes: Sequen
 
 #: The most memory a command may allocate for the data it reads or makes (saved outputs, a batch
 #: of images and the feature maps a forward holds on it), in bytes: estimated from shapes before
-#: anything is allocated (README "Limits").
+#: anything is allocated (docs/errors.md, "Limits").
 MAX_BYTES = 4 * 2**30
 
 
@@ -93,7 +93,7 @@ def check_bytes(option: str, value: Any, needed: int, what: str, fix: str = "") 
     ``fix``: what to do instead (``"give a smaller --batch"``), said last."""
     if needed > MAX_BYTES:
         raise OptionError(option, value, f"{what} would take about {bytes_text(needed)} of memory: "
-                                         f"at most {bytes_text(MAX_BYTES)} (see the README's limits)"
+                                         f"at most {bytes_text(MAX_BYTES)} (see the limits in docs/errors.md)"
                                          + (f"; {fix}" if fix else ""))
 
 

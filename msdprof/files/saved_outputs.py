@@ -289,7 +289,7 @@ def check_memory(fail: Fail, layout: Mapping[str, tuple[tuple[int, ...], int]]) 
                  for name, (shape, size) in layout.items())
     if needed > MAX_BYTES:
         fail(f"would take about {bytes_text(needed)} of memory to read and analyse: at most "
-             f"{bytes_text(MAX_BYTES)} (see the README's limits)")
+             f"{bytes_text(MAX_BYTES)} (see the limits in docs/errors.md)")
 
 
 def _read(path: Path, file: BinaryIO, fail: Fail, exits: int | None) -> Mapping[str, Any]:
