@@ -140,6 +140,7 @@ def test_the_docs_site_builds_strictly(tmp_path):
 
     missing = [name for name in msdprof.__all__ if f'id="msdprof.{msdprof._API[name]}.{name}"' not in api]
     assert not missing, f"the API page lacks {missing}"
+    assert not re.search(r":(func|class|data|attr|meth):<code>", api)  # docs/roles.py shows them as code
 
 
 def test_printed_output_is_compared_without_trailing_spaces():

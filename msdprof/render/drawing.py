@@ -311,13 +311,21 @@ def exit_label(d: dict[str, Any]) -> list[str]:
     """The lines of an MSDNet exit's box: ``exit k``, then what reaching it costs (in the graph's
     unit, which the title names with the classes): ``Σ`` its cumulative operations, and its lazy
     ones where fewer (the node's ``cumulative_macs`` and ``lazy_macs``)."""
+    return [f"exit {d['exit']}", *exit_cost_lines(d)]
+
+
+def exit_cost_lines(d: dict[str, Any], unit: str = "") -> list[str]:
+    """What reaching an exit costs, for its box: ``Σ`` its cumulative operations and its lazy ones
+    where fewer (the exit node's ``cumulative_macs`` and ``lazy_macs``), each followed by ``unit``;
+    none when the node carries no costs."""
     from ..core.units import format_count  # torch: not imported by `msdprof graph --help`
 
-    lines = [f"exit {d['exit']}"]
-    if d.get("cumulative_macs") is not None:
-        lines.append(f"Σ {format_count(d['cumulative_macs'])}")
-        if d["lazy_macs"] != d["cumulative_macs"]:
-            lines.append(f"lazy {format_count(d['lazy_macs'])}")
+    if d.get("cumulative_macs") is None:
+        return []
+    after = f" {unit}" if unit else ""
+    lines = [f"Σ {format_count(d['cumulative_macs'])}{after}"]
+    if d["lazy_macs"] != d["cumulative_macs"]:
+        lines.append(f"lazy {format_count(d['lazy_macs'])}{after}")
     return lines
 
 
@@ -597,12 +605,7 @@ def flow_label(node: str, d: dict[str, Any], unit: str) -> list[str]:
     shape = "×".join(map(str, (d.get("shape") or ())[1:])) or "scalar"  # the batch left out
     if d["kind"] == "exit":
         named = f" {d['name']}" if d.get("name") not in (None, str(d["exit"])) else ""
-        lines = [f"exit {d['exit']}{named} · {shape}"]
-        if d.get("cumulative_macs") is not None:
-            lines.append(f"Σ {format_count(d['cumulative_macs'])} {unit}")
-            if d["lazy_macs"] != d["cumulative_macs"]:
-                lines.append(f"lazy {format_count(d['lazy_macs'])} {unit}")
-        return lines
+        return [f"exit {d['exit']}{named} · {shape}", *exit_cost_lines(d, unit)]
     kind = d.get("type", "")
     if d.get("members", 1) > 1:
         kind += f" ({d['members']})"
