@@ -43,17 +43,26 @@ RUNS = 5
 
 
 def median_seconds(f: Callable[[], object], runs: int = RUNS) -> float:
-    f()  # warm-up: first calls import and compile
-    times = []
+    return interleaved_medians([f], runs)[0]
+
+
+def interleaved_medians(functions: list[Callable[[], object]], runs: int = RUNS) -> list[float]:
+    """The median seconds of each of ``functions`` over ``runs`` rounds, each round calling every
+    one once in turn (so that a change of the machine's load during the measurement falls on all
+    of them alike), after one untimed call each (first calls import and compile); gc off."""
+    for f in functions:
+        f()
+    times: list[list[float]] = [[] for _ in functions]
     gc.disable()
     try:
         for _ in range(runs):
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
+            for f, spent in zip(functions, times):
+                start = time.perf_counter()
+                f()
+                spent.append(time.perf_counter() - start)
     finally:
         gc.enable()
-    return statistics.median(times)
+    return [statistics.median(spent) for spent in times]
 
 
 def conv_linear(analysis: FlopCountAnalysis) -> int:

@@ -9,8 +9,8 @@ are checked equal.
 
 - The zoo (``tests/zoo``: tiny early-exit networks of every family, CPU): msdprof counts every exit
   (eager, lazy, direct, head, block; ``flops``) of the CPU model from one recorded forward, on
-  shapes alone (two passes for a model that reads values: the attempt on shapes, then the real
-  one).  FlopCounterMode has no notion of exits: its best per-exit method is one forward stopped at
+  shapes alone (a model that reads values: one real pass, once its first count, which tries
+  shapes first, has seen it read them).  FlopCounterMode has no notion of exits: its best per-exit method is one forward stopped at
   each exit k (the zoo's hand-written ``exits=k``), under the MATH attention backend; one
   FlopCounterMode pass of the whole forward is the other yardstick.  Models with an ``nn.LSTM`` on
   CPU are timed but not checked (FlopCounterMode counts 0 for ``mkldnn_rnn_layer``).
@@ -36,14 +36,14 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from bench_any_model import median_seconds  # noqa: E402  (the same timing: warm-up, gc off)
+from bench_any_model import interleaved_medians, median_seconds  # noqa: E402  (the same timing: warm-up, gc off)
 from msdnet import build_model, resolve  # noqa: E402
 from msdprof import exit_costs  # noqa: E402
 from results import add_save_option, recorded  # noqa: E402
 from zoo import ENTRIES, eager_forward  # noqa: E402
 from zoo.attention import LlamaSharedHead  # noqa: E402
 
-RUNS = 7
+RUNS = 9
 
 
 def flop_counter_per_exit(model, inputs, exits: int) -> list[int]:
@@ -76,9 +76,8 @@ def zoo_rows() -> list[tuple[str, float, float, float]]:
         exits = len(ours())
         if not entry.lstm_on_cpu:
             assert ours() == flop_counter_per_exit(model, inputs, exits), f"{name}: the methods disagree"
-        rows.append((name, median_seconds(ours, RUNS),
-                     median_seconds(lambda: flop_counter_per_exit(model, inputs, exits), RUNS),
-                     median_seconds(lambda: flop_counter_once(model, inputs), RUNS)))
+        rows.append((name, *interleaved_medians([ours, lambda: flop_counter_per_exit(model, inputs, exits),
+                                                 lambda: flop_counter_once(model, inputs)], RUNS)))
     return rows
 
 
@@ -125,7 +124,8 @@ def main() -> int:
 
 def run() -> int:
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}; medians of {RUNS} runs after one untimed run, gc off while timed")
+    print(f"torch {torch.__version__}; medians of {RUNS} runs after one untimed run, gc off while timed; "
+          "the methods of a row timed in turn, round by round")
     print()
     rows = zoo_rows()
     print(f"### Per-exit counting of the zoo ({len(rows)} tiny models, CPU, 1 thread)")

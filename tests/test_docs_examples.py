@@ -145,3 +145,20 @@ def test_the_docs_site_builds_strictly(tmp_path):
 
 def test_printed_output_is_compared_without_trailing_spaces():
     assert printed("a  \nb\n\n") == "a\nb"
+
+
+def test_a_console_block_is_read_as_commands_each_with_the_output_shown_under_it():
+    body = ("$ msdprof count \\\n    --preset imagenet-step4\ntable\n$ python - <<'EOF'\nprint(1)\nEOF\n1\n"
+            "$ msdprof count --nBlocks 0   # exit status 2\nmsdprof: error: ...\n$ msdprof graph -o g.svg\n")
+    assert [(c.text.splitlines()[0], c.shown, c.status) for c in commands(body)] == [
+        ("msdprof count \\", "table", 0),
+        ("python - <<'EOF'", "1", 0),
+        ("msdprof count --nBlocks 0   # exit status 2", "msdprof: error: ...", 2),
+        ("msdprof graph -o g.svg", "", 0),
+    ]
+    assert commands(body)[1].text == "python - <<'EOF'\nprint(1)\nEOF"
+
+
+def test_a_console_block_starting_with_output_is_refused():
+    with pytest.raises(ValueError, match="starts with output"):
+        commands("table\n$ msdprof count\n")

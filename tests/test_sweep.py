@@ -11,7 +11,6 @@ import dataclasses
 import io
 import itertools
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -268,16 +267,6 @@ def test_cli_jobs_1_and_2_write_the_same_json(capsys):
     argv = [*BASE_ARGS, "--nBlocks", "1:3", "--stepmode", "even,lin_grow", "--format", "json", "--quiet"]
     outputs = [run(capsys, *argv, "--jobs", jobs)[1] for jobs in ("1", "2")]
     assert outputs[0] == outputs[1]
-
-
-def test_readme_shows_what_its_sweep_example_prints(capsys):
-    code, out, _ = run(capsys, "--preset", "cifar10-anytime", "--nBlocks", "4:8:2", "--stepmode",
-                       "even,lin_grow", "--growthRate", "6,7", "--grFactor", "1-3-4", "--max-macs",
-                       "200M", "--exit-budget", "40M")
-    assert code == 0
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    shown = "\n".join(line.rstrip() for line in out.splitlines())
-    assert "--grFactor 1-3-4 --max-macs 200M --exit-budget 40M\n" + shown + "\n```" in readme
 
 
 # --- counting from the plan, --verify -------------------------------------------------------------
