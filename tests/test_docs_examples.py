@@ -162,3 +162,14 @@ def test_a_console_block_is_read_as_commands_each_with_the_output_shown_under_it
 def test_a_console_block_starting_with_output_is_refused():
     with pytest.raises(ValueError, match="starts with output"):
         commands("table\n$ msdprof count\n")
+
+
+def test_the_readmes_limits_are_the_constants_that_enforce_them():
+    from msdnet.options import MAX_CHANNELS, MAX_INPUT_SIDE, MAX_LAYERS, MAX_SCALES
+    from msdprof.core.units import MAX_BYTES, bytes_text
+
+    limits = re.search(r"^## Limits\n(.*)", (ROOT / "README.md").read_text(), re.S | re.M).group(1)
+    limits = " ".join(limits.split())
+    for said in (f"{MAX_LAYERS:,} layers", f"{MAX_CHANNELS:,} channels", f"{MAX_SCALES} scales",
+                 f"{MAX_INPUT_SIDE:,}-pixel inputs", f"{bytes_text(MAX_BYTES)} of memory"):
+        assert said in limits
