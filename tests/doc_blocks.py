@@ -110,15 +110,17 @@ def workspace(folder: Path) -> Path:
 
 def environment(clone: bool = False) -> dict[str, str]:
     """The environment an example runs in: this checkout's interpreter and packages first; for a
-    long block, which runs in a fresh clone (``clone``), none of them, so that the clone's
-    ``make`` makes and uses its own ``.venv`` as on a fresh machine."""
+    long block, which runs in a fresh clone (``clone``), its interpreter's folder last on ``PATH``
+    (``msdprof`` is found there) and no ``VIRTUAL_ENV`` or ``PYTHONPATH``, so that the clone's
+    ``make`` finds the machine's own ``python3`` and makes and uses its own ``.venv``, as on a fresh
+    machine, never installing into this one."""
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
     env["TERM"] = "dumb"
     bin_dir = str(Path(sys.executable).parent)
     if clone:
         for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
             env.pop(name, None)
-        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != bin_dir)
+        env["PATH"] = os.pathsep.join([*(p for p in env.get("PATH", "").split(os.pathsep) if p != bin_dir), bin_dir])
         return env
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
