@@ -115,13 +115,13 @@ def environment(clone: bool = False) -> dict[str, str]:
     ``make`` finds the machine's own ``python3`` and makes and uses its own ``.venv``, as on a fresh
     machine, never installing into this one."""
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
-    env["TERM"] = "dumb"
     bin_dir = str(Path(sys.executable).parent)
     if clone:
         for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
             env.pop(name, None)
         env["PATH"] = os.pathsep.join([*(p for p in env.get("PATH", "").split(os.pathsep) if p != bin_dir), bin_dir])
         return env
+    env["TERM"] = "dumb"  # output as a pipe gets it, whatever terminal the tests run in
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
     return env

@@ -542,6 +542,7 @@ def test_compare_model_needs_the_input_size(capsys, model_file):
 
 def test_a_progress_bar_shows_on_a_terminals_stderr_unless_quiet(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setenv("TERM", "xterm-256color")  # a terminal that redraws (TERM=dumb shows no bar)
     code, out, err = run(capsys, "compare", *NETWORK, "--format", "json")
     assert code == 0 and json.loads(out)["exits"]
     assert "msdprof compare: counting with every tool" in err

@@ -208,7 +208,8 @@ def test_a_long_html_table_says_how_many_rows_it_leaves_out(swept, monkeypatch):
 # --- terminals: rich tables ----------------------------------------------------------------------
 
 
-def test_a_rich_console_prints_the_count_table_in_colour(costs):
+def test_a_rich_console_prints_the_count_table_in_colour(costs, monkeypatch):
+    monkeypatch.setenv("TERM", "xterm-256color")  # rich draws ASCII boxes on TERM=dumb
     out = io.StringIO()
     Console(file=out, width=120, force_terminal=True, color_system="standard").print(costs)
     printed = out.getvalue()

@@ -374,6 +374,7 @@ def test_report_files_tell_each_picture_and_page_as_it_starts():
 
 def test_report_shows_a_progress_bar_on_a_terminals_stderr(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setenv("TERM", "xterm-256color")  # a terminal that redraws (TERM=dumb shows no bar)
     code, err = run(capsys, "report", "--nBlocks", "2", "-o", str(tmp_path / "r.md"))
     assert code == 0 and "msdprof report: report: " in err
     code, err = run(capsys, "report", "--nBlocks", "2", "-o", str(tmp_path / "q.md"), "--quiet")
