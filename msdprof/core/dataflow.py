@@ -522,14 +522,13 @@ class _Recorder(TorchFunctionMode):
         data, and its read is not noted."""
         if self.read_in_call:
             return
-        if not self.values:
-            if any(t.is_meta for t in read):
-                raise ReadsValues(function_name(self.calling) if self.calling is not None else name,
-                                  self.stack[-1].name if self.stack else "")
-            return
-        self.read_in_call = True
         where = (function_name(self.calling) if self.calling is not None else name,
                  self.stack[-1].name if self.stack else "")
+        if not self.values:
+            if any(t.is_meta for t in read):
+                raise ReadsValues(*where)
+            return
+        self.read_in_call = True
         self.reads[where] = self.reads.get(where, 0) + 1
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -1472,11 +1471,12 @@ def count_modules(
 
 
 __all__ = [
-    "ByteGuard", "Call", "INPUTS_FORM", "batch_carriers", "collection_paused", "input_labels", "Dataflow",
-    "FORWARD_MEMORY_FACTOR", "INPUT_DTYPES", "INPUT_FORMS", "Idle",
-    "InputSpec", "Inputs", "OUTPUTS_HINT", "Op", "OutputError", "Outputs", "ReadsValues", "VALUE_METHODS",
-    "ValueRead", "WRAPPERS", "as_inputs", "check_forward_bytes", "count_modules", "evaluating",
-    "example_inputs", "forward_bytes", "function_name", "checked_inputs", "given_inputs", "input_bytes", "inputs_text", "make_inputs",
-    "parse_input_size", "parse_inputs", "record", "record_network", "record_on_shapes", "record_shapes", "record_values",
-    "select_exits", "stand_ins", "standing_in", "tensors_in", "uncounted", "unwrap",
+    "ByteGuard", "Call", "Dataflow", "FORWARD_MEMORY_FACTOR", "INPUTS_FORM", "INPUT_DTYPES",
+    "INPUT_FORMS", "Idle", "InputSpec", "Inputs", "OUTPUTS_HINT", "Op", "OutputError", "Outputs",
+    "ReadsValues", "VALUE_METHODS", "ValueRead", "WRAPPERS", "as_inputs", "batch_carriers",
+    "check_forward_bytes", "checked_inputs", "collection_paused", "count_modules", "evaluating",
+    "example_inputs", "forward_bytes", "function_name", "given_inputs", "input_bytes", "input_labels",
+    "inputs_text", "make_inputs", "parse_input_size", "parse_inputs", "record", "record_network",
+    "record_on_shapes", "record_shapes", "record_values", "select_exits", "stand_ins", "standing_in",
+    "tensors_in", "uncounted", "unwrap",
 ]

@@ -81,9 +81,10 @@ def _last_head(flow: Dataflow, reach: list[int], producer: int, bit: int) -> set
     return head | {op.index}
 
 
-def exit_heads(flow: Dataflow) -> list[set[int]]:
-    """Per exit, the operations of its head (indices into ``flow.ops``; see :func:`_heads`)."""
-    return _heads(flow, flow.reach())
+def exit_heads(flow: Dataflow, reach: list[int] | None = None) -> list[set[int]]:
+    """Per exit, the operations of its head (indices into ``flow.ops``; see :func:`_heads`);
+    ``reach``: ``flow.reach()``, when the caller has it already."""
+    return _heads(flow, flow.reach() if reach is None else reach)
 
 
 class _Running:

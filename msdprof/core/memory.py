@@ -283,10 +283,17 @@ def exit_memory(
     ``batch`` is their first dimension).
     """
     batch = check_batch(batch)
-    model = _model(preset_or_config, inputs, outputs, input_size, device, options)
-    flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs,
-                        batch=1 if inputs is not None else batch, real=real)
+    model, flow = _recorded(preset_or_config, batch, input_size, inputs, outputs, device, real, options)
     return memory_of(model, flow, _batch_of(inputs, batch))
+
+
+def _recorded(preset_or_config: Any, batch: int, input_size: Any, inputs: Any, outputs: Any,
+              device: str | torch.device, real: bool, options: dict[str, Any]) -> tuple[nn.Module, Dataflow]:
+    """The model :func:`exit_memory` is given and its record at ``batch`` (the inputs' own batch
+    when they are given)."""
+    model = _model(preset_or_config, inputs, outputs, input_size, device, options)
+    return model, record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs,
+                               batch=1 if inputs is not None else batch, real=real)
 
 
 def costs_and_memory(
@@ -305,13 +312,10 @@ def costs_and_memory(
     ``batch``) of one network from one record of its forward when ``batch`` is 1 (or the inputs
     given), from a record at each batch otherwise."""
     batch = check_batch(batch)
-    model = _model(preset_or_config, inputs, outputs, input_size, device, options)
+    model, flow = _recorded(preset_or_config, batch, input_size, inputs, outputs, device, real, options)
     convention = check_convention(convention, isinstance(model, MSDNet))
-    recorded = _batch_of(inputs, batch)
-    flow = record_exits(model, input_size=input_size, inputs=inputs, outputs=outputs,
-                        batch=1 if inputs is not None else batch, real=real)
     one = flow if batch == 1 else record_exits(model, input_size=input_size, outputs=outputs, real=real)
-    return costs_of(model, one, convention), memory_of(model, flow, recorded)
+    return costs_of(model, one, convention), memory_of(model, flow, _batch_of(inputs, batch))
 
 
 __all__ = [

@@ -44,6 +44,7 @@ exact at any ``L``; :class:`BlockCost` holds the same per block, for the policie
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Sequence
@@ -337,10 +338,7 @@ def _read_bytes(flow: Dataflow, ops: set[int]) -> int:
         for p in op.params:
             if gathers:
                 size = flow.param_bytes[p] // max(flow.param_sizes[p], 1)
-                rows = 1
-                for n in op.shape:
-                    rows *= n
-                gathered[p] = gathered.get(p, 0) + rows * size
+                gathered[p] = gathered.get(p, 0) + math.prod(op.shape) * size
             else:
                 full.add(p)
     return sum(flow.param_bytes[p] for p in full) + sum(
@@ -364,7 +362,7 @@ def _figures(step: _Step, convention: str) -> _Figures:
     number = CONVENTIONS[convention]
     values = [number(op.count) for op in flow.ops]
     reach = flow.reach()
-    heads = exit_heads(flow)
+    heads = exit_heads(flow, reach)
     heads[-1] = _last_head(flow, heads, reach)
     n = len(flow.outputs)
     ends = flow.eager_ends()
