@@ -334,6 +334,13 @@ ERRORS = [
     (["--hf-config", "llama.json", "--at", "1:99999999999999"], "--at 1:99999999999999: holds more than 1,000,000 "
                                                                 "lengths"),
     (["--hf-config", "llama.json", "--prompt", "0"], "--prompt 0: must be a whole number of tokens >= 1"),
+    # past 2^63 torch could not make the ids (a traceback before the bound); MAX_CONTEXT in token_costs
+    (["--hf-config", "llama.json", "--prompt", "99999999999999999999"],
+     "--prompt 99999999999999999999: must be at most 100,000,000 tokens"),
+    (["--hf-config", "llama.json", "--prompt", "100000001"], "--prompt 100000001: must be at most 100,000,000 tokens"),
+    (["--hf-config", "llama.json", "--at", "99999999999999999999"],
+     "--at 99999999999999999999: holds a length above 100,000,000 tokens"),
+    (["--hf-config", "llama.json", "--at", "1,100000001"], "--at 1,100000001: holds a length above 100,000,000 tokens"),
     (["--hf-config", "llama.json", "--exits", "1,5"], "--exits 1,5: entry 2 (5) is not an exit: exits are "
                                                       "numbered 1 to 1"),
     (["--hf-config", "llama.json", "--fractions", "1"], "--fractions 1: needs --tokens N"),

@@ -50,7 +50,7 @@ from torch import nn
 from msdnet.options import OptionError
 
 from ..core.display import Tabular
-from ..core.token_costs import BlockCost, TokenCosts, parse_lengths, token_costs
+from ..core.token_costs import BlockCost, TokenCosts, check_prompt, parse_lengths, token_costs
 from ..files.exit_trace import MAX_TOKENS, check_exits, parse_exits, read_exits
 from .budget import ExitDistribution, given_fractions
 
@@ -379,8 +379,7 @@ def generation_costs(
             raise OptionError("fractions", fractions if isinstance(fractions, str) else "given",
                               "needs --tokens N, the number of tokens generated")
         tokens = check_tokens(tokens)
-    if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 1:
-        raise OptionError("prompt", prompt, "must be a whole number of tokens >= 1")
+    prompt = check_prompt(prompt)
     lengths = parse_lengths(str(prompt) if at is None else at)
     taken = None
     if exits_from is not None:

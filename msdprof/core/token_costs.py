@@ -70,6 +70,9 @@ CONTRACT = ("forward(input_ids, past_key_values=None, use_cache=True) returning 
 MAX_COUNTED = 256
 #: The most cache lengths ``--at`` may ask for (a range is answered from its line).
 MAX_LENGTHS = 1_000_000
+#: The most tokens a prompt or a cache length may hold: ten times the longest context window of
+#: any model yet (past 2^63 torch cannot even make the token ids).
+MAX_CONTEXT = 100_000_000
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -491,6 +494,17 @@ def _line(points: dict[int, int]) -> Line | None:
 # --- the public function ------------------------------------------------------------------------
 
 
+def check_prompt(prompt: Any) -> int:
+    """``prompt``, the tokens of a prompt: a whole number from 1 to :data:`MAX_CONTEXT`, else an
+    :class:`OptionError` naming ``--prompt``."""
+    if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 1:
+        raise OptionError("prompt", prompt, "must be a whole number of tokens >= 1")
+    if prompt > MAX_CONTEXT:
+        raise OptionError("prompt", prompt, f"must be at most {MAX_CONTEXT:,} tokens (ten times the longest "
+                                            "context window of any model yet)")
+    return prompt
+
+
 class Lengths(tuple):
     """``(lengths, ranged)`` as :func:`parse_lengths` reads them (given again, not read again)."""
 
@@ -525,6 +539,9 @@ def parse_lengths(value: Any, option: str = "at") -> "Lengths":
             found = ()
     if not found or any(n < 0 for n in found) or len(set(found)) != len(found):
         raise OptionError(option, text, allowed)
+    if max(found) > MAX_CONTEXT:
+        raise OptionError(option, text, f"holds a length above {MAX_CONTEXT:,} tokens (ten times the "
+                                        "longest context window of any model yet)")
     if len(found) > MAX_LENGTHS:
         raise OptionError(option, text, f"holds more than {MAX_LENGTHS:,} lengths: give a shorter range")
     return Lengths((found, ranged))
@@ -561,8 +578,7 @@ def token_costs(
     messages name it; ``progress(done, steps, step)``: called before each record."""
     convention = check_convention(convention, msdnet=False)
     name = name or type(model).__name__
-    if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 1:
-        raise OptionError("prompt", prompt, "must be a whole number of tokens >= 1")
+    prompt = check_prompt(prompt)
     lengths, ranged = at if isinstance(at, Lengths) else parse_lengths(at)
     points = fit_points(lengths, ranged, prompt, more)
     device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("meta"))
@@ -676,5 +692,5 @@ def _fit_blocks(figures: dict[int, _Figures]) -> tuple[BlockCost, ...] | None:
     return tuple(found)
 
 
-__all__ = ["BlockCost", "CONTRACT", "Lengths", "Line", "MAX_COUNTED", "MAX_LENGTHS", "TokenCost", "TokenCosts", "fit_points",
+__all__ = ["BlockCost", "CONTRACT", "Lengths", "Line", "MAX_CONTEXT", "MAX_COUNTED", "MAX_LENGTHS", "check_prompt", "TokenCost", "TokenCosts", "fit_points",
            "parse_lengths", "token_costs"]
